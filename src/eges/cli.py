@@ -1,0 +1,159 @@
+"""The ``eges`` command line, built from the stage registry and the config sections.
+
+click is used because it gives typed options, choices, nested commands and help pages without
+hand-written argument parsing, and it is already a dependency of much of the data stack.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from eges.errors import EgesError
+
+
+def _echo(line: str) -> None:
+    click.echo(line, err=False)
+
+
+def _stage_names() -> list[str]:
+    from eges.pipeline import STAGES
+
+    return list(STAGES)
+
+
+def _abs(path: str | None) -> str | None:
+    return str(Path(path).resolve()) if path else None
+
+
+class _Group(click.Group):
+    """Turns EgesError into one clear line on stderr and exit status 2 (no traceback)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except EgesError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="eges")
+def main() -> None:
+    """Item embeddings from e-commerce behaviour logs (Alibaba EGES, KDD 2018)."""
+
+
+_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                              help="TOML config file (see `eges config --defaults`).")
+_set_option = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+                           help="Override one config key; repeatable.")
+_out_option = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                           help="Output directory (one subdirectory per stage, plus manifest.json).")
+_quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+
+
+@main.command()
+@click.option("--events", type=click.Path(dir_okay=False), help="Event log (Parquet or CSV).")
+@click.option("--items", type=click.Path(dir_okay=False), help="Item catalog with side information.")
+@click.option("--edges", type=click.Path(dir_okay=False),
+              help="A weighted edge list (src, dst[, weight]) to use instead of sessions from --events.")
+@_out_option
+@_config_option
+@_set_option
+@click.option("--from", "from_stage", type=click.Choice(_stage_names()),
+              help="Rerun this stage and every stage after it, even if fresh.")
+@_quiet_option
+def run(events, items, edges, out_dir, config_path, overrides, from_stage, quiet) -> None:
+    """Run every stage whose outputs are missing or out of date."""
+    from eges.config import load_config
+    from eges.pipeline import RunInputs
+    from eges.pipeline.runner import load_manifest
+    from eges.pipeline.runner import run as run_pipeline
+
+    out = Path(out_dir)
+    if events is None and edges is None:
+        previous = load_manifest(out).get("inputs")
+        if not previous:
+            raise click.UsageError("give --events (or --edges); there is no earlier run in --out to reuse")
+        inputs = RunInputs(**previous)
+    else:
+        for flag, value in (("--events", events), ("--items", items), ("--edges", edges)):
+            if value is not None and not Path(value).is_file():
+                raise EgesError(f"{flag} file {value} does not exist")
+        inputs = RunInputs(events=_abs(events) if edges is None else None, items=_abs(items), edges=_abs(edges))
+    config = load_config(config_path, overrides)
+    run_pipeline(out, config, inputs, from_stage=from_stage, progress=not quiet, echo=_echo)
+    vectors = out / "skipgram" / "vectors.parquet"
+    if vectors.exists():
+        _echo(f"item vectors: {vectors}")
+
+
+@main.command()
+@click.argument("name", type=click.Choice(_stage_names()))
+@_out_option
+@_config_option
+@_set_option
+@_quiet_option
+def stage(name, out_dir, config_path, overrides, quiet) -> None:
+    """Rerun one stage by NAME, with the inputs and config recorded in --out (plus any changes)."""
+    from eges.pipeline.runner import resume
+    from eges.pipeline.runner import run as run_pipeline
+
+    out = Path(out_dir)
+    config, inputs = resume(out, config_path, overrides)
+    run_pipeline(out, config, inputs, only=name, progress=not quiet, echo=_echo)
+
+
+@main.command()
+@_out_option
+@_config_option
+@_set_option
+def status(out_dir, config_path, overrides) -> None:
+    """Show each stage as fresh, stale or missing, and why."""
+    from eges.pipeline.runner import load_manifest, plan, resume
+
+    out = Path(out_dir)
+    config, inputs = resume(out, config_path, overrides)
+    recorded = load_manifest(out).get("stages", {})
+    for st in plan(out, config, inputs):
+        entry = recorded.get(st.name, {})
+        extra = f"  ({entry['rows_out']:,} rows, {entry['seconds']:.1f} s)" if "rows_out" in entry else ""
+        _echo(f"{st.name:<10} {st.state:<8} {st.reason}{extra}")
+
+
+@main.command("config")
+@click.option("--defaults", is_flag=True, help="Print the full default config with help text.")
+@_config_option
+@_set_option
+def config_cmd(defaults, config_path, overrides) -> None:
+    """Print a config (the defaults, or a file with --set changes applied) as TOML."""
+    from eges.config import default_config, load_config, to_toml
+
+    cfg = default_config() if defaults else load_config(config_path, overrides)
+    _echo(to_toml(cfg))
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--events", "n_events", default=300_000, show_default=True, help="Approximate event count.")
+@click.option("--items", "n_items", default=8_000, show_default=True, help="Catalog size.")
+@click.option("--seed", default=7, show_default=True)
+def sample(out_dir, n_events, n_items, seed) -> None:
+    """Generate a synthetic log and catalog with planted topics (see eges.sample_data)."""
+    import pyarrow as pa
+
+    from eges.pipeline.io import write_table
+    from eges.sample_data import SampleSpec, make_sample
+
+    spec = SampleSpec(n_events=n_events, n_items=n_items, seed=seed)
+    events, catalog, truth = make_sample(spec)
+    out = Path(out_dir)
+    for name, frame in (("events", events), ("items", catalog), ("item_topics", truth)):
+        write_table(pa.Table.from_pandas(frame, preserve_index=False), out / f"{name}.parquet")
+    _echo(f"wrote {len(events):,} events, {len(catalog):,} items to {out}")
+
+
+if __name__ == "__main__":
+    main()

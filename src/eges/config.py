@@ -1,0 +1,294 @@
+"""Typed, validated configuration: one frozen dataclass per stage, one TOML section each.
+
+Every key has a default and help text (kept in the field metadata), so `eges config --defaults`
+prints a complete, commented file, and an unknown key or bad value is rejected once, up front,
+with its full ``section.key`` name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from eges.errors import ConfigError
+
+
+def opt(default: Any, help: str, *, choices: Iterable[Any] | None = None, min: float | None = None,
+        affects_output: bool = True) -> Any:
+    """A config field with help text and optional constraints, checked by :func:`build_section`.
+
+    ``affects_output=False`` marks keys (threads, batch sizes) whose change does not make a stage's
+    outputs out of date.
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min,
+            "affects_output": affects_output}
+    if isinstance(default, list):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    """Reading the event log, cleaning it and cutting it into sessions (paper, section 2.1)."""
+
+    format: str = opt("auto", "Event log format: 'generic' uses the column names below; 'taobao' is the "
+                      "headerless UserBehavior CSV (user,item,category,behaviour,seconds); 'retailrocket' "
+                      "is events.csv; 'auto' picks by file contents.",
+                      choices=("auto", "generic", "taobao", "retailrocket"))
+    user_col: str = opt("user_id", "Column holding the user id.")
+    item_col: str = opt("item_id", "Column holding the item id.")
+    time_col: str = opt("timestamp", "Column holding the event time.")
+    behaviour_col: str = opt("behaviour", "Column holding the behaviour type; ignored if absent.")
+    dwell_col: str = opt("dwell", "Column holding the dwell time in seconds; ignored if absent.")
+    timestamp_unit: str = opt("auto", "Unit of integer timestamps; 'auto' tells seconds from milliseconds "
+                              "and microseconds by magnitude. Timestamp-typed columns need no unit.",
+                              choices=("auto", "s", "ms", "us", "timestamp"))
+    keep_behaviours: list[str] = opt([], "Behaviour types kept for sessions; empty keeps all.")
+    click_behaviours: list[str] = opt(["pv", "click", "view"], "Behaviour types counted as clicks for "
+                                      "the over-active-user rule (all events count when there is no "
+                                      "behaviour column).")
+    purchase_behaviours: list[str] = opt(["buy", "purchase", "transaction"], "Behaviour types counted as "
+                                         "purchases for the over-active-user rule.")
+    max_user_clicks: int = opt(3500, "Drop users with more clicks than this in the log (spam, crawlers).",
+                               min=1)
+    max_user_purchases: int = opt(1000, "Drop users with more purchases than this in the log.", min=1)
+    min_dwell_seconds: float = opt(1.0, "Drop events with dwell time under this many seconds (accidental "
+                                   "clicks); only applies when the dwell column is present.", min=0)
+    session_gap_seconds: float = opt(3600.0, "Start a new session after this much inactivity between "
+                                     "consecutive events of a user.", min=0)
+    collapse_repeats: bool = opt(True, "Collapse consecutive repeats of the same item within a session.")
+    min_session_length: int = opt(2, "Drop sessions with fewer items than this (after collapsing).", min=1)
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Building the weighted item graph from sessions (paper, section 2.2)."""
+
+    min_edge_weight: float = opt(1.0, "Drop edges whose weight is below this.", min=0)
+    undirected: bool = opt(False, "Merge i->j and j->i into one undirected edge (weights summed).")
+    src_col: str = opt("src", "Source item column of a user-supplied edge list (--edges).")
+    dst_col: str = opt("dst", "Destination item column of a user-supplied edge list.")
+    weight_col: str = opt("weight", "Weight column of a user-supplied edge list; absent means weight 1.")
+
+
+@dataclass(frozen=True)
+class WalksConfig:
+    """Weighted first-order random walks over the item graph."""
+
+    walk_length: int = opt(10, "Nodes per walk (the paper uses 10).", min=2)
+    walks_per_node: int = opt(20, "Walks started from every node with out-edges (the paper uses 20).", min=1)
+    seed: int = opt(42, "Random seed; walks are identical for a seed whatever the thread count.", min=0)
+    threads: int = opt(0, "Worker threads; 0 uses every core.", min=0, affects_output=False)
+    batch_walks: int = opt(1_000_000, "Walks generated and written per Parquet row group; bounds memory.",
+                           min=1, affects_output=False)
+
+
+@dataclass(frozen=True)
+class SkipgramConfig:
+    """Skip-gram with negative sampling on the walks, trained by gensim (BGE)."""
+
+    dimension: int = opt(128, "Vector dimension.", min=1)
+    window: int = opt(5, "Context window on each side of the centre node.", min=1)
+    negative: int = opt(5, "Negative samples per positive pair.", min=1)
+    epochs: int = opt(5, "Passes over the walks.", min=1)
+    alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0)
+    min_alpha: float = opt(0.0001, "Final learning rate.", min=0)
+    sample: float = opt(0.001, "Down-sampling threshold for frequent nodes; 0 turns it off.", min=0)
+    ns_exponent: float = opt(0.75, "Exponent of the unigram distribution negatives are drawn from.")
+    threads: int = opt(0, "Worker threads; 0 uses every core. Multi-threaded training is not "
+                       "bit-for-bit reproducible; use 1 for that.", min=0, affects_output=False)
+    seed: int = opt(42, "Random seed.", min=0)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Resources for the relational stages (DuckDB)."""
+
+    memory_limit: str = opt("4GB", "Memory cap for the relational engine; it spills to disk beyond this.")
+    threads: int = opt(0, "Threads for the relational engine; 0 uses every core.", min=0)
+    temp_directory: str = opt("", "Where the relational engine spills; empty uses OUT/.tmp.")
+
+
+#: Section name -> dataclass. Later features register their sections here (see :func:`register_section`).
+SECTIONS: dict[str, type] = {
+    "engine": EngineConfig,
+    "sessions": SessionsConfig,
+    "graph": GraphConfig,
+    "walks": WalksConfig,
+    "skipgram": SkipgramConfig,
+}
+
+
+def register_section(name: str, cls: type) -> None:
+    """Add a config section (used by stages that live outside this module)."""
+    SECTIONS[name] = cls
+
+
+class Config(Mapping[str, Any]):
+    """The whole configuration: an immutable mapping of section name -> frozen section dataclass."""
+
+    def __init__(self, sections: Mapping[str, Any]):
+        self._sections = dict(sections)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._sections[key]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._sections[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __iter__(self):
+        return iter(self._sections)
+
+    def __len__(self) -> int:
+        return len(self._sections)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: section_to_dict(sec) for name, sec in self._sections.items()}
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """A copy with some keys of one section changed (validated)."""
+        merged = {**section_to_dict(self[section]), **changes}
+        new = dict(self._sections)
+        new[section] = build_section(section, merged)
+        return Config(new)
+
+
+def section_to_dict(section: Any, output_keys_only: bool = False) -> dict[str, Any]:
+    """A section as a plain dict; ``output_keys_only`` leaves out keys that do not change outputs."""
+    out = {}
+    for f in dataclasses.fields(section):
+        if output_keys_only and not f.metadata.get("affects_output", True):
+            continue
+        value = getattr(section, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        value = float(value)
+    elif hint is str and not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
+    if meta.get("min") is not None and value < meta["min"]:
+        raise ConfigError(f"{name} must be at least {meta['min']}, got {value!r}")
+    return value
+
+
+def build_section(name: str, values: Mapping[str, Any]) -> Any:
+    """Validate ``values`` against section ``name`` and build its dataclass."""
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown config section [{name}]; known sections: {', '.join(SECTIONS)}")
+    cls = SECTIONS[name]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key {name}.{unknown[0]}; known keys in [{name}]: {', '.join(fields)}")
+    checked = {k: _check_value(f"{name}.{k}", v, hints[k], fields[k].metadata) for k, v in values.items()}
+    return cls(**checked)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value``; the value is read as TOML, falling back to a bare string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                base: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+    """Build a validated :class:`Config` from defaults, an optional base dict, a TOML file and ``--set``s."""
+    raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    if base:
+        for name, values in base.items():
+            raw.setdefault(name, {}).update(values)
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for name, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"config file {path}: top-level key {name!r} must be a [section]")
+            raw.setdefault(name, {}).update(values)
+    for text in overrides:
+        section, key, value = parse_override(text)
+        raw.setdefault(section, {})[key] = value
+    return Config({name: build_section(name, values) for name, values in raw.items()})
+
+
+def default_config() -> Config:
+    return load_config()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def to_toml(config: Config, with_help: bool = True) -> str:
+    """Render a config as TOML, each key preceded by its help text."""
+    lines: list[str] = []
+    for name, section in config.items():
+        if with_help and section.__doc__:
+            lines.append(f"# {section.__doc__.strip().splitlines()[0]}")
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(section):
+            if with_help:
+                help_text = f.metadata.get("help", "")
+                choices = f.metadata.get("choices")
+                if choices:
+                    help_text += f" One of: {', '.join(map(str, choices))}."
+                lines.extend(f"# {chunk}" for chunk in _wrap(help_text))
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int = 100) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width) or [""]

@@ -1,0 +1,291 @@
+"""All file reading and writing: event-log formats, schemas, atomic Parquet output, fingerprints.
+
+Every output goes to a temporary file beside its destination and is renamed into place only when
+complete, so an interrupted run never leaves a file that looks finished but is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from eges.config import EngineConfig, SessionsConfig
+from eges.errors import InputError
+
+EVENTS_VIEW = "eges_events"
+
+#: Fixed column layouts of the two public formats we read natively.
+TAOBAO_COLUMNS = {"user_id": "BIGINT", "item_id": "BIGINT", "category_id": "BIGINT",
+                  "behaviour": "VARCHAR", "timestamp": "BIGINT"}
+RETAILROCKET = {"user": "visitorid", "item": "itemid", "time": "timestamp", "behaviour": "event"}
+
+
+# --------------------------------------------------------------------------------------------- atomic
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it to ``final`` only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_table(table: pa.Table, path: str | Path, row_group_size: int = 1_000_000) -> int:
+    """Write an Arrow table to Parquet atomically; returns its row count."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+    return table.num_rows
+
+
+class AtomicParquetWriter:
+    """Stream record batches into one Parquet file (one row group per batch), renamed on close.
+
+    Keeps memory bounded to one batch whatever the total size.
+    """
+
+    def __init__(self, path: str | Path, schema: pa.Schema):
+        self._ctx = atomic_path(path)
+        self._tmp = self._ctx.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        self.rows = 0
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self.rows += table.num_rows
+
+    def __enter__(self) -> AtomicParquetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.close()
+        self._ctx.__exit__(exc_type, exc, tb)
+
+
+def copy_to_parquet(con: Any, query: str, path: str | Path, row_group_size: int = 1_000_000) -> None:
+    """Stream a DuckDB query into a Parquet file atomically (DuckDB writes it without materialising)."""
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' "
+                    f"(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {int(row_group_size)})")
+
+
+# --------------------------------------------------------------------------------------------- reading
+def read_table(path: str | Path, columns: list[str] | None = None, what: str = "table") -> pa.Table:
+    """Read a Parquet (or CSV) file into Arrow with errors that name the file and the missing column."""
+    path = Path(path)
+    _check_readable(path, what)
+    try:
+        if _is_csv(path):
+            import pyarrow.csv as pacsv
+
+            table = pacsv.read_csv(path)
+        else:
+            table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read {what} file {path}: {exc}") from None
+    if columns:
+        require_columns(table.column_names, columns, f"{what} file {path}")
+        table = table.select(columns)
+    return table
+
+
+def require_columns(available: list[str], needed: list[str], where: str) -> None:
+    missing = [c for c in needed if c not in available]
+    if missing:
+        raise InputError(f"{where} has no column {missing[0]!r}; its columns are: {', '.join(available)}")
+
+
+def parquet_num_rows(path: str | Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _check_readable(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"{what} path {path} is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{what} file {path} is not readable")
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() in {".csv", ".tsv", ".txt"} or path.name.lower().endswith((".csv.gz",))
+
+
+def _sql_path(path: str | Path) -> str:
+    return str(path).replace("'", "''")
+
+
+# --------------------------------------------------------------------------------------------- DuckDB
+def connect(engine: EngineConfig, spill_dir: str | Path | None = None) -> Any:
+    """An in-process DuckDB connection with the configured memory cap, threads and spill directory."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = '{engine.memory_limit}'")
+    if engine.threads:
+        con.execute(f"SET threads = {int(engine.threads)}")
+    spill = engine.temp_directory or (str(spill_dir) if spill_dir else "")
+    if spill:
+        Path(spill).mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+@dataclass(frozen=True)
+class EventsSource:
+    """The normalised events view and which optional columns it has."""
+
+    view: str
+    has_behaviour: bool
+    has_dwell: bool
+    timestamp_unit: str
+
+
+def sniff_format(path: Path) -> str:
+    """Tell the Taobao UserBehavior CSV and RetailRocket events.csv from a generic file by their first line."""
+    if not _is_csv(path):
+        return "generic"
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline().strip().lower()
+    fields = [f.strip() for f in first.split(",")]
+    if {"visitorid", "itemid", "event"} <= set(fields):
+        return "retailrocket"
+    if len(fields) == 5 and fields[3] in {"pv", "buy", "cart", "fav"} and all(
+            f.lstrip("-").isdigit() for f in fields[:3] + fields[4:]):
+        return "taobao"
+    return "generic"
+
+
+def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource:
+    """Create a view of the raw event file, check its schema and values, and normalise it.
+
+    Raises:
+        InputError: the file is missing or unreadable, a column is missing, an id is null, or a
+            timestamp is unparsable or negative.
+    """
+    path = Path(path)
+    _check_readable(path, "events")
+    fmt = sniff_format(path) if cfg.format == "auto" else cfg.format
+    p = _sql_path(path)
+    cols = {"user": cfg.user_col, "item": cfg.item_col, "time": cfg.time_col,
+            "behaviour": cfg.behaviour_col, "dwell": cfg.dwell_col}
+    unit = cfg.timestamp_unit
+    if fmt == "taobao":
+        columns = ", ".join(f"'{k}': '{v}'" for k, v in TAOBAO_COLUMNS.items())
+        source = f"read_csv('{p}', header = false, columns = {{{columns}}})"
+        cols = {"user": "user_id", "item": "item_id", "time": "timestamp", "behaviour": "behaviour",
+                "dwell": None}
+        unit = "s" if unit == "auto" else unit
+    elif fmt == "retailrocket":
+        source = f"read_csv('{p}', header = true)"
+        cols = {**RETAILROCKET, "dwell": None}
+        unit = "ms" if unit == "auto" else unit
+    elif _is_csv(path):
+        source = f"read_csv('{p}', header = true)"
+    else:
+        source = f"read_parquet('{p}')"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT * FROM {source}")
+        schema = con.execute("DESCRIBE eges_raw").fetchall()
+    except Exception as exc:  # duckdb raises several exception types for unreadable files
+        raise InputError(f"cannot read events file {path} as {fmt}: {str(exc).splitlines()[0]}") from None
+    return _normalise(con, "eges_raw", {name: typ for name, typ, *_ in schema}, cols, unit, f"events file {path}")
+
+
+def register_events(con: Any, events: Any, cfg: SessionsConfig) -> EventsSource:
+    """Like :func:`open_events` for an in-memory pandas DataFrame or Arrow table."""
+    if not isinstance(events, pa.Table):
+        events = pa.Table.from_pandas(events, preserve_index=False)
+    con.register("eges_raw_mem", events)
+    schema = con.execute("DESCRIBE eges_raw_mem").fetchall()
+    cols = {"user": cfg.user_col, "item": cfg.item_col, "time": cfg.time_col,
+            "behaviour": cfg.behaviour_col, "dwell": cfg.dwell_col}
+    return _normalise(con, "eges_raw_mem", {n: t for n, t, *_ in schema}, cols, cfg.timestamp_unit, "events table")
+
+
+def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | None], unit: str,
+               where: str) -> EventsSource:
+    require_columns(list(types), [cols["user"], cols["item"], cols["time"]], where)
+    has_beh = bool(cols["behaviour"]) and cols["behaviour"] in types
+    has_dwell = bool(cols["dwell"]) and cols["dwell"] in types
+    u, i, t = (f'"{cols[k]}"' for k in ("user", "item", "time"))
+    ttype = types[cols["time"]].upper()
+
+    nulls = con.execute(f"SELECT count(*) FILTER (WHERE {u} IS NULL), count(*) FILTER (WHERE {i} IS NULL),"
+                        f" count(*) FILTER (WHERE {t} IS NULL), count(*) FROM {raw}").fetchone()
+    for n, (col, role) in zip(nulls[:3], [(cols["user"], "user id"), (cols["item"], "item id"),
+                                          (cols["time"], "timestamp")]):
+        if n:
+            raise InputError(f"{where}: column {col!r} ({role}) has {n} null value(s) out of {nulls[3]} rows")
+    if nulls[3] == 0:
+        raise InputError(f"{where} has no rows")
+
+    ts_expr, unit = _timestamp_expr(con, raw, t, ttype, unit, cols["time"], where)
+    neg = con.execute(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0").fetchone()
+    if neg[0]:
+        raise InputError(f"{where}: column {cols['time']!r} has {neg[0]} negative timestamp(s), e.g. {neg[1]}")
+    beh = f'CAST("{cols["behaviour"]}" AS VARCHAR)' if has_beh else "NULL::VARCHAR"
+    dwell = f'TRY_CAST("{cols["dwell"]}" AS DOUBLE)' if has_dwell else "NULL::DOUBLE"
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW {EVENTS_VIEW} AS
+        SELECT {u} AS user_id, {i} AS item_id, {ts_expr} AS ts, {beh} AS behaviour, {dwell} AS dwell
+        FROM {raw}""")
+    return EventsSource(EVENTS_VIEW, has_beh, has_dwell, unit)
+
+
+_SCALE_TO_MS = {"s": "* 1000", "ms": "", "us": "// 1000"}
+
+
+def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str, where: str) -> tuple[str, str]:
+    """SQL turning the time column into BIGINT milliseconds, and the unit it was read in."""
+    if ttype.startswith(("TIMESTAMP", "DATE")):
+        return f"epoch_ms(CAST({t} AS TIMESTAMP))", "timestamp"
+    numeric = ttype in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                        "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"} or ttype.startswith("DECIMAL")
+    if not numeric:
+        # A text column: numbers written as text, or date-times.
+        bad_num = con.execute(f"SELECT count(*) FROM {raw} WHERE TRY_CAST({t} AS DOUBLE) IS NULL").fetchone()[0]
+        if bad_num == 0 and unit != "timestamp":
+            t = f"TRY_CAST({t} AS DOUBLE)"
+        else:
+            bad = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} "
+                              f"WHERE TRY_CAST({t} AS TIMESTAMP) IS NULL").fetchone()
+            if bad[0]:
+                raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), "
+                                 f"e.g. {bad[1]!r}")
+            return f"epoch_ms(TRY_CAST({t} AS TIMESTAMP))", "timestamp"
+    if unit == "timestamp":
+        raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
+    if unit == "auto":
+        biggest = con.execute(f"SELECT max(abs({t})) FROM {raw}").fetchone()[0] or 0
+        unit = "s" if biggest < 1e11 else "ms" if biggest < 1e14 else "us"
+    return f"CAST(({t}) {_SCALE_TO_MS[unit]} AS BIGINT)", unit
+
+
+# --------------------------------------------------------------------------------------------- fingerprints
+def fingerprint(path: str | Path, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Size, mtime and a content digest of a file; the digest is reused while size and mtime match."""
+    st = os.stat(path)
+    if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
+        return dict(known)
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "digest": h.hexdigest()}

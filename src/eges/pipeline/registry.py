@@ -1,0 +1,123 @@
+"""The stage registry: stages are small functions registered by name with what they read and write.
+
+The runner, ``eges status`` and the CLI's ``eges stage NAME`` are all built from this table, so a new
+stage (side information, evaluation, exports) plugs in by registering itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eges.config import Config
+from eges.errors import StageError
+
+#: External inputs are named with a leading '@': these are the ones a run can be given.
+EXTERNAL_INPUTS = ("@events", "@items", "@edges")
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The files a run starts from (absolute paths, or None)."""
+
+    events: str | None = None
+    items: str | None = None
+    edges: str | None = None
+
+    def get(self, key: str) -> str | None:
+        return getattr(self, key.lstrip("@"))
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"events": self.events, "items": self.items, "edges": self.edges}
+
+
+@dataclass
+class StageResult:
+    """What a stage reports: row counts, free-form details for the manifest, a one-line summary."""
+
+    rows_in: int
+    rows_out: int
+    summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """Everything a stage may use: where outputs go, the config, the run's inputs, a progress switch."""
+
+    out_dir: Path
+    config: Config
+    inputs: RunInputs
+    progress: bool = True
+
+    def path(self, relative: str) -> Path:
+        return self.out_dir / relative
+
+    def input_path(self, key: str) -> Path:
+        if key.startswith("@"):
+            value = self.inputs.get(key)
+            if value is None:
+                raise StageError(f"this stage needs --{key[1:]}")
+            return Path(value)
+        return self.out_dir / key
+
+    @property
+    def spill_dir(self) -> Path:
+        return self.out_dir / ".tmp"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A registered stage.
+
+    Attributes:
+        name: the stage name used by ``--from`` and ``eges stage``.
+        run: the function doing the work.
+        sections: config sections whose (output-affecting) keys make the stage out of date.
+        outputs: files it writes, relative to the output directory.
+        inputs: given the run's inputs, the files it reads: external ones as '@events' etc., others
+            as paths relative to the output directory (another stage's outputs).
+        enabled: whether the stage applies to this run (the sessions stage does not when an edge list
+            is given instead of events).
+    """
+
+    name: str
+    run: Callable[[StageContext], StageResult]
+    sections: tuple[str, ...]
+    outputs: tuple[str, ...]
+    inputs: Callable[[RunInputs], tuple[str, ...]]
+    enabled: Callable[[RunInputs], bool]
+    help: str
+
+
+STAGES: dict[str, Stage] = {}
+
+
+def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
+          inputs: Callable[[RunInputs], tuple[str, ...]],
+          enabled: Callable[[RunInputs], bool] | None = None) -> Callable:
+    """Register the decorated function as stage ``name`` (pipeline order = registration order)."""
+
+    def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
+        doc = (func.__doc__ or "").strip().splitlines()
+        STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _: True),
+                             doc[0] if doc else name)
+        return func
+
+    return wrap
+
+
+def producer_of(relative: str) -> str | None:
+    """The stage that writes ``relative``, if any."""
+    for st in STAGES.values():
+        if relative in st.outputs:
+            return st.name
+    return None
+
+
+def get_stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise StageError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    return STAGES[name]

@@ -1,0 +1,199 @@
+"""The BGE pipeline's stages: sessions -> graph -> walks -> skipgram, each Parquet in / Parquet out.
+
+Each stage is a thin wrapper: it opens its inputs, calls the pure code in ``eges.sessions``,
+``eges.graph``, ``eges.walks`` or ``eges.skipgram``, and writes its outputs atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from eges.errors import InputError, StageError
+from eges.graph.csr import CSRGraph, graph_stats
+from eges.graph.transitions import EDGES_TABLE, NODES_TABLE, edge_list_sql, transitions_sql
+from eges.pipeline import io
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
+from eges.sessions.clean import SESSIONS_TABLE, VOCAB_TABLE, sessionize_sql
+
+SESSIONS = "sessions/sessions.parquet"
+VOCAB = "sessions/items.parquet"
+EDGES = "graph/edges.parquet"
+NODES = "graph/nodes.parquet"
+GRAPH_STATS = "graph/stats.json"
+WALKS = "walks/walks.parquet"
+VECTORS = "skipgram/vectors.parquet"
+KEYED_VECTORS = "skipgram/vectors.kv"
+
+WALKS_SCHEMA = pa.schema([pa.field("walk", pa.list_(pa.int32()), nullable=False)])
+
+
+def _uses_events(inputs: RunInputs) -> bool:
+    return inputs.edges is None
+
+
+def _progress(ctx: StageContext, total: int, unit: str, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not ctx.progress, leave=False)
+
+
+# --------------------------------------------------------------------------------------------- sessions
+@stage("sessions", sections=("sessions",), outputs=(SESSIONS, VOCAB),
+       inputs=lambda inp: ("@events",), enabled=_uses_events)
+def sessions_stage(ctx: StageContext) -> StageResult:
+    """Clean the event log and cut it into sessions; write the sessions and the item vocabulary."""
+    cfg = ctx.config.sessions
+    con = io.connect(ctx.config.engine, ctx.spill_dir)
+    source = io.open_events(con, ctx.input_path("@events"), cfg)
+    report = sessionize_sql(con, source.view, cfg, has_behaviour=source.has_behaviour,
+                            has_dwell=source.has_dwell)
+    io.copy_to_parquet(con, f"SELECT * FROM {SESSIONS_TABLE}", ctx.path(SESSIONS))
+    io.copy_to_parquet(con, f"SELECT * FROM {VOCAB_TABLE} ORDER BY item_index", ctx.path(VOCAB))
+    con.close()
+    r = report
+    summary = (f"{r.sessions_out:,} sessions, {r.users_out:,} users, {r.items_out:,} items; dropped "
+               f"{r.spam_events:,} events of {r.spam_users:,} over-active users, {r.behaviour_dropped:,} by "
+               f"behaviour, {r.short_dwell_dropped:,} with short dwell, {r.repeats_collapsed:,} repeats, "
+               f"{r.short_session_events_dropped:,} in {r.short_sessions_dropped:,} short sessions")
+    details = {**r.as_dict(), "timestamp_unit": source.timestamp_unit}
+    return StageResult(r.events_in, r.events_out, summary, details)
+
+
+# --------------------------------------------------------------------------------------------- graph
+def _graph_inputs(inp: RunInputs) -> tuple[str, ...]:
+    return ("@edges",) if inp.edges is not None else (SESSIONS, VOCAB)
+
+
+@stage("graph", sections=("graph",), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs)
+def graph_stage(ctx: StageContext) -> StageResult:
+    """Build the weighted directed item graph (edge i->j = times j directly follows i in a session)."""
+    cfg = ctx.config.graph
+    con = io.connect(ctx.config.engine, ctx.spill_dir)
+    if ctx.inputs.edges is not None:
+        path = ctx.input_path("@edges")
+        table = io.read_table(path, what="edge list")
+        io.require_columns(table.column_names, [cfg.src_col, cfg.dst_col], f"edge list file {path}")
+        for col in (cfg.src_col, cfg.dst_col):
+            if table[col].null_count:
+                raise InputError(f"edge list file {path}: column {col!r} has {table[col].null_count} null id(s)")
+        has_weight = cfg.weight_col in table.column_names
+        if has_weight:
+            w = table[cfg.weight_col].cast(pa.float64()).to_numpy()
+            if not np.isfinite(w).all() or (w < 0).any():
+                raise InputError(f"edge list file {path}: column {cfg.weight_col!r} has negative, null or "
+                                 "non-finite weights")
+        con.register("eges_edge_input", table)
+        edge_list_sql(con, "eges_edge_input", cfg, has_weight)
+        rows_in = table.num_rows
+        nodes_query = f"SELECT * FROM {NODES_TABLE} ORDER BY item_index"
+    else:
+        sessions = ctx.input_path(SESSIONS)
+        con.execute(f"CREATE VIEW eges_sessions_in AS SELECT * FROM read_parquet('{io._sql_path(sessions)}')")
+        transitions_sql(con, "eges_sessions_in", cfg)
+        rows_in = io.parquet_num_rows(sessions)
+        nodes_query = f"SELECT * FROM read_parquet('{io._sql_path(ctx.input_path(VOCAB))}') ORDER BY item_index"
+    io.copy_to_parquet(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst", ctx.path(EDGES))
+    io.copy_to_parquet(con, nodes_query, ctx.path(NODES))
+    con.close()
+    graph = load_graph(ctx.out_dir)
+    stats = graph_stats(graph)
+    with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
+        tmp.write_text(json.dumps(stats, indent=2))
+    summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
+               f"{stats['weak_components']:,} weak components")
+    return StageResult(rows_in, stats["edges"], summary, stats)
+
+
+def load_graph(out_dir: Path) -> CSRGraph:
+    """The graph stage's edges as CSR arrays (edges are stored sorted by src, dst and unique)."""
+    edges = pq.read_table(out_dir / EDGES)
+    n_nodes = pq.ParquetFile(out_dir / NODES).metadata.num_rows
+    src = edges["src"].to_numpy()
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n_nodes), out=indptr[1:])
+    return CSRGraph(indptr, edges["dst"].to_numpy().astype(np.int32, copy=True),
+                    edges["weight"].to_numpy().astype(np.float64, copy=True))
+
+
+# --------------------------------------------------------------------------------------------- walks
+@stage("walks", sections=("walks",), outputs=(WALKS,), inputs=lambda inp: (EDGES, NODES))
+def walks_stage(ctx: StageContext) -> StageResult:
+    """Weighted random walks from every node with out-edges, streamed to Parquet in row groups."""
+    from eges.walks.generate import batch_to_arrow, iter_walk_batches, numba_threads, total_walks
+
+    cfg = ctx.config.walks
+    graph = load_graph(ctx.out_dir)
+    if graph.n_edges == 0:
+        raise InputError("the graph has no edges, so there is nothing to walk; check the graph settings")
+    total = total_walks(graph, cfg)
+    steps = 0
+    started = time.perf_counter()
+    with numba_threads(cfg.threads), io.AtomicParquetWriter(ctx.path(WALKS), WALKS_SCHEMA) as writer, \
+            _progress(ctx, total, "walk", "walks") as bar:
+        for batch in iter_walk_batches(graph, cfg):
+            column = batch_to_arrow(batch)
+            steps += len(column.values)
+            writer.write(pa.table({"walk": column}, schema=WALKS_SCHEMA))
+            bar.update(len(batch))
+    seconds = time.perf_counter() - started
+    details = {"walks": writer.rows, "steps": steps, "steps_per_second": round(steps / max(seconds, 1e-9))}
+    return StageResult(graph.n_edges, writer.rows,
+                       f"{steps:,} steps, {steps / max(seconds, 1e-9) / 1e6:.1f} M steps/s", details)
+
+
+def walk_batches(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(flat node indices, offsets) per row group of a walks file."""
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        col = pf.read_row_group(i, columns=["walk"]).column("walk").combine_chunks()
+        offsets = col.offsets.to_numpy().astype(np.int64)
+        values = col.values.to_numpy()
+        yield values[offsets[0]:offsets[-1]], offsets - offsets[0]
+
+
+# --------------------------------------------------------------------------------------------- skipgram
+@stage("skipgram", sections=("skipgram",), outputs=(VECTORS, KEYED_VECTORS),
+       inputs=lambda inp: (WALKS, NODES))
+def skipgram_stage(ctx: StageContext) -> StageResult:
+    """BGE: gensim skip-gram with negative sampling on the walks; write vectors and KeyedVectors."""
+    from gensim.models import KeyedVectors
+
+    from eges.skipgram.bge import WalkCorpus, train_bge, vectors_by_index
+
+    cfg = ctx.config.skipgram
+    walks_path = ctx.input_path(WALKS)
+    nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
+    n_nodes = nodes.num_rows
+    counts = np.zeros(n_nodes, dtype=np.int64)
+    for values, _ in walk_batches(walks_path):
+        counts += np.bincount(values, minlength=n_nodes)
+    n_walks = io.parquet_num_rows(walks_path)
+    if n_walks == 0:
+        raise StageError(f"{walks_path} holds no walks")
+    started = time.perf_counter()
+    with _progress(ctx, cfg.epochs, "epoch", "skipgram") as bar:
+        model = train_bge(WalkCorpus(lambda: walk_batches(walks_path)), counts, n_walks, cfg,
+                          progress=lambda _: bar.update(1))
+    seconds = time.perf_counter() - started
+    index, vectors = vectors_by_index(model, n_nodes)
+    ids = nodes["item_id"].take(pa.array(index))
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    table = pa.table({"item_id": ids,
+                      "vector": pa.FixedSizeListArray.from_arrays(flat, cfg.dimension)})
+    io.write_table(table, ctx.path(VECTORS))
+    kv = KeyedVectors(cfg.dimension, count=len(index), dtype=np.float32)
+    kv.add_vectors(ids.to_pylist(), vectors)
+    with io.atomic_path(ctx.path(KEYED_VECTORS)) as tmp, open(tmp, "wb") as fh:
+        kv.save(fh)
+    words = int(counts.sum()) * cfg.epochs
+    details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
+               "vocabulary": len(index)}
+    return StageResult(n_walks, table.num_rows,
+                       f"{len(index):,} vectors, {words / max(seconds, 1e-9) / 1e3:,.0f}k words/s", details)

@@ -1,0 +1,95 @@
+"""BGE: skip-gram with negative sampling on the walks, trained by gensim.
+
+Walks stay integer node indices end to end: gensim is given lists of Python ints (its vocabulary keys)
+built walk by walk from the Arrow/NumPy buffers, and the vocabulary is built from a ``bincount`` of the
+walks rather than by a Python scan. Our overhead on top of gensim is reading walks, nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from eges.config import SkipgramConfig
+
+
+class WalkCorpus:
+    """A restartable iterable of walks (lists of int node indices) for gensim.
+
+    ``batches`` is a callable returning a fresh iterator of ``(values, offsets)`` pairs: the flat int32
+    node indices of a group of walks and their int64 offsets; gensim iterates it once per epoch.
+    """
+
+    def __init__(self, batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]):
+        self._batches = batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for values, offsets in self._batches():
+            # Split once per batch; list conversion happens per walk, lazily, in gensim's producer thread.
+            for walk in np.split(values, offsets[1:-1]):
+                yield walk.tolist()
+
+
+def padded_batches(walks: np.ndarray) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """Batches for :class:`WalkCorpus` from an in-memory padded walk matrix (-1 after the end)."""
+
+    def gen() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        valid = walks >= 0
+        offsets = np.zeros(len(walks) + 1, dtype=np.int64)
+        np.cumsum(valid.sum(axis=1), out=offsets[1:])
+        yield walks[valid], offsets
+
+    return gen
+
+
+def resolve_threads(threads: int) -> int:
+    return threads or os.cpu_count() or 1
+
+
+def train_bge(corpus: Iterable[list[int]], node_counts: np.ndarray, n_walks: int, cfg: SkipgramConfig,
+              progress: Callable[[int], None] | None = None) -> Any:
+    """Train gensim Word2Vec (skip-gram, negative sampling) on integer walks.
+
+    Args:
+        corpus: restartable iterable of walks (lists of node indices).
+        node_counts: occurrences of each node index in the walks (``np.bincount``); nodes never
+            visited get no vector.
+        n_walks: number of walks (gensim needs it for the learning-rate schedule).
+        progress: called with the epoch number after each epoch.
+
+    Returns:
+        The trained ``gensim.models.Word2Vec``; its ``wv`` keys are node indices (ints).
+    """
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class _Epochs(CallbackAny2Vec):
+        def __init__(self) -> None:
+            self.epoch = 0
+
+        def on_epoch_end(self, model: Any) -> None:
+            self.epoch += 1
+            if progress:
+                progress(self.epoch)
+
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    model = Word2Vec(vector_size=cfg.dimension, window=cfg.window, negative=cfg.negative, sg=1, hs=0,
+                     min_count=1, sample=cfg.sample, ns_exponent=cfg.ns_exponent, alpha=cfg.alpha,
+                     min_alpha=cfg.min_alpha, workers=resolve_threads(cfg.threads), seed=cfg.seed,
+                     epochs=cfg.epochs)
+    visited = np.flatnonzero(node_counts)
+    model.build_vocab_from_freq({int(i): int(node_counts[i]) for i in visited})
+    model.train(corpus, total_examples=n_walks, total_words=int(node_counts.sum()), epochs=cfg.epochs,
+                callbacks=[_Epochs()], compute_loss=False)
+    return model
+
+
+def vectors_by_index(model: Any, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(node indices that have a vector, float32 matrix of their vectors) ordered by node index."""
+    keys = np.asarray(model.wv.index_to_key, dtype=np.int64)
+    order = np.argsort(keys)
+    return keys[order], np.ascontiguousarray(model.wv.vectors[order], dtype=np.float32)

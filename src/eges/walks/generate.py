@@ -1,0 +1,74 @@
+"""Walk generation in bounded batches on top of the compiled kernels."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from eges.config import WalksConfig
+from eges.graph.csr import CSRGraph
+from eges.walks.kernels import build_alias, pack_edges, walk_batch
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` numba threads (0 keeps the default: every core)."""
+    before = numba.get_num_threads()
+    if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def start_nodes(graph: CSRGraph) -> np.ndarray:
+    """Nodes walks start from: those with out-edges (a walk from a dangling node has no pairs)."""
+    return np.flatnonzero(graph.out_degree() > 0).astype(np.int32)
+
+
+def iter_walk_batches(graph: CSRGraph, cfg: WalksConfig) -> Iterator[np.ndarray]:
+    """Yield padded int32 walk matrices of at most ``cfg.batch_walks`` rows.
+
+    Each round visits every start node once in a seeded random order (as DeepWalk does), so a
+    streaming consumer such as skip-gram with a decaying learning rate sees no node-ordered bias.
+    """
+    prob, alias = build_alias(graph.indptr, graph.weights)
+    table = pack_edges(graph.indptr, graph.indices, prob, alias)
+    del prob, alias
+    starts = start_nodes(graph)
+    rng = np.random.default_rng(cfg.seed)
+    walk_id = 0
+    for _ in range(cfg.walks_per_node):
+        order = rng.permutation(starts)
+        for lo in range(0, len(order), cfg.batch_walks):
+            chunk = order[lo:lo + cfg.batch_walks]
+            yield walk_batch(graph.indptr, table, chunk, walk_id, cfg.seed, cfg.walk_length)
+            walk_id += len(chunk)
+
+
+def total_walks(graph: CSRGraph, cfg: WalksConfig) -> int:
+    return int(len(start_nodes(graph)) * cfg.walks_per_node)
+
+
+def random_walks_array(graph: CSRGraph, cfg: WalksConfig) -> np.ndarray:
+    """All walks as one padded int32 matrix (for in-memory use; the stage streams instead)."""
+    with numba_threads(cfg.threads):
+        batches = list(iter_walk_batches(graph, cfg))
+    if not batches:
+        return np.empty((0, cfg.walk_length), dtype=np.int32)
+    return np.concatenate(batches)
+
+
+def batch_to_arrow(walks: np.ndarray) -> pa.ListArray:
+    """A padded walk matrix as an Arrow list<int32> array with the -1 padding removed."""
+    valid = walks >= 0
+    lengths = valid.sum(axis=1)
+    offsets = np.zeros(len(walks) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = walks[valid] if not valid.all() else walks.reshape(-1)
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))

@@ -1,0 +1,146 @@
+"""Weighted first-order random walks over CSR arrays, compiled with numba.
+
+Why this shape: each step draws one 64-bit number from a per-walk generator (splitmix64 seeded by the
+walk's global id, so walks are the same for a seed whatever the thread count), picks a column of the
+current node's alias table with the high 32 bits and accepts or aliases it with the low 32 bits: O(1)
+per step, no Python objects, no global random state. Functions are cached on disk (``cache=True``) so
+only the first process pays for compilation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, parallel=True)
+def build_alias(indptr: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose alias tables for every node's out-edges.
+
+    Returns ``prob`` (float64, per edge: probability of keeping this column) and ``alias`` (int32, per
+    edge: the column, relative to the node's first edge, taken otherwise).
+    """
+    n = len(indptr) - 1
+    m = len(weights)
+    prob = np.ones(m, dtype=np.float64)
+    alias = np.zeros(m, dtype=np.int32)
+    small = np.empty(m, dtype=np.int32)  # per-node scratch lives in the node's own edge range
+    large = np.empty(m, dtype=np.int32)
+    for v in prange(n):
+        lo = indptr[v]
+        deg = indptr[v + 1] - lo
+        if deg == 0:
+            continue
+        total = 0.0
+        for k in range(deg):
+            total += weights[lo + k]
+        if total <= 0.0:
+            for k in range(deg):
+                prob[lo + k] = 1.0
+                alias[lo + k] = k
+            continue
+        ns = 0
+        nl = 0
+        for k in range(deg):
+            p = weights[lo + k] * deg / total
+            prob[lo + k] = p
+            if p < 1.0:
+                small[lo + ns] = k
+                ns += 1
+            else:
+                large[lo + nl] = k
+                nl += 1
+        while ns > 0 and nl > 0:
+            ns -= 1
+            s = small[lo + ns]
+            g = large[lo + nl - 1]
+            alias[lo + s] = g
+            prob[lo + g] = prob[lo + g] + prob[lo + s] - 1.0
+            if prob[lo + g] < 1.0:
+                nl -= 1
+                small[lo + ns] = g
+                ns += 1
+        for k in range(nl):
+            prob[lo + large[lo + k]] = 1.0
+        for k in range(ns):
+            prob[lo + small[lo + k]] = 1.0
+    return prob, alias
+
+
+@njit(cache=True, parallel=True)
+def pack_edges(indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, alias: np.ndarray) -> np.ndarray:
+    """One (m, 3) uint32 row per edge: acceptance threshold * 2**32, its node, its alias's node.
+
+    A step then touches a single 12-byte row instead of four arrays: one cache miss, not four.
+    """
+    n = len(indptr) - 1
+    table = np.empty((len(indices), 3), dtype=np.uint32)
+    for v in prange(n):
+        lo = indptr[v]
+        for e in range(lo, indptr[v + 1]):
+            table[e, 0] = np.uint32(min(prob[e] * 4294967296.0, 4294967295.0)) if prob[e] < 1.0 else 4294967295
+            table[e, 1] = indices[e]
+            table[e, 2] = indices[lo + alias[e]]
+    return table
+
+
+@njit(cache=True, parallel=True)
+def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, first_walk_id: int, seed: int,
+               length: int) -> np.ndarray:
+    """Walks from ``starts`` (one each), as an int32 matrix padded with -1 after a dangling node.
+
+    ``table`` comes from :func:`pack_edges`. Walk ``k`` of the batch uses the generator seeded by
+    ``(seed, first_walk_id + k)``, so the result does not depend on the number of threads.
+    """
+    n_walks = len(starts)
+    out = np.empty((n_walks, length), dtype=np.int32)
+    base = _mix(np.uint64(seed) * _GOLDEN + np.uint64(1))
+    for k in prange(n_walks):
+        state = base ^ _mix(np.uint64(first_walk_id + k) * _GOLDEN)
+        v = starts[k]
+        out[k, 0] = v
+        step = 1
+        while step < length:
+            lo = indptr[v]
+            deg = indptr[v + 1] - lo
+            if deg == 0:
+                break
+            state += _GOLDEN
+            r = _mix(state)
+            e = lo + np.int64(((r >> _S32) * np.uint64(deg)) >> _S32)
+            if (r & _LOW32) < table[e, 0]:
+                v = np.int64(table[e, 1])
+            else:
+                v = np.int64(table[e, 2])
+            out[k, step] = v
+            step += 1
+        for j in range(step, length):
+            out[k, j] = -1
+    return out
+
+
+@njit(cache=True)
+def count_steps(walks: np.ndarray) -> int:
+    """Number of node visits in a padded walk matrix."""
+    total = 0
+    for i in range(walks.shape[0]):
+        for j in range(walks.shape[1]):
+            if walks[i, j] >= 0:
+                total += 1
+    return total
