@@ -34,15 +34,17 @@ def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.
     source = register_events(con, events, config.sessions)
     report = sessionize_sql(con, source.view, config.sessions, has_behaviour=source.has_behaviour,
                             has_dwell=source.has_dwell)
-    sessions = con.execute(f"SELECT * FROM {SESSIONS_TABLE} ORDER BY user_id, session, position").arrow()
-    vocab = con.execute(f"SELECT * FROM {VOCAB_TABLE} ORDER BY item_index").arrow()
+    sessions = _table(con, f"SELECT * FROM {SESSIONS_TABLE} ORDER BY user_id, session, position")
+    vocab = _table(con, f"SELECT * FROM {VOCAB_TABLE} ORDER BY item_index")
     con.close()
-    return _table(sessions), _table(vocab), report
+    return sessions, vocab, report
 
 
-def _table(result: Any) -> pa.Table:
-    # DuckDB's .arrow() returns a Table in 1.x and a RecordBatchReader in 2.x.
-    return result if isinstance(result, pa.Table) else result.read_all()
+def _table(con: Any, query: str) -> pa.Table:
+    """A DuckDB query's result as an Arrow table (DuckDB 2 renamed ``arrow()`` to ``to_arrow_table()``)."""
+    rel = con.sql(query)
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+    return fetch()
 
 
 def build_graph(sessions: Any, n_items: int, config: GraphConfig | None = None) -> CSRGraph:
@@ -55,7 +57,7 @@ def build_graph(sessions: Any, n_items: int, config: GraphConfig | None = None) 
     con = duckdb.connect(":memory:")
     con.register("eges_sessions_mem", sessions)
     transitions_sql(con, "eges_sessions_mem", cfg)
-    edges = _table(con.execute(f"SELECT * FROM {EDGES_TABLE}").arrow())
+    edges = _table(con, f"SELECT * FROM {EDGES_TABLE}")
     con.close()
     return from_edges(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(), n_items)
 

@@ -229,7 +229,7 @@ def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | 
     ttype = types[cols["time"]].upper()
 
     nulls = con.execute(f"SELECT count(*) FILTER (WHERE {u} IS NULL), count(*) FILTER (WHERE {i} IS NULL),"
-                        f" count(*) FILTER (WHERE {t} IS NULL), count(*) FROM {raw}").fetchone()
+                        f" count(*) FILTER (WHERE {t} IS NULL), count(*) FROM {raw}").fetchall()[0]
     for n, (col, role) in zip(nulls[:3], [(cols["user"], "user id"), (cols["item"], "item id"),
                                           (cols["time"], "timestamp")]):
         if n:
@@ -238,7 +238,7 @@ def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | 
         raise InputError(f"{where} has no rows")
 
     ts_expr, unit = _timestamp_expr(con, raw, t, ttype, unit, cols["time"], where)
-    neg = con.execute(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0").fetchone()
+    neg = con.execute(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0").fetchall()[0]
     if neg[0]:
         raise InputError(f"{where}: column {cols['time']!r} has {neg[0]} negative timestamp(s), e.g. {neg[1]}")
     beh = f'CAST("{cols["behaviour"]}" AS VARCHAR)' if has_beh else "NULL::VARCHAR"
@@ -260,12 +260,12 @@ def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str
                         "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"} or ttype.startswith("DECIMAL")
     if not numeric:
         # A text column: numbers written as text, or date-times.
-        bad_num = con.execute(f"SELECT count(*) FROM {raw} WHERE TRY_CAST({t} AS DOUBLE) IS NULL").fetchone()[0]
+        bad_num = con.execute(f"SELECT count(*) FROM {raw} WHERE TRY_CAST({t} AS DOUBLE) IS NULL").fetchall()[0][0]
         if bad_num == 0 and unit != "timestamp":
             t = f"TRY_CAST({t} AS DOUBLE)"
         else:
             bad = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} "
-                              f"WHERE TRY_CAST({t} AS TIMESTAMP) IS NULL").fetchone()
+                              f"WHERE TRY_CAST({t} AS TIMESTAMP) IS NULL").fetchall()[0]
             if bad[0]:
                 raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), "
                                  f"e.g. {bad[1]!r}")
@@ -273,7 +273,7 @@ def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str
     if unit == "timestamp":
         raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
     if unit == "auto":
-        biggest = con.execute(f"SELECT max(abs({t})) FROM {raw}").fetchone()[0] or 0
+        biggest = con.execute(f"SELECT max(abs({t})) FROM {raw}").fetchall()[0][0] or 0
         unit = "s" if biggest < 1e11 else "ms" if biggest < 1e14 else "us"
     return f"CAST(({t}) {_SCALE_TO_MS[unit]} AS BIGINT)", unit
 

@@ -73,7 +73,7 @@ def sessionize_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_behav
         HAVING count(*) FILTER (WHERE {clicks}) > {int(cfg.max_user_clicks)}
             OR count(*) FILTER (WHERE {purchases}) > {int(cfg.max_user_purchases)}
     """)
-    spam_users, spam_events = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM eges_spam").fetchone()
+    spam_users, spam_events = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM eges_spam").fetchall()[0]
 
     flagged = f"""
         SELECT e.*, ({keep_beh}) AS beh_ok, ({dwell_ok}) AS dwell_ok
@@ -104,9 +104,9 @@ def sessionize_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_behav
     counts = con.execute(f"""
         SELECT count(*) FILTER (WHERE NOT beh_ok), count(*) FILTER (WHERE beh_ok AND NOT dwell_ok)
         FROM ({flagged})
-    """).fetchone()
+    """).fetchall()[0]
     behaviour_dropped, short_dwell_dropped = int(counts[0]), int(counts[1])
-    events_in = int(con.execute(f"SELECT count(*) FROM {events_view}").fetchone()[0])
+    events_in = int(con.execute(f"SELECT count(*) FROM {events_view}").fetchall()[0][0])
 
     repeat_filter = "NOT is_repeat" if cfg.collapse_repeats else "TRUE"
     con.execute(f"""
@@ -114,11 +114,11 @@ def sessionize_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_behav
         SELECT user_id, session, count(*) AS len FROM eges_steps WHERE {repeat_filter}
         GROUP BY user_id, session
     """)
-    repeats = int(con.execute("SELECT count(*) FROM eges_steps WHERE is_repeat").fetchone()[0]
+    repeats = int(con.execute("SELECT count(*) FROM eges_steps WHERE is_repeat").fetchall()[0][0]
                   ) if cfg.collapse_repeats else 0
     short = con.execute(f"""
         SELECT count(*), coalesce(sum(len), 0) FROM eges_lengths WHERE len < {int(cfg.min_session_length)}
-    """).fetchone()
+    """).fetchall()[0]
 
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE eges_kept AS
@@ -145,8 +145,8 @@ def sessionize_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_behav
         con.execute(f"DROP TABLE IF EXISTS {table}")
     events_out, sessions_out, users_out = con.execute(f"""
         SELECT count(*), count(DISTINCT (user_id, session)), count(DISTINCT user_id) FROM {SESSIONS_TABLE}
-    """).fetchone()
-    items_out = int(con.execute(f"SELECT count(*) FROM {VOCAB_TABLE}").fetchone()[0])
+    """).fetchall()[0]
+    items_out = int(con.execute(f"SELECT count(*) FROM {VOCAB_TABLE}").fetchall()[0][0])
     report = SessionsReport(
         events_in=events_in, spam_users=int(spam_users), spam_events=int(spam_events),
         behaviour_dropped=behaviour_dropped, short_dwell_dropped=short_dwell_dropped,

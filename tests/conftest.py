@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from eges.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+
+
+def events(rows: list[tuple]) -> pd.DataFrame:
+    """Events from (user, item, seconds[, behaviour[, dwell]]) tuples."""
+    cols = ["user_id", "item_id", "timestamp", "behaviour", "dwell"][: len(rows[0])]
+    return pd.DataFrame(rows, columns=cols)
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args: str, ok: bool = True):
+        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
