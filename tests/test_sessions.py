@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import events
 from eges.api import sessionize
 from eges.config import load_config
 from eges.errors import InputError

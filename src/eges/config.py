@@ -116,7 +116,7 @@ class EngineConfig:
 
     memory_limit: str = opt("4GB", "Memory cap for the relational engine; it spills to disk beyond this.")
     threads: int = opt(0, "Threads for the relational engine; 0 uses every core.", min=0)
-    temp_directory: str = opt("", "Where the relational engine spills; empty uses OUT/.tmp.")
+    temp_directory: str = opt("", "Where the relational engine spills; empty uses OUT/.spill.")
 
 
 #: Section name -> dataclass. Later features register their sections here (see :func:`register_section`).

@@ -80,7 +80,7 @@ class AtomicParquetWriter:
 def copy_to_parquet(con: Any, query: str, path: str | Path, row_group_size: int = 1_000_000) -> None:
     """Stream a DuckDB query into a Parquet file atomically (DuckDB writes it without materialising)."""
     with atomic_path(path) as tmp:
-        con.execute(f"COPY ({query}) TO '{_sql_path(tmp)}' "
+        con.execute(f"COPY ({query}) TO '{sql_path(tmp)}' "
                     f"(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {int(row_group_size)})")
 
 
@@ -127,11 +127,23 @@ def _is_csv(path: Path) -> bool:
     return path.suffix.lower() in {".csv", ".tsv", ".txt"} or path.name.lower().endswith((".csv.gz",))
 
 
-def _sql_path(path: str | Path) -> str:
+def sql_path(path: str | Path) -> str:
     return str(path).replace("'", "''")
 
 
 # --------------------------------------------------------------------------------------------- DuckDB
+@contextlib.contextmanager
+def duckdb_session(engine: EngineConfig, spill_dir: str | Path | None = None) -> Iterator[Any]:
+    """A connection from :func:`connect`, closed afterwards, its spill directory removed if left empty."""
+    con = connect(engine, spill_dir)
+    try:
+        yield con
+    finally:
+        con.close()
+        if spill_dir is not None and Path(spill_dir).is_dir() and not any(Path(spill_dir).iterdir()):
+            Path(spill_dir).rmdir()
+
+
 def connect(engine: EngineConfig, spill_dir: str | Path | None = None) -> Any:
     """An in-process DuckDB connection with the configured memory cap, threads and spill directory."""
     import duckdb
@@ -143,7 +155,7 @@ def connect(engine: EngineConfig, spill_dir: str | Path | None = None) -> Any:
     spill = engine.temp_directory or (str(spill_dir) if spill_dir else "")
     if spill:
         Path(spill).mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
+        con.execute(f"SET temp_directory = '{sql_path(spill)}'")
     con.execute("SET preserve_insertion_order = false")
     return con
 
@@ -183,7 +195,7 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
     path = Path(path)
     _check_readable(path, "events")
     fmt = sniff_format(path) if cfg.format == "auto" else cfg.format
-    p = _sql_path(path)
+    p = sql_path(path)
     cols = {"user": cfg.user_col, "item": cfg.item_col, "time": cfg.time_col,
             "behaviour": cfg.behaviour_col, "dwell": cfg.dwell_col}
     unit = cfg.timestamp_unit
@@ -259,17 +271,16 @@ def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str
     numeric = ttype in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                         "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"} or ttype.startswith("DECIMAL")
     if not numeric:
-        # A text column: numbers written as text, or date-times.
-        bad_num = con.execute(f"SELECT count(*) FROM {raw} WHERE TRY_CAST({t} AS DOUBLE) IS NULL").fetchall()[0][0]
-        if bad_num == 0 and unit != "timestamp":
-            t = f"TRY_CAST({t} AS DOUBLE)"
-        else:
-            bad = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} "
-                              f"WHERE TRY_CAST({t} AS TIMESTAMP) IS NULL").fetchall()[0]
-            if bad[0]:
-                raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), "
-                                 f"e.g. {bad[1]!r}")
-            return f"epoch_ms(TRY_CAST({t} AS TIMESTAMP))", "timestamp"
+        # A text column: numbers written as text, or date-times; decided by what most values are.
+        n_rows, n_numeric = con.execute(f"SELECT count(*), count(TRY_CAST({t} AS DOUBLE)) FROM {raw}").fetchall()[0]
+        as_numbers = unit != "timestamp" and 2 * n_numeric >= n_rows
+        parsed = f"TRY_CAST({t} AS DOUBLE)" if as_numbers else f"TRY_CAST({t} AS TIMESTAMP)"
+        bad = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} WHERE {parsed} IS NULL").fetchall()[0]
+        if bad[0]:
+            raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), e.g. {bad[1]!r}")
+        if not as_numbers:
+            return f"epoch_ms({parsed})", "timestamp"
+        t = parsed
     if unit == "timestamp":
         raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
     if unit == "auto":

@@ -65,7 +65,7 @@ class StageContext:
 
     @property
     def spill_dir(self) -> Path:
-        return self.out_dir / ".tmp"
+        return self.out_dir / ".spill"
 
 
 @dataclass(frozen=True)

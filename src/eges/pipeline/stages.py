@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,13 +51,14 @@ def _progress(ctx: StageContext, total: int, unit: str, desc: str):
 def sessions_stage(ctx: StageContext) -> StageResult:
     """Clean the event log and cut it into sessions; write the sessions and the item vocabulary."""
     cfg = ctx.config.sessions
-    con = io.connect(ctx.config.engine, ctx.spill_dir)
-    source = io.open_events(con, ctx.input_path("@events"), cfg)
-    report = sessionize_sql(con, source.view, cfg, has_behaviour=source.has_behaviour,
-                            has_dwell=source.has_dwell)
-    io.copy_to_parquet(con, f"SELECT * FROM {SESSIONS_TABLE}", ctx.path(SESSIONS))
-    io.copy_to_parquet(con, f"SELECT * FROM {VOCAB_TABLE} ORDER BY item_index", ctx.path(VOCAB))
-    con.close()
+    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+        source = io.open_events(con, ctx.input_path("@events"), cfg)
+        report = sessionize_sql(con, source.view, cfg, has_behaviour=source.has_behaviour,
+                                has_dwell=source.has_dwell)
+        # Sorted so the file (and its digest) is the same for the same log.
+        io.copy_to_parquet(con, f"SELECT * FROM {SESSIONS_TABLE} ORDER BY user_id, session, position",
+                           ctx.path(SESSIONS))
+        io.copy_to_parquet(con, f"SELECT * FROM {VOCAB_TABLE} ORDER BY item_index", ctx.path(VOCAB))
     r = report
     summary = (f"{r.sessions_out:,} sessions, {r.users_out:,} users, {r.items_out:,} items; dropped "
                f"{r.spam_events:,} events of {r.spam_users:,} over-active users, {r.behaviour_dropped:,} by "
@@ -74,8 +76,22 @@ def _graph_inputs(inp: RunInputs) -> tuple[str, ...]:
 @stage("graph", sections=("graph",), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs)
 def graph_stage(ctx: StageContext) -> StageResult:
     """Build the weighted directed item graph (edge i->j = times j directly follows i in a session)."""
+    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+        rows_in, nodes_query = _edges_to_duckdb(ctx, con)
+        io.copy_to_parquet(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst", ctx.path(EDGES))
+        io.copy_to_parquet(con, nodes_query, ctx.path(NODES))
+    graph = load_graph(ctx.out_dir)
+    stats = graph_stats(graph)
+    with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
+        tmp.write_text(json.dumps(stats, indent=2))
+    summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
+               f"{stats['weak_components']:,} weak components")
+    return StageResult(rows_in, stats["edges"], summary, stats)
+
+
+def _edges_to_duckdb(ctx: StageContext, con: Any) -> tuple[int, str]:
+    """Create the edge and node tables from the edge list or the sessions; (rows read, nodes query)."""
     cfg = ctx.config.graph
-    con = io.connect(ctx.config.engine, ctx.spill_dir)
     if ctx.inputs.edges is not None:
         path = ctx.input_path("@edges")
         table = io.read_table(path, what="edge list")
@@ -91,24 +107,12 @@ def graph_stage(ctx: StageContext) -> StageResult:
                                  "non-finite weights")
         con.register("eges_edge_input", table)
         edge_list_sql(con, "eges_edge_input", cfg, has_weight)
-        rows_in = table.num_rows
-        nodes_query = f"SELECT * FROM {NODES_TABLE} ORDER BY item_index"
-    else:
-        sessions = ctx.input_path(SESSIONS)
-        con.execute(f"CREATE VIEW eges_sessions_in AS SELECT * FROM read_parquet('{io._sql_path(sessions)}')")
-        transitions_sql(con, "eges_sessions_in", cfg)
-        rows_in = io.parquet_num_rows(sessions)
-        nodes_query = f"SELECT * FROM read_parquet('{io._sql_path(ctx.input_path(VOCAB))}') ORDER BY item_index"
-    io.copy_to_parquet(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst", ctx.path(EDGES))
-    io.copy_to_parquet(con, nodes_query, ctx.path(NODES))
-    con.close()
-    graph = load_graph(ctx.out_dir)
-    stats = graph_stats(graph)
-    with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
-        tmp.write_text(json.dumps(stats, indent=2))
-    summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
-               f"{stats['weak_components']:,} weak components")
-    return StageResult(rows_in, stats["edges"], summary, stats)
+        return table.num_rows, f"SELECT * FROM {NODES_TABLE} ORDER BY item_index"
+    sessions = ctx.input_path(SESSIONS)
+    con.execute(f"CREATE VIEW eges_sessions_in AS SELECT * FROM read_parquet('{io.sql_path(sessions)}')")
+    transitions_sql(con, "eges_sessions_in", cfg)
+    vocab = io.sql_path(ctx.input_path(VOCAB))
+    return io.parquet_num_rows(sessions), f"SELECT * FROM read_parquet('{vocab}') ORDER BY item_index"
 
 
 def load_graph(out_dir: Path) -> CSRGraph:
