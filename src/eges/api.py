@@ -16,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 
 from eges.config import Config, GraphConfig, SkipgramConfig, WalksConfig, default_config
+from eges.duck import duckdb_table
 from eges.graph.csr import CSRGraph, from_edges
-from eges.sessions.clean import SESSIONS_TABLE, VOCAB_TABLE, SessionsReport, sessionize_sql
+from eges.sessions.clean import SessionsReport, index_items, sessionize_stream, vocabulary_sql
 
 
 def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.Table, SessionsReport]:
@@ -30,21 +31,20 @@ def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.
     from eges.pipeline.io import connect, register_events
 
     config = config or default_config()
+    report = SessionsReport()
     con = connect(config.engine)
-    source = register_events(con, events, config.sessions)
-    report = sessionize_sql(con, source.view, config.sessions, has_behaviour=source.has_behaviour,
-                            has_dwell=source.has_dwell)
-    sessions = _table(con, f"SELECT * FROM {SESSIONS_TABLE} ORDER BY user_id, session, position")
-    vocab = _table(con, f"SELECT * FROM {VOCAB_TABLE} ORDER BY item_index")
-    con.close()
-    return sessions, vocab, report
-
-
-def _table(con: Any, query: str) -> pa.Table:
-    """A DuckDB query's result as an Arrow table (DuckDB 2 renamed ``arrow()`` to ``to_arrow_table()``)."""
-    rel = con.sql(query)
-    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
-    return fetch()
+    try:
+        source = register_events(con, events, config.sessions)
+        parts = list(sessionize_stream(con, source.view, config.sessions, has_behaviour=source.has_behaviour,
+                                       has_dwell=source.has_dwell, report=report))
+        report.check_not_empty(config.sessions)
+        kept = pa.concat_tables(parts)
+        con.register("eges_kept_mem", kept)
+        vocab = duckdb_table(con, vocabulary_sql("eges_kept_mem"))
+    finally:
+        con.close()
+    report.items_out = vocab.num_rows
+    return index_items(kept, vocab.column("item_id")), vocab, report
 
 
 def build_graph(sessions: Any, n_items: int, config: GraphConfig | None = None) -> CSRGraph:
@@ -54,10 +54,12 @@ def build_graph(sessions: Any, n_items: int, config: GraphConfig | None = None) 
     from eges.graph.transitions import EDGES_TABLE, transitions_sql
 
     cfg = config or GraphConfig()
+    if not isinstance(sessions, pa.Table):
+        sessions = pa.Table.from_pandas(sessions, preserve_index=False)
+    ordered = sessions.sort_by([("user_id", "ascending"), ("session", "ascending"), ("position", "ascending")])
     con = duckdb.connect(":memory:")
-    con.register("eges_sessions_mem", sessions)
-    transitions_sql(con, "eges_sessions_mem", cfg)
-    edges = _table(con, f"SELECT * FROM {EDGES_TABLE}")
+    transitions_sql(con, [ordered], cfg)
+    edges = duckdb_table(con, f"SELECT * FROM {EDGES_TABLE}")
     con.close()
     return from_edges(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(), n_items)
 

@@ -82,7 +82,7 @@ def make_events(spec: SampleSpec, topic: np.ndarray, item_id: np.ndarray, rng: n
     related = draw(np.repeat(topic, 3)).reshape(n, 3)
 
     mean_len = 5.0
-    n_sessions = int(spec.n_events / (mean_len + 0.6))
+    n_sessions = int(spec.n_events / (mean_len - 0.15))  # ~5.15 events per session after noise
     n_users = max(n_sessions // 3, 1)
     prefs = rng.integers(0, t, (n_users, 3))
     n_prefs = rng.integers(1, 4, n_users)

@@ -52,20 +52,26 @@ def write_table(table: pa.Table, path: str | Path, row_group_size: int = 1_000_0
 
 
 class AtomicParquetWriter:
-    """Stream record batches into one Parquet file (one row group per batch), renamed on close.
+    """Stream tables into one Parquet file (one row group per table), renamed into place on success.
 
-    Keeps memory bounded to one batch whatever the total size.
+    Keeps memory bounded to one batch whatever the total size. Without a schema, the first table's
+    schema is used.
     """
 
-    def __init__(self, path: str | Path, schema: pa.Schema):
+    def __init__(self, path: str | Path, schema: pa.Schema | None = None, compression: str = "zstd"):
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        self._schema = schema
+        self._compression = compression
+        self._writer: pq.ParquetWriter | None = None
         self.rows = 0
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
+        if self._writer is None:
+            self._schema = self._schema or table.schema
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression=self._compression)
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 
@@ -73,7 +79,10 @@ class AtomicParquetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.close()
+        if self._writer is None and exc_type is None and self._schema is not None:
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression=self._compression)
+        if self._writer is not None:
+            self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
 
 
@@ -240,8 +249,9 @@ def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | 
     u, i, t = (f'"{cols[k]}"' for k in ("user", "item", "time"))
     ttype = types[cols["time"]].upper()
 
-    nulls = con.execute(f"SELECT count(*) FILTER (WHERE {u} IS NULL), count(*) FILTER (WHERE {i} IS NULL),"
-                        f" count(*) FILTER (WHERE {t} IS NULL), count(*) FROM {raw}").fetchall()[0]
+    # count(*) - count(col) is answered from Parquet statistics where they exist: no scan.
+    nulls = con.execute(f"SELECT count(*) - count({u}), count(*) - count({i}), count(*) - count({t}), count(*) "
+                        f"FROM {raw}").fetchall()[0]
     for n, (col, role) in zip(nulls[:3], [(cols["user"], "user id"), (cols["item"], "item id"),
                                           (cols["time"], "timestamp")]):
         if n:

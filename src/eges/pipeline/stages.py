@@ -16,12 +16,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eges.duck import duckdb_table
 from eges.errors import InputError, StageError
 from eges.graph.csr import CSRGraph, graph_stats
 from eges.graph.transitions import EDGES_TABLE, NODES_TABLE, edge_list_sql, transitions_sql
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
-from eges.sessions.clean import SESSIONS_TABLE, VOCAB_TABLE, sessionize_sql
+from eges.sessions.clean import SessionsReport, index_items, sessionize_stream, vocabulary_sql
 
 SESSIONS = "sessions/sessions.parquet"
 VOCAB = "sessions/items.parquet"
@@ -51,14 +52,26 @@ def _progress(ctx: StageContext, total: int, unit: str, desc: str):
 def sessions_stage(ctx: StageContext) -> StageResult:
     """Clean the event log and cut it into sessions; write the sessions and the item vocabulary."""
     cfg = ctx.config.sessions
+    report = SessionsReport()
+    staged = ctx.spill_dir / "sessions_with_item_ids.parquet"
     with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
         source = io.open_events(con, ctx.input_path("@events"), cfg)
-        report = sessionize_sql(con, source.view, cfg, has_behaviour=source.has_behaviour,
-                                has_dwell=source.has_dwell)
-        # Sorted so the file (and its digest) is the same for the same log.
-        io.copy_to_parquet(con, f"SELECT * FROM {SESSIONS_TABLE} ORDER BY user_id, session, position",
-                           ctx.path(SESSIONS))
-        io.copy_to_parquet(con, f"SELECT * FROM {VOCAB_TABLE} ORDER BY item_index", ctx.path(VOCAB))
+        # Pass 1: sessions with the original item ids, streamed to a scratch file (bounded memory).
+        with io.AtomicParquetWriter(staged, compression="lz4") as scratch:
+            for table in sessionize_stream(con, source.view, cfg, has_behaviour=source.has_behaviour,
+                                           has_dwell=source.has_dwell, report=report):
+                scratch.write(table)
+        try:
+            report.check_not_empty(cfg)
+            vocab = duckdb_table(con, vocabulary_sql(f"read_parquet('{io.sql_path(staged)}')"))
+            report.items_out = vocab.num_rows
+            # Pass 2: item ids -> vocabulary indices, still in (user, session, position) order.
+            with io.AtomicParquetWriter(ctx.path(SESSIONS)) as out:
+                for batch in pq.ParquetFile(staged).iter_batches(batch_size=1_000_000):
+                    out.write(index_items(pa.Table.from_batches([batch]), vocab.column("item_id")))
+            io.write_table(vocab, ctx.path(VOCAB))
+        finally:
+            staged.unlink(missing_ok=True)
     r = report
     summary = (f"{r.sessions_out:,} sessions, {r.users_out:,} users, {r.items_out:,} items; dropped "
                f"{r.spam_events:,} events of {r.spam_users:,} over-active users, {r.behaviour_dropped:,} by "
@@ -109,8 +122,8 @@ def _edges_to_duckdb(ctx: StageContext, con: Any) -> tuple[int, str]:
         edge_list_sql(con, "eges_edge_input", cfg, has_weight)
         return table.num_rows, f"SELECT * FROM {NODES_TABLE} ORDER BY item_index"
     sessions = ctx.input_path(SESSIONS)
-    con.execute(f"CREATE VIEW eges_sessions_in AS SELECT * FROM read_parquet('{io.sql_path(sessions)}')")
-    transitions_sql(con, "eges_sessions_in", cfg)
+    batches = pq.ParquetFile(sessions).iter_batches(batch_size=1_000_000, columns=["user_id", "session", "item_index"])
+    transitions_sql(con, batches, cfg)
     vocab = io.sql_path(ctx.input_path(VOCAB))
     return io.parquet_num_rows(sessions), f"SELECT * FROM read_parquet('{vocab}') ORDER BY item_index"
 

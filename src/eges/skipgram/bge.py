@@ -29,9 +29,12 @@ class WalkCorpus:
 
     def __iter__(self) -> Iterator[list[int]]:
         for values, offsets in self._batches():
-            # Split once per batch; list conversion happens per walk, lazily, in gensim's producer thread.
-            for walk in np.split(values, offsets[1:-1]):
-                yield walk.tolist()
+            # One C-level conversion per batch, then list slices: the cheapest way to hand gensim lists
+            # of ints, so its producer thread does not starve the training threads.
+            flat = values.tolist()
+            bounds = offsets.tolist()
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                yield flat[lo:hi]
 
 
 def padded_batches(walks: np.ndarray) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
