@@ -87,3 +87,21 @@ def test_networkx_roundtrip():
     assert edge_dict(back) == edge_dict(g)
     undirected, _ = from_networkx(nx.Graph([(0, 1)]))
     assert edge_dict(undirected) == {(0, 1): 1.0, (1, 0): 1.0}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 30), st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), max_size=60))
+def test_weak_components_match_networkx(n, edges):
+    from eges.graph.components import weak_component_labels
+
+    edges = [(a % n, b % n) for a, b in edges]
+    g = from_edges(np.array([a for a, _ in edges], dtype=np.int64), np.array([b for _, b in edges], dtype=np.int64),
+                   None, n)
+    labels = weak_component_labels(g.indptr, g.indices)
+    ng = nx.DiGraph()
+    ng.add_nodes_from(range(n))
+    ng.add_edges_from(edges)
+    expected = list(nx.weakly_connected_components(ng))
+    assert len(set(labels.tolist())) == len(expected)
+    for comp in expected:
+        assert len({labels[v] for v in comp}) == 1

@@ -18,7 +18,7 @@ import pyarrow as pa
 from eges.config import Config, GraphConfig, SkipgramConfig, WalksConfig, default_config
 from eges.duck import duckdb_table
 from eges.graph.csr import CSRGraph, from_edges
-from eges.sessions.clean import SessionsReport, index_items, sessionize_stream, vocabulary_sql
+from eges.sessions.clean import SessionsReport, index_items, predecessors, sessionize_stream, vocabulary_sql
 
 
 def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.Table, SessionsReport]:
@@ -56,9 +56,13 @@ def build_graph(sessions: Any, n_items: int, config: GraphConfig | None = None) 
     cfg = config or GraphConfig()
     if not isinstance(sessions, pa.Table):
         sessions = pa.Table.from_pandas(sessions, preserve_index=False)
-    ordered = sessions.sort_by([("user_id", "ascending"), ("session", "ascending"), ("position", "ascending")])
+    if "prev_item_index" not in sessions.column_names:
+        sessions = sessions.sort_by([("user_id", "ascending"), ("session", "ascending"), ("position", "ascending")])
+        sessions = sessions.append_column("prev_item_index",
+                                          predecessors(sessions.column("item_index"), sessions.column("position")))
     con = duckdb.connect(":memory:")
-    transitions_sql(con, [ordered], cfg)
+    con.register("eges_sessions_mem", sessions)
+    transitions_sql(con, "eges_sessions_mem", cfg)
     edges = duckdb_table(con, f"SELECT * FROM {EDGES_TABLE}")
     con.close()
     return from_edges(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(), n_items)

@@ -58,6 +58,13 @@ def from_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray | None, n_no
     return CSRGraph(indptr, (ukey % max(n_nodes, 1)).astype(np.int32), summed.astype(np.float64))
 
 
+def from_sorted_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_nodes: int) -> CSRGraph:
+    """CSR arrays from an edge list already sorted by (src, dst) without duplicates: no sort needed."""
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n_nodes), out=indptr[1:])
+    return CSRGraph(indptr, np.array(dst, dtype=np.int32), np.array(weight, dtype=np.float64))
+
+
 def edge_sources(graph: CSRGraph) -> np.ndarray:
     """The source node of every edge, aligned with ``graph.indices``."""
     return np.repeat(np.arange(graph.n_nodes, dtype=np.int32), np.diff(graph.indptr))
@@ -65,15 +72,14 @@ def edge_sources(graph: CSRGraph) -> np.ndarray:
 
 def graph_stats(graph: CSRGraph) -> dict[str, Any]:
     """Nodes, edges, dangling nodes, weakly connected components and degree quantiles."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
+    from eges.graph.components import weak_component_labels
 
     n = graph.n_nodes
     out_deg = graph.out_degree()
     in_deg = np.bincount(graph.indices, minlength=n)
-    adj = csr_matrix((np.ones(graph.n_edges, dtype=np.int8), graph.indices, graph.indptr), shape=(n, n))
-    n_comp, labels = connected_components(adj, directed=True, connection="weak")
+    labels = weak_component_labels(graph.indptr, graph.indices)
     comp_sizes = np.bincount(labels) if n else np.zeros(0, dtype=np.int64)
+    n_comp = len(comp_sizes)
     qs = (0.5, 0.9, 0.99)
 
     def quantiles(x: np.ndarray) -> dict[str, float]:

