@@ -42,11 +42,12 @@ def iter_walk_batches(graph: CSRGraph, cfg: WalksConfig) -> Iterator[np.ndarray]
     del prob, alias
     starts = start_nodes(graph)
     rng = np.random.default_rng(cfg.seed)
+    batch = min(cfg.batch_walks, (2**31 - 1) // cfg.walk_length)  # Arrow list offsets are int32
     walk_id = 0
     for _ in range(cfg.walks_per_node):
         order = rng.permutation(starts)
-        for lo in range(0, len(order), cfg.batch_walks):
-            chunk = order[lo:lo + cfg.batch_walks]
+        for lo in range(0, len(order), batch):
+            chunk = order[lo:lo + batch]
             yield walk_batch(graph.indptr, table, chunk, walk_id, cfg.seed, cfg.walk_length)
             walk_id += len(chunk)
 
@@ -68,7 +69,7 @@ def batch_to_arrow(walks: np.ndarray) -> pa.ListArray:
     """A padded walk matrix as an Arrow list<int32> array with the -1 padding removed."""
     valid = walks >= 0
     lengths = valid.sum(axis=1)
-    offsets = np.zeros(len(walks) + 1, dtype=np.int64)
+    offsets = np.zeros(len(walks) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     values = walks[valid] if not valid.all() else walks.reshape(-1)
-    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))

@@ -100,6 +100,11 @@ def pack_edges(indptr: np.ndarray, indices: np.ndarray, prob: np.ndarray, alias:
     return table
 
 
+#: Walks advanced together by one thread. Their steps are independent, so the CPU overlaps their
+#: cache misses (a step is one random read of the edge table); 16 doubled throughput over 1 here.
+GROUP = 16
+
+
 @njit(cache=True, parallel=True)
 def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, first_walk_id: int, seed: int,
                length: int) -> np.ndarray:
@@ -111,27 +116,43 @@ def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, first_
     n_walks = len(starts)
     out = np.empty((n_walks, length), dtype=np.int32)
     base = _mix(np.uint64(seed) * _GOLDEN + np.uint64(1))
-    for k in prange(n_walks):
-        state = base ^ _mix(np.uint64(first_walk_id + k) * _GOLDEN)
-        v = starts[k]
-        out[k, 0] = v
-        step = 1
-        while step < length:
-            lo = indptr[v]
-            deg = indptr[v + 1] - lo
-            if deg == 0:
-                break
-            state += _GOLDEN
-            r = _mix(state)
-            e = lo + np.int64(((r >> _S32) * np.uint64(deg)) >> _S32)
-            if (r & _LOW32) < table[e, 0]:
-                v = np.int64(table[e, 1])
-            else:
-                v = np.int64(table[e, 2])
-            out[k, step] = v
-            step += 1
-        for j in range(step, length):
-            out[k, j] = -1
+    n_groups = (n_walks + GROUP - 1) // GROUP
+    for grp in prange(n_groups):
+        lo_k = grp * GROUP
+        hi_k = min(lo_k + GROUP, n_walks)
+        size = hi_k - lo_k
+        cur = np.empty(GROUP, dtype=np.int64)
+        state = np.empty(GROUP, dtype=np.uint64)
+        alive = np.zeros(GROUP, dtype=np.bool_)
+        for j in range(size):
+            k = lo_k + j
+            state[j] = base ^ _mix(np.uint64(first_walk_id + k) * _GOLDEN)
+            cur[j] = starts[k]
+            out[k, 0] = starts[k]
+            alive[j] = True
+        for step in range(1, length):
+            for j in range(size):
+                k = lo_k + j
+                if not alive[j]:
+                    out[k, step] = -1
+                    continue
+                v = cur[j]
+                lo = indptr[v]
+                deg = indptr[v + 1] - lo
+                if deg == 0:
+                    alive[j] = False
+                    out[k, step] = -1
+                    continue
+                st = state[j] + _GOLDEN
+                state[j] = st
+                r = _mix(st)
+                e = lo + np.int64(((r >> _S32) * np.uint64(deg)) >> _S32)
+                if (r & _LOW32) < table[e, 0]:
+                    v = np.int64(table[e, 1])
+                else:
+                    v = np.int64(table[e, 2])
+                cur[j] = v
+                out[k, step] = v
     return out
 
 
