@@ -64,8 +64,9 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @_set_option
 @click.option("--from", "from_stage", type=click.Choice(_stage_names()),
               help="Rerun this stage and every stage after it, even if fresh.")
+@click.option("--to", "to_stage", type=click.Choice(_stage_names()), help="Stop after this stage.")
 @_quiet_option
-def run(events, items, edges, out_dir, config_path, overrides, from_stage, quiet) -> None:
+def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, quiet) -> None:
     """Run every stage whose outputs are missing or out of date."""
     from eges.config import load_config
     from eges.pipeline import RunInputs
@@ -84,7 +85,7 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, quiet
                 raise EgesError(f"{flag} file {value} does not exist")
         inputs = RunInputs(events=_abs(events) if edges is None else None, items=_abs(items), edges=_abs(edges))
     config = load_config(config_path, overrides)
-    run_pipeline(out, config, inputs, from_stage=from_stage, progress=not quiet, echo=_echo)
+    run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
     vectors = out / "skipgram" / "vectors.parquet"
     if vectors.exists():
         _echo(f"item vectors: {vectors}")

@@ -122,9 +122,10 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
 
 
 def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | None = None,
-        only: str | None = None, progress: bool = True,
+        only: str | None = None, to_stage: str | None = None, progress: bool = True,
         echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every stale stage (all from ``from_stage`` on, or just ``only``), updating the manifest."""
+    """Run every stale stage (all from ``from_stage`` on, or just ``only``; none after ``to_stage``),
+    updating the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(STAGES)
     force: list[str] = []
@@ -133,6 +134,7 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
         force = names[names.index(from_stage):]
     if only is not None:
         force = [get_stage(only).name]
+    last = names.index(get_stage(to_stage).name) if to_stage is not None else len(names) - 1
     statuses = plan(out_dir, config, inputs, force)
     manifest = load_manifest(out_dir)
     manifest["inputs"] = inputs.to_dict()
@@ -140,7 +142,7 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
     ctx = StageContext(out_dir=out_dir, config=config, inputs=inputs, progress=progress)
     for status in statuses:
         st = STAGES[status.name]
-        if only is not None and st.name != only:
+        if (only is not None and st.name != only) or names.index(st.name) > last:
             continue
         if status.state == "skipped":
             continue

@@ -76,20 +76,24 @@ def filter_events_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_be
     if has_behaviour and cfg.keep_behaviours:
         keep_beh = f"behaviour IN {_sql_list(cfg.keep_behaviours)}"
     dwell_ok = f"(dwell IS NULL OR dwell >= {float(cfg.min_dwell_seconds)!r})" if has_dwell else "TRUE"
+    # One pass over the log counts, per user, everything the report needs.
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE eges_spam AS
-        SELECT user_id, count(*) AS n FROM {events_view} GROUP BY user_id
-        HAVING count(*) FILTER (WHERE {clicks}) > {int(cfg.max_user_clicks)}
-            OR count(*) FILTER (WHERE {purchases}) > {int(cfg.max_user_purchases)}
+        CREATE OR REPLACE TEMP TABLE eges_users AS
+        SELECT user_id, count(*) AS n,
+               count(*) FILTER (WHERE {clicks}) > {int(cfg.max_user_clicks)}
+                   OR count(*) FILTER (WHERE {purchases}) > {int(cfg.max_user_purchases)} AS spam,
+               count(*) FILTER (WHERE NOT ({keep_beh})) AS beh_drop,
+               count(*) FILTER (WHERE ({keep_beh}) AND NOT {dwell_ok}) AS dwell_drop
+        FROM {events_view} GROUP BY user_id
     """)
-    spam = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM eges_spam").fetchall()[0]
-    report.spam_users, report.spam_events = int(spam[0]), int(spam[1])
+    totals = con.execute("""
+        SELECT sum(n), count(*) FILTER (WHERE spam), coalesce(sum(n) FILTER (WHERE spam), 0),
+               coalesce(sum(beh_drop) FILTER (WHERE NOT spam), 0), coalesce(sum(dwell_drop) FILTER (WHERE NOT spam), 0)
+        FROM eges_users""").fetchall()[0]
+    report.events_in, report.spam_users, report.spam_events, report.behaviour_dropped, report.short_dwell_dropped = (
+        int(x or 0) for x in totals)
+    con.execute("CREATE OR REPLACE TEMP TABLE eges_spam AS SELECT user_id FROM eges_users WHERE spam")
     kept = f"{events_view} e ANTI JOIN eges_spam s ON e.user_id = s.user_id"
-    counts = con.execute(f"""
-        SELECT count(*) FILTER (WHERE NOT ({keep_beh})), count(*) FILTER (WHERE ({keep_beh}) AND NOT {dwell_ok})
-        FROM {kept}""").fetchall()[0]
-    report.behaviour_dropped, report.short_dwell_dropped = int(counts[0]), int(counts[1])
-    report.events_in = int(con.execute(f"SELECT count(*) FROM {events_view}").fetchall()[0][0])
     return (f"SELECT e.user_id, e.item_id, e.ts FROM {kept} WHERE ({keep_beh}) AND {dwell_ok} "
             "ORDER BY e.user_id, e.ts, e.item_id")
 

@@ -1,0 +1,56 @@
+"""Shared helpers for the benchmark scripts: data sets, repeated timings, peak memory of a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = Path(os.environ.get("EGES_BENCH_DIR", "/tmp/eges-bench"))
+PYTHON = sys.executable
+EGES = [PYTHON, "-m", "eges"]
+
+
+def sample_events(n_events: int, n_items: int) -> Path:
+    """The generator's log of about ``n_events`` events (made once, then reused)."""
+    out = WORK / f"events_{n_events // 1_000_000}m"
+    if not (out / "events.parquet").exists():
+        subprocess.run([*EGES, "sample", "--out", str(out), "--events", str(n_events), "--items", str(n_items)],
+                       check=True)
+    return out / "events.parquet"
+
+
+_RSS_WRAPPER = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+                "sys.exit(p.returncode)")
+
+
+def measured(cmd: list[str]) -> tuple[float, float, str]:
+    """Run a command in a fresh process; (wall seconds, its peak RSS in MiB, its stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.run([PYTHON, "-c", _RSS_WRAPPER, *cmd], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return seconds, int(proc.stderr.strip().splitlines()[-1]) / 1024, proc.stdout
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def stage_seconds(out_dir: Path) -> dict[str, float]:
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    return {name: entry["seconds"] for name, entry in manifest["stages"].items()}
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n## {title}")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
