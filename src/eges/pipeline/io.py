@@ -50,10 +50,11 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
 
-def write_table(table: pa.Table, path: str | Path, row_group_size: int = 1_000_000) -> int:
+def write_table(table: pa.Table, path: str | Path, row_group_size: int = 1_000_000,
+                compression: str = "zstd") -> int:
     """Write an Arrow table to Parquet atomically; returns its row count."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd",
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression=compression,
                        use_dictionary=_dictionary_columns(table.schema))
     return table.num_rows
 
