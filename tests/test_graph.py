@@ -80,6 +80,7 @@ def test_stats_on_a_fixed_graph():
 def test_networkx_roundtrip():
     g = from_edges(np.array([0, 0, 1]), np.array([1, 2, 2]), np.array([1.0, 4.0, 2.0]), 3)
     ng = to_networkx(g, node_ids=["a", "b", "c"])
+    assert nx.utils.graphs_equal(ng, g.to_networkx(["a", "b", "c"]))
     assert isinstance(ng, nx.DiGraph)
     assert ng["a"]["c"]["weight"] == 4.0 and ng.number_of_edges() == 3
     back, nodes = from_networkx(ng)

@@ -30,6 +30,10 @@ class CSRGraph:
     def out_degree(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    def to_networkx(self, node_ids: Any = None) -> Any:
+        """This graph as a weighted ``networkx.DiGraph`` (see :func:`to_networkx`)."""
+        return to_networkx(self, node_ids)
+
 
 def from_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray | None, n_nodes: int) -> CSRGraph:
     """Build a CSR graph from an edge list of node indices (duplicate edges have their weights summed).
