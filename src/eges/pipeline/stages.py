@@ -181,11 +181,10 @@ def walks_stage(ctx: StageContext) -> StageResult:
                        f"{steps:,} steps, {steps / max(seconds, 1e-9) / 1e6:.1f} M steps/s", details)
 
 
-def walk_batches(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(flat node indices, offsets) per row group of a walks file."""
-    pf = pq.ParquetFile(path)
-    for i in range(pf.num_row_groups):
-        col = pf.read_row_group(i, columns=["walk"]).column("walk").combine_chunks()
+def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(flat node indices, offsets) for about ``rows`` walks at a time from a walks file."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=["walk"]):
+        col = batch.column(0)
         offsets = col.offsets.to_numpy().astype(np.int64)
         values = col.values.to_numpy()
         yield values[offsets[0]:offsets[-1]], offsets - offsets[0]
@@ -211,9 +210,9 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
     started = time.perf_counter()
-    with _progress(ctx, cfg.epochs, "epoch", "skipgram") as bar:
-        model = train_bge(WalkCorpus(lambda: walk_batches(walks_path)), counts, n_walks, cfg,
-                          progress=lambda _: bar.update(1))
+    with _progress(ctx, n_walks * cfg.epochs, "walk", "skipgram") as bar:
+        corpus = WalkCorpus(lambda: walk_batches(walks_path, rows=100_000), on_batch=bar.update)
+        model = train_bge(corpus, counts, n_walks, cfg)
     seconds = time.perf_counter() - started
     index, vectors = vectors_by_index(model, n_nodes)
     ids = nodes["item_id"].take(pa.array(index))

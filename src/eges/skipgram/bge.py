@@ -24,11 +24,15 @@ class WalkCorpus:
     node indices of a group of walks and their int64 offsets; gensim iterates it once per epoch.
     """
 
-    def __init__(self, batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]):
+    def __init__(self, batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
+                 on_batch: Callable[[int], None] | None = None):
         self._batches = batches
+        self._on_batch = on_batch
 
     def __iter__(self) -> Iterator[list[int]]:
         for values, offsets in self._batches():
+            if self._on_batch is not None:
+                self._on_batch(len(offsets) - 1)
             # One C-level conversion per batch, then list slices: the cheapest way to hand gensim lists
             # of ints, so its producer thread does not starve the training threads.
             flat = values.tolist()
