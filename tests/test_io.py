@@ -1,0 +1,97 @@
+"""File formats, atomic writes and fingerprints (eges.pipeline.io)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from eges.config import SessionsConfig, load_config
+from eges.errors import InputError
+from eges.pipeline import io
+from eges.sessions.clean import SessionsReport, sessionize_stream
+
+
+def sessions_of(path, cfg=None):
+    cfg = cfg or SessionsConfig()
+    con = io.connect(load_config().engine)
+    source = io.open_events(con, path, cfg)
+    report = SessionsReport()
+    tables = list(sessionize_stream(con, source.view, cfg, has_behaviour=source.has_behaviour,
+                                    has_dwell=source.has_dwell, report=report))
+    con.close()
+    rows = pa.concat_tables(tables).to_pylist() if tables else []
+    return source, [(r["user_id"], r["session"], r["item_id"]) for r in rows], report
+
+
+def test_taobao_user_behavior_csv(tmp_path):
+    path = tmp_path / "UserBehavior.csv"
+    path.write_text("1,100,7,pv,1511544070\n1,101,7,pv,1511544100\n1,102,7,buy,1511544200\n"
+                    "2,100,7,pv,1511544070\n2,103,8,cart,1511551300\n")
+    assert io.sniff_format(path) == "taobao"
+    source, rows, _ = sessions_of(path)
+    assert source.has_behaviour and not source.has_dwell and source.timestamp_unit == "s"
+    # User 2's two events are 7,230 s apart: two sessions of one item, both dropped.
+    assert rows == [(1, 0, 100), (1, 0, 101), (1, 0, 102)]
+
+
+def test_retailrocket_events_csv(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text("timestamp,visitorid,event,itemid,transactionid\n"
+                    "1433221332117,257597,view,355908,\n1433221400000,257597,addtocart,248676,\n"
+                    "1433221500000,257597,transaction,248676,4000\n1433224214164,992329,view,248676,\n")
+    assert io.sniff_format(path) == "retailrocket"
+    source, rows, _ = sessions_of(path)
+    assert source.timestamp_unit == "ms"
+    assert rows == [(257597, 0, 355908), (257597, 0, 248676)]  # the repeat of 248676 collapses
+    _, rows, _ = sessions_of(path, SessionsConfig(keep_behaviours=("view", "transaction")))
+    assert rows == [(257597, 0, 355908), (257597, 0, 248676)]
+
+
+def test_generic_csv_with_custom_columns(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("who,what,when\nu1,a,2024-01-01 10:00:00\nu1,b,2024-01-01 10:05:00\n")
+    cfg = SessionsConfig(user_col="who", item_col="what", time_col="when")
+    source, rows, _ = sessions_of(path, cfg)
+    assert source.timestamp_unit == "timestamp"
+    assert rows == [("u1", 0, "a"), ("u1", 0, "b")]
+    with pytest.raises(InputError, match="has no column 'user_id'"):
+        sessions_of(path)
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out" / "file.parquet"
+    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with io.atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and list(target.parent.iterdir()) == [target]
+
+
+def test_streaming_writer_is_atomic(tmp_path):
+    target = tmp_path / "w.parquet"
+    with pytest.raises(KeyboardInterrupt), io.AtomicParquetWriter(target) as w:
+        w.write(pa.table({"a": [1, 2]}))
+        raise KeyboardInterrupt
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with io.AtomicParquetWriter(target) as w:
+        w.write(pa.table({"a": [1, 2]}))
+        w.write(pa.table({"a": [3]}))
+    assert io.read_table(target)["a"].to_pylist() == [1, 2, 3]
+
+
+def test_fingerprint_reuses_digest_while_unchanged(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    first = io.fingerprint(path)
+    assert io.fingerprint(path, {**first, "digest": "cached"})["digest"] == "cached"
+    path.write_bytes(b"abcd")
+    assert io.fingerprint(path, first)["digest"] != first["digest"]
+
+
+def test_read_table_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        io.read_table(tmp_path / "nope.parquet")
+    with pytest.raises(InputError, match="is a directory"):
+        io.read_table(tmp_path)
