@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from eges.config import SessionsConfig
 from eges.duck import duckdb_batches
 from eges.errors import InputError
+from eges.sessions.kernels import cut_sessions
 
 SESSIONS_SCHEMA_FIELDS = ("user_id", "session", "position", "item_index", "ts")
 
@@ -117,7 +118,11 @@ def _changes(arr: pa.Array) -> np.ndarray:
     n = len(arr)
     out = np.ones(n, dtype=bool)
     if n > 1:
-        out[1:] = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        if (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)) and arr.null_count == 0:
+            values = arr.to_numpy()  # zero-copy; NumPy compares integers faster than Arrow compute
+            np.not_equal(values[1:], values[:-1], out=out[1:])
+        else:
+            out[1:] = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     return out
 
 
@@ -131,11 +136,24 @@ class SessionCutter:
 
     cfg: SessionsConfig
     report: SessionsReport
+    min_rows: int = 1_000_000
     _carry: pa.Table | None = field(default=None, repr=False)
 
-    def __call__(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.Table]:
+    def _gathered(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.Table]:
+        """Small record batches grouped into tables of at least ``min_rows`` rows (fewer, larger steps)."""
+        pending: list[pa.Table] = []
+        size = 0
         for batch in batches:
-            table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+            pending.append(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
+            size += pending[-1].num_rows
+            if size >= self.min_rows:
+                yield pa.concat_tables(pending)
+                pending, size = [], 0
+        if pending:
+            yield pa.concat_tables(pending)
+
+    def __call__(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.Table]:
+        for table in self._gathered(batches):
             if self._carry is not None:
                 table = pa.concat_tables([self._carry, table])
             if table.num_rows == 0:
@@ -155,37 +173,27 @@ class SessionCutter:
         users = table.column("user_id").combine_chunks()
         items = table.column("item_id").combine_chunks()
         ts = table.column("ts").to_numpy()
-        n = len(ts)
-        new_user = _changes(users)
-        gap = np.ones(n, dtype=bool)
-        gap[1:] = (ts[1:] - ts[:-1]) > int(round(cfg.session_gap_seconds * 1000))
-        new_session = new_user | gap
-        repeat = ~new_session & ~_changes(items)
-        keep = ~repeat if cfg.collapse_repeats else np.ones(n, dtype=bool)
-        self.report.repeats_collapsed += int(n - keep.sum())
-        # Session ids: global within the batch for length counting, per user for the output.
-        gid = np.cumsum(new_session) - 1
-        user_first_gid = gid[new_user]
-        per_user = gid - np.repeat(user_first_gid, np.diff(np.r_[np.flatnonzero(new_user), n]))
-        lengths = np.bincount(gid[keep], minlength=int(gid[-1]) + 1)
-        short = lengths < cfg.min_session_length
-        present = lengths > 0
-        self.report.short_sessions_dropped += int((short & present).sum())
-        self.report.short_session_events_dropped += int(lengths[short].sum())
-        rows = np.flatnonzero(keep & ~short[gid])
-        kept_gid = gid[rows]
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = kept_gid[1:] != kept_gid[:-1]
-        position = np.arange(len(rows)) - np.repeat(np.flatnonzero(first), np.diff(np.r_[np.flatnonzero(first), len(rows)]))
-        self.report.sessions_out += int(first.sum())
-        take = pa.array(rows)
+        keep, session, position, counts = cut_sessions(
+            _changes(users), _changes(items), ts, int(round(cfg.session_gap_seconds * 1000)),
+            cfg.collapse_repeats, cfg.min_session_length)
+        self.report.repeats_collapsed += int(counts[0])
+        self.report.short_sessions_dropped += int(counts[1])
+        self.report.short_session_events_dropped += int(counts[2])
+        self.report.sessions_out += int(counts[3])
         return pa.table({
-            "user_id": users.take(take),
-            "session": pa.array(per_user[rows].astype(np.int32)),
-            "position": pa.array(position.astype(np.int32)),
-            "item_id": items.take(take),
-            "ts": pa.array(ts[rows]),
+            "user_id": _select(users, keep),
+            "session": pa.array(session[keep]),
+            "position": pa.array(position[keep]),
+            "item_id": _select(items, keep),
+            "ts": pa.array(ts[keep]),
         })
+
+
+def _select(arr: pa.Array, mask: np.ndarray) -> pa.Array:
+    """Rows of ``arr`` where ``mask`` is true (NumPy for plain numbers, Arrow for everything else)."""
+    if (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)) and arr.null_count == 0:
+        return pa.array(arr.to_numpy()[mask])
+    return arr.filter(pa.array(mask))
 
 
 def vocabulary_sql(sessions_source: str) -> str:
