@@ -139,3 +139,19 @@ def test_sessions_match_a_reference(rows, gap):
     except InputError:
         got = []
     assert sorted(got) == ref
+
+
+def test_cut_kernel_on_a_fixed_sequence():
+    import numpy as np
+
+    from eges.sessions.kernels import cut_sessions
+
+    # user a: items 1 1 2 | gap | 3 ; user b: 4 5
+    new_user = np.array([True, False, False, False, True, False])
+    item_changed = np.array([True, False, True, True, True, True])
+    ts = np.array([0, 10, 20, 5000, 0, 1])
+    keep, session, position, counts = cut_sessions(new_user, item_changed, ts, 100, True, 2)
+    assert keep.tolist() == [True, False, True, False, True, True]
+    assert session.tolist() == [0, 0, 0, 1, 0, 0]
+    assert position[keep].tolist() == [0, 1, 0, 1]
+    assert counts.tolist() == [1, 1, 1, 2]  # one repeat; one short session of one row; two kept
