@@ -95,8 +95,11 @@ class ScratchFile:
         return pa.RecordBatchReader.from_batches(schema, self.batches())
 
     def remove(self) -> None:
+        """Delete the file, and its directory if that is left empty."""
         self.close()
         self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()
 
 
 class AtomicParquetWriter:

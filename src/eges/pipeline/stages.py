@@ -22,7 +22,7 @@ from eges.graph.csr import CSRGraph, from_sorted_edges, graph_stats
 from eges.graph.transitions import EDGES_TABLE, NODES_TABLE, edge_list_sql, transitions_sql
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
-from eges.sessions.clean import SessionsReport, index_items, sessionize_stream, vocabulary_sql
+from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
 
 SESSIONS = "sessions/sessions.parquet"
 VOCAB = "sessions/items.parquet"
@@ -68,7 +68,7 @@ def sessions_stage(ctx: StageContext) -> StageResult:
         report.items_out = vocab.num_rows
         # Pass 2: item ids -> vocabulary indices, still in (user, session, position) order.
         with io.AtomicParquetWriter(ctx.path(SESSIONS)) as out:
-            for batch in _rebatch(scratch.batches(), 1_000_000):
+            for batch in gather_batches(scratch.batches(), 1_000_000):
                 out.write(index_items(batch, vocab.column("item_id")))
         io.write_table(vocab, ctx.path(VOCAB))
     finally:
@@ -80,20 +80,6 @@ def sessions_stage(ctx: StageContext) -> StageResult:
                f"{r.short_session_events_dropped:,} in {r.short_sessions_dropped:,} short sessions")
     details = {**r.as_dict(), "timestamp_unit": source.timestamp_unit}
     return StageResult(r.events_in, r.events_out, summary, details)
-
-
-def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
-    """Group small record batches into tables of at least ``rows`` rows (for sensible row groups)."""
-    pending: list[pa.RecordBatch] = []
-    size = 0
-    for batch in batches:
-        pending.append(batch)
-        size += batch.num_rows
-        if size >= rows:
-            yield pa.Table.from_batches(pending)
-            pending, size = [], 0
-    if pending:
-        yield pa.Table.from_batches(pending)
 
 
 # --------------------------------------------------------------------------------------------- graph

@@ -113,6 +113,20 @@ def sessionize_stream(con: Any, events_view: str, cfg: SessionsConfig, *, has_be
         yield table
 
 
+def gather_batches(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterator[pa.Table]:
+    """Group small record batches into tables of at least ``rows`` rows (fewer, larger steps and row groups)."""
+    pending: list[pa.Table] = []
+    size = 0
+    for batch in batches:
+        pending.append(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
+        size += pending[-1].num_rows
+        if size >= rows:
+            yield pa.concat_tables(pending)
+            pending, size = [], 0
+    if pending:
+        yield pa.concat_tables(pending)
+
+
 def _changes(arr: pa.Array) -> np.ndarray:
     """Boolean array: True where ``arr[i] != arr[i-1]`` (and at 0); works for any Arrow type."""
     n = len(arr)
@@ -139,21 +153,8 @@ class SessionCutter:
     min_rows: int = 1_000_000
     _carry: pa.Table | None = field(default=None, repr=False)
 
-    def _gathered(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.Table]:
-        """Small record batches grouped into tables of at least ``min_rows`` rows (fewer, larger steps)."""
-        pending: list[pa.Table] = []
-        size = 0
-        for batch in batches:
-            pending.append(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
-            size += pending[-1].num_rows
-            if size >= self.min_rows:
-                yield pa.concat_tables(pending)
-                pending, size = [], 0
-        if pending:
-            yield pa.concat_tables(pending)
-
     def __call__(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.Table]:
-        for table in self._gathered(batches):
+        for table in gather_batches(batches, self.min_rows):
             if self._carry is not None:
                 table = pa.concat_tables([self._carry, table])
             if table.num_rows == 0:
