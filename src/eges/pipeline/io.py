@@ -138,13 +138,6 @@ class AtomicParquetWriter:
         self._ctx.__exit__(exc_type, exc, tb)
 
 
-def copy_to_parquet(con: Any, query: str, path: str | Path, row_group_size: int = 1_000_000) -> None:
-    """Stream a DuckDB query into a Parquet file atomically (DuckDB writes it without materialising)."""
-    with atomic_path(path) as tmp:
-        con.execute(f"COPY ({query}) TO '{sql_path(tmp)}' "
-                    f"(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {int(row_group_size)})")
-
-
 # --------------------------------------------------------------------------------------------- reading
 def read_table(path: str | Path, columns: list[str] | None = None, what: str = "table") -> pa.Table:
     """Read a Parquet (or CSV) file into Arrow with errors that name the file and the missing column."""

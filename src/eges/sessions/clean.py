@@ -28,8 +28,6 @@ from eges.duck import duckdb_batches
 from eges.errors import InputError
 from eges.sessions.kernels import cut_sessions
 
-SESSIONS_SCHEMA_FIELDS = ("user_id", "session", "position", "item_index", "ts")
-
 
 def _sql_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")" if values else "(NULL)"

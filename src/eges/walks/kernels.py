@@ -154,14 +154,3 @@ def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, first_
                 cur[j] = v
                 out[k, step] = v
     return out
-
-
-@njit(cache=True)
-def count_steps(walks: np.ndarray) -> int:
-    """Number of node visits in a padded walk matrix."""
-    total = 0
-    for i in range(walks.shape[0]):
-        for j in range(walks.shape[1]):
-            if walks[i, j] >= 0:
-                total += 1
-    return total
