@@ -1,0 +1,193 @@
+"""GES and EGES skip-gram training (paper, section 2.3) as compiled, lock-free (Hogwild) numba loops.
+
+An item v has embeddings W_v^0 (its own, a row of ``W``) and W_v^s for each side-information field s (a
+row of ``S`` shared by every item with the same value). Its aggregated vector is
+
+    GES:  H_v = mean_j W_v^j
+    EGES: H_v = sum_j exp(a_v^j) W_v^j / sum_j exp(a_v^j)
+
+over the embeddings the item has (unknown values are left out). Skip-gram with negative sampling scores
+H_v of the centre item against a context embedding Z_u. H_v is computed once per centre and the whole
+window is scored against it; the accumulated gradient dH is then pushed back into the parts:
+
+    dL/dW_v^j = w_j dL/dH_v            (w_j = 1/m for GES, softmax(a_v)_j for EGES)
+    dL/da_v^j = w_j <dL/dH_v, W_v^j - H_v>
+
+``pair_gradients`` exposes exactly these formulas for the finite-difference test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from eges.walks.kernels import _GOLDEN, _S32, _mix
+
+
+@njit(cache=True, inline="always")
+def _next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
+    state = state + _GOLDEN
+    return state, _mix(state)
+
+
+@njit(cache=True)
+def item_parts(v: int, has_own: bool, codes: np.ndarray, field_offset: np.ndarray, n_items: int,
+               out_rows: np.ndarray, out_slot: np.ndarray) -> int:
+    """Fill ``out_rows`` with rows of the stacked table [W; S] for item v and ``out_slot`` with the
+    attention slot of each (0 = the item's own embedding, 1 + s = field s). Returns how many."""
+    m = 0
+    if has_own:
+        out_rows[m] = v
+        out_slot[m] = 0
+        m += 1
+    for s in range(codes.shape[1]):
+        c = codes[v, s]
+        if c >= 0:
+            out_rows[m] = n_items + field_offset[s] + c
+            out_slot[m] = 1 + s
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
+              eges: bool, weights: np.ndarray, h: np.ndarray) -> None:
+    """H_v into ``h`` and the part weights into ``weights`` (mean for GES, softmax of a_v for EGES)."""
+    if eges:
+        top = -1e30
+        for j in range(m):
+            top = max(top, attention[v, slots[j]])
+        total = 0.0
+        for j in range(m):
+            weights[j] = np.exp(attention[v, slots[j]] - top)
+            total += weights[j]
+        for j in range(m):
+            weights[j] /= total
+    else:
+        for j in range(m):
+            weights[j] = 1.0 / m
+    h[:] = 0.0
+    for j in range(m):
+        row = table[rows[j]]
+        wj = weights[j]
+        for d in range(h.shape[0]):
+            h[d] += wj * row[d]
+
+
+@njit(cache=True)
+def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
+             eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray) -> None:
+    """Push the (already learning-rate-scaled) ascent direction ``dh`` for H_v into the parts and a_v."""
+    if eges:
+        for j in range(m):
+            row = table[rows[j]]
+            dot = 0.0
+            for d in range(h.shape[0]):
+                dot += dh[d] * (row[d] - h[d])
+            attention[v, slots[j]] += weights[j] * dot
+    for j in range(m):
+        row = table[rows[j]]
+        wj = weights[j]
+        for d in range(h.shape[0]):
+            row[d] += wj * dh[d]
+
+
+@njit(cache=True, parallel=True)
+def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.ndarray, context: np.ndarray,
+                attention: np.ndarray, has_own: np.ndarray, codes: np.ndarray, field_offset: np.ndarray,
+                neg_table: np.ndarray, window: int, negative: int, eges: bool, alpha: float, min_alpha: float,
+                done_tokens: int, total_tokens: int, seed: int, epoch: int, chunk: int) -> float:
+    """One pass over the walks; returns the mean negative log-likelihood per scored pair.
+
+    Walks are split into chunks of ``chunk`` walks handled by the threads without locks (Hogwild). Each
+    walk's random numbers come from its own generator seeded by (seed, epoch, walk), and its learning
+    rate from its position in the corpus, so one thread gives bit-for-bit the same result every time.
+    """
+    n_walks = len(walk_offsets) - 1
+    n_items = context.shape[0]
+    dim = table.shape[1]
+    n_fields = codes.shape[1]
+    n_chunks = (n_walks + chunk - 1) // chunk
+    losses = np.zeros(n_chunks)
+    pairs = np.zeros(n_chunks)
+    base = _mix(np.uint64(seed) * _GOLDEN + np.uint64(epoch + 7))
+    span = max(total_tokens, 1)
+    for c in prange(n_chunks):
+        rows = np.empty(n_fields + 1, dtype=np.int64)
+        slots = np.empty(n_fields + 1, dtype=np.int64)
+        weights = np.empty(n_fields + 1, dtype=np.float64)
+        h = np.empty(dim, dtype=np.float32)
+        dh = np.empty(dim, dtype=np.float32)
+        loss = 0.0
+        count = 0.0
+        for w in range(c * chunk, min((c + 1) * chunk, n_walks)):
+            lo = walk_offsets[w]
+            hi = walk_offsets[w + 1]
+            state = base ^ _mix(np.uint64(w) * _GOLDEN)
+            lr = alpha - (alpha - min_alpha) * min((done_tokens + lo) / span, 1.0)
+            for i in range(lo, hi):
+                v = walk_values[i]
+                m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
+                if m == 0:
+                    continue
+                aggregate(table, attention, v, rows, slots, m, eges, weights, h)
+                dh[:] = 0.0
+                state, r = _next(state)
+                b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
+                for j in range(max(lo, i - window + b), min(hi, i + window - b + 1)):
+                    if j == i:
+                        continue
+                    u = walk_values[j]
+                    for k in range(negative + 1):
+                        if k == 0:
+                            target = u
+                            label = 1.0
+                        else:
+                            state, r = _next(state)
+                            target = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
+                            if target == u:
+                                continue
+                            label = 0.0
+                        z = context[target]
+                        f = 0.0
+                        for d in range(dim):
+                            f += h[d] * z[d]
+                        f = min(max(f, -30.0), 30.0)
+                        sig = 1.0 / (1.0 + np.exp(-f))
+                        loss -= np.log(sig + 1e-12) if label > 0 else np.log(1.0 - sig + 1e-12)
+                        count += 1.0
+                        g = (label - sig) * lr
+                        for d in range(dim):
+                            dh[d] += g * z[d]
+                            z[d] += g * h[d]
+                backprop(table, attention, v, rows, slots, m, eges, weights, h, dh)
+        losses[c] = loss
+        pairs[c] = count
+    return losses.sum() / max(pairs.sum(), 1.0)
+
+
+def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray, has_own: np.ndarray,
+                   codes: np.ndarray, field_offset: np.ndarray, v: int, targets: np.ndarray,
+                   labels: np.ndarray, eges: bool) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Loss of centre ``v`` against ``targets`` and its gradients w.r.t. table, context and attention.
+
+    Uses the trainer's own ``aggregate``/``backprop`` with a learning rate of -1 so the updates they
+    would apply are exactly the negative gradients; for the finite-difference test.
+    """
+    t, z, a = table.copy(), context.copy(), attention.copy()
+    n = codes.shape[1] + 1
+    rows, slots = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    weights = np.empty(n)
+    m = item_parts(v, has_own[v], codes, field_offset, context.shape[0], rows, slots)
+    h = np.empty(table.shape[1], dtype=table.dtype)
+    aggregate(t, a, v, rows, slots, m, eges, weights, h)
+    dh = np.zeros_like(h)
+    loss = 0.0
+    for target, label in zip(targets, labels):
+        sig = 1.0 / (1.0 + np.exp(-float(h @ z[target])))
+        loss -= np.log(sig) if label > 0 else np.log(1.0 - sig)
+        g = -(label - sig)  # learning rate -1: the update is the gradient of the loss
+        dh += g * z[target]
+        z[target] = z[target] + g * h
+    backprop(t, a, v, rows, slots, m, eges, weights, h, dh)
+    return loss, t - table, z - context, a - attention

@@ -1,0 +1,151 @@
+"""Training GES/EGES on walks and placing cold-start items from their side information."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from eges.side_info.encode import SideInfo
+from eges.side_info.kernels import aggregate, item_parts, train_epoch
+from eges.walks.generate import numba_threads
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    method: str = "eges"  # ges | eges
+    dimension: int = 128
+    window: int = 5
+    negative: int = 5
+    epochs: int = 1
+    alpha: float = 0.025
+    min_alpha: float = 0.0001
+    ns_exponent: float = 0.75
+    threads: int = 0
+    seed: int = 42
+
+
+@dataclass
+class EgesModel:
+    """Trained parameters. Rows 0..n_nodes-1 of ``table`` are item embeddings W^0, the rest side-info
+    values (field s, value k at ``n_nodes + field_offset[s] + k``)."""
+
+    table: np.ndarray
+    context: np.ndarray
+    attention: np.ndarray
+    side: SideInfo
+    eges: bool
+    losses: list[float]
+
+    @property
+    def n_nodes(self) -> int:
+        return self.context.shape[0]
+
+    def value_vectors(self) -> np.ndarray:
+        return self.table[self.n_nodes:]
+
+    def attention_weights(self) -> np.ndarray:
+        """Normalised weight of each part (own, field 1..n) per behaviour item; 0 where a part is missing."""
+        return _weights(self.attention, self.side.codes[: self.n_nodes], self.eges)
+
+
+def negative_table(counts: np.ndarray, exponent: float, size: int | None = None) -> np.ndarray:
+    """Node indices laid out so a uniform draw follows counts**exponent (word2vec's unigram table)."""
+    p = counts.astype(np.float64) ** exponent
+    p /= p.sum()
+    size = size or int(min(max(10 * len(counts), 1_000_000), 50_000_000))
+    return np.searchsorted(np.cumsum(p), (np.arange(size) + 0.5) / size).astype(np.int32).clip(0, len(counts) - 1)
+
+
+def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side: SideInfo, cfg: TrainSettings,
+          on_epoch: Callable[[int, float], None] | None = None) -> EgesModel:
+    """Train on walks (flat node indices + offsets). ``side.codes`` rows 0..n_nodes-1 are the nodes."""
+    rng = np.random.default_rng(cfg.seed)
+    dim = cfg.dimension
+    table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+    context = np.zeros((n_nodes, dim), dtype=np.float32)
+    attention = np.zeros((n_nodes, len(side.fields) + 1), dtype=np.float32)
+    counts = np.bincount(walk_values, minlength=n_nodes)
+    has_own = counts > 0
+    neg = negative_table(np.maximum(counts, 0), cfg.ns_exponent)
+    codes = np.ascontiguousarray(side.codes[:n_nodes])
+    total = len(walk_values) * cfg.epochs
+    chunk = max(64, min(4096, (len(walk_offsets) - 1) // 64 or 1))
+    losses = []
+    with numba_threads(cfg.threads):
+        for epoch in range(cfg.epochs):
+            loss = train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes,
+                               side.field_offset, neg, cfg.window, cfg.negative, cfg.method == "eges", cfg.alpha,
+                               cfg.min_alpha, epoch * len(walk_values), total, cfg.seed, epoch, chunk)
+            losses.append(float(loss))
+            if on_epoch:
+                on_epoch(epoch + 1, float(loss))
+    return EgesModel(table, context, attention, side, cfg.method == "eges", losses)
+
+
+@njit(cache=True, parallel=True)
+def _aggregate_all(table, attention, has_own, codes, field_offset, n_nodes, eges):  # noqa: ANN001
+    n = codes.shape[0]
+    out = np.zeros((n, table.shape[1]), dtype=np.float32)
+    ok = np.zeros(n, dtype=np.bool_)
+    for v in prange(n):
+        rows = np.empty(codes.shape[1] + 1, dtype=np.int64)
+        slots = np.empty(codes.shape[1] + 1, dtype=np.int64)
+        weights = np.empty(codes.shape[1] + 1, dtype=np.float64)
+        m = item_parts(v, has_own[v], codes, field_offset, n_nodes, rows, slots)
+        if m > 0:
+            aggregate(table, attention, v, rows, slots, m, eges, weights, out[v])
+            ok[v] = True
+    return out, ok
+
+
+def _weights(attention: np.ndarray, codes: np.ndarray, eges: bool) -> np.ndarray:
+    present = np.concatenate([np.ones((len(codes), 1), bool), codes >= 0], axis=1)
+    logits = np.where(present, attention if eges else 0.0, -np.inf)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    w = np.exp(logits) * present
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def behaviour_vectors(model: EgesModel) -> np.ndarray:
+    """H_v of every behaviour item (the paper's item embedding)."""
+    has_own = np.ones(model.n_nodes, dtype=np.bool_)
+    out, _ = _aggregate_all(model.table, model.attention, has_own, np.ascontiguousarray(model.side.codes[: model.n_nodes]),
+                            model.side.field_offset, model.n_nodes, model.eges)
+    return out
+
+
+def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
+                       field_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors for items without behaviour from their side-information value vectors.
+
+    ``field_weights=None`` is the paper's rule (the mean of the known values); otherwise a weighted mean
+    with one weight per field (the mean EGES attention), renormalised over the fields an item has.
+    Values never seen in training (``seen`` False at their row) are skipped. Returns (vectors, has_vector).
+    """
+    values = model.value_vectors()
+    offsets = model.side.field_offset
+    n, f = codes.shape
+    vecs = np.zeros((n, values.shape[1]), dtype=np.float32)
+    total = np.zeros(n, dtype=np.float64)
+    weights = np.ones(f) if field_weights is None else np.asarray(field_weights, dtype=np.float64)
+    for s in range(f):
+        rows = offsets[s] + codes[:, s]
+        usable = (codes[:, s] >= 0) & seen[np.where(codes[:, s] >= 0, rows, 0)]
+        vecs[usable] += weights[s] * values[rows[usable]]
+        total[usable] += weights[s]
+    ok = total > 0
+    vecs[ok] /= total[ok, None].astype(np.float32)
+    return vecs, ok
+
+
+def seen_values(side: SideInfo, n_nodes: int) -> np.ndarray:
+    """Which side-information values belong to at least one behaviour item (so were trained)."""
+    seen = np.zeros(side.n_values, dtype=bool)
+    codes = side.codes[:n_nodes]
+    for s, off in enumerate(side.field_offset):
+        known = codes[:, s] >= 0
+        seen[off + codes[known, s]] = True
+    return seen

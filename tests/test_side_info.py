@@ -1,0 +1,124 @@
+"""GES/EGES: gradients against finite differences, encoding, training on planted structure, cold start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eges.side_info.encode import encode, encode_column
+from eges.side_info.kernels import pair_gradients
+from eges.side_info.train import (
+    TrainSettings,
+    behaviour_vectors,
+    cold_start_vectors,
+    negative_table,
+    seen_values,
+    train,
+)
+
+
+def small_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    n_nodes, dim = 5, 4
+    codes = np.array([[0, 1], [1, -1], [0, 0], [-1, 1], [1, 1]], dtype=np.int32)
+    field_offset = np.array([0, 2], dtype=np.int64)  # two fields with two values each
+    table = rng.normal(0, 0.5, (n_nodes + 4, dim))
+    context = rng.normal(0, 0.5, (n_nodes, dim))
+    attention = rng.normal(0, 0.5, (n_nodes, 3))
+    return table, context, attention, np.ones(n_nodes, dtype=np.bool_), codes, field_offset
+
+
+def loss_only(table, context, attention, has_own, codes, field_offset, v, targets, labels, eges):
+    loss, *_ = pair_gradients(table, context, attention, has_own, codes, field_offset, v, targets, labels, eges)
+    return loss
+
+
+@pytest.mark.parametrize("eges", [False, True])
+@pytest.mark.parametrize("v", [0, 1, 3])
+def test_gradients_match_finite_differences(eges, v):
+    table, context, attention, has_own, codes, off = small_problem()
+    targets, labels = np.array([2, 4, 1]), np.array([1.0, 0.0, 0.0])
+    args = (has_own, codes, off, v, targets, labels, eges)
+    _, g_table, g_context, g_att = pair_gradients(table, context, attention, *args)
+    eps = 1e-6
+    for name, arr, grad in (("table", table, g_table), ("context", context, g_context), ("attention", attention, g_att)):
+        numeric = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            plus, minus = arr.copy(), arr.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            mats = {"table": table, "context": context, "attention": attention}
+            lp = loss_only(**{**mats, name: plus}, has_own=has_own, codes=codes, field_offset=off, v=v,
+                           targets=targets, labels=labels, eges=eges)
+            lm = loss_only(**{**mats, name: minus}, has_own=has_own, codes=codes, field_offset=off, v=v,
+                           targets=targets, labels=labels, eges=eges)
+            numeric[idx] = (lp - lm) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, atol=1e-6, err_msg=name)
+    if not eges:
+        assert not g_att.any()
+
+
+def test_encode_categorical_and_numeric_buckets():
+    catalog = pd.DataFrame({"item_id": [10, 11, 12, 13, 14, 15], "cat": ["a", "b", "a", None, "c", "b"],
+                            "price": [1.0, 2.0, 3.0, 4.0, np.nan, 6.0]})
+    side, how = encode(catalog, [12, 99, 10, 15], "item_id", ["cat", "price"], numeric_buckets=2)
+    assert how == {"cat": "categorical", "price": "numeric (2 quantile buckets)"}
+    assert side.values[0] == ["a", "b", "c"]
+    assert side.codes.tolist() == [[0, 1], [-1, -1], [0, 0], [1, 1]]  # 99 is not in the catalog
+    codes, labels, kind = encode_column(pd.Series([5.0, 5.0, 5.0]), 10)
+    assert kind.startswith("numeric (one value") and labels == ["5"] and codes.tolist() == [0, 0, 0]
+
+
+def test_negative_table_follows_unigram_power():
+    counts = np.array([1, 0, 8, 27])
+    table = negative_table(counts, 0.75, size=100_000)
+    freq = np.bincount(table, minlength=4) / len(table)
+    expected = counts ** 0.75 / (counts ** 0.75).sum()
+    np.testing.assert_allclose(freq, expected, atol=1e-3)
+
+
+def planted(n_groups=4, per_group=25, seed=0):
+    """Walks that stay within groups; each group has its own category value (field 0)."""
+    rng = np.random.default_rng(seed)
+    n = n_groups * per_group
+    walks = []
+    for _ in range(4000):
+        g = rng.integers(n_groups)
+        walks.append(g * per_group + rng.integers(0, per_group, 8))
+    values = np.concatenate(walks).astype(np.int32)
+    offsets = np.arange(0, len(values) + 1, 8, dtype=np.int64)
+    group = np.arange(n) // per_group
+    return values, offsets, n, group
+
+
+@pytest.mark.parametrize("method", ["ges", "eges"])
+def test_training_separates_groups_and_is_reproducible(method):
+    from eges.side_info.encode import SideInfo
+
+    values, offsets, n, group = planted()
+    noise = np.random.default_rng(1).integers(0, 4, n)
+    side = SideInfo(["group_cat", "noise"], np.stack([group, noise], axis=1).astype(np.int32),
+                    [[f"g{k}" for k in range(4)], [f"n{k}" for k in range(4)]])
+    cfg = TrainSettings(method=method, dimension=16, epochs=3, threads=1, seed=4)
+    model = train(values, offsets, n, side, cfg)
+    assert model.losses[-1] < model.losses[0]
+    vecs = behaviour_vectors(model)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -2)
+    assert np.mean(group[sims.argmax(axis=1)] == group) > 0.9
+    again = train(values, offsets, n, side, cfg)
+    np.testing.assert_array_equal(model.table, again.table)
+    if method == "eges":
+        w = model.attention_weights()
+        np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-6)
+        # The informative field should earn more weight than the noise field on average.
+        assert w[:, 1].mean() > w[:, 2].mean()
+    # Cold start: an unseen item with group g's category lands nearest to group g.
+    cold_codes = np.array([[g, -1] for g in range(4)], dtype=np.int32)
+    cold, ok = cold_start_vectors(model, cold_codes, seen_values(side, n))
+    assert ok.all()
+    cold /= np.linalg.norm(cold, axis=1, keepdims=True)
+    nearest = (cold @ vecs.T).argmax(axis=1)
+    assert (group[nearest] == np.arange(4)).all()
