@@ -100,7 +100,7 @@ def test_training_separates_groups_and_is_reproducible(method):
     noise = np.random.default_rng(1).integers(0, 4, n)
     side = SideInfo(["group_cat", "noise"], np.stack([group, noise], axis=1).astype(np.int32),
                     [[f"g{k}" for k in range(4)], [f"n{k}" for k in range(4)]])
-    cfg = TrainSettings(method=method, dimension=16, epochs=3, threads=1, seed=4)
+    cfg = TrainSettings(method=method, dimension=16, epochs=3, sample=0, threads=1, seed=4)
     model = train(values, offsets, n, side, cfg)
     assert model.losses[-1] < model.losses[0]
     vecs = behaviour_vectors(model)

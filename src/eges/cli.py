@@ -65,8 +65,10 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--from", "from_stage", type=click.Choice(_stage_names()),
               help="Rerun this stage and every stage after it, even if fresh.")
 @click.option("--to", "to_stage", type=click.Choice(_stage_names()), help="Stop after this stage.")
+@click.option("--method", type=click.Choice(["bge", "ges", "eges"]),
+              help="Embedding method (same as --set train.method=...); default eges with --items, else bge.")
 @_quiet_option
-def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, quiet) -> None:
+def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, quiet) -> None:
     """Run every stage whose outputs are missing or out of date."""
     from eges.config import load_config
     from eges.pipeline import RunInputs
@@ -84,9 +86,11 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
             if value is not None and not Path(value).is_file():
                 raise EgesError(f"{flag} file {value} does not exist")
         inputs = RunInputs(events=_abs(events) if edges is None else None, items=_abs(items), edges=_abs(edges))
-    config = load_config(config_path, overrides)
+    config = load_config(config_path, [*overrides, *([f"train.method={method}"] if method else [])])
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
-    vectors = out / "skipgram" / "vectors.parquet"
+    from eges.pipeline.registry import resolved_method
+
+    vectors = out / ("skipgram" if resolved_method(inputs, config) == "bge" else "eges") / "vectors.parquet"
     if vectors.exists():
         _echo(f"item vectors: {vectors}")
 

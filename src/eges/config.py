@@ -112,6 +112,42 @@ class SkipgramConfig:
 
 
 @dataclass(frozen=True)
+class SideInfoConfig:
+    """Reading the item catalog's side information (paper, section 2.3)."""
+
+    id_col: str = opt("item_id", "Catalog column holding the item id (same ids as the event log).")
+    fields: list[str] = opt([], "Side-information columns to use; empty uses every column but the id.")
+    numeric_buckets: int = opt(10, "Numeric columns (price, ...) are cut into this many quantile buckets.",
+                               min=1)
+    duplicates: str = opt("first", "Duplicate item ids in the catalog: keep the first row (with a warning "
+                          "and a count) or fail.", choices=("first", "error"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Which embedding method to train, and the settings of the GES/EGES trainer."""
+
+    method: str = opt("auto", "bge: gensim skip-gram on item ids only; ges: mean of item and side-info "
+                      "embeddings; eges: attention-weighted. auto is eges when a catalog is given, else bge.",
+                      choices=("auto", "bge", "ges", "eges"))
+    dimension: int = opt(128, "Vector dimension (GES/EGES).", min=1)
+    window: int = opt(5, "Context window on each side of the centre node.", min=1)
+    negative: int = opt(5, "Negative samples per positive pair.", min=1)
+    epochs: int = opt(1, "Passes over the walks.", min=1)
+    alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0)
+    min_alpha: float = opt(0.0001, "Final learning rate.", min=0)
+    ns_exponent: float = opt(0.75, "Exponent of the unigram distribution negatives are drawn from.")
+    sample: float = opt(0.001, "Down-sampling threshold for frequent nodes, as in word2vec; 0 turns it off.",
+                        min=0)
+    threads: int = opt(0, "Worker threads (lock-free Hogwild updates); 0 uses every core. Only 1 thread is "
+                       "bit-for-bit reproducible.", min=0, affects_output=False)
+    seed: int = opt(42, "Random seed.", min=0)
+    cold_start: str = opt("mean", "Vectors of items without behaviour: the mean of their side-info value "
+                          "vectors (the paper's rule) or weighted by the mean EGES attention per field.",
+                          choices=("mean", "attention"))
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Resources for the relational stages (DuckDB)."""
 
@@ -127,6 +163,8 @@ SECTIONS: dict[str, type] = {
     "graph": GraphConfig,
     "walks": WalksConfig,
     "skipgram": SkipgramConfig,
+    "side_info": SideInfoConfig,
+    "train": TrainConfig,
 }
 
 

@@ -79,8 +79,8 @@ class Stage:
         outputs: files it writes, relative to the output directory.
         inputs: given the run's inputs, the files it reads: external ones as '@events' etc., others
             as paths relative to the output directory (another stage's outputs).
-        enabled: whether the stage applies to this run (the sessions stage does not when an edge list
-            is given instead of events).
+        enabled: whether the stage applies to this run's inputs and config (the sessions stage does not
+            when an edge list is given instead of events; skipgram and eges depend on the method).
     """
 
     name: str
@@ -88,7 +88,7 @@ class Stage:
     sections: tuple[str, ...]
     outputs: tuple[str, ...]
     inputs: Callable[[RunInputs], tuple[str, ...]]
-    enabled: Callable[[RunInputs], bool]
+    enabled: Callable[[RunInputs, Config], bool]
     help: str
 
 
@@ -97,12 +97,12 @@ STAGES: dict[str, Stage] = {}
 
 def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           inputs: Callable[[RunInputs], tuple[str, ...]],
-          enabled: Callable[[RunInputs], bool] | None = None) -> Callable:
+          enabled: Callable[[RunInputs, Config], bool] | None = None) -> Callable:
     """Register the decorated function as stage ``name`` (pipeline order = registration order)."""
 
     def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
         doc = (func.__doc__ or "").strip().splitlines()
-        STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _: True),
+        STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
                              doc[0] if doc else name)
         return func
 
@@ -115,6 +115,12 @@ def producer_of(relative: str) -> str | None:
         if relative in st.outputs:
             return st.name
     return None
+
+
+def resolved_method(inputs: RunInputs, config: Config) -> str:
+    """The training method of a run: ``train.method``, with auto = eges when a catalog is given, else bge."""
+    method = config["train"].method
+    return ("eges" if inputs.items else "bge") if method == "auto" else method
 
 
 def get_stage(name: str) -> Stage:

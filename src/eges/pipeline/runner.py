@@ -81,8 +81,8 @@ def plan(out_dir: Path, config: Config, inputs: RunInputs, force: Iterable[str] 
     rerun: set[str] = set()
     result = []
     for st in STAGES.values():
-        if not st.enabled(inputs):
-            result.append(StageStatus(st.name, "skipped", "not used by this run's inputs"))
+        if not st.enabled(inputs, config):
+            result.append(StageStatus(st.name, "skipped", "not used by this run's inputs or method"))
             continue
         state, reason = _judge(st, out_dir, config, inputs, recorded, rerun, forced)
         if state != "fresh":

@@ -21,7 +21,7 @@ from eges.errors import InputError, StageError
 from eges.graph.csr import CSRGraph, from_sorted_edges, graph_stats
 from eges.graph.transitions import EDGES_TABLE, NODES_TABLE, edge_list_sql, transitions_sql
 from eges.pipeline import io
-from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
 
 SESSIONS = "sessions/sessions.parquet"
@@ -36,7 +36,7 @@ KEYED_VECTORS = "skipgram/vectors.kv"
 WALKS_SCHEMA = pa.schema([pa.field("walk", pa.list_(pa.int32()), nullable=False)])
 
 
-def _uses_events(inputs: RunInputs) -> bool:
+def _uses_events(inputs: RunInputs, config: Any) -> bool:
     return inputs.edges is None
 
 
@@ -178,7 +178,7 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 
 # --------------------------------------------------------------------------------------------- skipgram
 @stage("skipgram", sections=("skipgram",), outputs=(VECTORS, KEYED_VECTORS),
-       inputs=lambda inp: (WALKS, NODES))
+       inputs=lambda inp: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge")
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: gensim skip-gram with negative sampling on the walks; write vectors and KeyedVectors."""
     from gensim.models import KeyedVectors

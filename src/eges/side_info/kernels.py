@@ -23,6 +23,8 @@ from numba import njit, prange
 
 from eges.walks.kernels import _GOLDEN, _S32, _mix
 
+_INV32 = 1.0 / 4294967296.0
+
 
 @njit(cache=True, inline="always")
 def _next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
@@ -92,13 +94,16 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
             row[d] += wj * dh[d]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=True)
 def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.ndarray, context: np.ndarray,
                 attention: np.ndarray, has_own: np.ndarray, codes: np.ndarray, field_offset: np.ndarray,
-                neg_table: np.ndarray, window: int, negative: int, eges: bool, alpha: float, min_alpha: float,
-                done_tokens: int, total_tokens: int, seed: int, epoch: int, chunk: int) -> float:
+                neg_table: np.ndarray, keep_prob: np.ndarray, max_len: int, window: int, negative: int, eges: bool,
+                alpha: float, min_alpha: float, done_tokens: int, total_tokens: int, seed: int, epoch: int,
+                chunk: int) -> float:
     """One pass over the walks; returns the mean negative log-likelihood per scored pair.
 
+    Frequent nodes are down-sampled as in word2vec: node v stays in a walk with probability
+    ``keep_prob[v]`` (drawn per occurrence), before windows are taken.
     Walks are split into chunks of ``chunk`` walks handled by the threads without locks (Hogwild). Each
     walk's random numbers come from its own generator seeded by (seed, epoch, walk), and its learning
     rate from its position in the corpus, so one thread gives bit-for-bit the same result every time.
@@ -118,6 +123,7 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
         weights = np.empty(n_fields + 1, dtype=np.float64)
         h = np.empty(dim, dtype=np.float32)
         dh = np.empty(dim, dtype=np.float32)
+        buf = np.empty(max_len, dtype=np.int32)
         loss = 0.0
         count = 0.0
         for w in range(c * chunk, min((c + 1) * chunk, n_walks)):
@@ -125,8 +131,15 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
             hi = walk_offsets[w + 1]
             state = base ^ _mix(np.uint64(w) * _GOLDEN)
             lr = alpha - (alpha - min_alpha) * min((done_tokens + lo) / span, 1.0)
+            n_kept = 0
             for i in range(lo, hi):
-                v = walk_values[i]
+                node = walk_values[i]
+                state, r = _next(state)
+                if keep_prob[node] >= 1.0 or (r >> _S32) * _INV32 < keep_prob[node]:
+                    buf[n_kept] = node
+                    n_kept += 1
+            for i in range(n_kept):
+                v = buf[i]
                 m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
                 if m == 0:
                     continue
@@ -134,10 +147,10 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
                 dh[:] = 0.0
                 state, r = _next(state)
                 b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
-                for j in range(max(lo, i - window + b), min(hi, i + window - b + 1)):
+                for j in range(max(0, i - window + b), min(n_kept, i + window - b + 1)):
                     if j == i:
                         continue
-                    u = walk_values[j]
+                    u = buf[j]
                     for k in range(negative + 1):
                         if k == 0:
                             target = u
@@ -149,14 +162,14 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
                                 continue
                             label = 0.0
                         z = context[target]
-                        f = 0.0
+                        f = np.float32(0.0)
                         for d in range(dim):
                             f += h[d] * z[d]
                         f = min(max(f, -30.0), 30.0)
                         sig = 1.0 / (1.0 + np.exp(-f))
                         loss -= np.log(sig + 1e-12) if label > 0 else np.log(1.0 - sig + 1e-12)
                         count += 1.0
-                        g = (label - sig) * lr
+                        g = np.float32((label - sig) * lr)
                         for d in range(dim):
                             dh[d] += g * z[d]
                             z[d] += g * h[d]

@@ -23,6 +23,7 @@ class TrainSettings:
     alpha: float = 0.025
     min_alpha: float = 0.0001
     ns_exponent: float = 0.75
+    sample: float = 0.001
     threads: int = 0
     seed: int = 42
 
@@ -59,6 +60,16 @@ def negative_table(counts: np.ndarray, exponent: float, size: int | None = None)
     return np.searchsorted(np.cumsum(p), (np.arange(size) + 0.5) / size).astype(np.int32).clip(0, len(counts) - 1)
 
 
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """word2vec's down-sampling: the chance each occurrence of a node is kept (1 for rare nodes)."""
+    if sample <= 0:
+        return np.ones(len(counts), dtype=np.float64)
+    threshold = sample * counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (np.sqrt(counts / threshold) + 1) * threshold / counts
+    return np.where(counts > 0, np.minimum(p, 1.0), 1.0)
+
+
 def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side: SideInfo, cfg: TrainSettings,
           on_epoch: Callable[[int, float], None] | None = None) -> EgesModel:
     """Train on walks (flat node indices + offsets). ``side.codes`` rows 0..n_nodes-1 are the nodes."""
@@ -72,12 +83,15 @@ def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side:
     neg = negative_table(np.maximum(counts, 0), cfg.ns_exponent)
     codes = np.ascontiguousarray(side.codes[:n_nodes])
     total = len(walk_values) * cfg.epochs
+    keep = keep_probabilities(counts, cfg.sample)
+    max_len = int(np.diff(walk_offsets).max()) if len(walk_offsets) > 1 else 1
     chunk = max(64, min(4096, (len(walk_offsets) - 1) // 64 or 1))
     losses = []
     with numba_threads(cfg.threads):
         for epoch in range(cfg.epochs):
             loss = train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes,
-                               side.field_offset, neg, cfg.window, cfg.negative, cfg.method == "eges", cfg.alpha,
+                               side.field_offset, neg, keep, max_len, cfg.window, cfg.negative, cfg.method == "eges",
+                               cfg.alpha,
                                cfg.min_alpha, epoch * len(walk_values), total, cfg.seed, epoch, chunk)
             losses.append(float(loss))
             if on_epoch:
