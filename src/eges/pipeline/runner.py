@@ -112,6 +112,8 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
         producer = None if key.startswith("@") else producer_of(key)
         if producer in rerun:
             return "stale", f"upstream stage {producer} reruns"
+        if key.startswith("@") and inputs.get(key) is None:
+            return "stale", f"needs --{key[1:]}"
         path = Path(inputs.get(key)) if key.startswith("@") else out_dir / key
         known = entry.get("inputs", {}).get(key)
         if not path.exists():
@@ -175,7 +177,8 @@ def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs) -> None:
     for key in st.inputs(inputs):
         if key.startswith("@"):
             if inputs.get(key) is None:
-                raise StageError(f"stage {st.name} needs --{key[1:]}")
+                raise StageError(f"stage {st.name} needs --{key[1:]} (an item catalog)" if key == "@items"
+                                 else f"stage {st.name} needs --{key[1:]}")
         elif not (out_dir / key).exists():
             raise StageError(f"stage {st.name} needs {out_dir / key}; run stage {producer_of(key)} first")
 

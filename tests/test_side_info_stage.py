@@ -1,0 +1,146 @@
+"""The eges stage end to end on the sample, method switching, and the catalog's bad-input cases."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import DATA
+
+FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--set", "skipgram.dimension=16",
+        "--quiet"]
+
+
+def ran(result) -> list[str]:
+    return [line.split(":")[0] for line in result.output.splitlines() if " rows in -> " in line]
+
+
+@pytest.fixture(scope="module")
+def eges_run(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from eges.cli import main
+
+    out = tmp_path_factory.mktemp("eges") / "out"
+    args = ["run", "--events", str(DATA / "events.parquet"), "--items", str(DATA / "items.parquet"),
+            "--out", str(out), *FAST]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, result, args
+
+
+def test_eges_is_the_default_with_a_catalog(eges_run):
+    out, result, _ = eges_run
+    assert ran(result) == ["sessions", "graph", "walks", "eges"]
+    assert f"item vectors: {out / 'eges' / 'vectors.parquet'}" in result.output
+    vectors = pq.read_table(out / "eges" / "vectors.parquet")
+    catalog = pq.read_table(DATA / "items.parquet")
+    sources = vectors["source"].to_pylist()
+    assert vectors.schema.field("vector").type == pa.list_(pa.float32(), 32)
+    assert set(vectors["item_id"].to_pylist()) == set(catalog["item_id"].to_pylist())  # every item has a vector
+    assert sources.count("cold_start") == catalog.num_rows - pq.read_table(out / "graph" / "nodes.parquet").num_rows
+    attention = pq.read_table(out / "eges" / "attention.parquet")
+    assert attention.column_names == ["item_id", "item", "category", "brand", "shop", "price"]
+    side = pq.read_table(out / "eges" / "side_info_vectors.parquet")
+    assert set(side["field"].to_pylist()) == {"category", "brand", "shop", "price"}
+    assert side.filter(pa.compute.equal(side["field"], "price")).num_rows == 10  # quantile buckets
+    details = json.loads((out / "manifest.json").read_text())["stages"]["eges"]["details"]
+    assert details["method"] == "eges" and set(details["mean_attention"]) == {"item", "category", "brand", "shop",
+                                                                             "price"}
+    assert abs(sum(details["mean_attention"].values()) - 1) < 1e-3
+    assert "mean weights: item" in result.output
+
+
+def test_switching_method_reruns_only_training(eges_run, cli):
+    out, _, args = eges_run
+    result = cli(*args, "--method", "ges")
+    assert ran(result) == ["eges"]
+    result = cli(*args, "--method", "bge")
+    assert ran(result) == ["skipgram"]
+    assert f"item vectors: {out / 'skipgram' / 'vectors.parquet'}" in result.output
+    assert ran(cli(*args)) == ["eges"]  # back to the default, eges
+
+
+def write_catalog(tmp_path, frame):
+    path = tmp_path / "items.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def base_catalog():
+    items = pq.read_table(DATA / "items.parquet").to_pandas()
+    return items
+
+
+@pytest.fixture(scope="module")
+def walked(tmp_path_factory):
+    """A run up to the walks, shared by the catalog cases."""
+    from click.testing import CliRunner
+
+    from eges.cli import main
+
+    out = tmp_path_factory.mktemp("walked") / "out"
+    result = CliRunner().invoke(main, ["run", "--events", str(DATA / "events.parquet"), "--out", str(out),
+                                       "--to", "walks", *FAST])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def run_eges(cli, out, catalog, *extra, ok=True):
+    return cli("run", "--events", DATA / "events.parquet", "--items", catalog, "--out", out, "--method", "eges",
+               "--set", "train.epochs=1", *FAST, *extra, ok=ok)
+
+
+def test_catalog_without_id_column(cli, walked, tmp_path):
+    catalog = write_catalog(tmp_path, base_catalog().rename(columns={"item_id": "sku"}))
+    result = run_eges(cli, walked, catalog, ok=False)
+    assert result.exit_code == 2 and "has no column 'item_id'" in result.output
+    result = run_eges(cli, walked, catalog, "--set", "side_info.id_col='sku'")
+    assert "eges: " in result.output
+
+
+def test_duplicate_ids_first_wins_or_error(cli, walked, tmp_path, caplog):
+    items = base_catalog()
+    dup = items.iloc[:3].assign(category="other")
+    catalog = write_catalog(tmp_path, pd.concat([items, dup], ignore_index=True))
+    with caplog.at_level(logging.WARNING, logger="eges"):
+        run_eges(cli, walked, catalog)
+    assert "3 duplicate item id row(s), 3 with conflicting side information" in caplog.text
+    details = json.loads((walked / "manifest.json").read_text())["stages"]["eges"]["details"]
+    assert details["duplicate_rows_dropped"] == 3
+    result = run_eges(cli, walked, catalog, "--set", "side_info.duplicates='error'", ok=False)
+    assert result.exit_code == 2 and "duplicate item id" in result.output
+
+
+def test_null_column_and_single_valued_numbers(cli, walked, tmp_path, caplog):
+    items = base_catalog().assign(shop=None, price=9.99)
+    catalog = write_catalog(tmp_path, items)
+    with caplog.at_level(logging.WARNING, logger="eges"):
+        run_eges(cli, walked, catalog)
+    assert "column(s) shop are entirely null and are not used" in caplog.text
+    details = json.loads((walked / "manifest.json").read_text())["stages"]["eges"]["details"]
+    assert details["null_fields_skipped"] == ["shop"]
+    assert details["fields"]["price"] == "numeric (one value per bucket)"
+    attention = pq.read_table(walked / "eges" / "attention.parquet")
+    assert "shop" not in attention.column_names
+
+
+def test_items_without_known_side_info_are_counted(cli, walked, tmp_path):
+    items = base_catalog()
+    extra = pd.DataFrame({"item_id": [1, 2], "category": [None, None], "brand": [None, None], "shop": [None, None],
+                          "price": [None, None]})
+    catalog = write_catalog(tmp_path, pd.concat([items, extra], ignore_index=True))
+    result = run_eges(cli, walked, catalog)
+    assert "(2 cold items without known side info)" in result.output
+    vectors = pq.read_table(walked / "eges" / "vectors.parquet")
+    assert not {1, 2} & set(vectors["item_id"].to_pylist())
+
+
+def test_method_needs_a_catalog(cli, walked):
+    result = cli("run", "--events", DATA / "events.parquet", "--out", walked, "--method", "eges", *FAST, ok=False)
+    assert result.exit_code == 2 and "stage eges needs --items (an item catalog)" in result.output
