@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_sessions_graph.py", "bench_walks.py", "bench_skipgram.py", "bench_pipeline.py",
+SCRIPTS = ["bench_sessions_graph.py", "bench_walks.py", "bench_skipgram.py", "bench_eges.py", "bench_pipeline.py",
            "bench_memory_cap.py"]
 
 if __name__ == "__main__":
