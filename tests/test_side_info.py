@@ -122,3 +122,24 @@ def test_training_separates_groups_and_is_reproducible(method):
     cold /= np.linalg.norm(cold, axis=1, keepdims=True)
     nearest = (cold @ vecs.T).argmax(axis=1)
     assert (group[nearest] == np.arange(4)).all()
+
+
+def test_in_memory_api_places_cold_items():
+    from eges import random_walks, train_side_info
+    from eges.config import WalksConfig, load_config
+    from eges.graph.csr import from_edges
+
+    # Two chains of items; the catalog gives each chain its own category, plus two cold items.
+    src = np.array([0, 1, 2, 3, 4, 5, 6, 7])
+    dst = np.array([1, 2, 3, 0, 5, 6, 7, 4])
+    walks = random_walks(from_edges(src, dst, None, 8), WalksConfig(walks_per_node=30, seed=1))
+    node_ids = [f"i{k}" for k in range(8)]
+    catalog = pd.DataFrame({"item_id": node_ids + ["cold_a", "cold_b"],
+                            "category": ["a"] * 4 + ["b"] * 4 + ["a", "b"]})
+    emb = train_side_info(walks, node_ids, catalog, load_config(None, ["train.dimension=8", "train.threads=1",
+                                                                       "train.sample=0"]), method="ges")
+    assert emb.item_ids == node_ids + ["cold_a", "cold_b"]
+    assert emb.source == ["behaviour"] * 8 + ["cold_start"] * 2
+    assert emb.attention.shape == (8, 2) and np.allclose(emb.attention, 0.5)  # GES: uniform weights
+    vec = emb.vectors / np.linalg.norm(emb.vectors, axis=1, keepdims=True)
+    assert np.argmax(vec[8] @ vec[:8].T) < 4 and np.argmax(vec[9] @ vec[:8].T) >= 4

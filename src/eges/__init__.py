@@ -2,7 +2,7 @@
 
 The stages are usable on in-memory tables without touching files::
 
-    from eges import sessionize, build_graph, random_walks, train_skipgram
+    from eges import sessionize, build_graph, random_walks, train_skipgram, train_side_info
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_graph", "random_walks", "sessionize", "train_skipgram"]
+__all__ = ["__version__", "build_graph", "random_walks", "sessionize", "train_side_info", "train_skipgram"]
 
 
 def __getattr__(name: str) -> Any:

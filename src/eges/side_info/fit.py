@@ -1,0 +1,73 @@
+"""From walks and a catalog to everything the eges stage writes: the one place GES/EGES are assembled,
+used by the stage and by the in-memory API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eges.errors import InputError
+from eges.side_info.encode import encode
+from eges.side_info.train import TrainSettings, behaviour_vectors, cold_start_vectors, seen_values, train
+
+
+@dataclass
+class SideInfoEmbeddings:
+    """Item vectors (behaviour items first, then cold items that have one), side-info value vectors and
+    per-item attention weights (rows aligned with the behaviour items)."""
+
+    item_ids: list[Any]
+    vectors: np.ndarray
+    source: list[str]
+    fields: list[str]
+    value_field: list[str]
+    value_label: list[str]
+    value_vectors: np.ndarray
+    attention: np.ndarray  # (n behaviour items, 1 + n fields): item, then each field
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_attention(self) -> dict[str, float]:
+        mean = self.attention.mean(axis=0)
+        return {"item": round(float(mean[0]), 4), **{f: round(float(mean[s + 1]), 4) for s, f in enumerate(self.fields)}}
+
+
+def fit_side_info(walk_values: np.ndarray, walk_offsets: np.ndarray, node_ids: list[Any], catalog: pd.DataFrame,
+                  id_col: str, fields: list[str], numeric_buckets: int, settings: TrainSettings,
+                  cold_start: str = "mean", on_epoch: Callable[[int, float], None] | None = None) -> SideInfoEmbeddings:
+    """Train GES/EGES on walks over ``node_ids`` and place the catalog's other items from side information."""
+    try:
+        known = set(node_ids)
+        cold_ids = [i for i in catalog[id_col].tolist() if i not in known]
+    except TypeError as exc:
+        raise InputError(f"item ids in the catalog and the log have different types: {exc}") from None
+    n_nodes = len(node_ids)
+    side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
+    started = time.perf_counter()
+    model = train(walk_values, walk_offsets, n_nodes, side, settings, on_epoch=on_epoch)
+    seconds = time.perf_counter() - started
+    warm = behaviour_vectors(model)
+    weights = model.attention_weights()
+    field_weights = weights.mean(axis=0)[1:] if cold_start == "attention" else None
+    cold, ok = cold_start_vectors(model, side.codes[n_nodes:], seen_values(side, n_nodes), field_weights)
+    tokens = len(walk_values) * settings.epochs
+    out = SideInfoEmbeddings(
+        item_ids=list(node_ids) + [c for c, good in zip(cold_ids, ok) if good],
+        vectors=np.concatenate([warm, cold[ok]]).astype(np.float32),
+        source=["behaviour"] * n_nodes + ["cold_start"] * int(ok.sum()),
+        fields=list(fields),
+        value_field=[f for f, vals in zip(fields, side.values) for _ in vals],
+        value_label=[v for vals in side.values for v in vals],
+        value_vectors=model.value_vectors(),
+        attention=weights,
+    )
+    out.details = {"method": settings.method, "fields": how, "mean_attention": out.mean_attention,
+                   "losses": model.losses, "cold_items": len(cold_ids), "cold_with_vector": int(ok.sum()),
+                   "cold_without_vector": int((~ok).sum()), "train_seconds": round(seconds, 3),
+                   "words_per_second": round(tokens / max(seconds, 1e-9))}
+    return out
