@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pyarrow.parquet as pq
-from common import PYTHON, WORK, measured, median, report
+from common import GENSIM_SCRIPT, PYTHON, measured, median, report, walks_subset
 
 EGES_RUN = r'''
 import sys, time
@@ -36,20 +35,6 @@ train(flat, off, n, side, cfg)
 print(len(flat), time.perf_counter() - t0)
 '''
 
-GENSIM_RUN = r'''
-import sys, time
-import numpy as np, pyarrow.parquet as pq
-from gensim.models import Word2Vec
-col = pq.read_table(sys.argv[1])["walk"].combine_chunks()
-off = col.offsets.to_numpy()
-flat = col.values.to_numpy()[off[0]:off[-1]].tolist()
-off = (off - off[0]).tolist()
-walks = [flat[a:b] for a, b in zip(off[:-1], off[1:])]
-t0 = time.perf_counter()
-Word2Vec(walks, vector_size=128, window=5, negative=5, sg=1, hs=0, min_count=1, sample=0.001, workers=2, seed=42,
-         epochs=1)
-print(len(flat), time.perf_counter() - t0)
-'''
 
 
 def main() -> None:
@@ -57,17 +42,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--walks", type=int, default=300_000)
     args = ap.parse_args()
-    source = WORK / "walks_out.parquet"
-    if not source.exists():
-        raise SystemExit("run benchmarks/bench_walks.py first (it makes the walks)")
-    subset = WORK / f"eges_walks_{args.walks}.parquet"
-    pq.write_table(pq.read_table(source).slice(0, args.walks), subset)
+    subset = walks_subset(args.walks)
     results: dict[str, list[float]] = {"eges": [], "ges": [], "gensim": []}
     measured([PYTHON, "-c", EGES_RUN, str(subset), "eges"])  # warm numba's cache
     tokens = 0
     for _ in range(args.repeat):
         for name in ("eges", "ges", "gensim"):
-            cmd = [PYTHON, "-c", GENSIM_RUN, str(subset)] if name == "gensim" else [PYTHON, "-c", EGES_RUN, str(subset), name]
+            cmd = [PYTHON, "-c", GENSIM_SCRIPT, str(subset)] if name == "gensim" else [PYTHON, "-c", EGES_RUN, str(subset), name]
             _, _, stdout = measured(cmd)
             n, secs = stdout.split()
             tokens = int(n)

@@ -14,7 +14,7 @@ import shutil
 import sys
 
 import pyarrow.parquet as pq
-from common import PYTHON, WORK, measured, median, report
+from common import GENSIM_SCRIPT, PYTHON, WORK, measured, median, report, walks_subset
 
 OURS = r'''
 import sys, json, time
@@ -29,20 +29,6 @@ res = skipgram_stage(StageContext(out, cfg, RunInputs(), progress=False))
 print(time.perf_counter() - t0, res.details["train_seconds"])
 '''
 
-GENSIM = r'''
-import sys, time
-import numpy as np, pyarrow.parquet as pq
-from gensim.models import Word2Vec
-col = pq.read_table(sys.argv[1])["walk"].combine_chunks()
-off = col.offsets.to_numpy()
-flat = col.values.to_numpy()[off[0]:off[-1]].tolist()
-off = (off - off[0]).tolist()
-walks = [flat[a:b] for a, b in zip(off[:-1], off[1:])]
-t0 = time.perf_counter()
-Word2Vec(walks, vector_size=128, window=5, negative=5, sg=1, hs=0, min_count=1, sample=0.001, alpha=0.025,
-         min_alpha=0.0001, workers=2, seed=42, epochs=1)
-print(time.perf_counter() - t0)
-'''
 
 
 def main() -> None:
@@ -50,16 +36,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--walks", type=int, default=300_000)
     args = ap.parse_args()
-    source = WORK / "walks_out.parquet"
-    if not source.exists():
-        subprocess_run = __import__("subprocess").run
-        subprocess_run([PYTHON, str(WORK.parent / "bench_walks.py"), "--no-peer", "--repeat", "1"], check=True)
+    subset = walks_subset(args.walks)
     out = WORK / "skipgram_out"
     shutil.rmtree(out, ignore_errors=True)
     (out / "walks").mkdir(parents=True)
     (out / "graph").mkdir(parents=True)
-    walks = pq.read_table(source).slice(0, args.walks)
-    pq.write_table(walks, out / "walks" / "walks.parquet", row_group_size=100_000)
+    shutil.copy(subset, out / "walks" / "walks.parquet")
+    walks = pq.read_table(subset)
     n_nodes = int(max(max(w) for w in walks["walk"].to_pylist())) + 1
     import pyarrow as pa
 
@@ -72,7 +55,7 @@ def main() -> None:
         total, train = map(float, stdout.split())
         ours.append(total)
         ours_train.append(train)
-        _, _, stdout = measured([PYTHON, "-c", GENSIM, str(out / "walks" / "walks.parquet")])
+        _, _, stdout = measured([PYTHON, "-c", GENSIM_SCRIPT, str(out / "walks" / "walks.parquet")])
         peer.append(float(stdout.split()[-1]))
     rows = [("walks / tokens", f"{walks.num_rows:,} / {tokens:,}; dim 128, window 5, negative 5, 1 epoch, 2 threads"),
             ("eges skipgram stage (whole stage)", f"{median(ours):.2f} s -> {tokens / median(ours) / 1e3:.0f}k words/s"

@@ -40,6 +40,18 @@ def measured(cmd: list[str]) -> tuple[float, float, str]:
     return seconds, int(proc.stderr.strip().splitlines()[-1]) / 1024, proc.stdout
 
 
+def walks_subset(n_walks: int) -> Path:
+    """The first ``n_walks`` walks of bench_walks.py's output, as their own Parquet file."""
+    import pyarrow.parquet as pq
+
+    source = WORK / "walks_out.parquet"
+    if not source.exists():
+        raise SystemExit("run benchmarks/bench_walks.py first (it makes the walks)")
+    subset = WORK / f"walks_first_{n_walks}.parquet"
+    pq.write_table(pq.read_table(source).slice(0, n_walks), subset, row_group_size=100_000)
+    return subset
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -54,3 +66,20 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+#: gensim skip-gram on a walks file, trained on lists already in memory: prints (tokens, train seconds).
+GENSIM_SCRIPT = r'''
+import sys, time
+import numpy as np, pyarrow.parquet as pq
+from gensim.models import Word2Vec
+col = pq.read_table(sys.argv[1])["walk"].combine_chunks()
+off = col.offsets.to_numpy()
+flat = col.values.to_numpy()[off[0]:off[-1]].tolist()
+off = (off - off[0]).tolist()
+walks = [flat[a:b] for a, b in zip(off[:-1], off[1:])]
+t0 = time.perf_counter()
+Word2Vec(walks, vector_size=128, window=5, negative=5, sg=1, hs=0, min_count=1, sample=0.001, alpha=0.025,
+         min_alpha=0.0001, workers=2, seed=42, epochs=1)
+print(len(flat), time.perf_counter() - t0)
+'''
