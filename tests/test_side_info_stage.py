@@ -141,6 +141,12 @@ def test_items_without_known_side_info_are_counted(cli, walked, tmp_path):
     assert not {1, 2} & set(vectors["item_id"].to_pylist())
 
 
+def test_catalog_ids_that_match_nothing(cli, walked, tmp_path):
+    items = base_catalog().assign(item_id=lambda f: "sku-" + f["item_id"].astype(str))
+    result = run_eges(cli, walked, write_catalog(tmp_path, items), ok=False)
+    assert result.exit_code == 2 and "no item id of the catalog's column 'item_id' occurs in the log" in result.output
+
+
 def test_method_needs_a_catalog(cli, walked):
     result = cli("run", "--events", DATA / "events.parquet", "--out", walked, "--method", "eges", *FAST, ok=False)
     assert result.exit_code == 2 and "stage eges needs --items (an item catalog)" in result.output

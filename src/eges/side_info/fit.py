@@ -41,11 +41,13 @@ def fit_side_info(walk_values: np.ndarray, walk_offsets: np.ndarray, node_ids: l
                   id_col: str, fields: list[str], numeric_buckets: int, settings: TrainSettings,
                   cold_start: str = "mean", on_epoch: Callable[[int, float], None] | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` and place the catalog's other items from side information."""
-    try:
-        known = set(node_ids)
-        cold_ids = [i for i in catalog[id_col].tolist() if i not in known]
-    except TypeError as exc:
-        raise InputError(f"item ids in the catalog and the log have different types: {exc}") from None
+    catalog_ids = catalog[id_col]
+    in_graph = catalog_ids.isin(pd.Index(node_ids)).to_numpy()
+    if len(node_ids) and len(catalog_ids) and not in_graph.any():
+        raise InputError(f"no item id of the catalog's column {id_col!r} occurs in the log (catalog ids look like "
+                         f"{catalog_ids.iloc[0]!r}, log ids like {node_ids[0]!r}); check side_info.id_col and the "
+                         "id types")
+    cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
     side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
     started = time.perf_counter()
