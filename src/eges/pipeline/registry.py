@@ -77,7 +77,7 @@ class Stage:
         run: the function doing the work.
         sections: config sections whose (output-affecting) keys make the stage out of date.
         outputs: files it writes, relative to the output directory.
-        inputs: given the run's inputs, the files it reads: external ones as '@events' etc., others
+        inputs: given the run's inputs and config, the files it reads: external ones as '@events' etc., others
             as paths relative to the output directory (another stage's outputs).
         enabled: whether the stage applies to this run's inputs and config (the sessions stage does not
             when an edge list is given instead of events; skipgram and eges depend on the method).
@@ -87,7 +87,7 @@ class Stage:
     run: Callable[[StageContext], StageResult]
     sections: tuple[str, ...]
     outputs: tuple[str, ...]
-    inputs: Callable[[RunInputs], tuple[str, ...]]
+    inputs: Callable[[RunInputs, Config], tuple[str, ...]]
     enabled: Callable[[RunInputs, Config], bool]
     help: str
 
@@ -96,7 +96,7 @@ STAGES: dict[str, Stage] = {}
 
 
 def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
-          inputs: Callable[[RunInputs], tuple[str, ...]],
+          inputs: Callable[[RunInputs, Config], tuple[str, ...]],
           enabled: Callable[[RunInputs, Config], bool] | None = None) -> Callable:
     """Register the decorated function as stage ``name`` (pipeline order = registration order)."""
 

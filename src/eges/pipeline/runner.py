@@ -108,7 +108,7 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
     current = stage_config(st, config)
     if entry.get("config") != current:
         return "stale", _config_diff(entry.get("config", {}), current)
-    for key in st.inputs(inputs):
+    for key in st.inputs(inputs, config):
         producer = None if key.startswith("@") else producer_of(key)
         if producer in rerun:
             return "stale", f"upstream stage {producer} reruns"
@@ -151,13 +151,13 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
         if status.state == "fresh":
             echo(f"{st.name}: fresh, skipped")
             continue
-        _check_upstream(st, out_dir, inputs)
+        _check_upstream(st, out_dir, inputs, config)
         started = time.perf_counter()
         result = st.run(ctx)
         seconds = time.perf_counter() - started
         manifest.setdefault("stages", {})[st.name] = {
             "config": stage_config(st, config),
-            "inputs": {k: fingerprint(ctx.input_path(k)) for k in st.inputs(inputs)},
+            "inputs": {k: fingerprint(ctx.input_path(k)) for k in st.inputs(inputs, config)},
             "outputs": {rel: fingerprint(out_dir / rel) for rel in st.outputs},
             "rows_in": result.rows_in,
             "rows_out": result.rows_out,
@@ -173,8 +173,8 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
     return manifest
 
 
-def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs) -> None:
-    for key in st.inputs(inputs):
+def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config) -> None:
+    for key in st.inputs(inputs, config):
         if key.startswith("@"):
             if inputs.get(key) is None:
                 raise StageError(f"stage {st.name} needs --{key[1:]} (an item catalog)" if key == "@items"

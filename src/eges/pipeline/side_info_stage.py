@@ -61,7 +61,7 @@ def _uses_side_info(inputs: RunInputs, config: Config) -> bool:
 
 
 @stage("eges", sections=("side_info", "train"), outputs=(VECTORS, SIDE_VECTORS, ATTENTION),
-       inputs=lambda inp: (WALKS, NODES, "@items"), enabled=_uses_side_info)
+       inputs=lambda inp, cfg: (WALKS, NODES, "@items"), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info

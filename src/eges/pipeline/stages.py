@@ -48,7 +48,7 @@ def _progress(ctx: StageContext, total: int, unit: str, desc: str):
 
 # --------------------------------------------------------------------------------------------- sessions
 @stage("sessions", sections=("sessions",), outputs=(SESSIONS, VOCAB),
-       inputs=lambda inp: ("@events",), enabled=_uses_events)
+       inputs=lambda inp, cfg: ("@events",), enabled=_uses_events)
 def sessions_stage(ctx: StageContext) -> StageResult:
     """Clean the event log and cut it into sessions; write the sessions and the item vocabulary."""
     cfg = ctx.config.sessions
@@ -83,7 +83,7 @@ def sessions_stage(ctx: StageContext) -> StageResult:
 
 
 # --------------------------------------------------------------------------------------------- graph
-def _graph_inputs(inp: RunInputs) -> tuple[str, ...]:
+def _graph_inputs(inp: RunInputs, config: Any) -> tuple[str, ...]:
     return ("@edges",) if inp.edges is not None else (SESSIONS, VOCAB)
 
 
@@ -142,7 +142,7 @@ def _graph_from_edges(edges: pa.Table, n_nodes: int) -> CSRGraph:
 
 
 # --------------------------------------------------------------------------------------------- walks
-@stage("walks", sections=("walks",), outputs=(WALKS,), inputs=lambda inp: (EDGES, NODES))
+@stage("walks", sections=("walks",), outputs=(WALKS,), inputs=lambda inp, cfg: (EDGES, NODES))
 def walks_stage(ctx: StageContext) -> StageResult:
     """Weighted random walks from every node with out-edges, streamed to Parquet in row groups."""
     from eges.walks.generate import batch_to_arrow, iter_walk_batches, numba_threads, total_walks
@@ -178,7 +178,7 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 
 # --------------------------------------------------------------------------------------------- skipgram
 @stage("skipgram", sections=("skipgram",), outputs=(VECTORS, KEYED_VECTORS),
-       inputs=lambda inp: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge")
+       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge")
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: gensim skip-gram with negative sampling on the walks; write vectors and KeyedVectors."""
     from gensim.models import KeyedVectors
