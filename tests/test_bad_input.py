@@ -133,10 +133,15 @@ def test_edge_list_input(cli, tmp_path):
     edges = pa.table({"src": ["a", "a", "b", "c"], "dst": ["b", "c", "c", "a"], "weight": [1.0, 3.0, 2.0, 1.0]})
     pq.write_table(edges, tmp_path / "edges.parquet")
     out = tmp_path / "out"
-    result = cli("run", "--edges", tmp_path / "edges.parquet", "--out", out, *FAST)
+    result = cli("run", "--edges", tmp_path / "edges.parquet", "--out", out, *FAST, "--set", "neighbours.k=2")
     assert "sessions" not in result.output and "graph: 4 rows in -> 4 out" in result.output
     vectors = pq.read_table(out / "skipgram" / "vectors.parquet")
     assert sorted(vectors["item_id"].to_pylist()) == ["a", "b", "c"]
+    neighbours = pq.read_table(out / "neighbours" / "neighbours.parquet").to_pydict()
+    assert sorted(neighbours["item_id"]) == ["a", "b", "c"] and all(len(n) == 2 for n in neighbours["neighbours"])
+    result = cli("run", "--edges", tmp_path / "edges.parquet", "--out", out, *FAST, "--set", "neighbours.k=3",
+                 ok=False)
+    assert result.exit_code == 2 and "neighbours.k = 3 but there are only 3 items with vectors" in result.output
     bad = pa.table({"src": ["a", None], "dst": ["b", "c"]})
     pq.write_table(bad, tmp_path / "bad.parquet")
     result = cli("run", "--edges", tmp_path / "bad.parquet", "--out", tmp_path / "o2", ok=False)

@@ -148,6 +148,16 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class NeighboursConfig:
+    """The item-to-item table a recall service loads: each item's most similar items."""
+
+    k: int = opt(50, "Neighbours per item.", min=1)
+    metric: str = opt("cosine", "Similarity: cosine, or dot product of the raw vectors.", choices=("cosine", "dot"))
+    block: int = opt(2048, "Items scored per matrix product; bounds memory to block x items scores.", min=1,
+                     affects_output=False)
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Resources for the relational stages (DuckDB)."""
 
@@ -165,6 +175,7 @@ SECTIONS: dict[str, type] = {
     "skipgram": SkipgramConfig,
     "side_info": SideInfoConfig,
     "train": TrainConfig,
+    "neighbours": NeighboursConfig,
 }
 
 
