@@ -153,7 +153,7 @@ class NeighboursConfig:
 
     k: int = opt(50, "Neighbours per item.", min=1)
     metric: str = opt("cosine", "Similarity: cosine, or dot product of the raw vectors.", choices=("cosine", "dot"))
-    block: int = opt(2048, "Items scored per matrix product; bounds memory to block x items scores.", min=1,
+    block: int = opt(1024, "Items scored per matrix product; bounds memory to block x items scores.", min=1,
                      affects_output=False)
 
 
