@@ -42,10 +42,10 @@ def sample_run(tmp_path_factory):
 
 def test_full_run_writes_every_stage(sample_run):
     out, result = sample_run
-    assert ran(result) == ["sessions", "graph", "walks", "skipgram", "neighbours"]
+    assert ran(result) == ["sessions", "graph", "walks", "skipgram", "neighbours", "users"]
     assert f"item vectors: {out / 'skipgram' / 'vectors.parquet'}" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["sessions", "graph", "walks", "skipgram", "neighbours"]
+    assert list(manifest["stages"]) == ["sessions", "graph", "walks", "skipgram", "neighbours", "users"]
     sessions = manifest["stages"]["sessions"]
     assert sessions["rows_in"] == pq.ParquetFile(DATA / "events.parquet").metadata.num_rows
     assert sessions["details"]["spam_users"] == 3  # the generator's crawlers
@@ -93,7 +93,7 @@ def test_rerun_skips_fresh_stages(sample_run, cli):
     before = mtimes(out)
     result = cli("run", "--events", DATA / "events.parquet", "--items", DATA / "items.parquet", "--out", out, *FAST)
     assert ran(result) == []
-    assert result.output.count("fresh, skipped") == 5  # eges is not used by the bge method
+    assert result.output.count("fresh, skipped") == 6  # eges is not used by the bge method
     assert mtimes(out) == before
 
 
@@ -102,7 +102,7 @@ def test_set_reruns_only_what_depends_on_it(sample_run, cli):
     before = mtimes(out)
     args = ["run", "--events", DATA / "events.parquet", "--out", out, *FAST]
     result = cli(*args, "--set", "walks.walk_length=6")
-    assert ran(result) == ["walks", "skipgram", "neighbours"]
+    assert ran(result) == ["walks", "skipgram", "neighbours", "users"]
     after = mtimes(out)
     assert after["sessions/sessions.parquet"] == before["sessions/sessions.parquet"]
     assert after["graph/edges.parquet"] == before["graph/edges.parquet"]
@@ -113,7 +113,7 @@ def test_set_reruns_only_what_depends_on_it(sample_run, cli):
     result = cli(*args, "--set", "walks.walk_length=6", "--set", "walks.threads=1")
     assert ran(result) == []
     # Back to the earlier setting for the tests that follow.
-    assert ran(cli(*args)) == ["walks", "skipgram", "neighbours"]
+    assert ran(cli(*args)) == ["walks", "skipgram", "neighbours", "users"]
 
 
 def test_status_stage_and_from(sample_run, cli):
@@ -121,7 +121,7 @@ def test_status_stage_and_from(sample_run, cli):
     status = cli("status", "--out", out).output
     assert [line.split()[:2] for line in status.splitlines()] == [
         ["sessions", "fresh"], ["graph", "fresh"], ["walks", "fresh"], ["skipgram", "fresh"], ["eges", "skipped"],
-        ["neighbours", "fresh"]]
+        ["neighbours", "fresh"], ["users", "fresh"]]
     status = cli("status", "--out", out, "--set", "graph.min_edge_weight=2").output.splitlines()
     assert status[1].split()[1] == "stale" and "graph.min_edge_weight" in status[1]
     assert status[2].split()[1] == "stale" and "upstream stage graph" in status[2]
@@ -136,7 +136,7 @@ def test_status_stage_and_from(sample_run, cli):
     # The graph is rebuilt identically, so its content digest is unchanged and walks stay fresh.
     assert "walks      fresh" in cli("status", "--out", out).output
     result = cli("run", "--out", out, "--from", "walks", *FAST)
-    assert ran(result) == ["walks", "skipgram", "neighbours"]
+    assert ran(result) == ["walks", "skipgram", "neighbours", "users"]
 
 
 def test_changed_input_makes_stages_stale(tmp_path, cli):

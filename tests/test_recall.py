@@ -44,3 +44,18 @@ def test_k_must_fit():
         top_k(np.ones((3, 2)), 3)
     with pytest.raises(ValueError, match="metric"):
         top_k(np.ones((3, 2)), 1, metric="l2")
+
+
+def test_user_vectors_mean_and_decay():
+    from eges.recall.neighbours import user_vectors
+
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    # user 0: items 0, 1, 2 (latest last); user 1: item 1, then an item without a vector (-1).
+    first = np.array([0, 3])
+    rows = np.array([0, 1, 2, 1, -1])
+    out, used = user_vectors(first, rows, vectors, recent=2, half_life=0)
+    np.testing.assert_allclose(out, [[0.5, 1.0], [0.0, 1.0]])
+    assert used.tolist() == [2, 1]
+    out, _ = user_vectors(first, rows, vectors, recent=3, half_life=1.0)
+    # weights 0.25, 0.5, 1 for items 0, 1, 2
+    np.testing.assert_allclose(out[0], (0.25 * vectors[0] + 0.5 * vectors[1] + vectors[2]) / 1.75, rtol=1e-6)

@@ -36,7 +36,7 @@ def eges_run(tmp_path_factory):
 
 def test_eges_is_the_default_with_a_catalog(eges_run):
     out, result, _ = eges_run
-    assert ran(result) == ["sessions", "graph", "walks", "eges", "neighbours"]
+    assert ran(result) == ["sessions", "graph", "walks", "eges", "neighbours", "users"]
     assert f"item vectors: {out / 'eges' / 'vectors.parquet'}" in result.output
     vectors = pq.read_table(out / "eges" / "vectors.parquet")
     catalog = pq.read_table(DATA / "items.parquet")
@@ -59,11 +59,11 @@ def test_eges_is_the_default_with_a_catalog(eges_run):
 def test_switching_method_reruns_only_training(eges_run, cli):
     out, _, args = eges_run
     result = cli(*args, "--method", "ges")
-    assert ran(result) == ["eges", "neighbours"]
+    assert ran(result) == ["eges", "neighbours", "users"]
     result = cli(*args, "--method", "bge")
-    assert ran(result) == ["skipgram", "neighbours"]
+    assert ran(result) == ["skipgram", "neighbours", "users"]
     assert f"item vectors: {out / 'skipgram' / 'vectors.parquet'}" in result.output
-    assert ran(cli(*args)) == ["eges", "neighbours"]  # back to the default, eges
+    assert ran(cli(*args)) == ["eges", "neighbours", "users"]  # back to the default, eges
 
 
 def write_catalog(tmp_path, frame):

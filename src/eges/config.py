@@ -158,6 +158,15 @@ class NeighboursConfig:
 
 
 @dataclass(frozen=True)
+class UsersConfig:
+    """User vectors from each user's most recent items, in the item vectors' space."""
+
+    recent_items: int = opt(20, "How many of the user's most recent session events to average.", min=1)
+    half_life: float = opt(0.0, "Time decay: an event this many events older than the latest weighs half; "
+                           "0 is a plain mean.", min=0)
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Resources for the relational stages (DuckDB)."""
 
@@ -176,6 +185,7 @@ SECTIONS: dict[str, type] = {
     "side_info": SideInfoConfig,
     "train": TrainConfig,
     "neighbours": NeighboursConfig,
+    "users": UsersConfig,
 }
 
 

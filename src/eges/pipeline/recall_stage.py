@@ -12,8 +12,8 @@ from eges.errors import InputError
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.pipeline.side_info_stage import VECTORS as EGES_VECTORS
+from eges.pipeline.stages import SESSIONS, VOCAB, _progress
 from eges.pipeline.stages import VECTORS as BGE_VECTORS
-from eges.pipeline.stages import _progress
 
 NEIGHBOURS = "neighbours/neighbours.parquet"
 
@@ -55,3 +55,34 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
             }, schema=schema))
             bar.update(rows)
     return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items")
+
+
+USERS = "users/vectors.parquet"
+
+
+@stage("users", sections=("users",), outputs=(USERS,),
+       inputs=lambda inp, cfg: (SESSIONS, VOCAB, method_vectors(inp, cfg)), enabled=lambda inp, cfg: inp.edges is None)
+def users_stage(ctx: StageContext) -> StageResult:
+    """User vectors: the (optionally time-decayed) mean of each user's most recent items' vectors."""
+    import pandas as pd
+
+    from eges.recall.neighbours import user_vectors
+    from eges.sessions.clean import user_starts
+
+    cfg = ctx.config.users
+    ids, vectors = read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
+    sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["user_id", "item_index"])
+    vocab_ids = pq.read_table(ctx.input_path(VOCAB), columns=["item_id"])["item_id"].to_pandas()
+    # item_index -> row of the vectors file (-1 where an item has no vector)
+    index_to_row = pd.Index(ids.to_pandas()).get_indexer(vocab_ids)
+    users = sessions["user_id"].combine_chunks()
+    first = user_starts(users)
+    vecs, used = user_vectors(first, index_to_row[sessions["item_index"].to_numpy()], vectors, cfg.recent_items,
+                              cfg.half_life)
+    table = pa.table({"user_id": users.take(pa.array(first)),
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), vectors.shape[1]),
+                      "n_events": pa.array(used.astype(np.int32))})
+    table = table.filter(pa.array(used > 0))
+    io.write_table(table, ctx.path(USERS), compression="none")
+    return StageResult(sessions.num_rows, table.num_rows,
+                       f"{table.num_rows:,} user vectors from up to {cfg.recent_items} recent events each")

@@ -74,3 +74,28 @@ def top_k(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024
         idx[lo:lo + len(i)] = i
         val[lo:lo + len(i)] = s
     return idx, val
+
+
+def user_vectors(user_first_row: np.ndarray, item_rows: np.ndarray, vectors: np.ndarray, recent: int,
+                 half_life: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, the (decayed) mean of the vectors of their last ``recent`` events.
+
+    Events are rows sorted by (user, time); ``user_first_row`` holds each user's first row (ascending) and
+    ``item_rows`` each event's row in ``vectors`` (-1: the item has no vector, skipped). Returns
+    (user vectors, number of events used per user).
+    """
+    from scipy.sparse import csr_matrix
+
+    n_events = len(item_rows)
+    n_users = len(user_first_row)
+    user = np.repeat(np.arange(n_users), np.diff(np.r_[user_first_row, n_events]))
+    ends = np.r_[user_first_row[1:], n_events]
+    age = ends[user] - 1 - np.arange(n_events)  # 0 for a user's latest event
+    use = (age < recent) & (item_rows >= 0)
+    weight = np.ones(n_events) if half_life <= 0 else 0.5 ** (age / half_life)
+    mat = csr_matrix((weight[use], (user[use], item_rows[use])), shape=(n_users, len(vectors)))
+    total = np.asarray(mat.sum(axis=1)).ravel()
+    out = np.asarray(mat @ vectors, dtype=np.float32)
+    ok = total > 0
+    out[ok] /= total[ok, None].astype(np.float32)
+    return out, np.bincount(user[use], minlength=n_users)

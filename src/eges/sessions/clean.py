@@ -228,6 +228,11 @@ def predecessors(items: pa.Array | pa.ChunkedArray, position: pa.Array | pa.Chun
     return pa.array(prev, mask=np.asarray(pos) == 0, type=pa.int32())
 
 
+def user_starts(users: pa.Array) -> np.ndarray:
+    """First row of each user in rows sorted by user."""
+    return np.flatnonzero(_changes(users))
+
+
 def count_users(table: pa.Table) -> int:
     """Distinct users in a batch of whole users sorted by user."""
     return int(_changes(table.column("user_id").combine_chunks()).sum()) if table.num_rows else 0
