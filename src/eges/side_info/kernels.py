@@ -21,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from eges.walks.kernels import _GOLDEN, _S32, _mix
+from eges.rng import GOLDEN as _GOLDEN
+from eges.rng import SHIFT32 as _S32
+from eges.rng import mix64 as _mix
 
 _INV32 = 1.0 / 4294967296.0
 
