@@ -82,24 +82,25 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
     Returns :class:`eges.side_info.fit.SideInfoEmbeddings` (item ids, vectors, source, value vectors,
     attention weights), using the ``[side_info]`` and ``[train]`` settings of ``config``.
     """
-    from eges.pipeline.side_info_stage import train_settings
     from eges.side_info.fit import fit_side_info
+    from eges.side_info.train import settings_from_config
+    from eges.walks.generate import flatten_walks
 
     config = config or default_config()
     scfg = config.side_info
     fields = list(scfg.fields) or [c for c in catalog.columns if c != scfg.id_col]
-    valid = walks >= 0
-    offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
-    return fit_side_info(walks[valid].astype(np.int32), offsets, list(node_ids), catalog, scfg.id_col, fields,
-                         scfg.numeric_buckets, train_settings(method, config.train), config.train.cold_start)
+    values, offsets = flatten_walks(walks)
+    return fit_side_info(values, offsets, list(node_ids), catalog, scfg.id_col, fields, scfg.numeric_buckets,
+                         settings_from_config(method, config.train), config.train.cold_start)
 
 
 def train_skipgram(walks: np.ndarray, config: SkipgramConfig | None = None) -> Any:
     """BGE vectors from a padded walk matrix: gensim KeyedVectors keyed by node index."""
     from eges.skipgram.bge import WalkCorpus, padded_batches, train_bge
+    from eges.walks.generate import flatten_walks
 
     cfg = config or SkipgramConfig()
-    values = walks[walks >= 0]
+    values, _ = flatten_walks(walks)
     counts = np.bincount(values, minlength=int(values.max()) + 1 if len(values) else 0)
     model = train_bge(WalkCorpus(padded_batches(walks)), counts, len(walks), cfg)
     return model.wv

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pyarrow.parquet as pq
@@ -136,6 +137,19 @@ class AtomicParquetWriter:
         if self._writer is not None:
             self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
+
+
+def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """A float32 matrix as the fixed_size_list<float32> column every vectors file uses."""
+    mat = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])
+
+
+def read_vectors(path: str | Path) -> tuple[pa.Array, np.ndarray]:
+    """(item ids, float32 matrix) from a vectors file."""
+    table = read_table(path, ["item_id", "vector"], what="vectors")
+    col = table["vector"].combine_chunks()
+    return table["item_id"].combine_chunks(), col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
 
 
 # --------------------------------------------------------------------------------------------- reading

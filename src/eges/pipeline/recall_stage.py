@@ -23,14 +23,6 @@ def method_vectors(inputs: RunInputs, config: Any) -> str:
     return BGE_VECTORS if resolved_method(inputs, config) == "bge" else EGES_VECTORS
 
 
-def read_vectors(path: Any) -> tuple[pa.Array, np.ndarray]:
-    """(item ids, float32 matrix) from a vectors file."""
-    table = pq.read_table(path, columns=["item_id", "vector"])
-    col = table["vector"].combine_chunks()
-    dim = col.type.list_size
-    return table["item_id"].combine_chunks(), col.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
-
-
 @stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,),
        inputs=lambda inp, cfg: (method_vectors(inp, cfg),))
 def neighbours_stage(ctx: StageContext) -> StageResult:
@@ -38,7 +30,7 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
     from eges.recall.neighbours import top_k_blocks
 
     cfg = ctx.config.neighbours
-    ids, vectors = read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
+    ids, vectors = io.read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
     n = len(ids)
     if cfg.k >= n:
         raise InputError(f"neighbours.k = {cfg.k} but there are only {n} items with vectors; use at most {n - 1}")
@@ -70,7 +62,7 @@ def users_stage(ctx: StageContext) -> StageResult:
     from eges.sessions.clean import user_starts
 
     cfg = ctx.config.users
-    ids, vectors = read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
+    ids, vectors = io.read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
     sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["user_id", "item_index"])
     vocab_ids = pq.read_table(ctx.input_path(VOCAB), columns=["item_id"])["item_id"].to_pandas()
     # item_index -> row of the vectors file (-1 where an item has no vector)
@@ -80,7 +72,7 @@ def users_stage(ctx: StageContext) -> StageResult:
     vecs, used = user_vectors(first, index_to_row[sessions["item_index"].to_numpy()], vectors, cfg.recent_items,
                               cfg.half_life)
     table = pa.table({"user_id": users.take(pa.array(first)),
-                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), vectors.shape[1]),
+                      "vector": io.vector_column(vecs),
                       "n_events": pa.array(used.astype(np.int32))})
     table = table.filter(pa.array(used > 0))
     io.write_table(table, ctx.path(USERS), compression="none")

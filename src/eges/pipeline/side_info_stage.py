@@ -65,6 +65,7 @@ def _uses_side_info(inputs: RunInputs, config: Config) -> bool:
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
+    from eges.side_info.train import settings_from_config
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg)
@@ -78,13 +79,13 @@ def eges_stage(ctx: StageContext) -> StageResult:
     method = resolved_method(ctx.inputs, ctx.config)
     with _progress(ctx, tcfg.epochs, "epoch", method) as bar:
         emb = fit_side_info(flat, offs, nodes["item_id"].to_pylist(), catalog, scfg.id_col, fields,
-                            scfg.numeric_buckets, train_settings(method, tcfg), tcfg.cold_start,
+                            scfg.numeric_buckets, settings_from_config(method, tcfg), tcfg.cold_start,
                             on_epoch=lambda e, loss: bar.update(1))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
-    io.write_table(pa.table({"item_id": ids, "vector": _vectors(emb.vectors), "source": emb.source}),
+    io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
                    ctx.path(VECTORS), compression="none")
     io.write_table(pa.table({"field": emb.value_field, "value": emb.value_label,
-                             "vector": _vectors(emb.value_vectors)}), ctx.path(SIDE_VECTORS), compression="none")
+                             "vector": io.vector_column(emb.value_vectors)}), ctx.path(SIDE_VECTORS), compression="none")
     attention = {"item_id": nodes["item_id"], "item": pa.array(emb.attention[:, 0], pa.float32())}
     attention.update({f: pa.array(emb.attention[:, s + 1], pa.float32()) for s, f in enumerate(fields)})
     io.write_table(pa.table(attention), ctx.path(ATTENTION))
@@ -94,16 +95,3 @@ def eges_stage(ctx: StageContext) -> StageResult:
                f"({d['cold_without_vector']:,} cold items without known side info); "
                f"{d['words_per_second'] / 1e3:,.0f}k words/s; mean weights: {weights_text}")
     return StageResult(len(offs) - 1, len(emb.item_ids), summary, d)
-
-
-def train_settings(method: str, tcfg: Any) -> Any:
-    """The trainer's settings from the ``[train]`` config section."""
-    from eges.side_info.train import TrainSettings
-
-    return TrainSettings(method=method, dimension=tcfg.dimension, window=tcfg.window, negative=tcfg.negative,
-                         epochs=tcfg.epochs, alpha=tcfg.alpha, min_alpha=tcfg.min_alpha,
-                         ns_exponent=tcfg.ns_exponent, sample=tcfg.sample, threads=tcfg.threads, seed=tcfg.seed)
-
-
-def _vectors(mat: np.ndarray) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(mat, np.float32).reshape(-1)), mat.shape[1])

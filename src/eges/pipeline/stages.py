@@ -202,9 +202,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     seconds = time.perf_counter() - started
     index, vectors = vectors_by_index(model, n_nodes)
     ids = nodes["item_id"].take(pa.array(index))
-    flat = pa.array(vectors.reshape(-1), type=pa.float32())
-    table = pa.table({"item_id": ids,
-                      "vector": pa.FixedSizeListArray.from_arrays(flat, cfg.dimension)})
+    table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
     io.write_table(table, ctx.path(VECTORS), compression="none")  # float vectors barely compress
     # Filled directly: KeyedVectors.add_vectors does per-key Python work (1.4 s for 200k items).
     kv = KeyedVectors(cfg.dimension, count=0, dtype=np.float32)

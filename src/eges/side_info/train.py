@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -26,6 +27,13 @@ class TrainSettings:
     sample: float = 0.001
     threads: int = 0
     seed: int = 42
+
+
+def settings_from_config(method: str, tcfg: Any) -> TrainSettings:
+    """The trainer's settings from the ``[train]`` config section."""
+    return TrainSettings(method=method, dimension=tcfg.dimension, window=tcfg.window, negative=tcfg.negative,
+                         epochs=tcfg.epochs, alpha=tcfg.alpha, min_alpha=tcfg.min_alpha,
+                         ns_exponent=tcfg.ns_exponent, sample=tcfg.sample, threads=tcfg.threads, seed=tcfg.seed)
 
 
 @dataclass

@@ -44,11 +44,10 @@ class WalkCorpus:
 def padded_batches(walks: np.ndarray) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
     """Batches for :class:`WalkCorpus` from an in-memory padded walk matrix (-1 after the end)."""
 
+    from eges.walks.generate import flatten_walks
+
     def gen() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        valid = walks >= 0
-        offsets = np.zeros(len(walks) + 1, dtype=np.int64)
-        np.cumsum(valid.sum(axis=1), out=offsets[1:])
-        yield walks[valid], offsets
+        yield flatten_walks(walks)
 
     return gen
 

@@ -65,11 +65,16 @@ def random_walks_array(graph: CSRGraph, cfg: WalksConfig) -> np.ndarray:
     return np.concatenate(batches)
 
 
+def flatten_walks(walks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A padded walk matrix (-1 after a walk's end) as flat int32 node indices and int64 offsets."""
+    valid = walks >= 0
+    offsets = np.zeros(len(walks) + 1, dtype=np.int64)
+    np.cumsum(valid.sum(axis=1), out=offsets[1:])
+    values = walks.reshape(-1) if valid.all() else walks[valid]
+    return values.astype(np.int32, copy=False), offsets
+
+
 def batch_to_arrow(walks: np.ndarray) -> pa.ListArray:
     """A padded walk matrix as an Arrow list<int32> array with the -1 padding removed."""
-    valid = walks >= 0
-    lengths = valid.sum(axis=1)
-    offsets = np.zeros(len(walks) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    values = walks[valid] if not valid.all() else walks.reshape(-1)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))
+    values, offsets = flatten_walks(walks)  # a batch holds < 2**31 steps (see iter_walk_batches)
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values, type=pa.int32()))
