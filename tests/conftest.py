@@ -18,14 +18,14 @@ def events(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def invoke_cli(*args, ok: bool = True):
+    """Run the CLI in-process; with ``ok``, fail the test with the output unless it exits with 0."""
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
 @pytest.fixture
 def cli():
-    runner = CliRunner()
-
-    def invoke(*args: str, ok: bool = True):
-        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
+    return invoke_cli

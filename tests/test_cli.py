@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA
+from conftest import DATA, invoke_cli
 
 FAST = ["--set", "walks.walks_per_node=5", "--set", "skipgram.epochs=2", "--set", "skipgram.dimension=32",
         "--method", "bge", "--quiet"]
@@ -28,16 +28,9 @@ def ran(result) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    from click.testing import CliRunner
-
-    from eges.cli import main
-
     out = tmp_path_factory.mktemp("sample") / "out"
-    result = CliRunner().invoke(main, ["run", "--events", str(DATA / "events.parquet"), "--items",
-                                       str(DATA / "items.parquet"), "--out", str(out), *FAST],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out, result
+    return out, invoke_cli("run", "--events", DATA / "events.parquet", "--items", DATA / "items.parquet",
+                           "--out", out, *FAST)
 
 
 def test_full_run_writes_every_stage(sample_run):
@@ -121,7 +114,9 @@ def test_status_stage_and_from(sample_run, cli):
     status = cli("status", "--out", out).output
     assert [line.split()[:2] for line in status.splitlines()] == [
         ["sessions", "fresh"], ["graph", "fresh"], ["walks", "fresh"], ["skipgram", "fresh"], ["eges", "skipped"],
-        ["neighbours", "fresh"], ["users", "fresh"]]
+        ["neighbours", "fresh"], ["users", "fresh"], ["evaluate_link", "skipped"], ["evaluate_temporal", "skipped"],
+        ["evaluate_cold", "skipped"]]
+    assert "not requested" in status
     status = cli("status", "--out", out, "--set", "graph.min_edge_weight=2").output.splitlines()
     assert status[1].split()[1] == "stale" and "graph.min_edge_weight" in status[1]
     assert status[2].split()[1] == "stale" and "upstream stage graph" in status[2]

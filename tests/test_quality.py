@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DATA
 from eges.api import sessionize
-from eges.evaluate import rank_auc, transition_auc
+from eges.evaluation.metrics import rank_auc, transition_auc
 
 SETTINGS = ["--set", "walks.walks_per_node=10", "--set", "train.epochs=2", "--set", "skipgram.epochs=2", "--set", "train.dimension=64", "--set", "skipgram.dimension=64",
             "--set", "train.threads=1", "--set", "skipgram.threads=1", "--quiet"]

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA
+from conftest import DATA, invoke_cli
 
 FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--set", "skipgram.dimension=16",
         "--quiet"]
@@ -22,16 +22,10 @@ def ran(result) -> list[str]:
 
 @pytest.fixture(scope="module")
 def eges_run(tmp_path_factory):
-    from click.testing import CliRunner
-
-    from eges.cli import main
-
     out = tmp_path_factory.mktemp("eges") / "out"
     args = ["run", "--events", str(DATA / "events.parquet"), "--items", str(DATA / "items.parquet"),
             "--out", str(out), *FAST]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out, result, args
+    return out, invoke_cli(*args), args
 
 
 def test_eges_is_the_default_with_a_catalog(eges_run):

@@ -128,6 +128,64 @@ def status(out_dir, config_path, overrides) -> None:
         _echo(f"{st.name:<10} {st.state:<8} {st.reason}{extra}")
 
 
+@main.command()
+@click.option("--events", required=True, type=click.Path(dir_okay=False), help="Event log (Parquet or CSV).")
+@click.option("--items", type=click.Path(dir_okay=False), help="Item catalog (needed for GES/EGES and cold start).")
+@_out_option
+@_config_option
+@_set_option
+@click.option("--protocol", type=click.Choice(["link", "temporal", "cold", "all"]), default="all", show_default=True,
+              help="link: held-out graph edges (the paper's); temporal: next item after a cut time; cold: items "
+                   "whose behaviour is hidden. 'all' runs cold only with --items.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["bge", "ges", "eges"]),
+              help="Method to train and score; repeatable. Default: every method the inputs allow.")
+@_quiet_option
+def evaluate(events, items, out_dir, config_path, overrides, protocol, methods, quiet) -> None:
+    """Split the log, train on the training part, score methods and baselines on the same held-out pairs."""
+    from eges.config import PROTOCOLS, load_config
+    from eges.pipeline import RunInputs
+    from eges.pipeline.compare import comparison, format_table
+    from eges.pipeline.runner import run as run_pipeline
+
+    for flag, value in (("--events", events), ("--items", items)):
+        if value is not None and not Path(value).is_file():
+            raise EgesError(f"{flag} file {value} does not exist")
+    protocols = [p for p in PROTOCOLS if p != "cold" or items] if protocol == "all" else [protocol]
+    if protocol == "cold" and not items:
+        raise EgesError("the cold-start protocol needs an item catalog: give --items")
+    extra = [f"evaluate.protocols={protocols!r}".replace("'", '"')]
+    if methods:
+        extra.append(f"evaluate.methods={list(methods)!r}".replace("'", '"'))
+    config = load_config(config_path, [*overrides, *extra])
+    out = Path(out_dir)
+    run_pipeline(out, config, RunInputs(events=_abs(events), items=_abs(items)),
+                 select=[f"evaluate_{p}" for p in protocols], progress=not quiet, echo=_echo)
+    _echo(format_table(comparison([out])))
+    _echo(f"evaluation results: {out / 'evaluation'}")
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--to", "to_path", type=click.Path(dir_okay=False), help="Also write the table (.csv or .parquet).")
+def compare(dirs, to_path) -> None:
+    """Compare evaluation results side by side: the methods of one DIR, or several DIRs run with other settings."""
+    from eges.pipeline.compare import comparison, format_table
+
+    table = comparison(dirs)
+    _echo(format_table(table))
+    if to_path:
+        from eges.pipeline.io import atomic_path
+
+        flat = table.reset_index()
+        flat.columns = [str(c) for c in flat.columns]
+        with atomic_path(to_path) as tmp:
+            if str(to_path).endswith(".parquet"):
+                flat.to_parquet(tmp, index=False)
+            else:
+                flat.to_csv(tmp, index=False)
+        _echo(f"wrote {to_path}")
+
+
 @main.command("config")
 @click.option("--defaults", is_flag=True, help="Print the full default config with help text.")
 @_config_option

@@ -24,13 +24,13 @@ from eges.errors import ConfigError
 
 
 def opt(default: Any, help: str, *, choices: Iterable[Any] | None = None, min: float | None = None,
-        affects_output: bool = True) -> Any:
+        max: float | None = None, affects_output: bool = True) -> Any:
     """A config field with help text and optional constraints, checked by :func:`build_section`.
 
     ``affects_output=False`` marks keys (threads, batch sizes) whose change does not make a stage's
     outputs out of date.
     """
-    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min,
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max,
             "affects_output": affects_output}
     if isinstance(default, list):
         return field(default_factory=lambda: tuple(default), metadata=meta)
@@ -166,6 +166,38 @@ class UsersConfig:
                            "0 is a plain mean.", min=0)
 
 
+PROTOCOLS = ("link", "temporal", "cold")
+METHODS = ("bge", "ges", "eges")
+BASELINES = ("popularity", "cooccurrence", "item2vec")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluation protocols (`eges evaluate`): splits, methods and baselines compared on the same pairs."""
+
+    protocols: list[str] = opt([], "Protocols `eges run` evaluates too; `eges evaluate --protocol` sets this.",
+                               choices=PROTOCOLS, affects_output=False)
+    methods: list[str] = opt([], "Methods to train and score; empty is every method the inputs allow (bge, and "
+                             "ges and eges with --items).", choices=METHODS)
+    baselines: list[str] = opt(list(BASELINES), "Baselines scored on the same split: popularity, item "
+                               "co-occurrence (cosine over sessions), item2vec (skip-gram on sessions, no graph).",
+                               choices=BASELINES)
+    seed: int = opt(0, "Seed of the splits and of the negative samples.", min=0)
+    link_holdout: float = opt(1 / 3, "Link prediction: share of the graph's edges held out before walks (the "
+                              "paper holds out a third).", min=0.01, max=0.9)
+    cut_time: str = opt("", "Next-item protocol: train on events before this time (unix seconds or an ISO date "
+                        "such as 2017-12-02, UTC); empty cuts at evaluate.train_share of the events.")
+    train_share: float = opt(0.8, "Next-item protocol without cut_time: share of the events (by time) to train on.",
+                             min=0.05, max=0.99)
+    cold_fraction: float = opt(0.1, "Cold-start protocol: share of the log's items whose behaviour is hidden.",
+                               min=0.01, max=0.9)
+    item2vec_epochs: int = opt(5, "Epochs of the item2vec baseline: sessions hold far fewer tokens than the walks, "
+                               "so one pass would leave it under-trained (item2vec's authors use several).", min=1)
+    ks: list[int] = opt([10, 50], "Cut-offs K of HitRate@K and Recall@K.", min=1)
+    max_test_pairs: int = opt(200_000, "Score at most this many held-out pairs per protocol (a seeded sample).",
+                              min=100)
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Resources for the relational stages (DuckDB)."""
@@ -186,6 +218,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "neighbours": NeighboursConfig,
     "users": UsersConfig,
+    "evaluate": EvaluateConfig,
 }
 
 
@@ -240,8 +273,13 @@ def section_to_dict(section: Any, output_keys_only: bool = False) -> dict[str, A
 def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
     origin = typing.get_origin(hint)
     if origin is list:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+        (item,) = typing.get_args(hint)
+        kind = "integers" if item is int else "strings"
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, item) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{name} must be a list of {kind}, got {value!r}")
+        for v in value:
+            _check_bounds(f"{name} entry", v, meta)
         return tuple(value)
     if hint is bool:
         if not isinstance(value, bool):
@@ -255,12 +293,18 @@ def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> A
         value = float(value)
     elif hint is str and not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, got {value!r}")
+    _check_bounds(name, value, meta)
+    return value
+
+
+def _check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
     if meta.get("choices") and value not in meta["choices"]:
         allowed = ", ".join(repr(c) for c in meta["choices"])
         raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
     if meta.get("min") is not None and value < meta["min"]:
         raise ConfigError(f"{name} must be at least {meta['min']}, got {value!r}")
-    return value
+    if meta.get("max") is not None and value > meta["max"]:
+        raise ConfigError(f"{name} must be at most {meta['max']}, got {value!r}")
 
 
 def build_section(name: str, values: Mapping[str, Any]) -> Any:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from eges.pipeline import recall_stage, side_info_stage, stages  # noqa: F401  (registers the stages)
+from eges.pipeline import (  # noqa: F401  (registers the stages, in pipeline order)
+    evaluate_stage,
+    recall_stage,
+    side_info_stage,
+    stages,
+)
 from eges.pipeline.registry import STAGES, RunInputs, StageContext, StageResult, stage
 from eges.pipeline.runner import plan, run
 

@@ -45,12 +45,14 @@ class StageResult:
 
 @dataclass
 class StageContext:
-    """Everything a stage may use: where outputs go, the config, the run's inputs, a progress switch."""
+    """Everything a stage may use: where outputs go, the config, the run's inputs, a progress switch and
+    where to print (stages that run a nested pipeline, like evaluation, report its stages there)."""
 
     out_dir: Path
     config: Config
     inputs: RunInputs
     progress: bool = True
+    echo: Callable[[str], None] = print
 
     def path(self, relative: str) -> Path:
         return self.out_dir / relative
@@ -90,6 +92,7 @@ class Stage:
     inputs: Callable[[RunInputs, Config], tuple[str, ...]]
     enabled: Callable[[RunInputs, Config], bool]
     help: str
+    skipped_because: str = "not used by this run's inputs or method"
 
 
 STAGES: dict[str, Stage] = {}
@@ -97,13 +100,14 @@ STAGES: dict[str, Stage] = {}
 
 def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           inputs: Callable[[RunInputs, Config], tuple[str, ...]],
-          enabled: Callable[[RunInputs, Config], bool] | None = None) -> Callable:
+          enabled: Callable[[RunInputs, Config], bool] | None = None,
+          skipped_because: str | None = None) -> Callable:
     """Register the decorated function as stage ``name`` (pipeline order = registration order)."""
 
     def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
         doc = (func.__doc__ or "").strip().splitlines()
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             doc[0] if doc else name)
+                             doc[0] if doc else name, *([skipped_because] if skipped_because else []))
         return func
 
     return wrap

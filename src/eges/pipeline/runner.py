@@ -82,7 +82,7 @@ def plan(out_dir: Path, config: Config, inputs: RunInputs, force: Iterable[str] 
     result = []
     for st in STAGES.values():
         if not st.enabled(inputs, config):
-            result.append(StageStatus(st.name, "skipped", "not used by this run's inputs or method"))
+            result.append(StageStatus(st.name, "skipped", st.skipped_because))
             continue
         state, reason = _judge(st, out_dir, config, inputs, recorded, rerun, forced)
         if state != "fresh":
@@ -124,10 +124,10 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
 
 
 def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | None = None,
-        only: str | None = None, to_stage: str | None = None, progress: bool = True,
-        echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every stale stage (all from ``from_stage`` on, or just ``only``; none after ``to_stage``),
-    updating the manifest."""
+        only: str | None = None, to_stage: str | None = None, select: Iterable[str] | None = None,
+        progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every stale stage (all from ``from_stage`` on, or just ``only``, forced; none after ``to_stage``;
+    with ``select``, only those stages and only if stale), updating the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(STAGES)
     force: list[str] = []
@@ -137,14 +137,17 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
     if only is not None:
         force = [get_stage(only).name]
     last = names.index(get_stage(to_stage).name) if to_stage is not None else len(names) - 1
+    selected = {get_stage(n).name for n in select} if select is not None else None
     statuses = plan(out_dir, config, inputs, force)
     manifest = load_manifest(out_dir)
     manifest["inputs"] = inputs.to_dict()
     manifest["config"] = config.to_dict()
-    ctx = StageContext(out_dir=out_dir, config=config, inputs=inputs, progress=progress)
+    ctx = StageContext(out_dir=out_dir, config=config, inputs=inputs, progress=progress, echo=echo)
     for status in statuses:
         st = STAGES[status.name]
         if (only is not None and st.name != only) or names.index(st.name) > last:
+            continue
+        if selected is not None and st.name not in selected:
             continue
         if status.state == "skipped":
             continue

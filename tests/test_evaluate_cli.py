@@ -1,0 +1,83 @@
+"""`eges evaluate` and `eges compare` end to end on the sample: every protocol, quality thresholds against the
+baselines, reuse of fresh stages, settings compared across directories, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import DATA, invoke_cli
+
+SMALL = ["--set", "skipgram.dimension=32", "--set", "train.dimension=32",
+         "--set", "evaluate.item2vec_epochs=2", "--set", "evaluate.max_test_pairs=20000", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluate") / "out"
+    args = ["evaluate", "--events", DATA / "events.parquet", "--items", DATA / "items.parquet", "--out", out, *SMALL]
+    return out, args, invoke_cli(*args)
+
+
+def metric(out, protocol, method, name="auc", k=0):
+    table = pq.read_table(out / "evaluation" / protocol / "metrics.parquet").to_pandas()
+    row = table[(table["method"] == method) & (table["metric"] == name) & (table["k"] == k)]
+    assert len(row) == 1, (protocol, method, name, k)
+    return float(row["value"].iloc[0])
+
+
+def test_every_protocol_writes_metrics_and_a_summary(evaluated):
+    out, _, result = evaluated
+    for protocol in ("link", "temporal", "cold"):
+        summary = json.loads((out / "evaluation" / protocol / "summary.json").read_text())
+        assert summary["protocol"] == protocol and summary["split"]["test_pairs"] > 1000
+        methods = set(pq.read_table(out / "evaluation" / protocol / "metrics.parquet")["method"].to_pylist())
+        expected = {"ges", "eges", "popularity"} | ({"bge", "cooccurrence", "item2vec"} if protocol != "cold" else set())
+        assert methods == expected
+    link = json.loads((out / "evaluation" / "link" / "summary.json").read_text())["split"]
+    assert abs(link["held_out_edges"] - link["edges"] / 3) <= 1  # the paper's third
+    assert "temporal" in result.output and "hit_rate@10" in result.output
+
+
+def test_learned_vectors_beat_popularity(evaluated):
+    out, _, _ = evaluated
+    for method in ("bge", "ges", "eges"):
+        assert metric(out, "link", method) >= 0.8
+        assert metric(out, "link", method) > metric(out, "link", "popularity") + 0.05
+        assert metric(out, "temporal", method) >= 0.9
+        assert metric(out, "temporal", method, "hit_rate", 50) > metric(out, "temporal", "popularity", "hit_rate", 50)
+    for method in ("ges", "eges"):  # cold items placed from side information alone
+        assert metric(out, "cold", method) >= 0.85
+        assert metric(out, "cold", method) > metric(out, "cold", "popularity") + 0.05
+
+
+def test_a_rerun_reuses_every_fresh_stage(evaluated, cli):
+    out, args, _ = evaluated
+    again = cli(*args)
+    assert " rows in -> " not in again.output
+    assert "evaluate_link: fresh, skipped" in again.output
+
+
+def test_compare_settings_across_directories(evaluated, cli, tmp_path):
+    out, _, _ = evaluated
+    other = tmp_path / "long_walks"
+    cli("evaluate", "--events", DATA / "events.parquet", "--out", other, "--protocol", "link", *SMALL,
+        "--set", "walks.walk_length=20")
+    result = cli("compare", out, other, "--to", tmp_path / "table.csv")
+    assert "walks.walk_length=20: bge" in result.output and "walks.walk_length=10: eges" in result.output
+    assert (tmp_path / "table.csv").read_text().startswith("protocol,metric,")
+
+
+def test_bad_evaluation_input(cli, tmp_path):
+    events = ["--events", DATA / "events.parquet", "--out", tmp_path / "o", "--quiet"]
+    result = cli("evaluate", *events, "--protocol", "temporal", "--set", "evaluate.cut_time='2030-01-01'", ok=False)
+    assert result.exit_code == 2 and "evaluate.cut_time" in result.output and "outside the log" in result.output
+    result = cli("evaluate", *events, "--protocol", "cold", ok=False)
+    assert result.exit_code == 2 and "--items" in result.output
+    result = cli("evaluate", *events, "--method", "eges", "--protocol", "link", ok=False)
+    assert result.exit_code == 2 and "needs an item catalog" in result.output
+    (tmp_path / "empty").mkdir()
+    result = cli("compare", tmp_path / "empty", ok=False)
+    assert result.exit_code == 2 and "no evaluation results" in result.output

@@ -1,0 +1,151 @@
+"""Evaluation kernels: metrics on fixed cases, splits and scorers against brute-force references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eges.errors import ConfigError
+from eges.evaluation.metrics import hits_and_recall, rank_auc
+from eges.evaluation.score import Pairs, score, summary
+from eges.evaluation.scorers import CosineScorer, PopularityScorer, cooccurrence_matrix
+from eges.evaluation.splits import (
+    holdout_mask,
+    parse_cut_time,
+    sample_non_edges,
+    segments_without,
+    undirected_holdout,
+)
+
+
+def test_rank_auc_of_nothing_is_nan():
+    assert np.isnan(rank_auc(np.array([]), np.array([1.0])))
+
+
+def test_hits_and_recall_fixed_case():
+    neighbours = np.array([[5, 6, 7], [8, -1, -1]])
+    # query 0 -> 6 (twice), 0 -> 9 (miss); query 1 -> 8
+    query_of_pair = np.array([0, 0, 0, 1])
+    target = np.array([6, 6, 9, 8])
+    out = hits_and_recall(neighbours, query_of_pair, target, [1, 2])
+    assert out[1] == (0.25, 0.5)  # only 1 -> 8 is a hit at 1; recall: query 0 0/2, query 1 1/1
+    assert out[2] == (0.75, 0.75)  # 0 -> 6 counts twice; recall: query 0 1/2, query 1 1/1
+    with pytest.raises(ValueError, match="larger than the neighbour lists"):
+        hits_and_recall(neighbours, query_of_pair, target, [4])
+
+
+def test_score_counts_unscored_pairs_as_misses():
+    class Half:
+        name = "half"
+
+        def pairs(self, a, b):
+            return np.where(a % 2 == 0, b.astype(float), np.nan)
+
+    pairs = Pairs(np.array([0, 1]), np.array([5, 5]), np.array([0, 1]), np.array([1, 1]))
+    rows = score("p", Half(), "method", pairs)
+    assert rows[0]["coverage"] == 0.5
+    # positives (5, -inf) vs negatives (1, -inf): 5 beats both (2), -inf ties -inf (0.5), loses to 1 (0)
+    assert rows[0]["value"] == pytest.approx(2.5 / 4)
+    assert summary(rows) == {"half": {"auc": 0.625, "coverage": 0.5}}
+
+
+def test_holdout_mask_takes_the_share():
+    mask = holdout_mask(300, 1 / 3, np.random.default_rng(0))
+    assert mask.sum() == 100
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=40), st.integers(0, 100))
+def test_undirected_holdout_keeps_both_directions_together(pairs, seed):
+    edges = {(a, b) for a, b in pairs} | {(b, a) for a, b in pairs}
+    src, dst = (np.array(x) for x in zip(*sorted(edges)))
+    held = undirected_holdout(src, dst, 0.5, np.random.default_rng(seed))
+    chosen = {(a, b) for a, b, h in zip(src, dst, held) if h}
+    assert all((b, a) in chosen for a, b in chosen)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 14), st.integers(0, 14)), max_size=60), st.integers(0, 1000))
+def test_sampled_non_edges_are_distinct_pairs_with_no_edge(pairs, seed):
+    src = np.array([a for a, _ in pairs], dtype=np.int64)
+    dst = np.array([b for _, b in pairs], dtype=np.int64)
+    nodes = np.arange(15)
+    a, b = sample_non_edges(src, dst, nodes, 20, np.random.default_rng(seed))
+    edges = set(pairs) | {(y, x) for x, y in pairs}
+    assert len(a) == 20
+    assert all(x != y and (x, y) not in edges for x, y in zip(a, b))
+    assert len(set(zip(a, b))) == 20
+
+
+def test_sample_non_edges_on_a_complete_graph_is_an_error():
+    src, dst = np.array([0, 1, 0, 2, 1, 2]), np.array([1, 0, 2, 0, 2, 1])
+    with pytest.raises(ValueError, match="too dense"):
+        sample_non_edges(src, dst, np.arange(3), 1, np.random.default_rng(0))
+
+
+def test_segments_are_cut_exactly_at_held_out_transitions():
+    # two sessions: 1 2 3 4 | 5 6 ; hold out 2->3 and 5->6
+    start = np.array([1, 0, 0, 0, 1, 0], dtype=bool)
+    item = np.array([1, 2, 3, 4, 5, 6])
+    prev = np.array([-1, 1, 2, 3, -1, 5])
+    held = np.array([2 * 10 + 3, 5 * 10 + 6])
+    assert segments_without(start, prev, item, held, 10).tolist() == [0, 0, 1, 1, 2, 3]
+
+
+def test_parse_cut_time():
+    assert parse_cut_time("") is None
+    assert parse_cut_time("1511539200") == 1_511_539_200_000
+    assert parse_cut_time("2017-11-25") == 1_511_568_000_000
+    assert parse_cut_time("2017-11-25T01:00:00+01:00") == 1_511_568_000_000
+    with pytest.raises(ConfigError, match="evaluate.cut_time"):
+        parse_cut_time("yesterday")
+
+
+def brute_top_k(matrix, has, queries, k):
+    unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    out = []
+    for q in queries:
+        if not has[q]:
+            out.append([-1] * k)
+            continue
+        s = unit @ unit[q]
+        order = [i for i in np.argsort(-s, kind="stable") if has[i] and i != q][:k]
+        out.append(order + [-1] * (k - len(order)))
+    return np.array(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(3, 30), st.integers(1, 6), st.integers(0, 10_000))
+def test_cosine_top_k_matches_brute_force(n, k, seed):
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(n, 4)).astype(np.float32)
+    has = rng.random(n) < 0.8
+    queries = rng.choice(n, size=min(n, 5), replace=False)
+    got = CosineScorer("m", matrix, has).top_k(queries, k, block=2)
+    want = brute_top_k(matrix, has, queries, k)
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    for q, g, w in zip(queries, got, want):  # equal up to ties: compare the scores
+        assert (g >= 0).sum() == (w >= 0).sum()
+        np.testing.assert_allclose(unit[g[g >= 0]] @ unit[q], unit[w[w >= 0]] @ unit[q], atol=1e-5)
+
+
+def test_sparse_cosine_is_cooccurrence_over_sessions():
+    # sessions: {0,1}, {0,1,2}, {2}
+    mat = cooccurrence_matrix(np.array([0, 0, 1, 1, 1, 1, 2]), np.array([0, 1, 0, 1, 2, 2, 2]), 4)
+    scorer = CosineScorer("co", mat, np.array([True, True, True, False]))
+    got = scorer.pairs(np.array([0, 0, 2]), np.array([1, 2, 3]))
+    assert got[0] == pytest.approx(1.0)  # both in the same two sessions
+    assert got[1] == pytest.approx(1 / np.sqrt(2 * 2))  # one shared session, two each
+    assert np.isnan(got[2])  # item 3 never occurs
+    top = scorer.top_k(np.array([2]), 3)[0]
+    assert sorted(top[:2]) == [0, 1] and top[2] == -1  # 0 and 1 tie; item 3 is unknown
+    assert sp.issparse(scorer.matrix)
+
+
+def test_popularity_lists_the_most_popular_but_never_the_query():
+    scorer = PopularityScorer(np.array([5, 9, 0, 7]))
+    assert scorer.top_k(np.array([1, 2]), 2).tolist() == [[3, 0], [1, 3]]
+    assert scorer.pairs(np.array([0]), np.array([3])).tolist() == [7.0]
