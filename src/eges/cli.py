@@ -186,6 +186,20 @@ def compare(dirs, to_path) -> None:
         _echo(f"wrote {to_path}")
 
 
+@main.command()
+@_out_option
+@click.option("--format", "fmt", required=True, type=click.Choice(["parquet", "npy", "word2vec", "projector"]),
+              help="parquet: one file, matrix rows with their item ids; npy: a directory with embeddings.npy and "
+                   "the vocabulary; word2vec: a file (.bin for binary); projector: a directory of TensorBoard files.")
+@click.option("--to", "to_path", required=True, type=click.Path(), help="The file or directory to write.")
+@click.option("--method", type=click.Choice(["bge", "ges", "eges"]), help="Whose vectors; default the run's method.")
+def export(out_dir, fmt, to_path, method) -> None:
+    """Export the run's item vectors: an aligned matrix for embedding layers, word2vec, or the TensorBoard projector."""
+    from eges.pipeline.export import export as run_export
+
+    _echo(run_export(Path(out_dir), fmt, Path(to_path), method))
+
+
 @main.command("config")
 @click.option("--defaults", is_flag=True, help="Print the full default config with help text.")
 @_config_option

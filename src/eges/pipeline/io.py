@@ -46,6 +46,27 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory beside ``final``; it replaces ``final`` (and whatever it held) only if the
+    block succeeds, so an interrupted export never leaves a directory of partial files."""
+    import shutil
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+    old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _dictionary_columns(schema: pa.Schema) -> list[str]:
     # Dictionary encoding pays for text; on high-cardinality integers it only costs time (30% of a write).
     return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]

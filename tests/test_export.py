@@ -1,0 +1,102 @@
+"""`eges export`: the aligned matrix (parquet, npy), word2vec text and binary, projector files, atomicity and
+bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import DATA, invoke_cli
+from eges.pipeline.io import atomic_dir
+
+FAST = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--quiet", "--to", "eges"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "out"
+    invoke_cli("run", "--events", DATA / "events.parquet", "--items", DATA / "items.parquet", "--out", out, *FAST)
+    return out
+
+
+def vectors_by_id(out):
+    table = pq.read_table(out / "eges" / "vectors.parquet")
+    return {i: np.asarray(v, dtype=np.float32) for i, v in zip(table["item_id"].to_pylist(), table["vector"].to_pylist())}
+
+
+def test_matrix_rows_are_item_indices_then_cold_items_then_padding(run_dir, cli, tmp_path):
+    cli("export", "--out", run_dir, "--format", "parquet", "--to", tmp_path / "m.parquet")
+    arrow = pq.read_table(tmp_path / "m.parquet")
+    assert arrow.schema.field("item_id").type == pa.int64()  # ids keep their type, the padding id is null
+    assert arrow["item_id"][-1].as_py() is None and arrow["item_id"].null_count == 1
+    table = arrow.to_pandas()
+    nodes = pq.read_table(run_dir / "graph" / "nodes.parquet").to_pandas().sort_values("item_index")
+    n = len(nodes)
+    assert table["row"].tolist() == list(range(len(table)))
+    assert table["item_id"].iloc[:n].tolist() == nodes["item_id"].tolist()  # row i is item index i
+    assert set(table["source"].iloc[n:-1]) == {"cold_start"} and len(table) > n + 1
+    assert table["source"].iloc[-1] == "padding"
+    assert not np.any(table["vector"].iloc[-1])
+    expected = vectors_by_id(run_dir)
+    for row in table.iloc[:-1].sample(200, random_state=0).itertuples():
+        np.testing.assert_array_equal(np.asarray(row.vector, dtype=np.float32), expected[int(row.item_id)])
+
+
+def test_npy_export_matches_the_parquet_one(run_dir, cli, tmp_path):
+    cli("export", "--out", run_dir, "--format", "npy", "--to", tmp_path / "npy")
+    cli("export", "--out", run_dir, "--format", "parquet", "--to", tmp_path / "m.parquet")
+    matrix = np.load(tmp_path / "npy" / "embeddings.npy")
+    info = json.loads((tmp_path / "npy" / "export.json").read_text())
+    table = pq.read_table(tmp_path / "m.parquet")
+    assert matrix.shape == (table.num_rows, 16) and info["padding_row"] == table.num_rows - 1
+    np.testing.assert_array_equal(matrix, np.asarray(table["vector"].to_pylist(), dtype=np.float32))
+    vocab = pq.read_table(tmp_path / "npy" / "vocabulary.parquet")
+    assert vocab["item_id"].to_pylist() == table["item_id"].to_pylist()
+
+
+@pytest.mark.parametrize("name", ["vectors.txt", "vectors.bin"])
+def test_word2vec_loads_in_gensim(run_dir, cli, tmp_path, name):
+    from gensim.models import KeyedVectors
+
+    cli("export", "--out", run_dir, "--format", "word2vec", "--to", tmp_path / name)
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / name), binary=name.endswith(".bin"))
+    expected = vectors_by_id(run_dir)
+    assert len(kv) == len(expected)
+    some = list(expected)[:50]
+    for item in some:
+        np.testing.assert_allclose(kv[str(item)], expected[item], rtol=1e-5, atol=1e-6)
+
+
+def test_projector_files(run_dir, cli, tmp_path):
+    cli("export", "--out", run_dir, "--format", "projector", "--to", tmp_path / "proj")
+    vectors = (tmp_path / "proj" / "vectors.tsv").read_text().splitlines()
+    meta = (tmp_path / "proj" / "metadata.tsv").read_text().splitlines()
+    assert meta[0].split("\t") == ["item_id", "source", "category", "brand", "shop", "price"]
+    assert len(meta) == len(vectors) + 1 == len(vectors_by_id(run_dir)) + 1
+    assert all(len(line.split("\t")) == 16 for line in vectors[:100])
+    config = (tmp_path / "proj" / "projector_config.pbtxt").read_text()
+    assert 'tensor_path: "vectors.tsv"' in config and 'metadata_path: "metadata.tsv"' in config
+
+
+def test_export_bad_input(cli, tmp_path, run_dir):
+    result = cli("export", "--out", run_dir, "--format", "csv", "--to", tmp_path / "x", ok=False)
+    assert result.exit_code == 2 and "'csv' is not one of" in result.output
+    result = cli("export", "--out", run_dir, "--format", "npy", "--to", tmp_path / "x", "--method", "bge", ok=False)
+    assert result.exit_code == 2 and "holds no bge vectors" in result.output
+    result = cli("export", "--out", tmp_path / "nothing", "--format", "npy", "--to", tmp_path / "x", ok=False)
+    assert result.exit_code == 2 and "no pipeline run" in result.output
+
+
+def test_an_interrupted_directory_export_keeps_the_old_one(tmp_path):
+    target = tmp_path / "export"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("interrupted")
+    assert (target / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
