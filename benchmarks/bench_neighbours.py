@@ -1,7 +1,9 @@
-"""Exact top-50 neighbours of 100,000 items of dimension 128 (cosine), in a fresh process per run.
+"""Top-50 neighbours of 100,000 items of dimension 128 (cosine), in a fresh process per run.
 
-    .venv/bin/python benchmarks/bench_neighbours.py [--repeat 3] [--items 100000] [--k 50]
+    .venv/bin/python benchmarks/bench_neighbours.py [--repeat 3] [--items 100000] [--k 50] [--faiss] [--peer]
 
+Exact search (blocked products + numba selection) always; ``--faiss`` adds the approximate HNSW index of the
+neighbours stage (index build + search, default settings) and its recall@k against the exact lists.
 Peer in the same run (``--peer``, slow): the same blocked products with ``np.argpartition`` and a sort
 of the K best, the usual NumPy way.
 """
@@ -16,7 +18,7 @@ from common import PYTHON, measured, median, report
 SCRIPT = r'''
 import sys, time
 import numpy as np
-from eges.recall.neighbours import top_k, normalised
+from eges.recall.neighbours import top_k, normalised, top_k_faiss_blocks
 n, k, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rng = np.random.default_rng(0)
 centres = rng.normal(size=(500, 128))
@@ -24,6 +26,13 @@ vectors = (centres[rng.integers(0, 500, n)] + 0.5 * rng.normal(size=(n, 128))).a
 t0 = time.perf_counter()
 if mode == "eges":
     top_k(vectors, k)
+elif mode == "faiss":
+    approx = np.concatenate([idx for _, idx, _ in top_k_faiss_blocks(vectors, k, block=4096)])
+    seconds = time.perf_counter() - t0
+    exact, _ = top_k(vectors, k)
+    hits = (np.sort(approx, axis=1)[:, :, None] == exact[:, None, :]).any(axis=2).sum()
+    print(seconds, hits / exact.size)
+    sys.exit(0)
 else:
     mat = normalised(vectors)
     for lo in range(0, n, 1024):
@@ -40,8 +49,9 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--peer", action="store_true")
+    ap.add_argument("--faiss", action="store_true")
     args = ap.parse_args()
-    ours, peer, rss = [], [], []
+    ours, peer, rss, ann, ann_recall = [], [], [], [], []
     for _ in range(args.repeat):
         _, peak, out = measured([PYTHON, "-c", SCRIPT, str(args.items), str(args.k), "eges"])
         ours.append(float(out))
@@ -49,12 +59,19 @@ def main() -> None:
         if args.peer:
             _, _, out = measured([PYTHON, "-c", SCRIPT, str(args.items), str(args.k), "argsort"])
             peer.append(float(out))
+        if args.faiss:
+            _, _, out = measured([PYTHON, "-c", SCRIPT, str(args.items), str(args.k), "faiss"])
+            ann.append(float(out.split()[0]))
+            ann_recall.append(float(out.split()[1]))
     rows = [("items x dim, k", f"{args.items:,} x 128, top {args.k}, cosine"),
             ("eges top_k (blocked matmul + numba selection)", f"{median(ours):.1f} s (runs {[round(x, 1) for x in ours]})"),
             ("peak RSS", f"{median(rss):.0f} MiB")]
     if peer:
         rows.append(("blocked matmul + np.argpartition", f"{median(peer):.1f} s (runs {[round(x, 1) for x in peer]})"))
-    report("exact neighbours", rows)
+    if ann:
+        rows.append(("faiss HNSW (M 32, efSearch 128), build + search",
+                     f"{median(ann):.1f} s (runs {[round(x, 1) for x in ann]}), recall@{args.k} {median(ann_recall):.4f}"))
+    report("neighbours", rows)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,13 @@ class NeighboursConfig:
     metric: str = opt("cosine", "Similarity: cosine, or dot product of the raw vectors.", choices=("cosine", "dot"))
     block: int = opt(1024, "Items scored per matrix product; bounds memory to block x items scores.", min=1,
                      affects_output=False)
+    index: str = opt("auto", "exact: blocked matrix products over every item; faiss: an approximate HNSW index "
+                     "(pip install 'eges[ann]'); auto: exact up to neighbours.approximate_above items, faiss above.",
+                     choices=("auto", "exact", "faiss"))
+    approximate_above: int = opt(250_000, "With index = auto, use the approximate index above this many items "
+                                 "(exact search grows with the square of the items).", min=1)
+    hnsw_m: int = opt(32, "HNSW graph degree of the approximate index (more: better recall, more memory).", min=4)
+    ef_search: int = opt(128, "HNSW candidates searched per query (more: better recall, slower).", min=1)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eges.errors import InputError
+from eges.errors import ConfigError, InputError
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.pipeline.side_info_stage import VECTORS as EGES_VECTORS
@@ -16,6 +18,8 @@ from eges.pipeline.stages import SESSIONS, VOCAB, _progress
 from eges.pipeline.stages import VECTORS as BGE_VECTORS
 
 NEIGHBOURS = "neighbours/neighbours.parquet"
+
+log = logging.getLogger("eges")
 
 
 def method_vectors(inputs: RunInputs, config: Any) -> str:
@@ -26,27 +30,39 @@ def method_vectors(inputs: RunInputs, config: Any) -> str:
 @stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,),
        inputs=lambda inp, cfg: (method_vectors(inp, cfg),))
 def neighbours_stage(ctx: StageContext) -> StageResult:
-    """Exact top-K neighbours of every item (blocked matrix products), for item-to-item recall."""
-    from eges.recall.neighbours import top_k_blocks
+    """Top-K neighbours of every item (exact blocked matrix products, or a faiss HNSW index for very many items),
+    for item-to-item recall."""
+    from eges.recall.neighbours import top_k_blocks, top_k_faiss_blocks
 
     cfg = ctx.config.neighbours
     ids, vectors = io.read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
     n = len(ids)
     if cfg.k >= n:
         raise InputError(f"neighbours.k = {cfg.k} but there are only {n} items with vectors; use at most {n - 1}")
+    index = "faiss" if cfg.index == "faiss" or (cfg.index == "auto" and n > cfg.approximate_above) else "exact"
+    if index == "faiss" and importlib.util.find_spec("faiss") is None:
+        if cfg.index == "faiss":
+            raise ConfigError("neighbours.index = 'faiss' needs faiss: pip install 'eges[ann]' (or faiss-cpu)")
+        log.warning("%s items are above neighbours.approximate_above but faiss is not installed "
+                    "(pip install 'eges[ann]'); searching exactly, which takes long", f"{n:,}")
+        index = "exact"
+    blocks = (top_k_faiss_blocks(vectors, cfg.k, cfg.metric, cfg.block, cfg.hnsw_m, cfg.ef_search)
+              if index == "faiss" else top_k_blocks(vectors, cfg.k, cfg.metric, cfg.block))
     schema = pa.schema([("item_id", ids.type), ("neighbours", pa.list_(ids.type)), ("scores", pa.list_(pa.float32()))])
     offsets = np.arange(0, cfg.block * cfg.k + 1, cfg.k, dtype=np.int32)
     with io.AtomicParquetWriter(ctx.path(NEIGHBOURS), schema) as out, _progress(ctx, n, "item", "neighbours") as bar:
-        for lo, idx, scores in top_k_blocks(vectors, cfg.k, cfg.metric, cfg.block):
+        for lo, idx, scores in blocks:
             rows = len(idx)
             offs = pa.array(offsets[: rows + 1])
+            flat = idx.reshape(-1)
             out.write(pa.table({
                 "item_id": ids.slice(lo, rows),
-                "neighbours": pa.ListArray.from_arrays(offs, ids.take(pa.array(idx.reshape(-1)))),
+                # an approximate index may find fewer than k: those places are null
+                "neighbours": pa.ListArray.from_arrays(offs, ids.take(pa.array(flat, mask=flat < 0))),
                 "scores": pa.ListArray.from_arrays(offs, pa.array(scores.reshape(-1), pa.float32())),
             }, schema=schema))
             bar.update(rows)
-    return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items")
+    return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items ({index})", {"index": index})
 
 
 USERS = "users/vectors.parquet"

@@ -66,6 +66,41 @@ def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine",
         yield lo, idx, val
 
 
+def top_k_faiss_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024, hnsw_m: int = 32,
+                       ef_search: int = 128) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Like :func:`top_k_blocks`, from a faiss HNSW index (inner product): approximate, for very many items.
+
+    HNSW needs no training pass and answers a query in roughly logarithmic time, so the cost grows with
+    n log n instead of n squared. Each query asks for k + 1 results so the item itself can be dropped.
+
+    Raises:
+        ImportError: faiss is not installed (the ``ann`` extra).
+    """
+    import faiss
+
+    n = len(vectors)
+    if not 0 < k < n:
+        raise ValueError(f"k must be between 1 and the number of items minus one ({n - 1}), got {k}")
+    mat = normalised(vectors) if metric == "cosine" else np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexHNSWFlat(mat.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efSearch = max(ef_search, k + 1)
+    index.add(mat)
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        scores, found = index.search(mat[lo:hi], k + 1)
+        yield lo, *_drop_self(found, scores, np.arange(lo, hi), k)
+
+
+def _drop_self(found: np.ndarray, scores: np.ndarray, own: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first k results of each row that are not the row's own item (faiss marks missing results -1)."""
+    keep = found != own[:, None]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # own item (if found) moves to the end
+    idx = np.take_along_axis(found, order, axis=1).astype(np.int32)
+    val = np.take_along_axis(scores, order, axis=1).astype(np.float32)
+    val[idx < 0] = -np.inf
+    return idx, val
+
+
 def top_k(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """All neighbours at once: (indices (n, k) int32, scores (n, k) float32)."""
     idx = np.empty((len(vectors), k), dtype=np.int32)
