@@ -200,6 +200,19 @@ def export(out_dir, fmt, to_path, method) -> None:
     _echo(run_export(Path(out_dir), fmt, Path(to_path), method))
 
 
+@main.command()
+@_out_option
+def report(out_dir) -> None:
+    """Write OUT/report.html: stages, graph, attention weights, evaluation, an item map and example neighbours."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise EgesError("eges report draws its plots with matplotlib: pip install 'eges[report]'")
+    from eges.pipeline.report import write_report
+
+    _echo(f"report: {write_report(Path(out_dir))}")
+
+
 @main.command("config")
 @click.option("--defaults", is_flag=True, help="Print the full default config with help text.")
 @_config_option

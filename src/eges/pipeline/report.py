@@ -1,0 +1,204 @@
+"""``eges report``: one self-contained HTML page (PNG plots inlined as data URIs) describing an output directory:
+what each stage did, the graph, the EGES attention weights, the evaluation tables, a 2-D map of the item vectors
+and the nearest neighbours of a few popular and a few cold items with their side information."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from eges.errors import InputError
+from eges.pipeline import io
+from eges.pipeline.runner import load_manifest
+from eges.pipeline.side_info_stage import ATTENTION
+from eges.pipeline.stages import EDGES, GRAPH_STATS, NODES
+
+REPORT = "report.html"
+SECTIONS = ("stages", "graph", "attention", "evaluation", "map", "neighbours")
+DROP_REASONS = {"spam_events": "events of over-active users", "behaviour_dropped": "behaviour type not kept",
+                "short_dwell_dropped": "dwell under the minimum", "repeats_collapsed": "consecutive repeats collapsed",
+                "short_session_events_dropped": "events in sessions too short"}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+section{margin-bottom:2.5em}.note{color:#666}h1{margin-bottom:0}"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(frame: pd.DataFrame, index: bool = False) -> str:
+    return frame.to_html(index=index, border=0, na_rep="n/a", float_format=lambda v: f"{v:,.4f}")
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _section(key: str, title: str, body: str) -> str:
+    return f'<section id="{key}"><h2>{html.escape(title)}</h2>\n{body}\n</section>'
+
+
+class _Run:
+    """What the report reads from an output directory."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.manifest = load_manifest(out)
+        if not self.manifest.get("stages"):
+            raise InputError(f"{out} holds no pipeline run (no stages in {out / 'manifest.json'}); run `eges run` first")
+        self.stages: dict[str, Any] = self.manifest["stages"]
+        self.config = self.manifest.get("config", {})
+        items = (self.manifest.get("inputs") or {}).get("items")
+        self.catalog = None
+        if items and Path(items).exists():
+            id_col = self.config.get("side_info", {}).get("id_col", "item_id")
+            self.catalog = io.read_table(items, what="item catalog").to_pandas().drop_duplicates(id_col)
+            self.catalog = self.catalog.set_index(id_col)
+        self.vectors_file = next((out / rel for rel in ("eges/vectors.parquet", "skipgram/vectors.parquet")
+                                  if (out / rel).exists() and rel.split("/")[0] in self.stages), None)
+
+
+def stages_section(run: _Run) -> str:
+    rows = [{"stage": name, "rows in": e.get("rows_in"), "rows out": e.get("rows_out"), "seconds": e.get("seconds"),
+             "finished": e.get("finished_at", "")} for name, e in run.stages.items()]
+    body = _table(pd.DataFrame(rows))
+    sessions = run.stages.get("sessions", {}).get("details")
+    if sessions:
+        dropped = pd.DataFrame([{"reason": why, "events": sessions.get(key, 0)} for key, why in DROP_REASONS.items()])
+        body += "<h3>Cleaning: what was dropped and why</h3>" + _table(dropped)
+        body += _note(f"{sessions['events_in']:,} events in, {sessions['events_out']:,} kept in "
+                      f"{sessions['sessions_out']:,} sessions of {sessions['users_out']:,} users over "
+                      f"{sessions['items_out']:,} items; {sessions['spam_users']:,} over-active users removed; "
+                      f"{sessions['short_sessions_dropped']:,} sessions shorter than the minimum dropped.")
+    return _section("stages", "Stages", body)
+
+
+def graph_section(run: _Run) -> str:
+    from eges.report.plots import degree_distribution
+
+    if not (run.out / GRAPH_STATS).exists():
+        return _section("graph", "Item graph", _note("The graph stage has not run."))
+    stats = json.loads((run.out / GRAPH_STATS).read_text())
+    scalar = {k: v for k, v in stats.items() if not isinstance(v, dict)}
+    body = _table(pd.DataFrame([scalar]))
+    quantiles = pd.DataFrame({k: v for k, v in stats.items() if isinstance(v, dict)}).T
+    body += "<h3>Degree quantiles</h3>" + _table(quantiles, index=True)
+    edges = pq.read_table(run.out / EDGES, columns=["src", "dst"])
+    n = pq.ParquetFile(run.out / NODES).metadata.num_rows
+    out_deg = np.bincount(edges["src"].to_numpy(), minlength=n)
+    in_deg = np.bincount(edges["dst"].to_numpy(), minlength=n)
+    body += _img(degree_distribution(out_deg, in_deg), "degree distribution")
+    return _section("graph", "Item graph", body)
+
+
+def attention_section(run: _Run) -> str:
+    from eges.report.plots import attention_weights
+
+    if "eges" not in run.stages or not (run.out / ATTENTION).exists():
+        return _section("attention", "EGES attention weights", _note("No GES/EGES training in this run."))
+    table = pq.read_table(run.out / ATTENTION).to_pandas()
+    fields = [c for c in table.columns if c != "item_id"]
+    weights = table[fields].to_numpy()
+    summary = pd.DataFrame({"field": fields, "mean weight": weights.mean(axis=0), "median": np.median(weights, axis=0)})
+    method = run.stages["eges"].get("details", {}).get("method", "eges")
+    body = _table(summary)
+    if method == "ges":
+        body += _note("GES averages the item and its side information with equal weights; EGES learns them.")
+    body += _img(attention_weights(fields, weights), "attention weights")
+    return _section("attention", f"Attention weights ({method.upper()})", body)
+
+
+def evaluation_section(run: _Run) -> str:
+    from eges.pipeline.compare import comparison
+
+    if not list((run.out / "evaluation").glob("*/metrics.parquet")):
+        return _section("evaluation", "Evaluation", _note(f"No evaluation yet: eges evaluate --out {run.out} ..."))
+    table = comparison([run.out])
+    table.columns.name = None
+    table = table.reset_index()
+    body = _table(table)
+    for path in sorted((run.out / "evaluation").glob("*/summary.json")):
+        split = json.loads(path.read_text())["split"]
+        body += _note(f"{path.parent.name}: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int)
+                                                           else f"{k.replace('_', ' ')} {v}" for k, v in split.items()))
+    return _section("evaluation", "Evaluation", body)
+
+
+def map_section(run: _Run, ids: pd.Series, vectors: np.ndarray, seed: int = 0) -> str:
+    from eges.report.plots import item_map, pca_2d
+
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(ids), size=min(len(ids), 5000), replace=False))
+    field = None
+    if run.catalog is not None:
+        field = next((c for c in ("category", "category_id", "cate_id") if c in run.catalog.columns),
+                     run.catalog.columns[0] if len(run.catalog.columns) else None)
+    labels = (run.catalog[field].reindex(ids.iloc[pick]).astype(str).fillna("unknown").to_numpy() if field
+              else np.full(len(pick), "item"))
+    title = f"Item vectors, first two principal components, coloured by {field or 'nothing (no catalog)'}"
+    body = _img(item_map(pca_2d(vectors[pick]), labels, title), "item map")
+    body += _note(f"{len(pick):,} of {len(ids):,} items ({run.vectors_file.relative_to(run.out)}).")
+    return _section("map", "Map of the item vectors", body)
+
+
+def neighbours_section(run: _Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarray, k: int = 5,
+                       per_kind: int = 3) -> str:
+    from eges.recall.neighbours import normalised
+
+    unit = normalised(vectors)
+    vocab = pq.read_table(run.out / "graph" / "nodes.parquet", columns=["item_id", "count"]).to_pandas()
+    popular = vocab.sort_values("count", ascending=False)["item_id"].head(per_kind)
+    row_of = pd.Index(ids)
+    chosen = [("popular", row_of.get_loc(i)) for i in popular if i in row_of]
+    chosen += [("cold", r) for r in np.flatnonzero(source == "cold_start")[:per_kind]]
+    body = ""
+    for kind, r in chosen:
+        scores = unit @ unit[r]
+        scores[r] = -np.inf
+        best = np.argsort(-scores)[:k]
+        rows = pd.DataFrame({"item_id": ids.iloc[np.r_[r, best]].to_numpy(),
+                             "score": np.r_[np.nan, scores[best]], "source": source[np.r_[r, best]]})
+        if run.catalog is not None:
+            rows = rows.join(run.catalog, on="item_id")
+        body += f"<h3>{kind} item {html.escape(str(ids.iloc[r]))} and its {k} nearest</h3>" + _table(rows)
+    if not any(kind == "cold" for kind, _ in chosen):
+        body += _note("No cold-start items in this run (they need GES/EGES and a catalog).")
+    return _section("neighbours", "Nearest neighbours of popular and cold items", body)
+
+
+def write_report(out: Path) -> Path:
+    """Render ``out/report.html`` atomically; returns its path.
+
+    Raises:
+        InputError: ``out`` holds no pipeline run.
+    """
+    run = _Run(out)
+    parts = [stages_section(run), graph_section(run), attention_section(run), evaluation_section(run)]
+    if run.vectors_file is None:
+        parts += [_section(key, title, _note("No item vectors in this run yet."))
+                  for key, title in (("map", "Map of the item vectors"), ("neighbours", "Nearest neighbours"))]
+    else:
+        table = pq.read_table(run.vectors_file)
+        ids, vectors = io.read_vectors(run.vectors_file)
+        source = (table["source"].to_numpy(zero_copy_only=False) if "source" in table.column_names
+                  else np.full(table.num_rows, "behaviour", dtype=object))
+        parts += [map_section(run, ids.to_pandas(), vectors), neighbours_section(run, ids.to_pandas(), vectors, source)]
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    inputs = ", ".join(f"{k}: {v}" for k, v in (run.manifest.get("inputs") or {}).items() if v)
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>eges report: {html.escape(out.name)}"
+            f"</title><style>{STYLE}</style></head><body>\n<h1>eges report</h1>"
+            f"{_note(f'{out} · {inputs} · {created}')}\n" + "\n".join(parts) + "\n</body></html>\n")
+    target = out / REPORT
+    with io.atomic_path(target) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return target
