@@ -15,7 +15,7 @@ demo: $(BIN)/.installed  ## run the whole pipeline on the bundled sample data
 	$(BIN)/eges run --events data/events.parquet --items data/items.parquet --out out/sample
 
 test: $(BIN)/.installed  ## lint and run the test suite
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed  ## the benchmarks (slow; run them alone on the machine)
