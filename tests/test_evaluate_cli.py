@@ -78,6 +78,8 @@ def test_bad_evaluation_input(cli, tmp_path):
     assert result.exit_code == 2 and "--items" in result.output
     result = cli("evaluate", *events, "--method", "eges", "--protocol", "link", ok=False)
     assert result.exit_code == 2 and "needs an item catalog" in result.output
+    result = cli("evaluate", *events, "--protocol", "temporal", "--set", "evaluate.ks=[10, 100000]", ok=False)
+    assert result.exit_code == 2 and "evaluate.ks includes 100000" in result.output
     (tmp_path / "empty").mkdir()
     result = cli("compare", tmp_path / "empty", ok=False)
     assert result.exit_code == 2 and "no evaluation results" in result.output

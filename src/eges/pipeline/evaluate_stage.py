@@ -181,6 +181,12 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=limit, replace=False)) if n > limit else np.arange(n)
 
 
+def _check_ks(ks: tuple[int, ...], n_items: int) -> None:
+    if ks and max(ks) >= n_items:
+        raise ConfigError(f"evaluate.ks includes {max(ks)} but only {n_items} items can be neighbours; "
+                          f"use K below {n_items}")
+
+
 def _check_test(protocol: str, n: int, why: str) -> None:
     if n == 0:
         raise InputError(f"evaluate {protocol}: no held-out pairs to score ({why})")
@@ -282,6 +288,7 @@ def evaluate_temporal(ctx: StageContext) -> StageResult:
     has_prev = prev >= 0
     a, b = to_universe[prev[has_prev]], to_universe[cur[has_prev]]
     n_warm = len(train_ids)  # train items come first in the universe
+    _check_ks(cfg.ks, n_warm)
     warm = (a < n_warm) & (b < n_warm)
     rng = np.random.default_rng(cfg.seed)
     a, b = a[warm], b[warm]
@@ -312,6 +319,7 @@ def evaluate_cold(ctx: StageContext) -> StageResult:
     full = run_nested(ctx, FULL, nested_config(ctx.config), RunInputs(events=ctx.inputs.events), "graph")
     universe, _, item, prev = read_sessions(full)
     n = len(universe)
+    _check_ks(cfg.ks, n)
     rng = np.random.default_rng(cfg.seed)
     is_cold = holdout_mask(n, cfg.cold_fraction, rng)
     cold_ids = pa.table({"item_id": pa.array(universe[is_cold])})
