@@ -160,6 +160,45 @@ class AtomicParquetWriter:
         self._ctx.__exit__(exc_type, exc, tb)
 
 
+class BackgroundWriter:
+    """Hands tables to ``writer.write`` on a second thread, so encoding one batch (Parquet or Arrow IPC, which
+    release the GIL) overlaps preparing the next. At most ``depth`` batches wait, which bounds memory. An error
+    on the writer thread is raised in the caller at the next ``write`` or at exit.
+    """
+
+    def __init__(self, writer: Any, depth: int = 2):
+        import queue
+        import threading
+
+        self._writer = writer
+        self._queue: Any = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="eges-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(table)
+                except BaseException as exc:  # re-raised in the caller
+                    self._error = exc
+
+    def write(self, table: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(table)
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc_type is None:
+            raise self._error
+
+
 def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
     """A float32 matrix as the fixed_size_list<float32> column every vectors file uses."""
     mat = np.ascontiguousarray(matrix, dtype=np.float32)
