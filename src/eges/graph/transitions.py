@@ -57,8 +57,10 @@ def _finish(con: Any, weighted: str, cfg: GraphConfig) -> None:
                 UNION ALL SELECT dst, src, weight FROM ({weighted}) WHERE src <> dst
             ) GROUP BY src, dst
         """
+    # A view, not a table: the caller's one query (usually sorted by src, dst) aggregates and sorts in one
+    # pipeline instead of materialising millions of edges first.
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {EDGES_TABLE} AS
+        CREATE OR REPLACE TEMP VIEW {EDGES_TABLE} AS
         SELECT src::INTEGER AS src, dst::INTEGER AS dst, weight FROM ({weighted})
         WHERE weight >= {float(cfg.min_edge_weight)!r}
     """)

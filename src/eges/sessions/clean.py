@@ -65,9 +65,11 @@ class SessionsReport:
 
 def filter_events_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_behaviour: bool,
                       has_dwell: bool, report: SessionsReport) -> str:
-    """Drop over-active users and filtered events; return a query of the rest sorted by (user, time).
+    """Find over-active users; return a query of the other users' kept events sorted by (user, time).
 
-    Fills the drop counts of ``report``.
+    Fills the counts of ``report`` that one pass over the log gives (events in, spam users and their events,
+    events of a behaviour type not kept); events dropped for short dwell are the rest, counted from the
+    sorted stream by :func:`sessionize_stream`, so the per-user pass never looks at the dwell column.
     """
     clicks = "TRUE" if not has_behaviour else f"behaviour IN {_sql_list(cfg.click_behaviours)}"
     purchases = "FALSE" if not has_behaviour else f"behaviour IN {_sql_list(cfg.purchase_behaviours)}"
@@ -75,22 +77,20 @@ def filter_events_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_be
     if has_behaviour and cfg.keep_behaviours:
         keep_beh = f"behaviour IN {_sql_list(cfg.keep_behaviours)}"
     dwell_ok = f"(dwell IS NULL OR dwell >= {float(cfg.min_dwell_seconds)!r})" if has_dwell else "TRUE"
-    # One pass over the log counts, per user, everything the report needs.
+    beh_drop = "0" if keep_beh == "TRUE" else f"count(*) FILTER (WHERE NOT ({keep_beh}))"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE eges_users AS
         SELECT user_id, count(*) AS n,
                count(*) FILTER (WHERE {clicks}) > {int(cfg.max_user_clicks)}
                    OR count(*) FILTER (WHERE {purchases}) > {int(cfg.max_user_purchases)} AS spam,
-               count(*) FILTER (WHERE NOT ({keep_beh})) AS beh_drop,
-               count(*) FILTER (WHERE ({keep_beh}) AND NOT {dwell_ok}) AS dwell_drop
+               {beh_drop} AS beh_drop
         FROM {events_view} GROUP BY user_id
     """)
     totals = con.execute("""
         SELECT sum(n), count(*) FILTER (WHERE spam), coalesce(sum(n) FILTER (WHERE spam), 0),
-               coalesce(sum(beh_drop) FILTER (WHERE NOT spam), 0), coalesce(sum(dwell_drop) FILTER (WHERE NOT spam), 0)
+               coalesce(sum(beh_drop) FILTER (WHERE NOT spam), 0)
         FROM eges_users""").fetchall()[0]
-    report.events_in, report.spam_users, report.spam_events, report.behaviour_dropped, report.short_dwell_dropped = (
-        int(x or 0) for x in totals)
+    report.events_in, report.spam_users, report.spam_events, report.behaviour_dropped = (int(x or 0) for x in totals)
     con.execute("CREATE OR REPLACE TEMP TABLE eges_spam AS SELECT user_id FROM eges_users WHERE spam")
     kept = f"{events_view} e ANTI JOIN eges_spam s ON e.user_id = s.user_id"
     return (f"SELECT e.user_id, e.item_id, e.ts FROM {kept} WHERE ({keep_beh}) AND {dwell_ok} "
@@ -105,10 +105,20 @@ def sessionize_stream(con: Any, events_view: str, cfg: SessionsConfig, *, has_be
     """
     query = filter_events_sql(con, events_view, cfg, has_behaviour=has_behaviour, has_dwell=has_dwell,
                               report=report)
-    for table in SessionCutter(cfg, report)(duckdb_batches(con, query, batch_rows)):
+    sorted_rows = 0
+
+    def counted(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        nonlocal sorted_rows
+        for batch in batches:
+            sorted_rows += batch.num_rows
+            yield batch
+
+    for table in SessionCutter(cfg, report)(counted(duckdb_batches(con, query, batch_rows))):
         report.events_out += table.num_rows
         report.users_out += count_users(table)
         yield table
+    # Every event of a non-spam user with a kept behaviour type that the sort did not stream had short dwell.
+    report.short_dwell_dropped = report.events_in - report.spam_events - report.behaviour_dropped - sorted_rows
 
 
 def gather_batches(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterator[pa.Table]:
