@@ -128,24 +128,36 @@ class AtomicParquetWriter:
     """Stream tables into one Parquet file (one row group per table), renamed into place on success.
 
     Keeps memory bounded to one batch whatever the total size. Without a schema, the first table's
-    schema is used.
+    schema is used. ``delta_columns`` that hold integers are written with DELTA_BINARY_PACKED encoding and no
+    compression pass: for sorted or small integers (user ids in user order, times, positions) that is as compact
+    as zstd over plain values at a fraction of the encoding time.
     """
 
-    def __init__(self, path: str | Path, schema: pa.Schema | None = None, compression: str = "zstd"):
+    def __init__(self, path: str | Path, schema: pa.Schema | None = None, compression: str = "zstd",
+                 delta_columns: tuple[str, ...] = ()):
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
         self._schema = schema
         self._compression = compression
+        self._delta = delta_columns
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
+
+    def _open(self) -> pq.ParquetWriter:
+        schema = self._schema
+        delta = [f.name for f in schema if f.name in self._delta and pa.types.is_integer(f.type)]
+        compression: Any = self._compression
+        if delta:
+            compression = {f.name: "none" if f.name in delta else self._compression for f in schema}
+        return pq.ParquetWriter(self._tmp, schema, compression=compression, use_dictionary=_dictionary_columns(schema),
+                                column_encoding=dict.fromkeys(delta, "DELTA_BINARY_PACKED") or None)
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         if self._writer is None:
             self._schema = self._schema or table.schema
-            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression=self._compression,
-                                            use_dictionary=_dictionary_columns(self._schema))
+            self._writer = self._open()
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
 
@@ -154,7 +166,7 @@ class AtomicParquetWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._writer is None and exc_type is None and self._schema is not None:
-            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression=self._compression)
+            self._writer = self._open()
         if self._writer is not None:
             self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
