@@ -11,8 +11,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(BIN)/.installed  ## run the whole pipeline on the bundled sample data
+demo: $(BIN)/.installed  ## run the whole pipeline on the bundled sample data, then write its report
 	$(BIN)/eges run --events data/events.parquet --items data/items.parquet --out out/sample
+	$(BIN)/eges report --out out/sample
 
 test: $(BIN)/.installed  ## lint and run the test suite
 	$(BIN)/ruff check src tests benchmarks examples

@@ -122,10 +122,12 @@ def status(out_dir, config_path, overrides) -> None:
     out = Path(out_dir)
     config, inputs = resume(out, config_path, overrides)
     recorded = load_manifest(out).get("stages", {})
-    for st in plan(out, config, inputs):
+    statuses = plan(out, config, inputs)
+    width = max(len(st.name) for st in statuses)
+    for st in statuses:
         entry = recorded.get(st.name, {})
         extra = f"  ({entry['rows_out']:,} rows, {entry['seconds']:.1f} s)" if "rows_out" in entry else ""
-        _echo(f"{st.name:<10} {st.state:<8} {st.reason}{extra}")
+        _echo(f"{st.name:<{width}} {st.state:<8} {st.reason}{extra}")
 
 
 @main.command()
