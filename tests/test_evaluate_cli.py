@@ -83,3 +83,24 @@ def test_bad_evaluation_input(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("compare", tmp_path / "empty", ok=False)
     assert result.exit_code == 2 and "no evaluation results" in result.output
+
+
+def test_vary_evaluates_each_setting_into_one_table(cli, tmp_path):
+    out = tmp_path / "vary"
+    result = cli("evaluate", "--events", DATA / "events.parquet", "--out", out, "--protocol", "link", "--method", "bge",
+                 *SMALL, "--set", "walks.walks_per_node=3", "--set", "evaluate.baselines=['popularity']",
+                 "--vary", "walks.walk_length=4,8")
+    for length in (4, 8):
+        assert (out / "variants" / f"walks.walk_length={length}" / "evaluation" / "link" / "metrics.parquet").exists()
+        assert f"walks.walk_length={length}: bge" in result.output
+    bad = cli("evaluate", "--events", DATA / "events.parquet", "--out", out, "--vary", "walks.walk_length", ok=False)
+    assert bad.exit_code == 2 and "--vary expects" in bad.output
+    bad = cli("evaluate", "--events", DATA / "events.parquet", "--out", out, "--vary", "walks.walk_lenght=4,8", ok=False)
+    assert bad.exit_code == 2 and "walks.walk_lenght" in bad.output
+
+
+def test_split_values_keeps_lists_and_quotes_whole():
+    from eges.pipeline.compare import _split_values, variants
+
+    assert _split_values('1, [10,50], "a,b"') == ["1", "[10,50]", '"a,b"']
+    assert variants(["a.x=1,2", "b.y=3"]) == [["a.x=1", "b.y=3"], ["a.x=2", "b.y=3"]]

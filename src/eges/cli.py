@@ -141,8 +141,11 @@ def status(out_dir, config_path, overrides) -> None:
                    "whose behaviour is hidden. 'all' runs cold only with --items.")
 @click.option("--method", "methods", multiple=True, type=click.Choice(["bge", "ges", "eges"]),
               help="Method to train and score; repeatable. Default: every method the inputs allow.")
+@click.option("--vary", "varies", multiple=True, metavar="SECTION.KEY=V1,V2,...",
+              help="Evaluate once per value (every combination when repeated), each in OUT/variants/<setting>/, "
+                   "and compare them in one table.")
 @_quiet_option
-def evaluate(events, items, out_dir, config_path, overrides, protocol, methods, quiet) -> None:
+def evaluate(events, items, out_dir, config_path, overrides, protocol, methods, varies, quiet) -> None:
     """Split the log, train on the training part, score methods and baselines on the same held-out pairs."""
     from eges.config import PROTOCOLS, load_config
     from eges.pipeline import RunInputs
@@ -158,12 +161,21 @@ def evaluate(events, items, out_dir, config_path, overrides, protocol, methods, 
     extra = [f"evaluate.protocols={protocols!r}".replace("'", '"')]
     if methods:
         extra.append(f"evaluate.methods={list(methods)!r}".replace("'", '"'))
-    config = load_config(config_path, [*overrides, *extra])
     out = Path(out_dir)
-    run_pipeline(out, config, RunInputs(events=_abs(events), items=_abs(items)),
-                 select=[f"evaluate_{p}" for p in protocols], progress=not quiet, echo=_echo)
-    _echo(format_table(comparison([out])))
-    _echo(f"evaluation results: {out / 'evaluation'}")
+    runs = [(out, [])]
+    if varies:
+        from eges.pipeline.compare import variant_dir_name, variants
+
+        runs = [(out / "variants" / variant_dir_name(v), v) for v in variants(varies)]
+    configs = [load_config(config_path, [*overrides, *v, *extra]) for _, v in runs]  # all validated up front
+    inputs = RunInputs(events=_abs(events), items=_abs(items))
+    for (directory, setting), config in zip(runs, configs):
+        if setting:
+            _echo(f"== {', '.join(setting)}")
+        run_pipeline(directory, config, inputs, select=[f"evaluate_{p}" for p in protocols], progress=not quiet,
+                     echo=_echo)
+    _echo(format_table(comparison([d for d, _ in runs])))
+    _echo(f"evaluation results: {', '.join(str(d / 'evaluation') for d, _ in runs)}")
 
 
 @main.command()

@@ -58,3 +58,50 @@ def comparison(dirs: Sequence[str | Path]) -> pd.DataFrame:
 
 def format_table(table: pd.DataFrame) -> str:
     return table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="n/a")
+
+
+def _split_values(text: str) -> list[str]:
+    """Split ``a,b,[c,d],"e,f"`` on the commas outside brackets and quotes."""
+    parts, depth, quote, current = [], 0, "", ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        current += ch
+    parts.append(current.strip())
+    return [p for p in parts if p]
+
+
+def variants(varies: Sequence[str]) -> list[list[str]]:
+    """Every combination of ``section.key=v1,v2,...`` settings, as lists of ``--set`` overrides.
+
+    Raises:
+        ConfigError: a setting is not of the form section.key=values.
+    """
+    import itertools
+
+    from eges.errors import ConfigError
+
+    axes = []
+    for text in varies:
+        key, sep, values = text.partition("=")
+        if not sep or "." not in key or not _split_values(values):
+            raise ConfigError(f"--vary expects section.key=value1,value2,..., got {text!r}")
+        axes.append([f"{key.strip()}={v}" for v in _split_values(values)])
+    return [list(combo) for combo in itertools.product(*axes)]
+
+
+def variant_dir_name(overrides: Sequence[str]) -> str:
+    """A directory name for one variant: its settings, with characters unsafe in paths replaced."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", ",".join(overrides))[:200] or "default"
