@@ -87,3 +87,15 @@ def test_the_report_opens_in_headless_chromium(report, tmp_path):
 def test_report_needs_a_run(cli, tmp_path):
     result = cli("report", "--out", tmp_path, ok=False)
     assert result.exit_code == 2 and "holds no pipeline run" in result.output
+
+
+def test_report_shows_the_run_methods_vectors(tmp_path, cli):
+    """After switching from EGES back to BGE, the map and neighbours come from BGE's vectors."""
+    out = tmp_path / "out"
+    data = ["--events", DATA / "events.parquet", "--items", DATA / "items.parquet", "--out", out, *SMALL,
+            "--to", "eges"]
+    cli("run", *data)
+    cli("run", *data[:-2], "--to", "skipgram", "--method", "bge")
+    cli("report", "--out", out)
+    page = (out / "report.html").read_text()
+    assert "skipgram/vectors.parquet" in page and "cold item " not in page

@@ -64,8 +64,13 @@ class _Run:
             id_col = self.config.get("side_info", {}).get("id_col", "item_id")
             self.catalog = io.read_table(items, what="item catalog").to_pandas().drop_duplicates(id_col)
             self.catalog = self.catalog.set_index(id_col)
-        self.vectors_file = next((out / rel for rel in ("eges/vectors.parquet", "skipgram/vectors.parquet")
-                                  if (out / rel).exists() and rel.split("/")[0] in self.stages), None)
+        # The vectors of the method the recorded run used (an earlier method's files may still be there).
+        from eges.config import load_config
+        from eges.pipeline.recall_stage import method_vectors
+        from eges.pipeline.registry import RunInputs
+
+        rel = method_vectors(RunInputs(**(self.manifest.get("inputs") or {})), load_config(base=self.config))
+        self.vectors_file = out / rel if (out / rel).exists() else None
 
 
 def stages_section(run: _Run) -> str:
