@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from eges.recall.neighbours import _select_top
+from eges.recall.neighbours import normalised, select_top
 
 
 class CosineScorer:
@@ -38,8 +38,7 @@ class CosineScorer:
             self.matrix = sp.diags((1.0 / np.maximum(norms, 1e-12)).astype(np.float32)) @ mat
             self.matrix = self.matrix.tocsr()
         else:
-            mat = np.asarray(matrix, dtype=np.float32)
-            self.matrix = mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+            self.matrix = normalised(np.asarray(matrix, dtype=np.float32))
 
     def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Scores of pairs (a[i], b[i]); NaN where the method cannot score one of the two items."""
@@ -72,7 +71,7 @@ class CosineScorer:
             own = cand_pos[q]
             has_own = own >= 0
             scores[np.flatnonzero(has_own), own[has_own]] = -np.inf
-            idx, _ = _select_top(np.ascontiguousarray(scores), min(k, len(candidates)), -len(scores) - 1)
+            idx, _ = select_top(np.ascontiguousarray(scores), min(k, len(candidates)), -len(scores) - 1)
             found = np.where(idx >= 0, candidates[np.maximum(idx, 0)], -1)
             out[r, : found.shape[1]] = found
         return out
@@ -99,6 +98,17 @@ class PopularityScorer:
         out = np.full((len(queries), k), -1, dtype=np.int64)
         out[:, : top.shape[1]] = top
         return out
+
+
+def placed(rows: np.ndarray, vectors: np.ndarray, n_universe: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors put at their rows of the universe (rows < 0 are left out): (matrix with zero rows for items without
+    a vector, mask of items with one)."""
+    keep = rows >= 0
+    matrix = np.zeros((n_universe, vectors.shape[1]), dtype=np.float32)
+    matrix[rows[keep]] = vectors[keep]
+    has = np.zeros(n_universe, dtype=bool)
+    has[rows[keep]] = True
+    return matrix, has
 
 
 def cooccurrence_matrix(segment: np.ndarray, item: np.ndarray, n_universe: int) -> Any:
@@ -135,9 +145,4 @@ def item2vec_vectors(item: np.ndarray, segment_starts: np.ndarray, n_universe: i
     offsets = segment_starts.astype(np.int64)
     counts = np.bincount(values, minlength=n_universe)
     model = train_bge(WalkCorpus(lambda: iter([(values, offsets)])), counts, len(offsets) - 1, cfg)
-    keys, vectors = vectors_by_index(model, n_universe)
-    matrix = np.zeros((n_universe, vectors.shape[1]), dtype=np.float32)
-    matrix[keys] = vectors
-    has = np.zeros(n_universe, dtype=bool)
-    has[keys] = True
-    return matrix, has
+    return placed(*vectors_by_index(model, n_universe), n_universe)

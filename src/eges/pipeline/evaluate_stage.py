@@ -23,7 +23,13 @@ from eges.config import Config
 from eges.duck import duckdb_batches, duckdb_table
 from eges.errors import ConfigError, InputError
 from eges.evaluation.score import Pairs, score, summary
-from eges.evaluation.scorers import CosineScorer, PopularityScorer, cooccurrence_matrix, item2vec_vectors
+from eges.evaluation.scorers import (
+    CosineScorer,
+    PopularityScorer,
+    cooccurrence_matrix,
+    item2vec_vectors,
+    placed,
+)
 from eges.evaluation.splits import (
     format_ms,
     holdout_mask,
@@ -104,13 +110,7 @@ def method_scorers(ctx: StageContext, sub: str, config: Config, inputs: RunInput
     for method in methods:
         out = run_nested(ctx, sub, config.replace("train", method=method), inputs, "eges")
         ids, vectors = io.read_vectors(out / (BGE_VECTORS if method == "bge" else EGES_VECTORS))
-        rows = universe.get_indexer(ids.to_pandas())
-        keep = rows >= 0
-        matrix = np.zeros((len(universe), vectors.shape[1]), dtype=np.float32)
-        matrix[rows[keep]] = vectors[keep]
-        has = np.zeros(len(universe), dtype=bool)
-        has[rows[keep]] = True
-        scorers.append(CosineScorer(method, matrix, has))
+        scorers.append(CosineScorer(method, *placed(universe.get_indexer(ids.to_pandas()), vectors, len(universe))))
     return scorers
 
 

@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 from eges.errors import InputError
 from eges.pipeline import io
 from eges.pipeline.recall_stage import method_vectors
-from eges.pipeline.registry import RunInputs, resolved_method
+from eges.pipeline.registry import resolved_method
+from eges.pipeline.side_info_stage import catalog_by_id
 from eges.pipeline.stages import NODES
 
 FORMATS = ("parquet", "npy", "word2vec", "projector")
@@ -67,7 +68,6 @@ def build_matrix(out_dir: Path, method: str | None = None) -> Matrix:
         raise InputError(f"{out_dir} holds no {chosen} vectors ({path.relative_to(out_dir)} is missing); "
                          f"run `eges run ... --out {out_dir} --method {chosen}` first")
     nodes = pq.read_table(out_dir / NODES, columns=["item_id", "item_index"]).sort_by("item_index")
-    table = pq.read_table(path)
     ids, vectors = io.read_vectors(path)
     node_ids = pd.Index(nodes["item_id"].to_pandas())
     vector_ids = ids.to_pandas()
@@ -78,7 +78,7 @@ def build_matrix(out_dir: Path, method: str | None = None) -> Matrix:
     matrix = np.zeros((n_rows, vectors.shape[1]), dtype=np.float32)
     matrix[rows] = vectors
     source = np.full(n_rows, "none", dtype=object)
-    source[rows] = table["source"].to_numpy(zero_copy_only=False) if "source" in table.column_names else "behaviour"
+    source[rows] = io.read_sources(path)
     source[-1] = "padding"
     id_type = nodes["item_id"].type
     item_id = pa.concat_arrays([nodes["item_id"].combine_chunks(), ids.take(pa.array(extra)).cast(id_type),
@@ -131,18 +131,13 @@ def _write_word2vec(m: Matrix, to: Path) -> None:
 
 
 def _write_projector(m: Matrix, out_dir: Path, to: Path) -> None:
-    from eges.pipeline.runner import load_manifest
+    from eges.pipeline.runner import resume
 
     keep = m.has_vector
     meta = m.vocabulary.filter(pa.array(keep)).select(["item_id", "source"]).to_pandas()
-    items = RunInputs(**load_manifest(out_dir)["inputs"]).items
-    if items:
-        from eges.config import load_config
-
-        cfg = load_config(base=load_manifest(out_dir).get("config")).side_info
-        catalog = io.read_table(items, what="item catalog").to_pandas().drop_duplicates(cfg.id_col)
-        catalog = catalog.set_index(cfg.id_col)
-        meta = meta.join(catalog, on="item_id")
+    config, inputs = resume(out_dir)
+    if inputs.items:
+        meta = meta.join(catalog_by_id(inputs.items, config.side_info.id_col), on="item_id")
     with io.atomic_dir(to) as tmp:
         np.savetxt(tmp / "vectors.tsv", m.vectors[keep], delimiter="\t", fmt="%.6g")
         meta.to_csv(tmp / "metadata.tsv", sep="\t", index=False, na_rep="")

@@ -224,6 +224,13 @@ def read_vectors(path: str | Path) -> tuple[pa.Array, np.ndarray]:
     return table["item_id"].combine_chunks(), col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
 
 
+def read_sources(path: str | Path) -> np.ndarray:
+    """Each row's ``source`` (behaviour / cold_start) from a vectors file; BGE files have none: all behaviour."""
+    if "source" not in pq.ParquetFile(path).schema_arrow.names:
+        return np.full(parquet_num_rows(path), "behaviour", dtype=object)
+    return pq.read_table(path, columns=["source"])["source"].to_numpy(zero_copy_only=False)
+
+
 # --------------------------------------------------------------------------------------------- reading
 def read_table(path: str | Path, columns: list[str] | None = None, what: str = "table") -> pa.Table:
     """Read a Parquet (or CSV) file into Arrow with errors that name the file and the missing column."""

@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 
 from eges.errors import InputError
 from eges.pipeline import io
-from eges.pipeline.runner import load_manifest
-from eges.pipeline.side_info_stage import ATTENTION
+from eges.pipeline.recall_stage import method_vectors
+from eges.pipeline.runner import load_manifest, resume
+from eges.pipeline.side_info_stage import ATTENTION, catalog_by_id
 from eges.pipeline.stages import EDGES, GRAPH_STATS, NODES
 
 REPORT = "report.html"
@@ -57,19 +58,12 @@ class _Run:
         if not self.manifest.get("stages"):
             raise InputError(f"{out} holds no pipeline run (no stages in {out / 'manifest.json'}); run `eges run` first")
         self.stages: dict[str, Any] = self.manifest["stages"]
-        self.config = self.manifest.get("config", {})
-        items = (self.manifest.get("inputs") or {}).get("items")
+        config, inputs = resume(out)
         self.catalog = None
-        if items and Path(items).exists():
-            id_col = self.config.get("side_info", {}).get("id_col", "item_id")
-            self.catalog = io.read_table(items, what="item catalog").to_pandas().drop_duplicates(id_col)
-            self.catalog = self.catalog.set_index(id_col)
+        if inputs.items and Path(inputs.items).exists():
+            self.catalog = catalog_by_id(inputs.items, config.side_info.id_col)
         # The vectors of the method the recorded run used (an earlier method's files may still be there).
-        from eges.config import load_config
-        from eges.pipeline.recall_stage import method_vectors
-        from eges.pipeline.registry import RunInputs
-
-        rel = method_vectors(RunInputs(**(self.manifest.get("inputs") or {})), load_config(base=self.config))
+        rel = method_vectors(inputs, config)
         self.vectors_file = out / rel if (out / rel).exists() else None
 
 
@@ -193,10 +187,8 @@ def write_report(out: Path) -> Path:
         parts += [_section(key, title, _note("No item vectors in this run yet."))
                   for key, title in (("map", "Map of the item vectors"), ("neighbours", "Nearest neighbours"))]
     else:
-        table = pq.read_table(run.vectors_file)
         ids, vectors = io.read_vectors(run.vectors_file)
-        source = (table["source"].to_numpy(zero_copy_only=False) if "source" in table.column_names
-                  else np.full(table.num_rows, "behaviour", dtype=object))
+        source = io.read_sources(run.vectors_file)
         parts += [map_section(run, ids.to_pandas(), vectors), neighbours_section(run, ids.to_pandas(), vectors, source)]
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     inputs = ", ".join(f"{k}: {v}" for k, v in (run.manifest.get("inputs") or {}).items() if v)

@@ -56,6 +56,14 @@ def read_catalog(path: Any, cfg: Any) -> tuple[Any, list[str], dict[str, Any]]:
     return frame, fields, notes
 
 
+def catalog_by_id(path: Any, id_col: str) -> Any:
+    """The catalog as pandas indexed by item id (the first row of a duplicated id), for showing side
+    information beside items in exports and reports."""
+    frame = io.read_table(path, what="item catalog").to_pandas()
+    io.require_columns(list(frame.columns), [id_col], f"item catalog file {path}")
+    return frame.drop_duplicates(id_col).set_index(id_col)
+
+
 def _uses_side_info(inputs: RunInputs, config: Config) -> bool:
     return resolved_method(inputs, config) in ("ges", "eges")
 

@@ -16,8 +16,10 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def _select_top(scores: np.ndarray, k: int, first_row: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best columns of each row (best first), skipping column ``first_row + row``."""
+def select_top(scores: np.ndarray, k: int, first_row: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best columns of each row (best first), skipping column ``first_row + row`` (a row's own item when
+    the rows are a block of the items; a ``first_row`` below ``-len(scores)`` skips nothing). Places no finite
+    score fills are -1 with score -inf."""
     rows, n = scores.shape
     idx = np.empty((rows, k), dtype=np.int32)
     val = np.empty((rows, k), dtype=np.float32)
@@ -54,16 +56,26 @@ def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine",
     Raises:
         ValueError: ``k`` is not below the number of items, or the metric is unknown.
     """
+    mat = search_matrix(vectors, k, metric)
+    for lo in range(0, len(mat), block):
+        hi = min(lo + block, len(mat))
+        idx, val = select_top(mat[lo:hi] @ mat.T, k, lo)
+        yield lo, idx, val
+
+
+def search_matrix(vectors: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """The float32 rows both searches score by inner product (unit rows for cosine), after checking ``k`` and
+    ``metric``.
+
+    Raises:
+        ValueError: ``k`` is not below the number of items, or the metric is unknown.
+    """
     n = len(vectors)
     if not 0 < k < n:
         raise ValueError(f"k must be between 1 and the number of items minus one ({n - 1}), got {k}")
     if metric not in ("cosine", "dot"):
         raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
-    mat = normalised(vectors) if metric == "cosine" else np.ascontiguousarray(vectors, dtype=np.float32)
-    for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        idx, val = _select_top(mat[lo:hi] @ mat.T, k, lo)
-        yield lo, idx, val
+    return normalised(vectors) if metric == "cosine" else np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def top_k_faiss_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024, hnsw_m: int = 32,
@@ -78,10 +90,8 @@ def top_k_faiss_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", bloc
     """
     import faiss
 
-    n = len(vectors)
-    if not 0 < k < n:
-        raise ValueError(f"k must be between 1 and the number of items minus one ({n - 1}), got {k}")
-    mat = normalised(vectors) if metric == "cosine" else np.ascontiguousarray(vectors, dtype=np.float32)
+    mat = search_matrix(vectors, k, metric)
+    n = len(mat)
     index = faiss.IndexHNSWFlat(mat.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efSearch = max(ef_search, k + 1)
     index.add(mat)
