@@ -56,6 +56,32 @@ def test_weights_match_counting_in_python(seqs):
     assert g.weights.sum() == sum(len(s) - 1 for s in seqs)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 5), min_size=1, max_size=7), min_size=1, max_size=10),
+       st.booleans(), st.integers(1, 3))
+def test_counting_sort_kernel_matches_python_in_every_mode(seqs, undirected, min_weight):
+    counted: Counter[tuple[int, int]] = Counter()
+    for seq in seqs:
+        for a, b in zip(seq, seq[1:]):
+            counted[(a, b)] += 1
+            if undirected and a != b:
+                counted[(b, a)] += 1
+    expected = {k: float(v) for k, v in counted.items() if v >= min_weight}
+    g = build_graph(sessions_table(seqs), 6, GraphConfig(undirected=undirected, min_edge_weight=min_weight))
+    assert edge_dict(g) == expected
+    for v in range(g.n_nodes):  # destinations ascending within each source, as the CSR consumers expect
+        row = g.indices[g.indptr[v]:g.indptr[v + 1]]
+        assert (np.diff(row) > 0).all()
+
+
+def test_build_graph_sorts_rows_and_checks_indices():
+    rows = sessions_table([[0, 1, 2], [2, 1]])
+    shuffled = rows.take(pa.array([4, 2, 0, 3, 1]))
+    assert edge_dict(build_graph(shuffled, 3)) == {(0, 1): 1.0, (1, 2): 1.0, (2, 1): 1.0}
+    with pytest.raises(ValueError, match="item_index"):
+        build_graph(rows, 2)
+
+
 def test_from_edges_sums_duplicates_and_checks_range():
     g = from_edges(np.array([2, 0, 2, 0]), np.array([1, 1, 1, 2]), np.array([1.0, 2.0, 0.5, 1.0]), 3)
     assert g.indptr.tolist() == [0, 2, 2, 3]

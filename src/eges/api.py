@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from eges.config import Config, GraphConfig, SkipgramConfig, WalksConfig, default_config
 from eges.duck import duckdb_table
-from eges.graph.csr import CSRGraph, from_edges
-from eges.sessions.clean import SessionsReport, index_items, predecessors, sessionize_stream, vocabulary_sql
+from eges.graph.csr import CSRGraph
+from eges.sessions.clean import SessionsReport, index_items, sessionize_stream, vocabulary_sql
 
 
 def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.Table, SessionsReport]:
@@ -49,23 +49,19 @@ def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.
 
 def build_graph(sessions: Any, n_items: int, config: GraphConfig | None = None) -> CSRGraph:
     """The transition graph of sessions (user_id, session, position, item_index) as CSR arrays."""
-    import duckdb
-
-    from eges.graph.transitions import EDGES_TABLE, transitions_sql
+    from eges.graph.transitions import count_transitions
 
     cfg = config or GraphConfig()
     if not isinstance(sessions, pa.Table):
         sessions = pa.Table.from_pandas(sessions, preserve_index=False)
-    if "prev_item_index" not in sessions.column_names:
-        sessions = sessions.sort_by([("user_id", "ascending"), ("session", "ascending"), ("position", "ascending")])
-        sessions = sessions.append_column("prev_item_index",
-                                          predecessors(sessions.column("item_index"), sessions.column("position")))
-    con = duckdb.connect(":memory:")
-    con.register("eges_sessions_mem", sessions)
-    transitions_sql(con, "eges_sessions_mem", cfg)
-    edges = duckdb_table(con, f"SELECT * FROM {EDGES_TABLE}")
-    con.close()
-    return from_edges(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(), n_items)
+    sessions = sessions.sort_by([("user_id", "ascending"), ("session", "ascending"), ("position", "ascending")])
+    items = sessions.column("item_index").to_numpy().astype(np.int64, copy=False)
+    if len(items) and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"item_index must lie in [0, {n_items})")
+    position = sessions.column("position").to_numpy().astype(np.int32, copy=False)
+    indptr, indices, weights = count_transitions(items.astype(np.int32), position, n_items, cfg.undirected,
+                                                 float(cfg.min_edge_weight))
+    return CSRGraph(indptr, indices, weights)
 
 
 def random_walks(graph: CSRGraph, config: WalksConfig | None = None) -> np.ndarray:

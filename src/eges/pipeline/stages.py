@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from eges.duck import duckdb_table
 from eges.errors import InputError, StageError
-from eges.graph.csr import CSRGraph, from_sorted_edges, graph_stats
-from eges.graph.transitions import EDGES_TABLE, NODES_TABLE, edge_list_sql, transitions_sql
+from eges.graph.csr import CSRGraph, edge_sources, from_sorted_edges, graph_stats
+from eges.graph.transitions import EDGES_TABLE, NODES_TABLE, count_transitions, edge_list_sql
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
@@ -97,15 +97,16 @@ def _graph_inputs(inp: RunInputs, config: Any) -> tuple[str, ...]:
 @stage("graph", sections=("graph",), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs)
 def graph_stage(ctx: StageContext) -> StageResult:
     """Build the weighted directed item graph (edge i->j = times j directly follows i in a session)."""
-    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
-        rows_in, nodes_query = _edges_to_duckdb(ctx, con)
-        edges = duckdb_table(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst")
-        nodes = duckdb_table(con, nodes_query)
-    io.write_table(edges, ctx.path(EDGES))
-    io.write_table(nodes, ctx.path(NODES))
-    graph = _graph_from_edges(edges, nodes.num_rows)
-    del edges
-    stats = graph_stats(graph)
+    if ctx.inputs.edges is not None:
+        rows_in, graph, nodes = _graph_from_edge_list(ctx)
+    else:
+        rows_in, graph, nodes = _graph_from_sessions(ctx)
+    # The edges' Parquet encoding runs on a second thread while the statistics are computed.
+    edges = pa.table({"src": edge_sources(graph), "dst": graph.indices, "weight": graph.weights})
+    with io.BackgroundWriter(_TableWriter(ctx.path(EDGES)), depth=1) as background:
+        background.write(edges)
+        io.write_table(nodes, ctx.path(NODES))
+        stats = graph_stats(graph)
     with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
         tmp.write_text(json.dumps(stats, indent=2))
     summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
@@ -113,30 +114,48 @@ def graph_stage(ctx: StageContext) -> StageResult:
     return StageResult(rows_in, stats["edges"], summary, stats)
 
 
-def _edges_to_duckdb(ctx: StageContext, con: Any) -> tuple[int, str]:
-    """Create the edge and node tables from the edge list or the sessions; (rows read, nodes query)."""
+class _TableWriter:
+    """``write(table)`` writes one whole Parquet file atomically (for :class:`io.BackgroundWriter`)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, table: pa.Table) -> None:
+        io.write_table(table, self.path)
+
+
+def _graph_from_sessions(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
+    """Transition counts of the sessions stage's output as CSR (rows read, graph, nodes table)."""
     cfg = ctx.config.graph
-    if ctx.inputs.edges is not None:
-        path = ctx.input_path("@edges")
-        table = io.read_table(path, what="edge list")
-        io.require_columns(table.column_names, [cfg.src_col, cfg.dst_col], f"edge list file {path}")
-        for col in (cfg.src_col, cfg.dst_col):
-            if table[col].null_count:
-                raise InputError(f"edge list file {path}: column {col!r} has {table[col].null_count} null id(s)")
-        has_weight = cfg.weight_col in table.column_names
-        if has_weight:
-            w = table[cfg.weight_col].cast(pa.float64()).to_numpy()
-            if not np.isfinite(w).all() or (w < 0).any():
-                raise InputError(f"edge list file {path}: column {cfg.weight_col!r} has negative, null or "
-                                 "non-finite weights")
+    sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["item_index", "position"])
+    nodes = pq.read_table(ctx.input_path(VOCAB))
+    indptr, indices, weights = count_transitions(
+        sessions["item_index"].to_numpy(), sessions["position"].to_numpy(), nodes.num_rows, cfg.undirected,
+        float(cfg.min_edge_weight))
+    return sessions.num_rows, CSRGraph(indptr, indices, weights), nodes
+
+
+def _graph_from_edge_list(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
+    """A user-supplied edge list of item ids, indexed and aggregated in DuckDB (rows read, graph, nodes)."""
+    cfg = ctx.config.graph
+    path = ctx.input_path("@edges")
+    table = io.read_table(path, what="edge list")
+    io.require_columns(table.column_names, [cfg.src_col, cfg.dst_col], f"edge list file {path}")
+    for col in (cfg.src_col, cfg.dst_col):
+        if table[col].null_count:
+            raise InputError(f"edge list file {path}: column {col!r} has {table[col].null_count} null id(s)")
+    has_weight = cfg.weight_col in table.column_names
+    if has_weight:
+        w = table[cfg.weight_col].cast(pa.float64()).to_numpy()
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise InputError(f"edge list file {path}: column {cfg.weight_col!r} has negative, null or "
+                             "non-finite weights")
+    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
         con.register("eges_edge_input", table)
         edge_list_sql(con, "eges_edge_input", cfg, has_weight)
-        return table.num_rows, f"SELECT * FROM {NODES_TABLE} ORDER BY item_index"
-    sessions = ctx.input_path(SESSIONS)
-    con.execute(f"CREATE VIEW eges_sessions_in AS SELECT * FROM read_parquet('{io.sql_path(sessions)}')")
-    transitions_sql(con, "eges_sessions_in", cfg)
-    vocab = io.sql_path(ctx.input_path(VOCAB))
-    return io.parquet_num_rows(sessions), f"SELECT * FROM read_parquet('{vocab}') ORDER BY item_index"
+        edges = duckdb_table(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst")
+        nodes = duckdb_table(con, f"SELECT * FROM {NODES_TABLE} ORDER BY item_index")
+    return table.num_rows, _graph_from_edges(edges, nodes.num_rows), nodes
 
 
 def load_graph(out_dir: Path) -> CSRGraph:
