@@ -12,6 +12,7 @@ import pytest
 from conftest import DATA
 from eges.api import sessionize
 from eges.evaluation.metrics import rank_auc, transition_auc
+from eges.sessions.clean import predecessors
 
 SETTINGS = ["--set", "walks.walks_per_node=10", "--set", "train.epochs=2", "--set", "skipgram.epochs=2", "--set", "train.dimension=64", "--set", "skipgram.dimension=64",
             "--set", "train.threads=1", "--set", "skipgram.threads=1", "--quiet"]
@@ -26,10 +27,10 @@ def test_rank_auc():
 def transitions(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     sessions, vocab, _ = sessionize(events)
     ids = vocab["item_id"].to_numpy()
-    prev = sessions["prev_item_index"].to_numpy(zero_copy_only=False)
     item = sessions["item_index"].to_numpy()
-    ok = ~np.isnan(prev) if prev.dtype.kind == "f" else prev >= 0
-    return ids[prev[ok].astype(int)], ids[item[ok]]
+    prev = predecessors(item, sessions["position"].to_numpy())
+    ok = prev >= 0
+    return ids[prev[ok]], ids[item[ok]]
 
 
 @pytest.fixture(scope="module")

@@ -155,3 +155,14 @@ def test_cut_kernel_on_a_fixed_sequence():
     assert session.tolist() == [0, 0, 0, 1, 0, 0]
     assert position[keep].tolist() == [0, 1, 0, 1]
     assert counts.tolist() == [1, 1, 1, 2]  # one repeat; one short session of one row; two kept
+
+
+def test_predecessors_restart_at_every_session():
+    import numpy as np
+
+    from eges.sessions.clean import predecessors
+
+    items = np.array([7, 3, 3, 9, 4, 1], dtype=np.int32)
+    position = np.array([0, 1, 2, 0, 1, 0], dtype=np.int32)
+    assert predecessors(items, position).tolist() == [-1, 7, 3, -1, 9, -1]
+    assert predecessors(items[:0], position[:0]).tolist() == []

@@ -44,6 +44,7 @@ from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
 from eges.pipeline.side_info_stage import VECTORS as EGES_VECTORS
 from eges.pipeline.stages import EDGES, SESSIONS, VOCAB
 from eges.pipeline.stages import VECTORS as BGE_VECTORS
+from eges.sessions.clean import predecessors
 
 FULL = "evaluation/full"
 #: Every section that changes what the nested runs train, plus the protocol settings.
@@ -134,10 +135,9 @@ def baseline_scorers(names: tuple[str, ...], item: np.ndarray, segment: np.ndarr
 def read_sessions(directory: Path) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
     """(vocabulary ids by item index, session-start flags, item indices, predecessor indices or -1)."""
     vocab = pq.read_table(directory / VOCAB, columns=["item_id", "item_index"]).sort_by("item_index")
-    table = pq.read_table(directory / SESSIONS, columns=["position", "item_index", "prev_item_index"])
-    prev = table["prev_item_index"].fill_null(-1).to_numpy()
-    return (pd.Index(vocab["item_id"].to_pandas()), table["position"].to_numpy() == 0,
-            table["item_index"].to_numpy(), prev)
+    table = pq.read_table(directory / SESSIONS, columns=["position", "item_index"])
+    item, position = table["item_index"].to_numpy(), table["position"].to_numpy()
+    return pd.Index(vocab["item_id"].to_pandas()), position == 0, item, predecessors(item, position)
 
 
 # --------------------------------------------------------------------------------------------- split files
@@ -283,8 +283,8 @@ def evaluate_temporal(ctx: StageContext) -> StageResult:
         raise InputError(f"evaluate temporal: the events after {format_ms(cut)} leave no sessions ({exc})") from None
     universe = train_ids.append(pd.Index(test_vocab["item_id"].to_pandas())).unique()
     to_universe = universe.get_indexer(test_vocab["item_id"].to_pandas())
-    prev = test_sessions["prev_item_index"].fill_null(-1).to_numpy()
     cur = test_sessions["item_index"].to_numpy()
+    prev = predecessors(cur, test_sessions["position"].to_numpy())
     has_prev = prev >= 0
     a, b = to_universe[prev[has_prev]], to_universe[cur[has_prev]]
     n_warm = len(train_ids)  # train items come first in the universe

@@ -215,27 +215,23 @@ def vocabulary_sql(sessions_source: str) -> str:
 
 
 def index_items(table: pa.Table, vocab_ids: pa.Array) -> pa.Table:
-    """Replace item_id by its item_index in ``vocab_ids`` (whose position is the index), and add
-    ``prev_item_index``: the item just before in the same session (null at a session's start).
-
-    The predecessor makes the graph a plain aggregation (no sort, no window) and ``table`` needs no
-    carry-over: rows come in whole sessions.
-    """
+    """Replace item_id by its item_index in ``vocab_ids`` (whose position is the index)."""
     index = pc.index_in(table.column("item_id"), value_set=vocab_ids).cast(pa.int32())
     return pa.table({"user_id": table.column("user_id"), "session": table.column("session"),
-                     "position": table.column("position"), "item_index": index,
-                     "prev_item_index": predecessors(index, table.column("position")), "ts": table.column("ts")})
+                     "position": table.column("position"), "item_index": index, "ts": table.column("ts")})
 
 
-def predecessors(items: pa.Array | pa.ChunkedArray, position: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """For rows in (session, position) order: the previous row's item, or null where position is 0."""
-    idx = np.asarray(items.to_numpy() if isinstance(items, pa.ChunkedArray) else items.to_numpy(zero_copy_only=False))
-    pos = position.to_numpy() if isinstance(position, pa.ChunkedArray) else position.to_numpy(zero_copy_only=False)
-    prev = np.empty_like(idx, dtype=np.int32)
-    if len(idx):
-        prev[1:] = idx[:-1]
-        prev[0] = 0
-    return pa.array(prev, mask=np.asarray(pos) == 0, type=pa.int32())
+def predecessors(items: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """For rows in (session, position) order: the previous row's item, or -1 where position is 0.
+
+    Sessions files do not store it (it is the row before whenever position > 0); SQL readers get it with
+    ``lag(item_index) OVER (PARTITION BY user_id, session ORDER BY position)``.
+    """
+    prev = np.full(len(items), -1, dtype=np.int64)
+    if len(items):
+        prev[1:] = items[:-1]
+        prev[np.asarray(position) == 0] = -1
+    return prev
 
 
 def user_starts(users: pa.Array) -> np.ndarray:
