@@ -95,3 +95,16 @@ def test_read_table_errors(tmp_path):
         io.read_table(tmp_path / "nope.parquet")
     with pytest.raises(InputError, match="is a directory"):
         io.read_table(tmp_path)
+
+
+def test_read_column_fills_row_group_by_row_group(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    values = np.arange(10_007, dtype=np.int32)[::-1].copy()
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": values, "b": values.astype(np.int64) * 2}), path, row_group_size=1_000)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 11
+    got = io.read_column(path, "b", np.int64)
+    assert got.dtype == np.int64 and np.array_equal(got, values.astype(np.int64) * 2)
+    assert np.array_equal(io.read_column(path, "a", np.int32), values)

@@ -22,21 +22,33 @@ EDGES_TABLE = "eges_edges"
 NODES_TABLE = "eges_nodes"
 
 
-@njit(cache=True)
 def count_transitions(items: np.ndarray, position: np.ndarray, n_nodes: int, undirected: bool,
                       min_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR arrays ``(indptr, indices, weights)`` of the transition counts in session rows.
 
     Args:
-        items: item index per session row, rows in (session, position) order.
-        position: position within the session per row; a row with position > 0 follows the row before it.
+        items: item index per session row (int32), rows in (session, position) order.
+        position: position within the session per row (int32); a row with position > 0 follows the row before.
         n_nodes: number of items; every index must lie in ``[0, n_nodes)``.
         undirected: count each transition i->j (i != j) in both directions.
         min_weight: drop edges with a smaller count.
 
     Returns:
         ``indptr`` (int64, n_nodes + 1), ``indices`` (int32, ascending within each source) and ``weights``
-        (float64 counts).
+        (float64 counts). A caller short of memory calls the two halves itself and drops the session columns in
+        between (see the graph stage).
+    """
+    return count_bucketed(*bucket_by_destination(items, position, n_nodes, undirected), min_weight)
+
+
+@njit(cache=True)
+def bucket_by_destination(items: np.ndarray, position: np.ndarray, n_nodes: int,
+                          undirected: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First half of :func:`count_transitions`: every transition's source, bucketed by its destination.
+
+    Returns ``(sources, by_dst_ptr, by_src_ptr)``: the bucket of destination d is
+    ``sources[by_dst_ptr[d]:by_dst_ptr[d + 1]]``, and ``by_src_ptr`` holds the offsets the same transitions
+    take when bucketed by source.
     """
     n = len(items)
     by_dst_ptr = np.zeros(n_nodes + 1, dtype=np.int64)
@@ -53,9 +65,7 @@ def count_transitions(items: np.ndarray, position: np.ndarray, n_nodes: int, und
     for v in range(n_nodes):
         by_dst_ptr[v + 1] += by_dst_ptr[v]
         by_src_ptr[v + 1] += by_src_ptr[v]
-    total = by_dst_ptr[n_nodes]
-    # Pass 1: sources bucketed by destination.
-    sources = np.empty(total, dtype=np.int32)
+    sources = np.empty(by_dst_ptr[n_nodes], dtype=np.int32)
     fill = by_dst_ptr[:-1].copy()
     for i in range(1, n):
         if position[i] > 0:
@@ -66,8 +76,16 @@ def count_transitions(items: np.ndarray, position: np.ndarray, n_nodes: int, und
             if undirected and s != d:
                 sources[fill[s]] = d
                 fill[s] += 1
-    # Pass 2: destinations bucketed by source, visiting destinations in ascending order (stable).
-    targets = np.empty(total, dtype=np.int32)
+    return sources, by_dst_ptr, by_src_ptr
+
+
+@njit(cache=True)
+def count_bucketed(sources: np.ndarray, by_dst_ptr: np.ndarray, by_src_ptr: np.ndarray,
+                   min_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Second half of :func:`count_transitions`: CSR arrays from :func:`bucket_by_destination`'s buckets."""
+    n_nodes = len(by_dst_ptr) - 1
+    # Destinations bucketed by source, visiting destinations in ascending order (a stable counting sort).
+    targets = np.empty(len(sources), dtype=np.int32)
     fill = by_src_ptr[:-1].copy()
     for d in range(n_nodes):
         for k in range(by_dst_ptr[d], by_dst_ptr[d + 1]):
