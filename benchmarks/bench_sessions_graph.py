@@ -1,18 +1,22 @@
 """Sessions + graph on a 10-million-event log, Parquet in and out: events per second and peak memory.
 
-    .venv/bin/python benchmarks/bench_sessions_graph.py [--repeat 3] [--events 10000000]
+    .venv/bin/python benchmarks/bench_sessions_graph.py [--repeat 3] [--events 10000000] [--no-peer] [--against REV]
 
 The peer, run on the same file in the same run, is a straightforward pandas implementation of the same
-cleaning and counting (sort, shift, groupby), the way most public EGES code does it.
+cleaning and counting (sort, shift, groupby), the way most public EGES code does it. ``--against REV`` also
+runs an older revision's code (extracted with ``git archive``), alternating with ours, so a change is judged
+against its predecessor under the same machine conditions.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
+from pathlib import Path
 
-from common import EGES, PYTHON, WORK, measured, median, report, sample_events, stage_seconds
+from common import EGES, PYTHON, WORK, measured, median, report, sample_events, source_tree, stage_seconds
 
 PANDAS_PEER = r'''
 import sys, time
@@ -38,26 +42,38 @@ print(len(ev), len(edges), time.perf_counter() - t0)
 '''
 
 
+def run_eges(events: Path, out: Path, source: Path | None = None) -> tuple[float, float, float, int]:
+    """One fresh-process ``eges run --to graph``: (sessions + graph stage seconds, peak MiB, wall, events in)."""
+    shutil.rmtree(out, ignore_errors=True)
+    wall, peak, _ = measured([*EGES, "run", "--events", str(events), "--out", str(out), "--to", "graph", "--quiet"],
+                             source)
+    secs = stage_seconds(out)
+    n_in = json.loads((out / "manifest.json").read_text())["stages"]["sessions"]["rows_in"]
+    return secs["sessions"] + secs["graph"], peak, wall, n_in
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--against", metavar="REV", help="also run git revision REV's code, alternating with ours")
     args = ap.parse_args()
     events = sample_events(args.events, 200_000)
     out = WORK / "sessions_graph_out"
+    baseline_src = source_tree(args.against) if args.against else None
     ours, rss, walls, n_in = [], [], [], 0
+    baseline: list[float] = []
     peer, peer_rss = [], []
+    if baseline_src is not None:  # numba caches machine code per source path: compile the baseline's first
+        run_eges(events, WORK / "baseline_out", baseline_src)
     for _ in range(args.repeat):
-        shutil.rmtree(out, ignore_errors=True)
-        wall, peak, _ = measured([*EGES, "run", "--events", str(events), "--out", str(out), "--to", "graph", "--quiet"])
-        secs = stage_seconds(out)
-        ours.append(secs["sessions"] + secs["graph"])
+        seconds, peak, wall, n_in = run_eges(events, out)
+        ours.append(seconds)
         rss.append(peak)
         walls.append(wall)
-        import json
-
-        n_in = json.loads((out / "manifest.json").read_text())["stages"]["sessions"]["rows_in"]
+        if baseline_src is not None:
+            baseline.append(run_eges(events, WORK / "baseline_out", baseline_src)[0])
         if not args.no_peer:
             peer_out = WORK / "pandas_peer_out"
             shutil.rmtree(peer_out, ignore_errors=True)
@@ -66,10 +82,13 @@ def main() -> None:
             peer.append(float(stdout.split()[-1]))
             peer_rss.append(ppeak)
     rows = [("events", f"{n_in:,}"),
-            ("eges sessions+graph (stage time)", f"{median(ours):.2f} s median of {ours}"),
+            ("eges sessions+graph (stage time)", f"{median(ours):.2f} s median of {[round(x, 2) for x in ours]}"),
             ("eges events/s", f"{n_in / median(ours) / 1e6:.2f} M"),
             ("eges process wall (incl. start-up)", f"{median(walls):.2f} s"),
             ("eges peak RSS", f"{median(rss):.0f} MiB")]
+    if baseline:
+        rows += [(f"eges at {args.against} (same run)", f"{median(baseline):.2f} s median of "
+                  f"{[round(x, 2) for x in baseline]}, {n_in / median(baseline) / 1e6:.2f} M events/s")]
     if peer:
         rows += [("pandas peer", f"{median(peer):.2f} s median of {[round(p, 2) for p in peer]}"),
                  ("pandas peer events/s", f"{n_in / median(peer) / 1e6:.2f} M"),

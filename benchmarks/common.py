@@ -30,14 +30,36 @@ _RSS_WRAPPER = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1
                 "sys.exit(p.returncode)")
 
 
-def measured(cmd: list[str]) -> tuple[float, float, str]:
-    """Run a command in a fresh process; (wall seconds, its peak RSS in MiB, its stdout)."""
+def measured(cmd: list[str], source: Path | None = None) -> tuple[float, float, str]:
+    """Run a command in a fresh process; (wall seconds, its peak RSS in MiB, its stdout).
+
+    ``source``: a ``src`` directory (see :func:`source_tree`) whose ``eges`` package the command imports instead
+    of the installed one.
+    """
+    env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
     start = time.perf_counter()
-    proc = subprocess.run([PYTHON, "-c", _RSS_WRAPPER, *cmd], capture_output=True, text=True)
+    proc = subprocess.run([PYTHON, "-c", _RSS_WRAPPER, *cmd], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return seconds, int(proc.stderr.strip().splitlines()[-1]) / 1024, proc.stdout
+
+
+def source_tree(rev: str) -> Path:
+    """The package source at git revision ``rev``, extracted under the bench directory; returns its ``src``.
+
+    Running an older revision beside the current code in the same benchmark run is the only fair comparison
+    on a shared machine whose speed drifts by 20% within minutes.
+    """
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    out = WORK / f"src-{commit}"
+    if not (out / "src" / "eges").is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out / "src"
 
 
 def walks_subset(n_walks: int) -> Path:
