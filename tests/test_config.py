@@ -72,3 +72,21 @@ def test_parse_override_reads_toml_values():
     assert parse_override("a.b=true") == ("a", "b", True)
     assert parse_override("a.b=hello") == ("a", "b", "hello")
     assert parse_override("a.b=['x', 'y']") == ("a", "b", ["x", "y"])
+
+
+def test_stage_staleness_follows_only_the_keys_a_stage_uses():
+    import eges.pipeline.evaluate_stage  # noqa: F401  (registers the evaluation stages)
+    from eges.pipeline.registry import STAGES, stage
+    from eges.pipeline.runner import stage_config
+
+    cfg = default_config()
+    link = STAGES["evaluate_link"]
+    # The evaluation trains every method in evaluate.methods, so the main run's method does not matter to it...
+    assert stage_config(link, cfg.replace("train", method="bge")) == stage_config(link, cfg.replace("train",
+                                                                                                    method="eges"))
+    # ...but the trainer's settings do, as they do for the eges stage (which also depends on the method).
+    assert stage_config(link, cfg.replace("train", epochs=3)) != stage_config(link, cfg)
+    eges = STAGES["eges"]
+    assert stage_config(eges, cfg.replace("train", method="bge")) != stage_config(eges, cfg)
+    with pytest.raises(ValueError, match="train.nope"):
+        stage("bad", sections=("walks",), outputs=(), inputs=lambda i, c: (), ignores=("train.nope",))

@@ -126,8 +126,8 @@ def test_null_column_and_single_valued_numbers(cli, walked, tmp_path, caplog):
 
 def test_items_without_known_side_info_are_counted(cli, walked, tmp_path):
     items = base_catalog()
-    extra = pd.DataFrame({"item_id": [1, 2], "category": [None, None], "brand": [None, None], "shop": [None, None],
-                          "price": [None, None]})
+    # Typed like the catalog's columns (all-null object columns would make pandas 2 warn about concat dtypes).
+    extra = pd.DataFrame({"item_id": [1, 2]}).reindex(columns=items.columns).astype(items.dtypes.to_dict())
     catalog = write_catalog(tmp_path, pd.concat([items, extra], ignore_index=True))
     result = run_eges(cli, walked, catalog)
     assert "(2 cold items without known side info)" in result.output

@@ -49,6 +49,8 @@ from eges.sessions.clean import predecessors
 FULL = "evaluation/full"
 #: Every section that changes what the nested runs train, plus the protocol settings.
 SECTIONS = ("sessions", "graph", "walks", "skipgram", "side_info", "train", "evaluate")
+#: The nested runs train every method in evaluate.methods, whatever the main run's method is.
+IGNORES = ("train.method",)
 METRICS_SCHEMA = pa.schema([("protocol", pa.string()), ("method", pa.string()), ("kind", pa.string()),
                             ("metric", pa.string()), ("k", pa.int32()), ("value", pa.float64()),
                             ("pairs", pa.int64()), ("coverage", pa.float64())])
@@ -194,7 +196,8 @@ def _check_test(protocol: str, n: int, why: str) -> None:
 
 # --------------------------------------------------------------------------------------------- link
 @stage("evaluate_link", sections=SECTIONS, outputs=(metrics_path("link"), summary_path("link")), inputs=_inputs,
-       enabled=_requested("link"), skipped_because=NOT_REQUESTED)
+       enabled=_requested("link"), skipped_because=NOT_REQUESTED,
+       ignores=IGNORES)
 def evaluate_link(ctx: StageContext) -> StageResult:
     """Link prediction as in the paper: hold out a share of the graph's edges before walks; AUC of held-out
     edges against as many node pairs with no edge."""
@@ -260,7 +263,8 @@ def choose_cut(ctx: StageContext) -> tuple[int, int, int]:
 
 
 @stage("evaluate_temporal", sections=SECTIONS, outputs=(metrics_path("temporal"), summary_path("temporal")),
-       inputs=_inputs, enabled=_requested("temporal"), skipped_because=NOT_REQUESTED)
+       inputs=_inputs, enabled=_requested("temporal"), skipped_because=NOT_REQUESTED,
+       ignores=IGNORES)
 def evaluate_temporal(ctx: StageContext) -> StageResult:
     """Next item: train on events before a cut time; score each later transition i->j by AUC against random
     items and by HitRate@K / Recall@K of j among i's K nearest neighbours."""
@@ -308,7 +312,8 @@ def evaluate_temporal(ctx: StageContext) -> StageResult:
 
 # --------------------------------------------------------------------------------------------- cold start
 @stage("evaluate_cold", sections=SECTIONS, outputs=(metrics_path("cold"), summary_path("cold")), inputs=_inputs,
-       enabled=_requested("cold"), skipped_because=NOT_REQUESTED)
+       enabled=_requested("cold"), skipped_because=NOT_REQUESTED,
+       ignores=IGNORES)
 def evaluate_cold(ctx: StageContext) -> StageResult:
     """Cold start: hide all behaviour of a random share of items, train on the rest, and score the transitions
     that involve a hidden item from its side-information vector."""

@@ -83,6 +83,8 @@ class Stage:
             as paths relative to the output directory (another stage's outputs).
         enabled: whether the stage applies to this run's inputs and config (the sessions stage does not
             when an edge list is given instead of events; skipgram and eges depend on the method).
+        ignores: ``section.key`` entries of ``sections`` that do not affect this stage's outputs (the evaluation
+            stages train every method in ``evaluate.methods`` whatever ``train.method`` says).
     """
 
     name: str
@@ -93,6 +95,7 @@ class Stage:
     enabled: Callable[[RunInputs, Config], bool]
     help: str
     skipped_because: str = "not used by this run's inputs or method"
+    ignores: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {}
@@ -101,13 +104,16 @@ STAGES: dict[str, Stage] = {}
 def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           inputs: Callable[[RunInputs, Config], tuple[str, ...]],
           enabled: Callable[[RunInputs, Config], bool] | None = None,
-          skipped_because: str | None = None) -> Callable:
+          skipped_because: str | None = None, ignores: tuple[str, ...] = ()) -> Callable:
     """Register the decorated function as stage ``name`` (pipeline order = registration order)."""
+    unknown = [key for key in ignores if key.split(".")[0] not in sections or key.count(".") != 1]
+    if unknown:
+        raise ValueError(f"stage {name!r}: ignores {unknown[0]!r} is not 'section.key' of one of its sections")
 
     def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
         doc = (func.__doc__ or "").strip().splitlines()
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             doc[0] if doc else name, *([skipped_because] if skipped_because else []))
+                             doc[0] if doc else name, skipped_because or Stage.skipped_because, ignores)
         return func
 
     return wrap

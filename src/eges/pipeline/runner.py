@@ -42,7 +42,12 @@ def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def stage_config(stage: Stage, config: Config) -> dict[str, Any]:
-    return {s: section_to_dict(config[s], output_keys_only=True) for s in stage.sections}
+    """The config keys that make ``stage`` out of date when they change (recorded in the manifest)."""
+    out = {s: section_to_dict(config[s], output_keys_only=True) for s in stage.sections}
+    for key in stage.ignores:
+        section, name = key.split(".")
+        out[section].pop(name, None)
+    return out
 
 
 def versions() -> dict[str, str]:
