@@ -58,6 +58,11 @@ def test_a_rerun_reuses_every_fresh_stage(evaluated, cli):
     again = cli(*args)
     assert " rows in -> " not in again.output
     assert "evaluate_link: fresh, skipped" in again.output
+    # Choosing fewer protocols (repeatable --protocol) reruns nothing either: the others' results stay valid.
+    fewer = cli(*args, "--protocol", "link", "--protocol", "temporal")
+    assert " rows in -> " not in fewer.output
+    assert "evaluate_link: fresh, skipped" in fewer.output and "evaluate_temporal: fresh, skipped" in fewer.output
+    assert "evaluate_cold" not in fewer.output
 
 
 def test_compare_settings_across_directories(evaluated, cli, tmp_path):

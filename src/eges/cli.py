@@ -136,16 +136,16 @@ def status(out_dir, config_path, overrides) -> None:
 @_out_option
 @_config_option
 @_set_option
-@click.option("--protocol", type=click.Choice(["link", "temporal", "cold", "all"]), default="all", show_default=True,
+@click.option("--protocol", "protocol_names", multiple=True, type=click.Choice(["link", "temporal", "cold", "all"]),
               help="link: held-out graph edges (the paper's); temporal: next item after a cut time; cold: items "
-                   "whose behaviour is hidden. 'all' runs cold only with --items.")
+                   "whose behaviour is hidden. Repeatable. Default: all ('all' runs cold only with --items).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(["bge", "ges", "eges"]),
               help="Method to train and score; repeatable. Default: every method the inputs allow.")
 @click.option("--vary", "varies", multiple=True, metavar="SECTION.KEY=V1,V2,...",
               help="Evaluate once per value (every combination when repeated), each in OUT/variants/<setting>/, "
                    "and compare them in one table.")
 @_quiet_option
-def evaluate(events, items, out_dir, config_path, overrides, protocol, methods, varies, quiet) -> None:
+def evaluate(events, items, out_dir, config_path, overrides, protocol_names, methods, varies, quiet) -> None:
     """Split the log, train on the training part, score methods and baselines on the same held-out pairs."""
     from eges.config import PROTOCOLS, load_config
     from eges.pipeline import RunInputs
@@ -155,9 +155,10 @@ def evaluate(events, items, out_dir, config_path, overrides, protocol, methods, 
     for flag, value in (("--events", events), ("--items", items)):
         if value is not None and not Path(value).is_file():
             raise EgesError(f"{flag} file {value} does not exist")
-    protocols = [p for p in PROTOCOLS if p != "cold" or items] if protocol == "all" else [protocol]
-    if protocol == "cold" and not items:
+    named = set(protocol_names or ["all"])
+    if "cold" in named and not items:
         raise EgesError("the cold-start protocol needs an item catalog: give --items")
+    protocols = [p for p in PROTOCOLS if p in named or ("all" in named and (p != "cold" or items))]
     extra = [f"evaluate.protocols={protocols!r}".replace("'", '"')]
     if methods:
         extra.append(f"evaluate.methods={list(methods)!r}".replace("'", '"'))
