@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.config import Config
-from eges.duck import duckdb_batches, duckdb_table
+from eges.duck import duckdb_batches
 from eges.errors import ConfigError, InputError
 from eges.evaluation.score import Pairs, score, summary
 from eges.evaluation.scorers import (
@@ -268,27 +268,24 @@ def choose_cut(ctx: StageContext) -> tuple[int, int, int]:
 def evaluate_temporal(ctx: StageContext) -> StageResult:
     """Next item: train on events before a cut time; score each later transition i->j by AUC against random
     items and by HitRate@K / Recall@K of j among i's K nearest neighbours."""
-    from eges.api import sessionize
-
     cfg = ctx.config.evaluate
     methods = methods_of(ctx)
     cut, first, last = choose_cut(ctx)
     n_train_events = write_events_split(ctx, "evaluation/temporal/train_events.parquet", f"ts < {cut}")
+    write_events_split(ctx, "evaluation/temporal/test_events.parquet", f"ts >= {cut}")
     config = nested_config(ctx.config, sessions=SPLIT_EVENTS)
     inputs = RunInputs(events=str(ctx.path("evaluation/temporal/train_events.parquet")), items=ctx.inputs.items)
     train_dir = run_nested(ctx, "evaluation/temporal/pipeline", config, inputs, "graph")
     train_ids, start, item, _ = read_sessions(train_dir)
-    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
-        later = duckdb_table(con, split_query(io.open_events(con, ctx.input_path("@events"), ctx.config.sessions),
-                                              f"ts >= {cut}"))
+    # The later events are cleaned and cut like the log, by the sessions stage (streamed, bounded memory).
     try:
-        test_sessions, test_vocab, _ = sessionize(later, config)
+        test_dir = run_nested(ctx, "evaluation/temporal/test", config,
+                              RunInputs(events=str(ctx.path("evaluation/temporal/test_events.parquet"))), "sessions")
     except InputError as exc:
         raise InputError(f"evaluate temporal: the events after {format_ms(cut)} leave no sessions ({exc})") from None
-    universe = train_ids.append(pd.Index(test_vocab["item_id"].to_pandas())).unique()
-    to_universe = universe.get_indexer(test_vocab["item_id"].to_pandas())
-    cur = test_sessions["item_index"].to_numpy()
-    prev = predecessors(cur, test_sessions["position"].to_numpy())
+    test_ids, _, cur, prev = read_sessions(test_dir)
+    universe = train_ids.append(test_ids).unique()
+    to_universe = universe.get_indexer(test_ids)
     has_prev = prev >= 0
     a, b = to_universe[prev[has_prev]], to_universe[cur[has_prev]]
     n_warm = len(train_ids)  # train items come first in the universe
