@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from eges.recall.neighbours import normalised
+
 
 def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """P(a positive scores above a negative), ties counting half (Mann-Whitney U / (n_pos * n_neg)).
@@ -75,7 +77,7 @@ def transition_auc(ids: np.ndarray, vectors: np.ndarray, src: np.ndarray, dst: n
     s, d = index.get_indexer(src), index.get_indexer(dst)
     ok = (s >= 0) & (d >= 0)
     s, d = s[ok], d[ok]
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit = normalised(vectors)
     cand = index.get_indexer(candidates)
     cand = cand[cand >= 0]
     neg = np.random.default_rng(seed).choice(cand, size=len(s))
