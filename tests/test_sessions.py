@@ -152,9 +152,14 @@ def test_cut_kernel_on_a_fixed_sequence():
     ts = np.array([0, 10, 20, 5000, 0, 1])
     keep, session, position, counts = cut_sessions(new_user, item_changed, ts, 100, True, 2)
     assert keep.tolist() == [True, False, True, False, True, True]
-    assert session.tolist() == [0, 0, 0, 1, 0, 0]
-    assert position[keep].tolist() == [0, 1, 0, 1]
-    assert counts.tolist() == [1, 1, 1, 2]  # one repeat; one short session of one row; two kept
+    assert session.tolist() == [0, 0, 0, 0] and position.tolist() == [0, 1, 0, 1]  # per kept row
+    assert counts.tolist() == [1, 1, 1, 2, 2]  # one repeat; one short session of one row; two sessions, two users
+    # Without the minimum length, a's second session is kept as session 1; a user whose only session is too
+    # short is not counted.
+    keep, session, position, counts = cut_sessions(new_user, item_changed, ts, 100, True, 1)
+    assert session.tolist() == [0, 0, 1, 0, 0] and position.tolist() == [0, 1, 0, 0, 1]
+    _, _, _, counts = cut_sessions(np.array([True, False, True]), np.ones(3, bool), np.array([0, 1, 0]), 100, True, 2)
+    assert counts.tolist() == [0, 1, 1, 1, 1]
 
 
 def test_predecessors_restart_at_every_session():

@@ -115,7 +115,6 @@ def sessionize_stream(con: Any, events_view: str, cfg: SessionsConfig, *, has_be
 
     for table in SessionCutter(cfg, report)(counted(duckdb_batches(con, query, batch_rows))):
         report.events_out += table.num_rows
-        report.users_out += count_users(table)
         yield table
     # Every event of a non-spam user with a kept behaviour type that the sort did not stream had short dwell.
     report.short_dwell_dropped = report.events_in - report.spam_events - report.behaviour_dropped - sorted_rows
@@ -168,31 +167,32 @@ class SessionCutter:
             if table.num_rows == 0:
                 continue
             users = table.column("user_id").combine_chunks()
-            starts = np.flatnonzero(_changes(users))
-            cut = int(starts[-1])  # the last user may continue in the next batch
+            new_user = _changes(users)
+            cut = int(np.flatnonzero(new_user)[-1])  # the last user may continue in the next batch
             self._carry = table.slice(cut)
             if cut:
-                yield self._cut(table.slice(0, cut))
+                yield self._cut(table.slice(0, cut), users.slice(0, cut), new_user[:cut])
         if self._carry is not None and self._carry.num_rows:
-            yield self._cut(self._carry)
+            users = self._carry.column("user_id").combine_chunks()
+            yield self._cut(self._carry, users, _changes(users))
         self._carry = None
 
-    def _cut(self, table: pa.Table) -> pa.Table:
+    def _cut(self, table: pa.Table, users: pa.Array, new_user: np.ndarray) -> pa.Table:
         cfg = self.cfg
-        users = table.column("user_id").combine_chunks()
         items = table.column("item_id").combine_chunks()
         ts = table.column("ts").to_numpy()
         keep, session, position, counts = cut_sessions(
-            _changes(users), _changes(items), ts, int(round(cfg.session_gap_seconds * 1000)),
+            new_user, _changes(items), ts, int(round(cfg.session_gap_seconds * 1000)),
             cfg.collapse_repeats, cfg.min_session_length)
         self.report.repeats_collapsed += int(counts[0])
         self.report.short_sessions_dropped += int(counts[1])
         self.report.short_session_events_dropped += int(counts[2])
         self.report.sessions_out += int(counts[3])
+        self.report.users_out += int(counts[4])
         return pa.table({
             "user_id": _select(users, keep),
-            "session": pa.array(session[keep]),
-            "position": pa.array(position[keep]),
+            "session": pa.array(session),
+            "position": pa.array(position),
             "item_id": _select(items, keep),
             "ts": pa.array(ts[keep]),
         })
@@ -237,8 +237,3 @@ def predecessors(items: np.ndarray, position: np.ndarray) -> np.ndarray:
 def user_starts(users: pa.Array) -> np.ndarray:
     """First row of each user in rows sorted by user."""
     return np.flatnonzero(_changes(users))
-
-
-def count_users(table: pa.Table) -> int:
-    """Distinct users in a batch of whole users sorted by user."""
-    return int(_changes(table.column("user_id").combine_chunks()).sum()) if table.num_rows else 0

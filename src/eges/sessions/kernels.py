@@ -23,9 +23,8 @@ def cut_sessions(new_user: np.ndarray, item_changed: np.ndarray, ts: np.ndarray,
         min_length: drop sessions with fewer kept rows.
 
     Returns:
-        ``keep`` (bool per row), ``session`` (number within the user, per row), ``position`` (within the
-        session, per kept row; -1 elsewhere) and counters ``[repeats, short sessions, their rows,
-        sessions kept]``.
+        ``keep`` (bool per row); ``session`` (number within the user) and ``position`` (within the session),
+        one per kept row; and counters ``[repeats, short sessions, their rows, sessions kept, users kept]``.
     """
     n = len(ts)
     gid = np.empty(n, dtype=np.int64)
@@ -59,17 +58,30 @@ def cut_sessions(new_user: np.ndarray, item_changed: np.ndarray, ts: np.ndarray,
         elif lengths[j] > 0:
             short += 1
             short_rows += lengths[j]
-    position = np.full(n, -1, dtype=np.int32)
+    # Compacted outputs for the kept rows, so the caller selects only its own columns.
+    kept_session = np.empty(n, dtype=np.int32)
+    position = np.empty(n, dtype=np.int32)
+    out = 0
     last = -1
     p = 0
+    user = -1
+    last_user = -1
+    kept_users = 0
     for i in range(n):
+        if new_user[i] or i == 0:
+            user += 1
         if keep[i] and lengths[gid[i]] >= min_length:
             if gid[i] != last:
                 last = gid[i]
                 p = 0
-            position[i] = p
+            kept_session[out] = session[i]
+            position[out] = p
             p += 1
+            out += 1
+            if user != last_user:
+                last_user = user
+                kept_users += 1
         else:
             keep[i] = False
-    counts = np.array([repeats, short, short_rows, kept_sessions], dtype=np.int64)
-    return keep, session, position, counts
+    counts = np.array([repeats, short, short_rows, kept_sessions, kept_users], dtype=np.int64)
+    return keep, kept_session[:out], position[:out], counts
