@@ -55,12 +55,12 @@ def build_graph(sessions: Any, n_items: int, config: GraphConfig | None = None) 
     if not isinstance(sessions, pa.Table):
         sessions = pa.Table.from_pandas(sessions, preserve_index=False)
     sessions = sessions.sort_by([("user_id", "ascending"), ("session", "ascending"), ("position", "ascending")])
-    items = sessions.column("item_index").to_numpy().astype(np.int64, copy=False)
+    items = sessions.column("item_index").to_numpy()
     if len(items) and (items.min() < 0 or items.max() >= n_items):
         raise ValueError(f"item_index must lie in [0, {n_items})")
     position = sessions.column("position").to_numpy().astype(np.int32, copy=False)
-    indptr, indices, weights = count_transitions(items.astype(np.int32), position, n_items, cfg.undirected,
-                                                 float(cfg.min_edge_weight))
+    indptr, indices, weights = count_transitions(items.astype(np.int32, copy=False), position, n_items,
+                                                 cfg.undirected, float(cfg.min_edge_weight))
     return CSRGraph(indptr, indices, weights)
 
 

@@ -79,8 +79,8 @@ def sessions_stage(ctx: StageContext) -> StageResult:
         report.items_out = vocab.num_rows
         # Pass 2: item ids -> vocabulary indices, still in (user, session, position) order.
         # Parquet encoding overlaps indexing the next batch; it is the critical path of this pass, so integer
-        # columns are delta-encoded instead of compressed (0.87 s -> 0.59 s on 9 M rows, then 0.45 s once every
-        # integer column was and the redundant predecessor column went).
+        # columns are delta-encoded instead of compressed (0.87 s -> 0.59 s on 9 M rows; 0.45 s since item_index is
+        # delta-encoded too and the redundant predecessor column is gone).
         with io.AtomicParquetWriter(ctx.path(SESSIONS), delta_columns=SESSIONS_DELTA) as out, \
                 io.BackgroundWriter(out) as background:
             for batch in gather_batches(scratch.batches(), 1_000_000):
