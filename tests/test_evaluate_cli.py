@@ -109,3 +109,14 @@ def test_split_values_keeps_lists_and_quotes_whole():
 
     assert _split_values('1, [10,50], "a,b"') == ["1", "[10,50]", '"a,b"']
     assert variants(["a.x=1,2", "b.y=3"]) == [["a.x=1", "b.y=3"], ["a.x=2", "b.y=3"]]
+
+
+def test_run_with_protocols_reuses_its_own_sessions_and_graph(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", "--events", DATA / "events.parquet", "--out", out, "--method", "bge", *SMALL,
+                 "--set", "walks.walks_per_node=3", "--set", "evaluate.protocols=['link']",
+                 "--set", "evaluate.baselines=['popularity']")
+    assert "the run's own sessions and graph are fresh: reused" in result.output
+    assert not (out / "evaluation" / "full").exists()
+    summary = json.loads((out / "evaluation" / "link" / "summary.json").read_text())
+    assert summary["split"]["edges"] == json.loads((out / "graph" / "stats.json").read_text())["edges"]

@@ -106,6 +106,19 @@ def run_nested(ctx: StageContext, sub: str, config: Config, inputs: RunInputs, t
     return ctx.out_dir / sub
 
 
+def whole_log(ctx: StageContext) -> Path:
+    """The directory holding the whole log's sessions and graph: the run's own when they are fresh (``eges run``
+    with ``evaluate.protocols`` builds them just before), else a nested run in ``OUT/evaluation/full``."""
+    from eges.pipeline.runner import plan
+
+    config, inputs = nested_config(ctx.config), RunInputs(events=ctx.inputs.events)
+    states = {status.name: status.state for status in plan(ctx.out_dir, config, inputs)}
+    if states.get("sessions") == states.get("graph") == "fresh":
+        ctx.echo("  [full] the run's own sessions and graph are fresh: reused")
+        return ctx.out_dir
+    return run_nested(ctx, FULL, config, inputs, "graph")
+
+
 def method_scorers(ctx: StageContext, sub: str, config: Config, inputs: RunInputs, methods: list[str],
                    universe: pd.Index) -> list[CosineScorer]:
     """Train each method on the split's training part and wrap its vectors over the universe of item ids."""
@@ -203,7 +216,7 @@ def evaluate_link(ctx: StageContext) -> StageResult:
     edges against as many node pairs with no edge."""
     cfg, graph_cfg = ctx.config.evaluate, ctx.config.graph
     methods = methods_of(ctx)
-    full = run_nested(ctx, FULL, nested_config(ctx.config), RunInputs(events=ctx.inputs.events), "graph")
+    full = whole_log(ctx)
     universe, start, item, prev = read_sessions(full)
     n = len(universe)
     edges = pq.read_table(full / EDGES)
@@ -318,7 +331,7 @@ def evaluate_cold(ctx: StageContext) -> StageResult:
         raise InputError("evaluate cold: the cold-start protocol needs an item catalog (--items)")
     cfg = ctx.config.evaluate
     methods = [m for m in methods_of(ctx) if m != "bge"]  # BGE has no vector for an item without behaviour
-    full = run_nested(ctx, FULL, nested_config(ctx.config), RunInputs(events=ctx.inputs.events), "graph")
+    full = whole_log(ctx)
     universe, _, item, prev = read_sessions(full)
     n = len(universe)
     _check_ks(cfg.ks, n)
