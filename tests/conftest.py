@@ -29,3 +29,11 @@ def invoke_cli(*args, ok: bool = True):
 @pytest.fixture
 def cli():
     return invoke_cli
+
+
+@pytest.fixture(scope="session")
+def trust_template(tmp_path_factory):
+    """(events file, run folder) of one complete small run; copy it (trust.copy_run) before changing it."""
+    from trust import build_template
+
+    return build_template(tmp_path_factory.mktemp("trust_template"))

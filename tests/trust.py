@@ -1,0 +1,76 @@
+"""Shared harness of the hostile-input corpus (tests/test_trust_*.py).
+
+Each case runs one command against a copy of an earlier good run and asserts the exit code, a fragment of the
+message, that no traceback was printed, and that the good run's files are byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+#: Settings that make the template run take seconds.
+FAST = ("--set", "walks.walks_per_node=2", "--set", "skipgram.dimension=8", "--quiet")
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``folder`` (the byte-identical check)."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def build_template(root: Path, n_events: int = 20_000) -> tuple[Path, Path]:
+    """A small events file and a complete BGE run of it under ``root`` (built once per test session)."""
+    from eges.cli import main
+
+    root.mkdir(parents=True, exist_ok=True)
+    events = root / "events.parquet"
+    pq.write_table(pq.read_table(DATA / "events.parquet").slice(0, n_events), events)
+    out = root / "out"
+    result = CliRunner().invoke(main, ["run", "--events", str(events), "--out", str(out), *FAST],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return events, out
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    output: str  # stdout and stderr together
+
+
+def run_cli(*args: object, subprocess_run: bool = False, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> Outcome:
+    """Run ``eges ARGS``: in-process by default (an uncaught exception fails the test), or as a real process."""
+    argv = [str(a) for a in args]
+    if not subprocess_run:
+        from eges.cli import main
+
+        result = CliRunner().invoke(main, argv, catch_exceptions=False)
+        return Outcome(result.exit_code, result.output)
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "eges", *argv], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=300)
+    return Outcome(proc.returncode, proc.stdout + proc.stderr)
+
+
+def assert_named_error(outcome: Outcome, fragment: str, exit_code: int = 2) -> None:
+    """One clear line naming the problem: the exit code, the fragment, no traceback."""
+    assert outcome.exit_code == exit_code, outcome.output
+    assert "Traceback" not in outcome.output, outcome.output
+    assert fragment in outcome.output, outcome.output
+
+
+def copy_run(template: Path, dest: Path) -> Path:
+    shutil.copytree(template, dest, symlinks=True)
+    return dest
