@@ -51,7 +51,7 @@ def main() -> None:
     events = make_log(args.chunks)
     out = WORK / "memory_cap_out"
     shutil.rmtree(out, ignore_errors=True)
-    wall, peak, stdout = measured([*EGES, "run", "--events", events, "--out", str(out), "--to", "graph", "--quiet",
+    wall, peak, stdout = measured([*EGES, "run", "--events", events, "--out", str(out), "--until", "graph", "--quiet",
                                    "--set", f"engine.memory_limit='{args.memory_limit}'"])
     secs = stage_seconds(out)
     n = pq.ParquetFile(events).metadata.num_rows

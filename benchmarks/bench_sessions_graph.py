@@ -16,7 +16,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from common import EGES, PYTHON, WORK, measured, median, report, sample_events, source_tree, stage_seconds
+from common import (
+    EGES,
+    PYTHON,
+    WORK,
+    measured,
+    median,
+    report,
+    sample_events,
+    source_tree,
+    stage_seconds,
+    until_flag,
+)
 
 PANDAS_PEER = r'''
 import sys, time
@@ -43,9 +54,10 @@ print(len(ev), len(edges), time.perf_counter() - t0)
 
 
 def run_eges(events: Path, out: Path, source: Path | None = None) -> tuple[float, float, float, int]:
-    """One fresh-process ``eges run --to graph``: (sessions + graph stage seconds, peak MiB, wall, events in)."""
+    """One fresh-process ``eges run --until graph``: (sessions + graph stage seconds, peak MiB, wall, events in)."""
     shutil.rmtree(out, ignore_errors=True)
-    wall, peak, _ = measured([*EGES, "run", "--events", str(events), "--out", str(out), "--to", "graph", "--quiet"],
+    wall, peak, _ = measured([*EGES, "run", "--events", str(events), "--out", str(out), until_flag(source), "graph",
+                              "--quiet"],
                              source)
     secs = stage_seconds(out)
     n_in = json.loads((out / "manifest.json").read_text())["stages"]["sessions"]["rows_in"]

@@ -62,6 +62,12 @@ def source_tree(rev: str) -> Path:
     return out / "src"
 
 
+def until_flag(source: Path | None) -> str:
+    """``eges run``'s stop-after option in a source tree: ``--until`` (``--to`` before it was renamed)."""
+    cli = (source if source is not None else ROOT / "src") / "eges" / "cli.py"
+    return "--until" if '"--until"' in cli.read_text() else "--to"
+
+
 def walks_subset(n_walks: int) -> Path:
     """The first ``n_walks`` walks of bench_walks.py's output, as their own Parquet file."""
     import pyarrow.parquet as pq

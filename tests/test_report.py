@@ -93,9 +93,9 @@ def test_report_shows_the_run_methods_vectors(tmp_path, cli):
     """After switching from EGES back to BGE, the map and neighbours come from BGE's vectors."""
     out = tmp_path / "out"
     data = ["--events", DATA / "events.parquet", "--items", DATA / "items.parquet", "--out", out, *SMALL,
-            "--to", "eges"]
+            "--until", "eges"]
     cli("run", *data)
-    cli("run", *data[:-2], "--to", "skipgram", "--method", "bge")
+    cli("run", *data[:-2], "--until", "skipgram", "--method", "bge")
     cli("report", "--out", out)
     page = (out / "report.html").read_text()
     assert "skipgram/vectors.parquet" in page and "cold item " not in page

@@ -80,7 +80,7 @@ def walked(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("walked") / "out"
     result = CliRunner().invoke(main, ["run", "--events", str(DATA / "events.parquet"), "--out", str(out),
-                                       "--to", "walks", *FAST])
+                                       "--until", "walks", *FAST])
     assert result.exit_code == 0, result.output
     return out
 

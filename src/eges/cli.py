@@ -6,6 +6,7 @@ hand-written argument parsing, and it is already a dependency of much of the dat
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -28,10 +29,41 @@ def _abs(path: str | None) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
+class _PlainFormatter(logging.Formatter):
+    """``warning: message`` with NumPy scalars printed as plain numbers (``103378``, not ``np.int64(103378)``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.item() if hasattr(a, "item") and getattr(a, "ndim", None) == 0 else a
+                                for a in record.args)
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (click's test runner and pytest swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never take the command down
+            self.handleError(record)
+
+
+def _setup_logging() -> None:
+    """eges' warnings go to stderr through ``logging`` with a level prefix, once per process."""
+    log = logging.getLogger("eges")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_PlainFormatter())
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 class _Group(click.Group):
     """Turns EgesError into one clear line on stderr and exit status 2 (no traceback)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        _setup_logging()
         try:
             return super().invoke(ctx)
         except EgesError as exc:
@@ -64,7 +96,8 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @_set_option
 @click.option("--from", "from_stage", type=click.Choice(_stage_names()),
               help="Rerun this stage and every stage after it, even if fresh.")
-@click.option("--to", "to_stage", type=click.Choice(_stage_names()), help="Stop after this stage.")
+@click.option("--until", "to_stage", type=click.Choice(_stage_names()),
+              help="Stop after this stage (the stages after it are left as they are).")
 @click.option("--method", type=click.Choice(["bge", "ges", "eges"]),
               help="Embedding method (same as --set train.method=...); default eges with --items, else bge.")
 @_quiet_option
@@ -93,6 +126,23 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
     vectors = out / ("skipgram" if resolved_method(inputs, config) == "bge" else "eges") / "vectors.parquet"
     if vectors.exists():
         _echo(f"item vectors: {vectors}")
+        _echo(next_steps(out, inputs))
+
+
+def next_steps(out: Path, inputs) -> str:  # noqa: ANN001
+    """What a user does after a run, with their own paths, each line pasteable as is."""
+    import shlex
+
+    o = shlex.quote(str(out))
+    data = f"--events {shlex.quote(inputs.events)}" if inputs.events else None
+    if data and inputs.items:
+        data += f" --items {shlex.quote(inputs.items)}"
+    lines = ["next:"]
+    if data:
+        lines.append(f"  eges evaluate {data} --out {o}   # score it against baselines (reuses this run's sessions)")
+    lines.append(f"  eges export --out {o} --format npy --to {o}/export/npy   # matrix + vocabulary for an embedding layer")
+    lines.append(f"  eges report --out {o}   # one HTML page: stages, graph, map, neighbours")
+    return "\n".join(lines)
 
 
 @main.command()

@@ -216,7 +216,7 @@ class EngineConfig:
     temp_directory: str = opt("", "Where the relational engine spills; empty uses OUT/.spill.")
 
 
-#: Section name -> dataclass. Later features register their sections here (see :func:`register_section`).
+#: Section name -> dataclass: the TOML sections, in the order `eges config --defaults` prints them.
 SECTIONS: dict[str, type] = {
     "engine": EngineConfig,
     "sessions": SessionsConfig,
@@ -229,11 +229,6 @@ SECTIONS: dict[str, type] = {
     "users": UsersConfig,
     "evaluate": EvaluateConfig,
 }
-
-
-def register_section(name: str, cls: type) -> None:
-    """Add a config section (used by stages that live outside this module)."""
-    SECTIONS[name] = cls
 
 
 class Config(Mapping[str, Any]):

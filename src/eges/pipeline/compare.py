@@ -10,11 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from eges.config import BASELINES, METHODS
+from eges.config import BASELINES, METHODS, PROTOCOLS
 from eges.errors import InputError
 from eges.pipeline.runner import load_manifest
-
-PROTOCOL_ORDER = ("link", "temporal", "cold")
 
 
 def setting_differences(dirs: Sequence[Path]) -> dict[Path, str]:
@@ -46,7 +44,7 @@ def comparison(dirs: Sequence[str | Path]) -> pd.DataFrame:
     data = pd.concat(frames, ignore_index=True)
     data["metric"] = data["metric"].where(data["k"] == 0, data["metric"] + "@" + data["k"].astype(str))
     # Rows: protocols in their usual order, metrics as recorded; columns: methods, then baselines.
-    data["p_order"] = data["protocol"].map({p: i for i, p in enumerate(PROTOCOL_ORDER)})
+    data["p_order"] = data["protocol"].map({p: i for i, p in enumerate(PROTOCOLS)})
     data["m_order"] = data["method"].str.split(": ").str[-1].map(
         {m: i for i, m in enumerate(METHODS + BASELINES)}).fillna(len(METHODS + BASELINES))
     data["row"] = range(len(data))

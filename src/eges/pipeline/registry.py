@@ -93,7 +93,6 @@ class Stage:
     outputs: tuple[str, ...]
     inputs: Callable[[RunInputs, Config], tuple[str, ...]]
     enabled: Callable[[RunInputs, Config], bool]
-    help: str
     skipped_because: str = "not used by this run's inputs or method"
     ignores: tuple[str, ...] = ()
 
@@ -111,9 +110,8 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
         raise ValueError(f"stage {name!r}: ignores {unknown[0]!r} is not 'section.key' of one of its sections")
 
     def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
-        doc = (func.__doc__ or "").strip().splitlines()
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             doc[0] if doc else name, skipped_because or Stage.skipped_because, ignores)
+                             skipped_because or Stage.skipped_because, ignores)
         return func
 
     return wrap

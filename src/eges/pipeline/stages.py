@@ -7,6 +7,7 @@ Each stage is a thin wrapper: it opens its inputs, calls the pure code in ``eges
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +64,9 @@ class _NoProgress:
 
 
 def _progress(ctx: StageContext, total: int | None, unit: str, desc: str):
-    if not ctx.progress:
+    """A tqdm bar on a terminal; nothing under --quiet or when stderr is a pipe or file (a log fills with
+    carriage returns otherwise)."""
+    if not ctx.progress or not sys.stderr.isatty():
         return _NoProgress()
     from tqdm.auto import tqdm
 
