@@ -52,13 +52,27 @@ def test_every_section_is_present_with_content(report):
 def test_every_image_is_embedded_and_decodes(report):
     page = report.read_text()
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(sources) == 3  # degree distribution, attention weights, item map
+    assert len(sources) == 2  # degree distribution, attention weights (the item map is SVG)
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         image = png(base64.b64decode(src.split(",", 1)[1]))
         assert image.shape[0] >= 300 and image.shape[1] >= 500
         assert image[..., :3].std() > 0.05  # something is drawn
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_the_map_shows_ids_and_side_information_and_outlines_cold_items(report):
+    page = report.read_text()
+    svg = re.search(r'<svg id="item-map".*?</svg>', page, re.S).group(0)
+    circles = re.findall(r"<circle [^>]*>.*?</circle>", svg)
+    assert 1000 < len(circles) <= 5000
+    titles = [re.search(r"<title>(.*?)</title>", c).group(1) for c in circles]
+    assert all(t.startswith("item ") and "category: cat" in t and "brand: brand" in t for t in titles)
+    cold = [c for c in circles if 'class="cold"' in c]
+    assert cold and all("cold start" in c for c in cold)
+    assert not any("cold start" in c for c in circles if 'class="cold"' not in c)
+    assert "price: " in titles[0] and ".0 ·" not in " ".join(titles)  # plain values
+    assert 'id="map-search"' in page
 
 
 def chromium() -> str | None:
@@ -84,6 +98,24 @@ def test_the_report_opens_in_headless_chromium(report, tmp_path):
     assert 0.5 < rgb.mean() < 0.99 and rgb.std() > 0.1
 
 
+def test_the_map_search_highlights_the_item_in_a_real_browser(report, tmp_path):
+    """The page's own script, run by Chromium on a ``#search=ID`` address, marks exactly that item."""
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("EGES_REQUIRE_CHROMIUM"):
+            pytest.fail("EGES_REQUIRE_CHROMIUM is set but no chromium is installed")
+        pytest.skip("chromium is not installed (CI installs it)")
+    page = report.read_text()
+    item = re.search(r"<title>item (\d+)", page).group(1)
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri() + f"#search=item%20{item}%20"]
+    dom = subprocess.run(cmd, check=True, capture_output=True, timeout=120, text=True).stdout
+    hits = re.findall(r'<circle [^>]*class="[^"]*hit[^"]*"[^>]*>.*?</circle>', dom)
+    assert len(hits) == 1 and f"item {item} " in hits[0]
+    assert "1 matching item" in dom
+
+
 def test_report_needs_a_run(cli, tmp_path):
     result = cli("report", "--out", tmp_path, ok=False)
     assert result.exit_code == 2 and "holds no pipeline run" in result.output
@@ -99,3 +131,5 @@ def test_report_shows_the_run_methods_vectors(tmp_path, cli):
     cli("report", "--out", out)
     page = (out / "report.html").read_text()
     assert "skipgram/vectors.parquet" in page and "cold item " not in page
+    assert f"No evaluation yet: eges evaluate --events {DATA / 'events.parquet'} --items {DATA / 'items.parquet'} " \
+           f"--out {out}" in page  # a complete, pasteable command

@@ -30,7 +30,7 @@ DROP_REASONS = {"spam_events": "events of over-active users", "behaviour_dropped
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
-section{margin-bottom:2.5em}.note{color:#666}h1{margin-bottom:0}"""
+section{margin-bottom:2.5em}img{width:100%;height:auto}.note{color:#666}h1{margin-bottom:0}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -38,6 +38,16 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _table(frame: pd.DataFrame, index: bool = False) -> str:
+    """An HTML table; counts print as integers (1,234, not 1234.0000) even where a missing value made them float."""
+    frame = frame.copy()
+    for col in frame.columns:
+        values = frame[col]
+        known = values.dropna() if values.dtype.kind == "f" else None
+        # Whole numbers beyond [0, 1] are counts; a metric column of exact 0s and 1s stays a metric.
+        if known is not None and len(known) and (known % 1 == 0).all() and not known.between(0, 1).all():
+            frame[col] = values.astype("Int64")
+        if frame[col].dtype.kind in "iu" or str(frame[col].dtype) == "Int64":
+            frame[col] = frame[col].map(lambda v: "n/a" if pd.isna(v) else f"{int(v):,}")
     return frame.to_html(index=index, border=0, na_rep="n/a", float_format=lambda v: f"{v:,.4f}")
 
 
@@ -121,7 +131,7 @@ def evaluation_section(run: _Run) -> str:
     from eges.pipeline.compare import comparison
 
     if not list((run.out / "evaluation").glob("*/metrics.parquet")):
-        return _section("evaluation", "Evaluation", _note(f"No evaluation yet: eges evaluate --out {run.out} ..."))
+        return _section("evaluation", "Evaluation", _note(f"No evaluation yet: {_evaluate_command(run)}"))
     table = comparison([run.out])
     table.columns.name = None
     table = table.reset_index()
@@ -133,21 +143,59 @@ def evaluation_section(run: _Run) -> str:
     return _section("evaluation", "Evaluation", body)
 
 
-def map_section(run: _Run, ids: pd.Series, vectors: np.ndarray, seed: int = 0) -> str:
-    from eges.report.plots import item_map, pca_2d
+def _evaluate_command(run: _Run) -> str:
+    """The command that evaluates this run, complete and pasteable (its own inputs and folder)."""
+    import shlex
+
+    inputs = run.manifest.get("inputs") or {}
+    args = ["eges", "evaluate"]
+    for flag in ("events", "items"):
+        if inputs.get(flag):
+            args += [f"--{flag}", inputs[flag]]
+    if not inputs.get("events"):
+        return f"`eges evaluate` needs the event log (this run was built from an edge list, {inputs.get('edges')})"
+    return shlex.join([*args, "--out", str(run.out)])
+
+
+def map_section(run: _Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarray, seed: int = 0,
+                limit: int = 5000) -> str:
+    from eges.report.item_map import item_map_svg
+    from eges.report.plots import pca_2d
 
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(ids), size=min(len(ids), 5000), replace=False))
+    cold_rows = np.flatnonzero(source == "cold_start")
+    warm_rows = np.flatnonzero(source != "cold_start")
+    # Every cold-start item up to a fifth of the map, so they can be found; the rest a seeded sample.
+    n_cold = min(len(cold_rows), limit // 5)
+    pick = np.sort(np.concatenate([rng.choice(cold_rows, size=n_cold, replace=False),
+                                   rng.choice(warm_rows, size=min(len(warm_rows), limit - n_cold), replace=False)]))
+    picked_ids = ids.iloc[pick]
     field = None
+    side = None
     if run.catalog is not None:
         field = next((c for c in ("category", "category_id", "cate_id") if c in run.catalog.columns),
                      run.catalog.columns[0] if len(run.catalog.columns) else None)
-    labels = (run.catalog[field].reindex(ids.iloc[pick]).astype(str).fillna("unknown").to_numpy() if field
-              else np.full(len(pick), "item"))
-    title = f"Item vectors, first two principal components, coloured by {field or 'nothing (no catalog)'}"
-    body = _img(item_map(pca_2d(vectors[pick]), labels, title), "item map")
-    body += _note(f"{len(pick):,} of {len(ids):,} items ({run.vectors_file.relative_to(run.out)}).")
+        side = run.catalog.reindex(picked_ids)
+    labels = (side[field].astype(str).fillna("unknown").to_numpy() if field else np.full(len(pick), "item"))
+    tips = []
+    for j, item in enumerate(picked_ids):
+        parts = [f"item {item}"] + (["cold start"] if source[pick[j]] == "cold_start" else [])
+        if side is not None:
+            parts += [f"{col}: {_plain(val)}" for col, val in side.iloc[j].items() if pd.notna(val)]
+        tips.append(" · ".join(parts))
+    body = _note(f"The first two principal components of {len(pick):,} of {len(ids):,} item vectors "
+                 f"({run.vectors_file.relative_to(run.out)}), coloured by {field or 'nothing (no catalog)'}. "
+                 "Hover over a point for the item and its side information; the box finds items by id or side "
+                 "information.")
+    body += item_map_svg(pca_2d(vectors[pick]), labels, tips, source[pick] == "cold_start")
     return _section("map", "Map of the item vectors", body)
+
+
+def _plain(value: Any) -> str:
+    """A catalog value as a person writes it: 12, not 12.0; 3.5, not np.float64(3.5)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item() if isinstance(value, np.generic) else value)
 
 
 def neighbours_section(run: _Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarray, k: int = 5,
@@ -189,7 +237,7 @@ def write_report(out: Path) -> Path:
     else:
         ids, vectors = io.read_vectors(run.vectors_file)
         source = io.read_sources(run.vectors_file)
-        parts += [map_section(run, ids.to_pandas(), vectors), neighbours_section(run, ids.to_pandas(), vectors, source)]
+        parts += [map_section(run, ids.to_pandas(), vectors, source), neighbours_section(run, ids.to_pandas(), vectors, source)]
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     inputs = ", ".join(f"{k}: {v}" for k, v in (run.manifest.get("inputs") or {}).items() if v)
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>eges report: {html.escape(out.name)}"

@@ -8,7 +8,7 @@ import io
 import numpy as np
 
 
-def _figure(width: float = 7.0, height: float = 4.0):
+def _figure(width: float = 11.0, height: float = 4.5):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -53,21 +53,3 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return centred @ vt[:2].T
-
-
-def item_map(points: np.ndarray, labels: np.ndarray, title: str, top: int = 10) -> bytes:
-    """A scatter of 2-D item positions coloured by label (the ``top`` most common; the rest grey)."""
-    fig = _figure(7.0, 6.0)
-    ax = fig.add_subplot()
-    values, counts = np.unique(labels, return_counts=True)
-    common = values[np.argsort(-counts)][:top]
-    rest = ~np.isin(labels, common)
-    ax.scatter(points[rest, 0], points[rest, 1], s=3, c="lightgrey", label="other")
-    for value in common:
-        sel = labels == value
-        ax.scatter(points[sel, 0], points[sel, 1], s=4, label=str(value))
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(markerscale=3, fontsize="small", loc="best")
-    return _png(fig)
