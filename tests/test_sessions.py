@@ -111,6 +111,31 @@ def test_forced_unit_overrides_detection():
     assert got == [[10, 11], [12, 13]]
 
 
+def test_ties_in_time_keep_the_input_order():
+    # Equal timestamps: the file says 30 then 10 then 20; sorting ties by item id would invent 10 -> 20 -> 30.
+    rows = [(1, 30, 100), (1, 10, 100), (1, 20, 100), (1, 40, 101)]
+    got, _, _ = cut(rows)
+    assert got == [[30, 10, 20, 40]]
+
+
+def test_ties_keep_the_file_order_in_parquet_and_csv(tmp_path):
+    from eges.config import load_config
+    from eges.pipeline import io
+    from eges.sessions.clean import SessionsReport, sessionize_stream
+
+    frame = events([(1, 30, 100), (1, 10, 100), (1, 20, 100), (2, 5, 7), (2, 4, 7)])
+    for name in ("ties.parquet", "ties.csv"):
+        path = tmp_path / name
+        frame.to_parquet(path) if name.endswith(".parquet") else frame.to_csv(path, index=False)
+        cfg = load_config().sessions
+        with io.duckdb_session(load_config().engine) as con:
+            source = io.open_events(con, path, cfg)
+            tables = list(sessionize_stream(con, source.view, cfg, has_behaviour=False, has_dwell=False,
+                                            report=SessionsReport()))
+        items = [t["item_id"].to_pylist() for t in tables]
+        assert sum(items, []) == [30, 10, 20, 5, 4], name
+
+
 def test_empty_after_cleaning_is_an_error():
     with pytest.raises(InputError, match="no events are left after cleaning"):
         cut([(1, 10, 0), (2, 11, 0)])
@@ -120,10 +145,11 @@ def test_empty_after_cleaning_is_an_error():
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4), st.integers(0, 20_000)), min_size=1, max_size=60),
        st.integers(1, 5000))
 def test_sessions_match_a_reference(rows, gap):
-    """Against a plain-Python reference: sort per user, cut at gaps, collapse repeats, drop singletons."""
+    """Against a plain-Python reference: sort per user by time (ties in input order), cut at gaps, collapse
+    repeats, drop singletons."""
     ref = []
     for user in sorted({r[0] for r in rows}):
-        evs = sorted((t, i) for u, i, t in rows if u == user)
+        evs = sorted(((t, i) for u, i, t in rows if u == user), key=lambda e: e[0])  # stable: input order
         sess, prev_t = [], None
         for t, i in evs:
             if prev_t is not None and t - prev_t > gap:

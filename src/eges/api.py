@@ -35,6 +35,7 @@ def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.
     con = connect(config.engine)
     try:
         source = register_events(con, events, config.sessions)
+        report.timestamp_unit = source.timestamp_unit
         parts = list(sessionize_stream(con, source.view, config.sessions, has_behaviour=source.has_behaviour,
                                        has_dwell=source.has_dwell, report=report))
         report.check_not_empty(config.sessions)

@@ -50,9 +50,10 @@ class SessionsConfig:
     time_col: str = opt("timestamp", "Column holding the event time.")
     behaviour_col: str = opt("behaviour", "Column holding the behaviour type; ignored if absent.")
     dwell_col: str = opt("dwell", "Column holding the dwell time in seconds; ignored if absent.")
-    timestamp_unit: str = opt("auto", "Unit of integer timestamps; 'auto' tells seconds from milliseconds "
-                              "and microseconds by magnitude. Timestamp-typed columns need no unit.",
-                              choices=("auto", "s", "ms", "us", "timestamp"))
+    timestamp_unit: str = opt("auto", "Unit of numeric timestamps; 'auto' decides from the median magnitude "
+                              "(seconds, milliseconds, microseconds or nanoseconds) and rejects a column whose values "
+                              "disagree about their unit. Timestamp-typed columns need no unit.",
+                              choices=("auto", "s", "ms", "us", "ns", "timestamp"))
     keep_behaviours: list[str] = opt([], "Behaviour types kept for sessions; empty keeps all.")
     click_behaviours: list[str] = opt(["pv", "click", "view"], "Behaviour types counted as clicks for "
                                       "the over-active-user rule (all events count when there is no "

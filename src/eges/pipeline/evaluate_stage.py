@@ -158,11 +158,11 @@ def read_sessions(directory: Path) -> tuple[pd.Index, np.ndarray, np.ndarray, np
 # --------------------------------------------------------------------------------------------- split files
 def split_query(source: io.EventsSource, where: str) -> str:
     """SQL for the events matching ``where`` (over user_id, item_id, ts in ms) in the split schema: the optional
-    columns only when the log has them, so the split is cleaned exactly like the log; fully sorted."""
+    columns only when the log has them, so the split is cleaned exactly like the log; sorted by user and time."""
     cols = ["user_id", "item_id", "ts AS timestamp"] + (["behaviour"] if source.has_behaviour else []) \
         + (["dwell"] if source.has_dwell else [])
-    order = ", ".join(c.split(" AS ")[-1] for c in cols)
-    return f"SELECT {', '.join(cols)} FROM {source.view} WHERE {where} ORDER BY {order}"
+    # The split keeps the log's order of events at equal times (seq), so its sessions are the log's.
+    return f"SELECT {', '.join(cols)} FROM {source.view} WHERE {where} ORDER BY user_id, ts, seq"
 
 
 def write_events_split(ctx: StageContext, relative: str, where: str, tables: dict[str, pa.Table] | None = None) -> int:

@@ -294,6 +294,15 @@ def sql_path(path: str | Path) -> str:
     return str(path).replace("'", "''")
 
 
+def ident(name: str) -> str:
+    """A column name quoted for SQL, whatever characters it holds (a quote in a name is doubled)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+#: The input-order column every engine sorts ties in time by (see docs/pipeline.md, "Ties").
+ROW_COLUMN = "eges_row"
+
+
 # --------------------------------------------------------------------------------------------- DuckDB
 @contextlib.contextmanager
 def duckdb_session(engine: EngineConfig, spill_dir: str | Path | None = None) -> Iterator[Any]:
@@ -362,6 +371,7 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
     cols = {"user": cfg.user_col, "item": cfg.item_col, "time": cfg.time_col,
             "behaviour": cfg.behaviour_col, "dwell": cfg.dwell_col}
     unit = cfg.timestamp_unit
+    row = f"row_number() OVER () - 1 AS {ROW_COLUMN}"  # CSV: file order, with insertion order kept (below)
     if fmt == "taobao":
         columns = ", ".join(f"'{k}': '{v}'" for k, v in TAOBAO_COLUMNS.items())
         source = f"read_csv('{p}', header = false, columns = {{{columns}}})"
@@ -375,9 +385,13 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
     elif _is_csv(path):
         source = f"read_csv('{p}', header = true)"
     else:
-        source = f"read_parquet('{p}')"
+        source = f"read_parquet('{p}', file_row_number = true)"
+        row = f"file_row_number AS {ROW_COLUMN}"
+    if source.startswith("read_csv"):
+        # row_number() OVER () numbers rows in file order only while DuckDB keeps insertion order.
+        con.execute("SET preserve_insertion_order = true")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT * FROM {source}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT *, {row} FROM {source}")
         schema = con.execute("DESCRIBE eges_raw").fetchall()
     except Exception as exc:  # duckdb raises several exception types for unreadable files
         raise InputError(f"cannot read events file {path} as {fmt}: {str(exc).splitlines()[0]}") from None
@@ -388,6 +402,7 @@ def register_events(con: Any, events: Any, cfg: SessionsConfig) -> EventsSource:
     """Like :func:`open_events` for an in-memory pandas DataFrame or Arrow table."""
     if not isinstance(events, pa.Table):
         events = pa.Table.from_pandas(events, preserve_index=False)
+    events = events.append_column(ROW_COLUMN, pa.array(np.arange(events.num_rows, dtype=np.int64)))
     con.register("eges_raw_mem", events)
     schema = con.execute("DESCRIBE eges_raw_mem").fetchall()
     cols = {"user": cfg.user_col, "item": cfg.item_col, "time": cfg.time_col,
@@ -397,10 +412,10 @@ def register_events(con: Any, events: Any, cfg: SessionsConfig) -> EventsSource:
 
 def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | None], unit: str,
                where: str) -> EventsSource:
-    require_columns(list(types), [cols["user"], cols["item"], cols["time"]], where)
+    require_columns([c for c in types if c != ROW_COLUMN], [cols["user"], cols["item"], cols["time"]], where)
     has_beh = bool(cols["behaviour"]) and cols["behaviour"] in types
     has_dwell = bool(cols["dwell"]) and cols["dwell"] in types
-    u, i, t = (f'"{cols[k]}"' for k in ("user", "item", "time"))
+    u, i, t = (ident(cols[k]) for k in ("user", "item", "time"))
     ttype = types[cols["time"]].upper()
 
     # count(*) - count(col) is answered from Parquet statistics where they exist: no scan.
@@ -417,19 +432,23 @@ def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | 
     neg = con.execute(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0").fetchall()[0]
     if neg[0]:
         raise InputError(f"{where}: column {cols['time']!r} has {neg[0]} negative timestamp(s), e.g. {neg[1]}")
-    beh = f'CAST("{cols["behaviour"]}" AS VARCHAR)' if has_beh else "NULL::VARCHAR"
-    dwell = f'TRY_CAST("{cols["dwell"]}" AS DOUBLE)' if has_dwell else "NULL::DOUBLE"
+    beh = f'CAST({ident(cols["behaviour"])} AS VARCHAR)' if has_beh else "NULL::VARCHAR"
+    dwell = f'TRY_CAST({ident(cols["dwell"])} AS DOUBLE)' if has_dwell else "NULL::DOUBLE"
     con.execute(f"""CREATE OR REPLACE TEMP VIEW {EVENTS_VIEW} AS
-        SELECT {u} AS user_id, {i} AS item_id, {ts_expr} AS ts, {beh} AS behaviour, {dwell} AS dwell
+        SELECT {u} AS user_id, {i} AS item_id, {ts_expr} AS ts, {beh} AS behaviour, {dwell} AS dwell,
+               {ROW_COLUMN} AS seq
         FROM {raw}""")
     return EventsSource(EVENTS_VIEW, has_beh, has_dwell, unit)
 
 
-_SCALE_TO_MS = {"s": "* 1000", "ms": "", "us": "// 1000"}
-
-
 def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str, where: str) -> tuple[str, str]:
-    """SQL turning the time column into BIGINT milliseconds, and the unit it was read in."""
+    """SQL turning the time column into BIGINT milliseconds, and the unit it was read in.
+
+    Integer units are decided by :mod:`eges.sessions.timeunits` from the median magnitude; a column whose values
+    disagree about their unit, NaN or infinite values, and values too large for milliseconds are errors.
+    """
+    from eges.sessions import timeunits
+
     if ttype.startswith(("TIMESTAMP", "DATE")):
         return f"epoch_ms(CAST({t} AS TIMESTAMP))", "timestamp"
     numeric = ttype in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -444,13 +463,30 @@ def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str
             raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), e.g. {bad[1]!r}")
         if not as_numbers:
             return f"epoch_ms({parsed})", "timestamp"
-        t = parsed
+        t, ttype = parsed, "DOUBLE"
     if unit == "timestamp":
         raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
+    if ttype in {"FLOAT", "DOUBLE"}:
+        n_bad, example = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} "
+                                     f"WHERE isnan({t}) OR isinf({t})").fetchall()[0]
+        if n_bad:
+            raise InputError(f"{where}: column {name!r} has {n_bad:,} NaN or infinite timestamp(s), e.g. {example}")
+    n_rows, median, biggest = con.execute(f"SELECT count(*), approx_quantile(abs({t}::DOUBLE), 0.5), "
+                                          f"max(abs({t}::DOUBLE)) FROM {raw}").fetchall()[0]
     if unit == "auto":
-        biggest = con.execute(f"SELECT max(abs({t})) FROM {raw}").fetchall()[0][0] or 0
-        unit = "s" if biggest < 1e11 else "ms" if biggest < 1e14 else "us"
-    return f"CAST(({t}) {_SCALE_TO_MS[unit]} AS BIGINT)", unit
+        unit = timeunits.unit_of(float(median or 0))
+        predicate = timeunits.disagreeing_sql(f"{t}::DOUBLE", unit)
+        n_bad = con.execute(f"SELECT count(*) FROM {raw} WHERE {predicate}").fetchall()[0][0]
+        if n_bad:
+            examples = [r[0] for r in con.execute(f"SELECT {t} FROM {raw} WHERE {predicate} LIMIT 3").fetchall()]
+            raise InputError(timeunits.disagreement_message(where, name, unit, float(median), n_bad, n_rows,
+                                                            examples))
+    divisor = timeunits.TO_MS_DIVISOR[unit]
+    if float(biggest or 0) / divisor >= 9.2e18:
+        raise InputError(f"{where}: column {name!r} holds {biggest:.4g}, too large for a time in {unit}; "
+                         "check sessions.timestamp_unit")
+    scaled = f"({t}) * 1000" if unit == "s" else f"({t})" if unit == "ms" else f"({t}) // {divisor}"
+    return f"CAST({scaled} AS BIGINT)", unit
 
 
 # --------------------------------------------------------------------------------------------- fingerprints

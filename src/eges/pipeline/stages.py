@@ -111,11 +111,13 @@ def sessions_stage(ctx: StageContext) -> StageResult:
     finally:
         scratch.remove()
     r = report
-    summary = (f"{r.sessions_out:,} sessions, {r.users_out:,} users, {r.items_out:,} items; dropped "
+    r.timestamp_unit = source.timestamp_unit
+    summary = (f"times read in {r.timestamp_unit}; {r.sessions_out:,} sessions, {r.users_out:,} users, "
+               f"{r.items_out:,} items; dropped "
                f"{r.spam_events:,} events of {r.spam_users:,} over-active users, {r.behaviour_dropped:,} by "
                f"behaviour, {r.short_dwell_dropped:,} with short dwell, {r.repeats_collapsed:,} repeats, "
                f"{r.short_session_events_dropped:,} in {r.short_sessions_dropped:,} short sessions")
-    details = {**r.as_dict(), "timestamp_unit": source.timestamp_unit}
+    details = r.as_dict()
     return StageResult(r.events_in, r.events_out, summary, details)
 
 

@@ -28,6 +28,10 @@ from eges.duck import duckdb_batches
 from eges.errors import InputError
 from eges.sessions.kernels import cut_sessions
 
+#: The order events are cut into sessions in: by user, then time, and ties in time in the input's own order
+#: (``seq``, the row number in the file), never by item id, which would invent transitions. Every engine uses it.
+EVENT_ORDER = "e.user_id, e.ts, e.seq"
+
 
 def _sql_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")" if values else "(NULL)"
@@ -49,6 +53,7 @@ class SessionsReport:
     sessions_out: int = 0
     users_out: int = 0
     items_out: int = 0
+    timestamp_unit: str = ""  # the unit the time column was read in (s, ms, us, ns or timestamp)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -94,7 +99,7 @@ def filter_events_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_be
     con.execute("CREATE OR REPLACE TEMP TABLE eges_spam AS SELECT user_id FROM eges_users WHERE spam")
     kept = f"{events_view} e ANTI JOIN eges_spam s ON e.user_id = s.user_id"
     return (f"SELECT e.user_id, e.item_id, e.ts FROM {kept} WHERE ({keep_beh}) AND {dwell_ok} "
-            "ORDER BY e.user_id, e.ts, e.item_id")
+            f"ORDER BY {EVENT_ORDER}")
 
 
 def sessionize_stream(con: Any, events_view: str, cfg: SessionsConfig, *, has_behaviour: bool, has_dwell: bool,
