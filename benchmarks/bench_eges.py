@@ -20,7 +20,8 @@ EGES_RUN = r'''
 import sys, time
 import numpy as np, pyarrow.parquet as pq
 from eges.side_info.encode import SideInfo
-from eges.side_info.train import TrainSettings, train
+from eges.config import TrainConfig
+from eges.side_info.train import train
 col = pq.read_table(sys.argv[1])["walk"].combine_chunks()
 off = col.offsets.to_numpy().astype(np.int64)
 flat = col.values.to_numpy()[off[0]:off[-1]].astype(np.int32)
@@ -29,9 +30,10 @@ n = int(flat.max()) + 1
 rng = np.random.default_rng(0)
 codes = np.stack([rng.integers(0, k, n) for k in (1000, 5000, 20000, 10)], axis=1).astype(np.int32)
 side = SideInfo(["cat", "brand", "shop", "price"], codes, [[str(i) for i in range(k)] for k in (1000, 5000, 20000, 10)])
-cfg = TrainSettings(method=sys.argv[2], dimension=128, window=5, negative=5, epochs=1, sample=0.001, threads=2)
+cfg = TrainConfig(dimension=128, window=5, negative=5, epochs=1, sample=0.001, threads=2)
+METHOD = sys.argv[2]
 t0 = time.perf_counter()
-train(flat, off, n, side, cfg)
+train(flat, off, n, side, cfg, METHOD)
 print(len(flat), time.perf_counter() - t0)
 '''
 

@@ -23,7 +23,7 @@ from eges.config import load_config
 from eges.pipeline.registry import RunInputs, StageContext
 from eges.pipeline.stages import skipgram_stage
 out = Path(sys.argv[1])
-cfg = load_config(None, ["skipgram.threads=2"])
+cfg = load_config(None, ["train.threads=2"])
 t0 = time.perf_counter()
 res = skipgram_stage(StageContext(out, cfg, RunInputs(), progress=False))
 print(time.perf_counter() - t0, res.details["train_seconds"])

@@ -12,7 +12,7 @@ import pytest
 from conftest import DATA
 from eges.pipeline import stages
 
-FAST = ["--set", "walks.walks_per_node=2", "--set", "skipgram.epochs=1", "--set", "skipgram.dimension=8",
+FAST = ["--set", "walks.walks_per_node=2", "--set", "train.epochs=1", "--set", "train.dimension=8",
         "--quiet"]
 
 

@@ -13,7 +13,7 @@ def test_defaults_match_the_paper():
     assert cfg.sessions.max_user_purchases == 1000
     assert cfg.sessions.min_dwell_seconds == 1.0
     assert cfg.walks.walk_length == 10 and cfg.walks.walks_per_node == 20
-    assert cfg.skipgram.window == 5
+    assert cfg.train.window == 5
 
 
 def test_defaults_roundtrip_through_toml(tmp_path):
@@ -33,9 +33,9 @@ def test_every_key_has_help():
 def test_file_and_overrides(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[walks]\nwalk_length = 7\n[sessions]\nkeep_behaviours = ['pv']\n")
-    cfg = load_config(path, ["walks.walk_length=12", "skipgram.dimension=16", "sessions.format=taobao"])
+    cfg = load_config(path, ["walks.walk_length=12", "train.dimension=16", "sessions.format=taobao"])
     assert cfg.walks.walk_length == 12
-    assert cfg.skipgram.dimension == 16
+    assert cfg.train.dimension == 16
     assert cfg.sessions.keep_behaviours == ("pv",)
     assert cfg.sessions.format == "taobao"
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DATA, invoke_cli
 
-SMALL = ["--set", "skipgram.dimension=32", "--set", "train.dimension=32",
+SMALL = ["--set", "train.dimension=32", "--set", "train.dimension=32",
          "--set", "evaluate.item2vec_epochs=2", "--set", "evaluate.max_test_pairs=20000", "--quiet"]
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import DATA, invoke_cli
 from eges.pipeline.io import atomic_dir
 
-FAST = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--quiet", "--to", "eges"]
+FAST = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--quiet", "--until", "eges"]
 
 
 @pytest.fixture(scope="module")

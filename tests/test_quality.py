@@ -14,8 +14,8 @@ from eges.api import sessionize
 from eges.evaluation.metrics import rank_auc, transition_auc
 from eges.sessions.clean import predecessors
 
-SETTINGS = ["--set", "walks.walks_per_node=10", "--set", "train.epochs=2", "--set", "skipgram.epochs=2", "--set", "train.dimension=64", "--set", "skipgram.dimension=64",
-            "--set", "train.threads=1", "--set", "skipgram.threads=1", "--quiet"]
+SETTINGS = ["--set", "walks.walks_per_node=10", "--set", "train.epochs=2", "--set", "train.epochs=2", "--set", "train.dimension=64", "--set", "train.dimension=64",
+            "--set", "train.threads=1", "--set", "train.threads=1", "--quiet"]
 
 
 def test_rank_auc():

@@ -98,7 +98,7 @@ def test_neighbours_stage_with_faiss(tmp_path, cli):
 
     out = tmp_path / "out"
     args = ["run", "--events", DATA / "events.parquet", "--out", out, "--quiet", "--method", "bge",
-            "--set", "walks.walks_per_node=3", "--set", "skipgram.dimension=16", "--until", "neighbours"]
+            "--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--until", "neighbours"]
     cli(*args)
     exact = pq.read_table(out / "neighbours" / "neighbours.parquet")["neighbours"].to_pylist()
     result = cli(*args, "--set", "neighbours.index='faiss'")

@@ -16,7 +16,7 @@ import pytest
 from conftest import DATA, invoke_cli
 from eges.pipeline.report import SECTIONS
 
-SMALL = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "skipgram.dimension=16",
+SMALL = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "train.dimension=16",
          "--quiet"]
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from eges.config import TrainConfig
 from eges.side_info.encode import encode, encode_column
 from eges.side_info.kernels import pair_gradients
 from eges.side_info.train import (
-    TrainSettings,
     behaviour_vectors,
     cold_start_vectors,
     negative_table,
@@ -100,15 +100,15 @@ def test_training_separates_groups_and_is_reproducible(method):
     noise = np.random.default_rng(1).integers(0, 4, n)
     side = SideInfo(["group_cat", "noise"], np.stack([group, noise], axis=1).astype(np.int32),
                     [[f"g{k}" for k in range(4)], [f"n{k}" for k in range(4)]])
-    cfg = TrainSettings(method=method, dimension=16, epochs=3, sample=0, threads=1, seed=4)
-    model = train(values, offsets, n, side, cfg)
+    cfg = TrainConfig(dimension=16, epochs=3, sample=0, threads=1, seed=4)
+    model = train(values, offsets, n, side, cfg, method)
     assert model.losses[-1] < model.losses[0]
     vecs = behaviour_vectors(model)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     sims = vecs @ vecs.T
     np.fill_diagonal(sims, -2)
     assert np.mean(group[sims.argmax(axis=1)] == group) > 0.9
-    again = train(values, offsets, n, side, cfg)
+    again = train(values, offsets, n, side, cfg, method)
     np.testing.assert_array_equal(model.table, again.table)
     if method == "eges":
         w = model.attention_weights()

@@ -12,8 +12,7 @@ import pytest
 
 from conftest import DATA, invoke_cli
 
-FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--set", "skipgram.dimension=16",
-        "--quiet"]
+FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--quiet"]
 
 
 def ran(result) -> list[str]:
@@ -57,7 +56,8 @@ def test_switching_method_reruns_only_training(eges_run, cli):
     result = cli(*args, "--method", "bge")
     assert ran(result) == ["skipgram", "neighbours", "users"]
     assert f"item vectors: {out / 'skipgram' / 'vectors.parquet'}" in result.output
-    assert ran(cli(*args)) == ["eges", "neighbours", "users"]  # back to the default, eges
+    assert ran(cli(*args)) == []  # the folder remembers the method
+    assert ran(cli(*args, "--method", "eges")) == ["eges", "neighbours", "users"]
 
 
 def write_catalog(tmp_path, frame):
@@ -72,8 +72,8 @@ def base_catalog():
 
 
 @pytest.fixture(scope="module")
-def walked(tmp_path_factory):
-    """A run up to the walks, shared by the catalog cases."""
+def walked_template(tmp_path_factory):
+    """A run up to the walks, copied for each catalog case (a run folder remembers its settings)."""
     from click.testing import CliRunner
 
     from eges.cli import main
@@ -83,6 +83,13 @@ def walked(tmp_path_factory):
                                        "--until", "walks", *FAST])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture
+def walked(walked_template, tmp_path):
+    import shutil
+
+    return shutil.copytree(walked_template, tmp_path / "out")
 
 
 def run_eges(cli, out, catalog, *extra, ok=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eges.api import random_walks, train_skipgram
-from eges.config import SkipgramConfig, WalksConfig
+from eges.config import TrainConfig, WalksConfig
 from eges.graph.csr import from_edges
 from eges.skipgram.bge import WalkCorpus, padded_batches
 
@@ -37,7 +37,7 @@ def test_vectors_separate_planted_communities():
     n = 20
     walks = random_walks(two_communities(n), WalksConfig(walks_per_node=20, walk_length=10, seed=1))
     # No down-sampling: in a 40-node vocabulary every node would count as "frequent".
-    kv = train_skipgram(walks, SkipgramConfig(dimension=16, epochs=5, sample=0, threads=1, seed=3))
+    kv = train_skipgram(walks, TrainConfig(dimension=16, epochs=5, sample=0, threads=1, seed=3))
     vecs = np.stack([kv[i] for i in range(2 * n)])
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     sims = vecs @ vecs.T
@@ -51,8 +51,8 @@ def test_vectors_separate_planted_communities():
 
 def test_single_thread_training_is_reproducible():
     walks = random_walks(two_communities(), WalksConfig(walks_per_node=5, seed=2))
-    cfg = SkipgramConfig(dimension=8, threads=1, seed=5)
+    cfg = TrainConfig(dimension=8, threads=1, seed=5)
     a, b = train_skipgram(walks, cfg), train_skipgram(walks, cfg)
     np.testing.assert_array_equal(a.vectors, b.vectors)
-    c = train_skipgram(walks, SkipgramConfig(dimension=8, threads=1, seed=6))
+    c = train_skipgram(walks, TrainConfig(dimension=8, threads=1, seed=6))
     assert not np.array_equal(a.vectors, c.vectors)

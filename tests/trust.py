@@ -20,13 +20,14 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 #: Settings that make the template run take seconds.
-FAST = ("--set", "walks.walks_per_node=2", "--set", "skipgram.dimension=8", "--quiet")
+FAST = ("--set", "walks.walks_per_node=2", "--set", "train.dimension=8", "--quiet")
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file under ``folder`` (the byte-identical check)."""
+    """Relative path -> sha256 of every file under ``folder`` (the byte-identical check); the writer lock's
+    bookkeeping file (it holds the last writer's pid) is not an output and is left out."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".eges.lock"}
 
 
 def build_template(root: Path, n_events: int = 20_000) -> tuple[Path, Path]:

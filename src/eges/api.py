@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from eges.config import Config, GraphConfig, SkipgramConfig, WalksConfig, default_config
+from eges.config import Config, GraphConfig, TrainConfig, WalksConfig, default_config
 from eges.duck import duckdb_table
 from eges.graph.csr import CSRGraph
 from eges.sessions.clean import SessionsReport, index_items, sessionize_stream, vocabulary_sql
@@ -80,7 +80,6 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
     attention weights), using the ``[side_info]`` and ``[train]`` settings of ``config``.
     """
     from eges.side_info.fit import fit_side_info
-    from eges.side_info.train import settings_from_config
     from eges.walks.generate import flatten_walks
 
     config = config or default_config()
@@ -88,15 +87,15 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
     fields = list(scfg.fields) or [c for c in catalog.columns if c != scfg.id_col]
     values, offsets = flatten_walks(walks)
     return fit_side_info(values, offsets, list(node_ids), catalog, scfg.id_col, fields, scfg.numeric_buckets,
-                         settings_from_config(method, config.train), config.train.cold_start)
+                         config.train, method)
 
 
-def train_skipgram(walks: np.ndarray, config: SkipgramConfig | None = None) -> Any:
-    """BGE vectors from a padded walk matrix: gensim KeyedVectors keyed by node index."""
+def train_skipgram(walks: np.ndarray, config: TrainConfig | None = None) -> Any:
+    """BGE vectors from a padded walk matrix (gensim's trainer): gensim KeyedVectors keyed by node index."""
     from eges.skipgram.bge import WalkCorpus, padded_batches, train_bge
     from eges.walks.generate import flatten_walks
 
-    cfg = config or SkipgramConfig()
+    cfg = config or TrainConfig()
     values, _ = flatten_walks(walks)
     counts = np.bincount(values, minlength=int(values.max()) + 1 if len(values) else 0)
     model = train_bge(WalkCorpus(padded_batches(walks)), counts, len(walks), cfg)

@@ -8,6 +8,8 @@ with its full ``section.key`` name.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -86,31 +88,13 @@ class GraphConfig:
 class WalksConfig:
     """Weighted first-order random walks over the item graph."""
 
-    walk_length: int = opt(10, "Nodes per walk (the paper uses 10).", min=2)
-    walks_per_node: int = opt(20, "Walks started from every node with out-edges (the paper uses 20).", min=1)
+    walk_length: int = opt(10, "Nodes per walk (the paper uses 10).", min=2, max=100_000)
+    walks_per_node: int = opt(20, "Walks started from every node with out-edges (the paper uses 20).", min=1,
+                              max=100_000)
     seed: int = opt(42, "Random seed; walks are identical for a seed whatever the thread count.", min=0)
-    threads: int = opt(0, "Worker threads; 0 uses every core.", min=0, affects_output=False)
+    threads: int = opt(0, "Worker threads; 0 uses every core.", min=0, max=1024, affects_output=False)
     batch_walks: int = opt(1_000_000, "Walks generated and written per Parquet row group; bounds memory.",
                            min=1, affects_output=False)
-
-
-@dataclass(frozen=True)
-class SkipgramConfig:
-    """Skip-gram with negative sampling on the walks, trained by gensim (BGE)."""
-
-    dimension: int = opt(128, "Vector dimension.", min=1)
-    window: int = opt(5, "Context window on each side of the centre node.", min=1)
-    negative: int = opt(5, "Negative samples per positive pair.", min=1)
-    epochs: int = opt(1, "Passes over the walks. One, as in node2vec and PecanPy, keeps a 10-million-event run "
-                      "near 5 minutes; 5 ranked next items a quarter better on the sample at five times the "
-                      "training time (docs/evaluation.md).", min=1)
-    alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0)
-    min_alpha: float = opt(0.0001, "Final learning rate.", min=0)
-    sample: float = opt(0.001, "Down-sampling threshold for frequent nodes; 0 turns it off.", min=0)
-    ns_exponent: float = opt(0.75, "Exponent of the unigram distribution negatives are drawn from.")
-    threads: int = opt(0, "Worker threads; 0 uses every core. Multi-threaded training is not "
-                       "bit-for-bit reproducible; use 1 for that.", min=0, affects_output=False)
-    seed: int = opt(42, "Random seed.", min=0)
 
 
 @dataclass(frozen=True)
@@ -120,41 +104,52 @@ class SideInfoConfig:
     id_col: str = opt("item_id", "Catalog column holding the item id (same ids as the event log).")
     fields: list[str] = opt([], "Side-information columns to use; empty uses every column but the id.")
     numeric_buckets: int = opt(10, "Numeric columns (price, ...) are cut into this many quantile buckets.",
-                               min=1)
+                               min=1, max=100_000)
     duplicates: str = opt("first", "Duplicate item ids in the catalog: keep the first row (with a warning "
                           "and a count) or fail.", choices=("first", "error"))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Which embedding method to train, and the settings of the GES/EGES trainer."""
+    """Skip-gram training of every method: BGE (the item's own vector), GES and EGES (with side information)."""
 
-    method: str = opt("auto", "bge: gensim skip-gram on item ids only; ges: mean of item and side-info "
+    method: str = opt("auto", "bge: skip-gram on item ids only; ges: mean of the item's and its side-info "
                       "embeddings; eges: attention-weighted. auto is eges when a catalog is given, else bge.",
                       choices=("auto", "bge", "ges", "eges"))
-    dimension: int = opt(128, "Vector dimension (GES/EGES).", min=1)
-    window: int = opt(5, "Context window on each side of the centre node.", min=1)
-    negative: int = opt(5, "Negative samples per positive pair.", min=1)
-    epochs: int = opt(1, "Passes over the walks; more rank better at proportional training time (see "
-                      "skipgram.epochs and docs/evaluation.md).", min=1)
-    alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0)
-    min_alpha: float = opt(0.0001, "Final learning rate.", min=0)
-    ns_exponent: float = opt(0.75, "Exponent of the unigram distribution negatives are drawn from.")
+    backend: str = opt("auto", "Who trains: 'native' is eges' own trainer (every method); 'gensim' is gensim's "
+                       "Word2Vec (bge only; the reference). auto: gensim for bge, native for ges/eges.",
+                       choices=("auto", "native", "gensim"))
+    dimension: int = opt(128, "Vector dimension.", min=1, max=4096)
+    window: int = opt(5, "Context window on each side of the centre node.", min=1, max=1000)
+    negative: int = opt(5, "Negative samples per positive pair.", min=1, max=1000)
+    epochs: int = opt(1, "Passes over the walks. One, as in node2vec and PecanPy, keeps a 10-million-event run "
+                      "near 5 minutes; 5 ranked next items a quarter better on the sample at five times the "
+                      "training time (docs/evaluation.md).", min=1, max=1000)
+    alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0, max=10)
+    min_alpha: float = opt(0.0001, "Final learning rate (at most alpha).", min=0, max=10)
     sample: float = opt(0.001, "Down-sampling threshold for frequent nodes, as in word2vec; 0 turns it off.",
-                        min=0)
-    threads: int = opt(0, "Worker threads (lock-free Hogwild updates); 0 uses every core. Only 1 thread is "
-                       "bit-for-bit reproducible.", min=0, affects_output=False)
+                        min=0, max=1)
+    ns_exponent: float = opt(0.75, "Exponent of the unigram distribution negatives are drawn from.", min=-10,
+                             max=10)
+    threads: int = opt(0, "Worker threads; 0 uses every core. Multi-threaded training (lock-free updates) is not "
+                       "bit-for-bit reproducible; use 1 for that.", min=0, max=1024, affects_output=False)
     seed: int = opt(42, "Random seed.", min=0)
-    cold_start: str = opt("mean", "Vectors of items without behaviour: the mean of their side-info value "
-                          "vectors (the paper's rule) or weighted by the mean EGES attention per field.",
+    cold_start: str = opt("mean", "GES/EGES: vectors of items without behaviour are the mean of their side-info "
+                          "value vectors (the paper's rule) or weighted by the mean EGES attention per field.",
                           choices=("mean", "attention"))
+
+    def check(self) -> None:
+        if self.min_alpha > self.alpha:
+            raise ConfigError(f"train.min_alpha ({self.min_alpha}) must not exceed train.alpha ({self.alpha})")
+        if self.backend == "gensim" and self.method in ("ges", "eges"):
+            raise ConfigError(f"train.backend 'gensim' trains bge only; {self.method} needs 'native' (or 'auto')")
 
 
 @dataclass(frozen=True)
 class NeighboursConfig:
     """The item-to-item table a recall service loads: each item's most similar items."""
 
-    k: int = opt(50, "Neighbours per item.", min=1)
+    k: int = opt(50, "Neighbours per item.", min=1, max=100_000)
     metric: str = opt("cosine", "Similarity: cosine, or dot product of the raw vectors.", choices=("cosine", "dot"))
     block: int = opt(1024, "Items scored per matrix product; bounds memory to block x items scores.", min=1,
                      affects_output=False)
@@ -163,7 +158,8 @@ class NeighboursConfig:
                      choices=("auto", "exact", "faiss"))
     approximate_above: int = opt(250_000, "With index = auto, use the approximate index above this many items "
                                  "(exact search grows with the square of the items).", min=1)
-    hnsw_m: int = opt(32, "HNSW graph degree of the approximate index (more: better recall, more memory).", min=4)
+    hnsw_m: int = opt(32, "HNSW graph degree of the approximate index (more: better recall, more memory).", min=4,
+                      max=1024)
     ef_search: int = opt(128, "HNSW candidates searched per query (more: better recall, slower).", min=1)
 
 
@@ -171,7 +167,8 @@ class NeighboursConfig:
 class UsersConfig:
     """User vectors from each user's most recent items, in the item vectors' space."""
 
-    recent_items: int = opt(20, "How many of the user's most recent session events to average.", min=1)
+    recent_items: int = opt(20, "How many of the user's most recent session events to average.", min=1,
+                            max=1_000_000)
     half_life: float = opt(0.0, "Time decay: an event this many events older than the latest weighs half; "
                            "0 is a plain mean.", min=0)
 
@@ -207,14 +204,28 @@ class EvaluateConfig:
     max_test_pairs: int = opt(200_000, "Score at most this many held-out pairs per protocol (a seeded sample).",
                               min=100)
 
+    def check(self) -> None:
+        from eges.evaluation.splits import parse_cut_time
+
+        parse_cut_time(self.cut_time)
+
 
 @dataclass(frozen=True)
 class EngineConfig:
     """Resources for the relational stages (DuckDB)."""
 
-    memory_limit: str = opt("4GB", "Memory cap for the relational engine; it spills to disk beyond this.")
-    threads: int = opt(0, "Threads for the relational engine; 0 uses every core.", min=0)
+    memory_limit: str = opt("4GB", "Memory cap for the relational engine, a number and a unit (500MB, 4GB, 1.5GiB); "
+                            "it spills to disk beyond this.")
+    threads: int = opt(0, "Threads for the relational engine; 0 uses every core.", min=0, max=1024)
     temp_directory: str = opt("", "Where the relational engine spills; empty uses OUT/.spill.")
+
+    def check(self) -> None:
+        if not MEMORY_SIZE.fullmatch(self.memory_limit.strip()):
+            raise ConfigError(f"engine.memory_limit must be a size such as 500MB, 4GB or 1.5GiB, got "
+                              f"{self.memory_limit!r}")
+
+
+MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 #: Section name -> dataclass: the TOML sections, in the order `eges config --defaults` prints them.
@@ -223,7 +234,6 @@ SECTIONS: dict[str, type] = {
     "sessions": SessionsConfig,
     "graph": GraphConfig,
     "walks": WalksConfig,
-    "skipgram": SkipgramConfig,
     "side_info": SideInfoConfig,
     "train": TrainConfig,
     "neighbours": NeighboursConfig,
@@ -292,14 +302,21 @@ def _check_value(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> A
     elif hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if not INT_MIN <= value <= INT_MAX:  # the kernels hold every integer setting in 64 bits
+            raise ConfigError(f"{name} must be at most {INT_MAX} (64 bits), got {value}")
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name} must be a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
     elif hint is str and not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, got {value!r}")
     _check_bounds(name, value, meta)
     return value
+
+
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 def _check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
@@ -312,8 +329,16 @@ def _check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} must be at most {meta['max']}, got {value!r}")
 
 
+#: Sections that were folded into others: a clear pointer instead of "unknown section".
+MOVED = {"skipgram": "train"}
+
+
 def build_section(name: str, values: Mapping[str, Any]) -> Any:
     """Validate ``values`` against section ``name`` and build its dataclass."""
+    if name in MOVED:
+        key = next(iter(values), "KEY")
+        raise ConfigError(f"the [{name}] section is now part of [{MOVED[name]}]: use {MOVED[name]}.{key} instead of "
+                          f"{name}.{key}")
     if name not in SECTIONS:
         raise ConfigError(f"unknown config section [{name}]; known sections: {', '.join(SECTIONS)}")
     cls = SECTIONS[name]
@@ -323,7 +348,11 @@ def build_section(name: str, values: Mapping[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"unknown config key {name}.{unknown[0]}; known keys in [{name}]: {', '.join(fields)}")
     checked = {k: _check_value(f"{name}.{k}", v, hints[k], fields[k].metadata) for k, v in values.items()}
-    return cls(**checked)
+    section = cls(**checked)
+    check = getattr(section, "check", None)
+    if check is not None:
+        check()  # the section's cross-field rules
+    return section
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -343,15 +372,23 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
                 base: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
     """Build a validated :class:`Config` from defaults, an optional base dict, a TOML file and ``--set``s."""
     raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    if base:
+    if base:  # a config recorded by an earlier run: sections and keys since removed or moved are left out
         for name, values in base.items():
-            raw.setdefault(name, {}).update(values)
+            if name in SECTIONS and isinstance(values, dict):
+                known = {f.name for f in dataclasses.fields(SECTIONS[name])}
+                raw.setdefault(name, {}).update({k: v for k, v in values.items() if k in known})
     if path is not None:
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a directory") from None
+        except PermissionError:
+            raise ConfigError(f"config file {path} is not readable") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         for name, values in data.items():

@@ -134,7 +134,7 @@ def item2vec_vectors(item: np.ndarray, segment_starts: np.ndarray, n_universe: i
     Args:
         item: universe index of each event, sessions laid out one after another.
         segment_starts: offsets of the sessions in ``item`` (with the end as the last offset).
-        cfg: a :class:`eges.config.SkipgramConfig` (same settings as BGE).
+        cfg: a :class:`eges.config.TrainConfig` (the same settings as BGE).
 
     Returns:
         (matrix over the universe, mask of items with a vector).

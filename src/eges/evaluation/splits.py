@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 import numpy as np
@@ -82,9 +83,13 @@ def parse_cut_time(text: str) -> int | None:
     if not text:
         return None
     try:
-        return int(round(float(text) * 1000))
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds) or abs(seconds) > 1e15:
+            raise ConfigError(f"evaluate.cut_time must be a finite time, got {text!r}")
+        return int(round(seconds * 1000))
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -48,7 +48,7 @@ from eges.sessions.clean import predecessors
 
 FULL = "evaluation/full"
 #: Every section that changes what the nested runs train, plus the protocol settings.
-SECTIONS = ("sessions", "graph", "walks", "skipgram", "side_info", "train", "evaluate")
+SECTIONS = ("sessions", "graph", "walks", "side_info", "train", "evaluate")
 #: The nested runs train every method in evaluate.methods, whatever the main run's method is.
 IGNORES = ("train.method",)
 METRICS_SCHEMA = pa.schema([("protocol", pa.string()), ("method", pa.string()), ("kind", pa.string()),
@@ -142,7 +142,7 @@ def baseline_scorers(names: tuple[str, ...], item: np.ndarray, segment: np.ndarr
         out.append(CosineScorer("cooccurrence", cooccurrence_matrix(segment, item, n), counts > 0))
     if "item2vec" in names:
         starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]]) if len(segment) else np.zeros(0, int)
-        cfg = config.replace("skipgram", epochs=config.evaluate.item2vec_epochs).skipgram
+        cfg = config.replace("train", epochs=config.evaluate.item2vec_epochs).train
         out.append(CosineScorer("item2vec", *item2vec_vectors(item, np.r_[starts, len(item)], n, cfg)))
     return out
 

@@ -13,9 +13,7 @@ import pyarrow.parquet as pq
 from eges.errors import ConfigError, InputError
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
-from eges.pipeline.side_info_stage import VECTORS as EGES_VECTORS
 from eges.pipeline.stages import SESSIONS, VOCAB, _progress
-from eges.pipeline.stages import VECTORS as BGE_VECTORS
 
 NEIGHBOURS = "neighbours/neighbours.parquet"
 
@@ -24,7 +22,9 @@ log = logging.getLogger("eges")
 
 def method_vectors(inputs: RunInputs, config: Any) -> str:
     """The vectors file the run's method writes."""
-    return BGE_VECTORS if resolved_method(inputs, config) == "bge" else EGES_VECTORS
+    from eges.methods import METHODS
+
+    return METHODS[resolved_method(inputs, config)].vectors
 
 
 @stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,),

@@ -19,6 +19,7 @@ from eges.pipeline.stages import NODES, WALKS, _progress, walk_batches
 VECTORS = "eges/vectors.parquet"
 SIDE_VECTORS = "eges/side_info_vectors.parquet"
 ATTENTION = "eges/attention.parquet"
+KEYED_VECTORS = "eges/vectors.kv"
 
 log = logging.getLogger("eges")
 
@@ -68,12 +69,12 @@ def _uses_side_info(inputs: RunInputs, config: Config) -> bool:
     return resolved_method(inputs, config) in ("ges", "eges")
 
 
-@stage("eges", sections=("side_info", "train"), outputs=(VECTORS, SIDE_VECTORS, ATTENTION),
+@stage("eges", sections=("side_info", "train"), outputs=(VECTORS, KEYED_VECTORS, SIDE_VECTORS, ATTENTION),
+       ignores=("train.backend",),
        inputs=lambda inp, cfg: (WALKS, NODES, "@items"), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
-    from eges.side_info.train import settings_from_config
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg)
@@ -87,11 +88,11 @@ def eges_stage(ctx: StageContext) -> StageResult:
     method = resolved_method(ctx.inputs, ctx.config)
     with _progress(ctx, tcfg.epochs, "epoch", method) as bar:
         emb = fit_side_info(flat, offs, nodes["item_id"].to_pylist(), catalog, scfg.id_col, fields,
-                            scfg.numeric_buckets, settings_from_config(method, tcfg), tcfg.cold_start,
-                            on_epoch=lambda e, loss: bar.update(1))
+                            scfg.numeric_buckets, tcfg, method, on_epoch=lambda e, loss: bar.update(1))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
                    ctx.path(VECTORS), compression="none")
+    io.write_keyed_vectors(ids.to_pylist(), emb.vectors, ctx.path(KEYED_VECTORS))
     io.write_table(pa.table({"field": emb.value_field, "value": emb.value_label,
                              "vector": io.vector_column(emb.value_vectors)}), ctx.path(SIDE_VECTORS), compression="none")
     attention = {"item_id": nodes["item_id"], "item": pa.array(emb.attention[:, 0], pa.float32())}

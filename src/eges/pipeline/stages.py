@@ -80,7 +80,7 @@ def sessions_stage(ctx: StageContext) -> StageResult:
     """Clean the event log and cut it into sessions; write the sessions and the item vocabulary."""
     cfg = ctx.config.sessions
     report = SessionsReport()
-    scratch = io.ScratchFile(ctx.spill_dir / "sessions_with_item_ids.arrow")
+    scratch = io.ScratchFile(ctx.spill_dir, "sessions_with_item_ids")
     try:
         with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
             source = io.open_events(con, ctx.input_path("@events"), cfg)
@@ -238,15 +238,14 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 
 
 # --------------------------------------------------------------------------------------------- skipgram
-@stage("skipgram", sections=("skipgram",), outputs=(VECTORS, KEYED_VECTORS),
-       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge")
+@stage("skipgram", sections=("train",), outputs=(VECTORS, KEYED_VECTORS),
+       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge",
+       ignores=("train.method", "train.cold_start"))
 def skipgram_stage(ctx: StageContext) -> StageResult:
-    """BGE: gensim skip-gram with negative sampling on the walks; write vectors and KeyedVectors."""
-    from gensim.models import KeyedVectors
+    """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
+    from eges.methods import backend
 
-    from eges.skipgram.bge import WalkCorpus, train_bge, vectors_by_index
-
-    cfg = ctx.config.skipgram
+    cfg = ctx.config.train
     walks_path = ctx.input_path(WALKS)
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     n_nodes = nodes.num_rows
@@ -256,24 +255,29 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
+    trainer = backend("bge", cfg.backend)
     started = time.perf_counter()
-    with _progress(ctx, n_walks * cfg.epochs, "walk", "skipgram") as bar:
-        corpus = WalkCorpus(lambda: walk_batches(walks_path, rows=100_000), on_batch=bar.update)
-        model = train_bge(corpus, counts, n_walks, cfg)
+    if trainer == "gensim":
+        from eges.skipgram.bge import WalkCorpus, train_bge, vectors_by_index
+
+        with _progress(ctx, n_walks * cfg.epochs, "walk", "skipgram") as bar:
+            corpus = WalkCorpus(lambda: walk_batches(walks_path, rows=100_000), on_batch=bar.update)
+            model = train_bge(corpus, counts, n_walks, cfg)
+        index, vectors = vectors_by_index(model, n_nodes)
+    else:
+        from eges.skipgram.native import train_native_bge
+
+        index, vectors = train_native_bge(walk_batches(walks_path), n_nodes, cfg)
     seconds = time.perf_counter() - started
-    index, vectors = vectors_by_index(model, n_nodes)
     ids = nodes["item_id"].take(pa.array(index))
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
     io.write_table(table, ctx.path(VECTORS), compression="none")  # float vectors barely compress
-    # Filled directly: KeyedVectors.add_vectors does per-key Python work (1.4 s for 200k items).
-    kv = KeyedVectors(cfg.dimension, count=0, dtype=np.float32)
-    kv.vectors = vectors
-    kv.index_to_key = ids.to_pylist()
-    kv.key_to_index = {key: i for i, key in enumerate(kv.index_to_key)}
-    with io.atomic_path(ctx.path(KEYED_VECTORS)) as tmp, open(tmp, "wb") as fh:
-        kv.save(fh)
+    io.write_keyed_vectors(ids.to_pylist(), vectors, ctx.path(KEYED_VECTORS))
     words = int(counts.sum()) * cfg.epochs
+    unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
-               "vocabulary": len(index)}
+               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited}
+    note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
-                       f"{len(index):,} vectors, {words / max(seconds, 1e-9) / 1e3:,.0f}k words/s", details)
+                       f"{trainer}: {len(index):,} vectors, {words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}",
+                       details)

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from eges.side_info.encode import SideInfo, encode
-from eges.side_info.train import EgesModel, TrainSettings, behaviour_vectors, cold_start_vectors, train
+from eges.side_info.train import EgesModel, behaviour_vectors, cold_start_vectors, train
 
-__all__ = ["EgesModel", "SideInfo", "TrainSettings", "behaviour_vectors", "cold_start_vectors", "encode", "train"]
+__all__ = ["EgesModel", "SideInfo", "behaviour_vectors", "cold_start_vectors", "encode", "train"]

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eges.config import TrainConfig
 from eges.errors import InputError
 from eges.side_info.encode import encode
-from eges.side_info.train import TrainSettings, behaviour_vectors, cold_start_vectors, seen_values, train
+from eges.side_info.train import behaviour_vectors, cold_start_vectors, seen_values, train
 
 
 @dataclass
@@ -38,8 +39,8 @@ class SideInfoEmbeddings:
 
 
 def fit_side_info(walk_values: np.ndarray, walk_offsets: np.ndarray, node_ids: list[Any], catalog: pd.DataFrame,
-                  id_col: str, fields: list[str], numeric_buckets: int, settings: TrainSettings,
-                  cold_start: str = "mean", on_epoch: Callable[[int, float], None] | None = None) -> SideInfoEmbeddings:
+                  id_col: str, fields: list[str], numeric_buckets: int, cfg: TrainConfig, method: str,
+                  on_epoch: Callable[[int, float], None] | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` and place the catalog's other items from side information."""
     catalog_ids = catalog[id_col]
     in_graph = catalog_ids.isin(pd.Index(node_ids)).to_numpy()
@@ -51,25 +52,36 @@ def fit_side_info(walk_values: np.ndarray, walk_offsets: np.ndarray, node_ids: l
     n_nodes = len(node_ids)
     side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
     started = time.perf_counter()
-    model = train(walk_values, walk_offsets, n_nodes, side, settings, on_epoch=on_epoch)
+    model = train(walk_values, walk_offsets, n_nodes, side, cfg, method, on_epoch=on_epoch)
     seconds = time.perf_counter() - started
+    # Nodes no walk visits (dangling items with no in-edges) kept a random, untrained own row: they are cold-start
+    # items, placed from side information like the catalog's items the log never shows.
+    visited = np.bincount(walk_values, minlength=n_nodes)[:n_nodes] > 0
+    seen = seen_values(side, n_nodes, visited)
     warm = behaviour_vectors(model)
     weights = model.attention_weights()
-    field_weights = weights.mean(axis=0)[1:] if cold_start == "attention" else None
-    cold, ok = cold_start_vectors(model, side.codes[n_nodes:], seen_values(side, n_nodes), field_weights)
-    tokens = len(walk_values) * settings.epochs
+    field_weights = weights.mean(axis=0)[1:] if cfg.cold_start == "attention" else None
+    placed, placed_ok = cold_start_vectors(model, side.codes[:n_nodes][~visited], seen, field_weights)
+    warm[~visited] = placed
+    node_ok = visited.copy()
+    node_ok[~visited] = placed_ok
+    cold, ok = cold_start_vectors(model, side.codes[n_nodes:], seen, field_weights)
+    tokens = len(walk_values) * cfg.epochs
+    node_source = np.where(visited, "behaviour", "cold_start")
     out = SideInfoEmbeddings(
-        item_ids=list(node_ids) + [c for c, good in zip(cold_ids, ok) if good],
-        vectors=np.concatenate([warm, cold[ok]]).astype(np.float32),
-        source=["behaviour"] * n_nodes + ["cold_start"] * int(ok.sum()),
+        item_ids=[i for i, good in zip(node_ids, node_ok) if good] + [c for c, good in zip(cold_ids, ok) if good],
+        vectors=np.concatenate([warm[node_ok], cold[ok]]).astype(np.float32),
+        source=node_source[node_ok].tolist() + ["cold_start"] * int(ok.sum()),
         fields=list(fields),
         value_field=[f for f, vals in zip(fields, side.values) for _ in vals],
         value_label=[v for vals in side.values for v in vals],
         value_vectors=model.value_vectors(),
         attention=weights,
     )
-    out.details = {"method": settings.method, "fields": how, "mean_attention": out.mean_attention,
+    out.details = {"method": method, "fields": how, "mean_attention": out.mean_attention,
                    "losses": model.losses, "cold_items": len(cold_ids), "cold_with_vector": int(ok.sum()),
-                   "cold_without_vector": int((~ok).sum()), "train_seconds": round(seconds, 3),
+                   "cold_without_vector": int((~ok).sum()),
+                   "unvisited_nodes": int((~visited).sum()), "unvisited_without_vector": int((~node_ok).sum()),
+                   "train_seconds": round(seconds, 3),
                    "words_per_second": round(tokens / max(seconds, 1e-9))}
     return out

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
+from eges.config import TrainConfig
 from eges.side_info.encode import SideInfo
 from eges.side_info.kernels import aggregate, item_parts, train_epoch
 from eges.walks.generate import numba_threads
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    method: str = "eges"  # ges | eges
-    dimension: int = 128
-    window: int = 5
-    negative: int = 5
-    epochs: int = 1
-    alpha: float = 0.025
-    min_alpha: float = 0.0001
-    ns_exponent: float = 0.75
-    sample: float = 0.001
-    threads: int = 0
-    seed: int = 42
-
-
-def settings_from_config(method: str, tcfg: Any) -> TrainSettings:
-    """The trainer's settings from the ``[train]`` config section."""
-    return TrainSettings(method=method, dimension=tcfg.dimension, window=tcfg.window, negative=tcfg.negative,
-                         epochs=tcfg.epochs, alpha=tcfg.alpha, min_alpha=tcfg.min_alpha,
-                         ns_exponent=tcfg.ns_exponent, sample=tcfg.sample, threads=tcfg.threads, seed=tcfg.seed)
 
 
 @dataclass
@@ -78,9 +56,10 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.where(counts > 0, np.minimum(p, 1.0), 1.0)
 
 
-def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side: SideInfo, cfg: TrainSettings,
-          on_epoch: Callable[[int, float], None] | None = None) -> EgesModel:
-    """Train on walks (flat node indices + offsets). ``side.codes`` rows 0..n_nodes-1 are the nodes."""
+def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side: SideInfo, cfg: TrainConfig,
+          method: str = "eges", on_epoch: Callable[[int, float], None] | None = None) -> EgesModel:
+    """Train ``method`` (bge: no side fields; ges; eges) on walks (flat node indices + offsets) with the ``[train]``
+    settings. ``side.codes`` rows 0..n_nodes-1 are the nodes."""
     rng = np.random.default_rng(cfg.seed)
     dim = cfg.dimension
     table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
@@ -98,13 +77,13 @@ def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side:
     with numba_threads(cfg.threads):
         for epoch in range(cfg.epochs):
             loss = train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes,
-                               side.field_offset, neg, keep, max_len, cfg.window, cfg.negative, cfg.method == "eges",
+                               side.field_offset, neg, keep, max_len, cfg.window, cfg.negative, method == "eges",
                                cfg.alpha,
                                cfg.min_alpha, epoch * len(walk_values), total, cfg.seed, epoch, chunk)
             losses.append(float(loss))
             if on_epoch:
                 on_epoch(epoch + 1, float(loss))
-    return EgesModel(table, context, attention, side, cfg.method == "eges", losses)
+    return EgesModel(table, context, attention, side, method == "eges", losses)
 
 
 @njit(cache=True, parallel=True)
@@ -163,10 +142,10 @@ def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
     return vecs, ok
 
 
-def seen_values(side: SideInfo, n_nodes: int) -> np.ndarray:
-    """Which side-information values belong to at least one behaviour item (so were trained)."""
+def seen_values(side: SideInfo, n_nodes: int, visited: np.ndarray | None = None) -> np.ndarray:
+    """Which side-information values belong to at least one behaviour item some walk visits (so were trained)."""
     seen = np.zeros(side.n_values, dtype=bool)
-    codes = side.codes[:n_nodes]
+    codes = side.codes[:n_nodes] if visited is None else side.codes[:n_nodes][visited]
     for s, off in enumerate(side.field_offset):
         known = codes[:, s] >= 0
         seen[off + codes[known, s]] = True

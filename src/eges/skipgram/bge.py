@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from eges.config import SkipgramConfig
+from eges.config import TrainConfig
 
 
 class WalkCorpus:
@@ -56,8 +56,7 @@ def resolve_threads(threads: int) -> int:
     return threads or os.cpu_count() or 1
 
 
-def train_bge(corpus: Iterable[list[int]], node_counts: np.ndarray, n_walks: int, cfg: SkipgramConfig,
-              progress: Callable[[int], None] | None = None) -> Any:
+def train_bge(corpus: Iterable[list[int]], node_counts: np.ndarray, n_walks: int, cfg: TrainConfig) -> Any:
     """Train gensim Word2Vec (skip-gram, negative sampling) on integer walks.
 
     Args:
@@ -65,22 +64,11 @@ def train_bge(corpus: Iterable[list[int]], node_counts: np.ndarray, n_walks: int
         node_counts: occurrences of each node index in the walks (``np.bincount``); nodes never
             visited get no vector.
         n_walks: number of walks (gensim needs it for the learning-rate schedule).
-        progress: called with the epoch number after each epoch.
 
     Returns:
         The trained ``gensim.models.Word2Vec``; its ``wv`` keys are node indices (ints).
     """
     from gensim.models import Word2Vec
-    from gensim.models.callbacks import CallbackAny2Vec
-
-    class _Epochs(CallbackAny2Vec):
-        def __init__(self) -> None:
-            self.epoch = 0
-
-        def on_epoch_end(self, model: Any) -> None:
-            self.epoch += 1
-            if progress:
-                progress(self.epoch)
 
     logging.getLogger("gensim").setLevel(logging.WARNING)
     model = Word2Vec(vector_size=cfg.dimension, window=cfg.window, negative=cfg.negative, sg=1, hs=0,
@@ -90,7 +78,7 @@ def train_bge(corpus: Iterable[list[int]], node_counts: np.ndarray, n_walks: int
     visited = np.flatnonzero(node_counts)
     model.build_vocab_from_freq({int(i): int(node_counts[i]) for i in visited})
     model.train(corpus, total_examples=n_walks, total_words=int(node_counts.sum()), epochs=cfg.epochs,
-                callbacks=[_Epochs()], compute_loss=False)
+                compute_loss=False)
     return model
 
 

@@ -1,0 +1,55 @@
+"""The method table: one row per embedding method, read by the CLI, the registry, recall, evaluation, exports,
+``eges.load`` and the report (the mapping used to be written out in each of them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eges.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    stage: str  # the stage that trains it
+    vectors: str  # item vectors, relative to the run folder
+    keyed_vectors: str  # gensim KeyedVectors of the same vectors
+    needs_catalog: bool
+    #: ``train`` keys this method does not read: setting one on the command line prints a warning.
+    ignores: tuple[str, ...]
+    summary: str
+
+
+METHODS: dict[str, Method] = {
+    "bge": Method("bge", "skipgram", "skipgram/vectors.parquet", "skipgram/vectors.kv", False, ("cold_start",),
+                  "skip-gram on item ids (Base Graph Embedding)"),
+    "ges": Method("ges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend",),
+                  "mean of the item's and its side-information embeddings"),
+    "eges": Method("eges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend",),
+                   "attention-weighted item and side-information embeddings"),
+}
+
+
+def method_of(name: str) -> Method:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; methods are: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def resolve(method: str, has_catalog: bool) -> Method:
+    """``train.method`` with auto resolved: eges when a catalog is given, else bge."""
+    return method_of(("eges" if has_catalog else "bge") if method == "auto" else method)
+
+
+def backend(method: str, configured: str) -> str:
+    """Who trains ``method``: gensim or the native trainer (``train.backend`` with auto resolved)."""
+    if configured == "auto":
+        return "gensim" if method == "bge" else "native"
+    return configured
+
+
+def ignored_settings(method: str, overrides: list[tuple[str, str, Any]]) -> list[str]:
+    """The ``train.KEY`` settings among ``overrides`` (section, key, value) that ``method`` does not read."""
+    ignored = METHODS[method].ignores
+    return [f"train.{key}" for section, key, _ in overrides if section == "train" and key in ignored]
