@@ -100,33 +100,52 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
               help="Stop after this stage (the stages after it are left as they are).")
 @click.option("--method", type=click.Choice(["bge", "ges", "eges"]),
               help="Embedding method (same as --set train.method=...); default eges with --items, else bge.")
+@click.option("--no-items", "no_items", is_flag=True,
+              help="Drop the catalog this run folder remembers (a rerun without --items keeps it).")
 @_quiet_option
-def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, quiet) -> None:
-    """Run every stage whose outputs are missing or out of date."""
-    from eges.config import load_config
-    from eges.pipeline import RunInputs
-    from eges.pipeline.runner import load_manifest
+def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, no_items, quiet) -> None:
+    """Run every stage whose outputs are missing or out of date.
+
+    A run folder remembers its inputs and config: a rerun uses them, with the inputs and --set/--method given
+    now on top (--config replaces the remembered config). `eges status` applies the same rule.
+    """
+    from eges.methods import METHODS
+    from eges.pipeline.registry import resolved_method
     from eges.pipeline.runner import run as run_pipeline
 
+    if events is not None and edges is not None:
+        raise EgesError("give --events or --edges, not both: an edge list replaces the graph the events would make")
+    if items is not None and no_items:
+        raise EgesError("give --items or --no-items, not both")
+    for flag, value in (("--events", events), ("--items", items), ("--edges", edges)):
+        if value is not None and not Path(value).is_file():
+            raise EgesError(f"{flag} file {value} does not exist" if not Path(value).is_dir()
+                            else f"{flag} {value} is a directory, not a file")
     out = Path(out_dir)
-    if events is None and edges is None:
-        previous = load_manifest(out).get("inputs")
-        if not previous:
-            raise click.UsageError("give --events (or --edges); there is no earlier run in --out to reuse")
-        inputs = RunInputs(**previous)
-    else:
-        for flag, value in (("--events", events), ("--items", items), ("--edges", edges)):
-            if value is not None and not Path(value).is_file():
-                raise EgesError(f"{flag} file {value} does not exist")
-        inputs = RunInputs(events=_abs(events) if edges is None else None, items=_abs(items), edges=_abs(edges))
-    config = load_config(config_path, [*overrides, *([f"train.method={method}"] if method else [])])
+    sets = [*overrides, *([f"train.method={method}"] if method else [])]
+    config, inputs, changes = _resolve(out, config_path, sets, events=_abs(events), items=_abs(items),
+                                       edges=_abs(edges), drop_items=no_items)
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
-    from eges.pipeline.registry import resolved_method
-
-    vectors = out / ("skipgram" if resolved_method(inputs, config) == "bge" else "eges") / "vectors.parquet"
+    for line in changes:  # after the run: a failed run changes nothing, and its error stays one line
+        _echo(f"changed since the last run, and remembered: {line}")
+    vectors = out / METHODS[resolved_method(inputs, config)].vectors
     if vectors.exists():
         _echo(f"item vectors: {vectors}")
         _echo(next_steps(out, inputs))
+
+
+def _resolve(out: Path, config_path, sets, **given):  # noqa: ANN001, ANN003, ANN202
+    """runner.resolve plus a warning for each --set of a train key the run's method does not read."""
+    from eges.config import parse_override
+    from eges.methods import ignored_settings
+    from eges.pipeline.registry import resolved_method
+    from eges.pipeline.runner import resolve
+
+    config, inputs, changes = resolve(out, config_path, sets, **given)
+    method = resolved_method(inputs, config)
+    for key in ignored_settings(method, [parse_override(s) for s in sets]):
+        logging.getLogger("eges").warning("%s has no effect with method %s", key, method)
+    return config, inputs, changes
 
 
 def next_steps(out: Path, inputs) -> str:  # noqa: ANN001
@@ -153,12 +172,13 @@ def next_steps(out: Path, inputs) -> str:  # noqa: ANN001
 @_quiet_option
 def stage(name, out_dir, config_path, overrides, quiet) -> None:
     """Rerun one stage by NAME, with the inputs and config recorded in --out (plus any changes)."""
-    from eges.pipeline.runner import resume
     from eges.pipeline.runner import run as run_pipeline
 
     out = Path(out_dir)
-    config, inputs = resume(out, config_path, overrides)
+    config, inputs, changes = _resolve(out, config_path, list(overrides))
     run_pipeline(out, config, inputs, only=name, progress=not quiet, echo=_echo)
+    for line in changes:
+        _echo(f"changed since the last run, and remembered: {line}")
 
 
 @main.command()
@@ -167,17 +187,22 @@ def stage(name, out_dir, config_path, overrides, quiet) -> None:
 @_set_option
 def status(out_dir, config_path, overrides) -> None:
     """Show each stage as fresh, stale or missing, and why."""
-    from eges.pipeline.runner import load_manifest, plan, resume
+    from eges.pipeline.runner import load_manifest, plan
 
     out = Path(out_dir)
-    config, inputs = resume(out, config_path, overrides)
-    recorded = load_manifest(out).get("stages", {})
+    manifest = load_manifest(out)
+    if "inputs" not in manifest:
+        raise EgesError(f"{out} holds no pipeline run (no manifest.json); use `eges run` first")
+    config, inputs, changes = _resolve(out, config_path, list(overrides))
+    recorded = manifest.get("stages", {})
     statuses = plan(out, config, inputs)
     width = max(len(st.name) for st in statuses)
     for st in statuses:
         entry = recorded.get(st.name, {})
         extra = f"  ({entry['rows_out']:,} rows, {entry['seconds']:.1f} s)" if "rows_out" in entry else ""
         _echo(f"{st.name:<{width}} {st.state:<8} {st.reason}{extra}")
+    for line in changes:
+        _echo(f"(with your changes: {line})")
 
 
 @main.command()

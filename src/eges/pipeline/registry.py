@@ -104,12 +104,17 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           inputs: Callable[[RunInputs, Config], tuple[str, ...]],
           enabled: Callable[[RunInputs, Config], bool] | None = None,
           skipped_because: str | None = None, ignores: tuple[str, ...] = ()) -> Callable:
-    """Register the decorated function as stage ``name`` (pipeline order = registration order)."""
+    """Register the decorated function as stage ``name`` (the order is set by ``eges.pipeline.PIPELINE``)."""
     unknown = [key for key in ignores if key.split(".")[0] not in sections or key.count(".") != 1]
     if unknown:
         raise ValueError(f"stage {name!r}: ignores {unknown[0]!r} is not 'section.key' of one of its sections")
 
     def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
+        if name in STAGES:
+            raise ValueError(f"stage {name!r} is registered twice")
+        clash = [(other.name, rel) for other in STAGES.values() for rel in outputs if rel in other.outputs]
+        if clash:
+            raise ValueError(f"stage {name!r} writes {clash[0][1]}, which stage {clash[0][0]!r} writes too")
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
                              skipped_because or Stage.skipped_because, ignores)
         return func
@@ -117,9 +122,19 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
     return wrap
 
 
-def producer_of(relative: str) -> str | None:
-    """The stage that writes ``relative``, if any."""
-    for st in STAGES.values():
+def order_stages(order: tuple[str, ...], stages: dict[str, Stage] | None = None) -> None:
+    """Put ``stages`` (the registry by default) in the explicit pipeline ``order``, which must name each once."""
+    stages = STAGES if stages is None else stages
+    if sorted(order) != sorted(stages) or len(set(order)) != len(order):
+        raise ValueError(f"the pipeline order {order} does not name each registered stage once: {list(stages)}")
+    reordered = {name: stages[name] for name in order}
+    stages.clear()
+    stages.update(reordered)
+
+
+def producer_of(relative: str, stages: dict[str, Stage] | None = None) -> str | None:
+    """The stage (of ``stages``, the registry by default) that writes ``relative``, if any."""
+    for st in (STAGES if stages is None else stages).values():
         if relative in st.outputs:
             return st.name
     return None
@@ -127,8 +142,9 @@ def producer_of(relative: str) -> str | None:
 
 def resolved_method(inputs: RunInputs, config: Config) -> str:
     """The training method of a run: ``train.method``, with auto = eges when a catalog is given, else bge."""
-    method = config["train"].method
-    return ("eges" if inputs.items else "bge") if method == "auto" else method
+    from eges.methods import resolve
+
+    return resolve(config["train"].method, bool(inputs.items)).name
 
 
 def get_stage(name: str) -> Stage:

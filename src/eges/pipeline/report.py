@@ -229,6 +229,15 @@ def write_report(out: Path) -> Path:
     Raises:
         InputError: ``out`` holds no pipeline run.
     """
+    from eges.pipeline.lock import run_lock
+
+    if not load_manifest(out).get("stages"):  # checked before the lock: eges creates nothing in a non-run folder
+        raise InputError(f"{out} holds no pipeline run (no stages in {out / 'manifest.json'}); run `eges run` first")
+    with run_lock(out):
+        return _write_report(out)
+
+
+def _write_report(out: Path) -> Path:
     run = _Run(out)
     parts = [stages_section(run), graph_section(run), attention_section(run), evaluation_section(run)]
     if run.vectors_file is None:

@@ -21,19 +21,50 @@ from typing import Any
 from eges.config import Config, load_config, section_to_dict
 from eges.errors import EgesError, StageError
 from eges.pipeline.io import atomic_path, fingerprint
-from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, get_stage, producer_of
+from eges.pipeline.lock import check_run_folder, run_lock
+from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, producer_of
 
 MANIFEST = "manifest.json"
 
 
 def load_manifest(out_dir: Path) -> dict[str, Any]:
+    """The run folder's manifest, checked for shape: a damaged one is a named error, never a traceback."""
     path = out_dir / MANIFEST
     if not path.exists():
         return {"stages": {}}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise EgesError(f"manifest {path} is corrupt ({exc}); delete it to rebuild every stage") from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EgesError(f"manifest {path} is corrupt ({exc}); move it away to rebuild every stage") from None
+    except OSError as exc:
+        raise EgesError(f"cannot read the manifest {path}: {exc.strerror}") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise EgesError(f"manifest {path} is damaged ({problem}); move it away to rebuild every stage")
+    manifest.setdefault("stages", {})
+    return manifest
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    if not isinstance(manifest.get("stages", {}), dict):
+        return "'stages' is not an object"
+    for name, entry in manifest.get("stages", {}).items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k, {}), dict)
+                                                  for k in ("config", "inputs", "outputs", "details")):
+            return f"the entry of stage {name!r} is not an object of objects"
+        for group in ("inputs", "outputs"):
+            if not all(isinstance(v, dict) for v in entry.get(group, {}).values()):
+                return f"stage {name!r} has a malformed {group} fingerprint"
+    inputs = manifest.get("inputs")
+    if inputs is not None and (not isinstance(inputs, dict) or set(inputs) - {"events", "items", "edges"}
+                               or not all(v is None or isinstance(v, str) for v in inputs.values())):
+        return "'inputs' is not an object of file paths"
+    if manifest.get("config") is not None and not (
+            isinstance(manifest["config"], dict) and all(isinstance(v, dict) for v in manifest["config"].values())):
+        return "'config' is not an object of sections"
+    return None
 
 
 def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
@@ -78,18 +109,20 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "config changed"
 
 
-def plan(out_dir: Path, config: Config, inputs: RunInputs, force: Iterable[str] = ()) -> list[StageStatus]:
-    """The state of every registered stage for this run, in pipeline order."""
+def plan(out_dir: Path, config: Config, inputs: RunInputs, force: Iterable[str] = (),
+         stages: dict[str, Stage] | None = None) -> list[StageStatus]:
+    """The state of every stage (the registry's by default) for this run, in pipeline order."""
+    stages = STAGES if stages is None else stages
     manifest = load_manifest(out_dir)
     recorded = manifest.get("stages", {})
     forced = set(force)
     rerun: set[str] = set()
     result = []
-    for st in STAGES.values():
+    for st in stages.values():
         if not st.enabled(inputs, config):
             result.append(StageStatus(st.name, "skipped", st.skipped_because))
             continue
-        state, reason = _judge(st, out_dir, config, inputs, recorded, rerun, forced)
+        state, reason = _judge(st, out_dir, config, inputs, recorded, rerun, forced, stages)
         if state != "fresh":
             rerun.add(st.name)
         result.append(StageStatus(st.name, state, reason))
@@ -97,7 +130,7 @@ def plan(out_dir: Path, config: Config, inputs: RunInputs, force: Iterable[str] 
 
 
 def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded: dict[str, Any],
-           rerun: set[str], forced: set[str]) -> tuple[str, str]:
+           rerun: set[str], forced: set[str], stages: dict[str, Stage]) -> tuple[str, str]:
     if st.name in forced:
         return "stale", "forced"
     entry = recorded.get(st.name)
@@ -114,7 +147,7 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
     if entry.get("config") != current:
         return "stale", _config_diff(entry.get("config", {}), current)
     for key in st.inputs(inputs, config):
-        producer = None if key.startswith("@") else producer_of(key)
+        producer = None if key.startswith("@") else producer_of(key, stages)
         if producer in rerun:
             return "stale", f"upstream stage {producer} reruns"
         if key.startswith("@") and inputs.get(key) is None:
@@ -130,26 +163,50 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
 
 def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | None = None,
         only: str | None = None, to_stage: str | None = None, select: Iterable[str] | None = None,
-        progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, Any]:
+        progress: bool = True, echo: Callable[[str], None] = print,
+        stages: dict[str, Stage] | None = None) -> dict[str, Any]:
     """Run every stale stage (all from ``from_stage`` on, or just ``only``, forced; none after ``to_stage``;
-    with ``select``, only those stages and only if stale), updating the manifest."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = list(STAGES)
+    with ``select``, only those stages and only if stale), updating the manifest.
+
+    Holds the run folder's writer lock throughout; refuses a non-empty folder that is not an eges run. The
+    manifest is written before the first stage, so even an interrupted first run leaves a folder eges knows.
+    A run with ``select`` (evaluation) leaves the folder's remembered inputs and config as they were.
+    """
+    stages = STAGES if stages is None else stages
+    check_run_folder(out_dir)
+    with run_lock(out_dir):
+        return _run_locked(out_dir, config, inputs, from_stage, only, to_stage, select, progress, echo, stages)
+
+
+def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: str | None, only: str | None,
+                to_stage: str | None, select: Iterable[str] | None, progress: bool, echo: Callable[[str], None],
+                stages: dict[str, Stage]) -> dict[str, Any]:
+    def named(name: str) -> Stage:
+        if name not in stages:
+            raise StageError(f"unknown stage {name!r}; stages are: {', '.join(stages)}")
+        return stages[name]
+
+    names = list(stages)
     force: list[str] = []
     if from_stage is not None:
-        get_stage(from_stage)
+        named(from_stage)
         force = names[names.index(from_stage):]
     if only is not None:
-        force = [get_stage(only).name]
-    last = names.index(get_stage(to_stage).name) if to_stage is not None else len(names) - 1
-    selected = {get_stage(n).name for n in select} if select is not None else None
-    statuses = plan(out_dir, config, inputs, force)
+        force = [named(only).name]
+    last = names.index(named(to_stage).name) if to_stage is not None else len(names) - 1
+    selected = {named(n).name for n in select} if select is not None else None
+    statuses = plan(out_dir, config, inputs, force, stages)
     manifest = load_manifest(out_dir)
-    manifest["inputs"] = inputs.to_dict()
-    manifest["config"] = config.to_dict()
+    if not (out_dir / MANIFEST).exists():
+        save_manifest(out_dir, manifest)  # marks the folder as an eges run before anything else is written
+    if selected is None or "inputs" not in manifest:
+        # Remembered from the first stage that completes (or at the end): a run that fails before changing
+        # anything leaves the manifest byte-identical.
+        manifest["inputs"] = inputs.to_dict()
+        manifest["config"] = config.to_dict()
     ctx = StageContext(out_dir=out_dir, config=config, inputs=inputs, progress=progress, echo=echo)
     for status in statuses:
-        st = STAGES[status.name]
+        st = stages[status.name]
         if (only is not None and st.name != only) or names.index(st.name) > last:
             continue
         if selected is not None and st.name not in selected:
@@ -159,7 +216,7 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
         if status.state == "fresh":
             echo(f"{st.name}: fresh, skipped")
             continue
-        _check_upstream(st, out_dir, inputs, config)
+        _check_upstream(st, out_dir, inputs, config, stages)
         started = time.perf_counter()
         result = st.run(ctx)
         seconds = time.perf_counter() - started
@@ -181,23 +238,62 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
     return manifest
 
 
-def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config) -> None:
+def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config, stages: dict[str, Stage]) -> None:
     for key in st.inputs(inputs, config):
         if key.startswith("@"):
             if inputs.get(key) is None:
                 raise StageError(f"stage {st.name} needs --{key[1:]} (an item catalog)" if key == "@items"
                                  else f"stage {st.name} needs --{key[1:]}")
         elif not (out_dir / key).exists():
-            raise StageError(f"stage {st.name} needs {out_dir / key}; run stage {producer_of(key)} first")
+            raise StageError(f"stage {st.name} needs {out_dir / key}; run stage {producer_of(key, stages)} first")
+
+
+def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[str] = (), *,
+            events: str | None = None, items: str | None = None, edges: str | None = None,
+            drop_items: bool = False) -> tuple[Config, RunInputs, list[str]]:
+    """The config and inputs a command uses in ``out_dir``: one rule for run, stage and status.
+
+    A run folder remembers its inputs and config. Inputs given now replace the remembered ones of their kind
+    (--events and --edges replace each other); inputs not given are the remembered ones (``drop_items`` drops the
+    catalog). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply
+    on top; ``config_path`` replaces it. Returns the config, the inputs and one line per change from the record.
+    """
+    manifest = load_manifest(out_dir)
+    recorded = manifest.get("inputs")
+    if events is None and edges is None and not recorded:
+        raise StageError(f"{out_dir} holds no pipeline run to take inputs from (no earlier `eges run`): give --events "
+                         "(or --edges)")
+    before = recorded or {}
+    if events is not None:
+        events_now, edges_now = events, None
+    elif edges is not None:
+        events_now, edges_now = None, edges
+    else:
+        events_now, edges_now = before.get("events"), before.get("edges")
+    items_now = None if drop_items else items if items is not None else before.get("items")
+    inputs = RunInputs(events=events_now, items=items_now, edges=edges_now)
+    recorded_config = manifest.get("config")
+    config = load_config(config_path, overrides, base=recorded_config if config_path is None else None)
+    notes = []
+    if recorded:
+        notes += [f"input {k}: {before.get(k) or '(none)'} -> {v or '(none)'}" for k, v in inputs.to_dict().items()
+                  if before.get(k) != v]
+    if recorded_config:
+        for section, values in config.to_dict().items():
+            old = recorded_config.get(section, {})
+            notes += [f"config {section}.{k}: {old[k]!r} -> {v!r}" for k, v in values.items()
+                      if k in old and old[k] != v]
+    return config, inputs, notes
 
 
 def resume(out_dir: Path, config_path: str | None = None, overrides: Iterable[str] = (),
            inputs: RunInputs | None = None) -> tuple[Config, RunInputs]:
     """The config and inputs of an existing output directory, with a new config file or ``--set``s on top."""
-    manifest = load_manifest(out_dir)
-    if inputs is None:
-        if "inputs" not in manifest:
-            raise StageError(f"{out_dir} holds no pipeline run (no {MANIFEST}); use `eges run` first")
-        inputs = RunInputs(**manifest["inputs"])
-    base = manifest.get("config") if config_path is None else None
-    return load_config(config_path, overrides, base=base), inputs
+    if inputs is None and "inputs" not in load_manifest(out_dir):
+        raise StageError(f"{out_dir} holds no pipeline run (no {MANIFEST}); use `eges run` first")
+    if inputs is not None:
+        config, _, _ = resolve(out_dir, config_path, overrides, events=inputs.events, items=inputs.items,
+                               edges=inputs.edges, drop_items=inputs.items is None)
+        return config, inputs
+    config, found, _ = resolve(out_dir, config_path, overrides)
+    return config, found

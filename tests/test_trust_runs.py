@@ -1,0 +1,246 @@
+"""The hostile-input corpus, part 1: settings, reruns, run folders and concurrent writers.
+
+Every case runs a command against a copy of an earlier good run and asserts the exit code, a fragment of the
+message, no traceback, and that the good run's files are byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from trust import FAST, ROOT, assert_named_error, copy_run, run_cli, snapshot
+
+BAD_SETTINGS = {
+    "nan half-life": ("users.half_life=nan", "users.half_life must be a finite number"),
+    "nan alpha": ("train.alpha=nan", "train.alpha must be a finite number"),
+    "inf alpha": ("train.alpha=inf", "train.alpha must be a finite number"),
+    "-inf sample": ("train.sample=-inf", "train.sample must be a finite number"),
+    "nan gap": ("sessions.session_gap_seconds=nan", "sessions.session_gap_seconds must be a finite number"),
+    "inf dwell": ("sessions.min_dwell_seconds=inf", "sessions.min_dwell_seconds must be a finite number"),
+    "nan edge weight": ("graph.min_edge_weight=nan", "graph.min_edge_weight must be a finite number"),
+    "nan holdout": ("evaluate.link_holdout=nan", "evaluate.link_holdout must be a finite number"),
+    "huge seed": ("walks.seed=99999999999999999999", "walks.seed must be at most 9223372036854775807"),
+    "huge train seed": ("train.seed=18446744073709551616", "train.seed must be at most"),
+    "huge dimension": ("train.dimension=1000000", "train.dimension must be at most 4096"),
+    "huge walk length": ("walks.walk_length=10000000000", "walks.walk_length must be at most 100000"),
+    "negative k": ("neighbours.k=-3", "neighbours.k must be at least 1"),
+    "memory lots": ('engine.memory_limit="lots"', "engine.memory_limit must be a size such as 500MB"),
+    "memory number": ("engine.memory_limit=4", "engine.memory_limit must be a string"),
+    "memory negative": ('engine.memory_limit="-4GB"', "engine.memory_limit must be a size"),
+    "min_alpha above alpha": ("train.min_alpha=0.5", "train.min_alpha (0.5) must not exceed train.alpha (0.025)"),
+    "gensim for eges": ('train.backend="gensim"', "train.backend 'gensim' trains bge only"),
+    "cut time inf": ('evaluate.cut_time="inf"', "evaluate.cut_time must be a finite time"),
+    "cut time words": ('evaluate.cut_time="yesterday"', "evaluate.cut_time must be unix seconds or an ISO date"),
+    "old skipgram section": ("skipgram.dimension=64", "use train.dimension instead of skipgram.dimension"),
+    "unknown key": ("walks.lenght=3", "unknown config key walks.lenght"),
+    "bool for int": ("walks.walk_length=true", "walks.walk_length must be an integer"),
+    "string list": ("evaluate.ks=[10, 'x']", "evaluate.ks must be a list of integers"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS), ids=list(BAD_SETTINGS))
+def test_bad_settings_fail_before_anything_is_written(case, trust_template, tmp_path):
+    events, template = trust_template
+    out = copy_run(template, tmp_path / "run")
+    before = snapshot(out)
+    setting, message = BAD_SETTINGS[case]
+    method = ["--method", "eges"] if "gensim" in case else []
+    assert_named_error(run_cli("run", "--events", events, "--out", out, "--set", setting, *method,
+                               "--from", "sessions"), message)
+    assert snapshot(out) == before
+
+
+BAD_FILES = {
+    "not utf-8": (b"[walks]\nwalk_length = 5 # \xff\xfe\n", "is not UTF-8 text"),
+    "not toml": (b"[walks\nwalk_length = 5\n", "is not valid TOML"),
+    "top-level value": (b"walk_length = 5\n", "top-level key 'walk_length' must be a [section]"),
+    "nan in file": (b"[users]\nhalf_life = nan\n", "users.half_life must be a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES), ids=list(BAD_FILES))
+def test_bad_config_files_are_named(case, trust_template, tmp_path):
+    events, template = trust_template
+    out = copy_run(template, tmp_path / "run")
+    before = snapshot(out)
+    content, message = BAD_FILES[case]
+    (tmp_path / "eges.toml").write_bytes(content)
+    assert_named_error(run_cli("run", "--events", events, "--out", out, "--config", tmp_path / "eges.toml"), message)
+    assert snapshot(out) == before
+
+
+BROKEN_MANIFESTS = {
+    "a list": ("[]", "is damaged (a JSON list, not an object)"),
+    "not json": ("{", "is corrupt"),
+    "stages a list": ('{"stages": []}', "'stages' is not an object"),
+    "stage entry a string": ('{"stages": {"sessions": "x"}}', "the entry of stage 'sessions' is not an object"),
+    "fingerprint a number": ('{"stages": {"graph": {"outputs": {"graph/edges.parquet": 5}}}}',
+                             "stage 'graph' has a malformed outputs fingerprint"),
+    "inputs a list": ('{"stages": {}, "inputs": ["a"]}', "'inputs' is not an object of file paths"),
+    "config sections": ('{"stages": {}, "config": {"walks": 3}}', "'config' is not an object of sections"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_MANIFESTS), ids=list(BROKEN_MANIFESTS))
+@pytest.mark.parametrize("command", ["run", "status", "stage", "report"])
+def test_hand_broken_manifests_are_named(case, command, trust_template, tmp_path):
+    _, template = trust_template
+    out = copy_run(template, tmp_path / "run")
+    (out / "manifest.json").write_text(BROKEN_MANIFESTS[case][0])
+    before = snapshot(out)
+    args = {"run": ["run", "--out", out], "status": ["status", "--out", out], "stage": ["stage", "graph", "--out", out],
+            "report": ["report", "--out", out]}[command]
+    assert_named_error(run_cli(*args), BROKEN_MANIFESTS[case][1])
+    assert snapshot(out) == before
+
+
+def test_status_and_run_agree_about_remembered_settings(trust_template, tmp_path):
+    """The issue's scenario: --set once, then status and a partial rerun use the same (remembered) setting."""
+    events, template = trust_template
+    out = copy_run(template, tmp_path / "run")
+    result = run_cli("run", "--events", events, "--out", out, *FAST, "--set", "train.dimension=16")
+    assert result.exit_code == 0, result.output
+    assert "changed since the last run, and remembered: config train.dimension: 8 -> 16" in result.output
+    status = run_cli("status", "--out", out).output
+    assert all(line.split()[1] in ("fresh", "skipped") for line in status.splitlines()), status
+    before = snapshot(out)
+    result = run_cli("run", "--out", out, "--from", "users", "--quiet")
+    assert result.exit_code == 0 and "users: " in result.output
+    after = snapshot(out)
+    assert after["skipgram/vectors.parquet"] == before["skipgram/vectors.parquet"]  # not retrained at defaults
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["train"]["dimension"] == 16
+    # status with a change says what it would change, and run with the same change agrees.
+    status = run_cli("status", "--out", out, "--set", "train.dimension=32").output
+    assert "skipgram stale" in " ".join(status.split()) and "train.dimension: 16 -> 32" in status
+
+
+def test_a_rerun_that_forgets_items_keeps_the_catalog(tmp_path):
+    import pyarrow.parquet as pq
+
+    from trust import DATA
+
+    events = tmp_path / "events.parquet"
+    pq.write_table(pq.read_table(DATA / "events.parquet").slice(0, 20_000), events)
+    out = tmp_path / "run"
+    args = ["--set", "walks.walks_per_node=2", "--set", "train.dimension=8", "--quiet"]
+    assert run_cli("run", "--events", events, "--items", DATA / "items.parquet", "--out", out, *args).exit_code == 0
+    before = snapshot(out)
+    result = run_cli("run", "--events", events, "--out", out, "--quiet")  # --items forgotten
+    assert result.exit_code == 0 and "eges/vectors.parquet" in result.output
+    assert snapshot(out) == before  # same method, nothing overwritten
+    result = run_cli("run", "--out", out, "--no-items", "--quiet")
+    assert result.exit_code == 0 and "skipgram/vectors.parquet" in result.output
+    assert "input items: " in result.output and "-> (none)" in result.output
+
+
+def test_events_and_edges_together_are_refused(trust_template, tmp_path):
+    events, template = trust_template
+    out = copy_run(template, tmp_path / "run")
+    before = snapshot(out)
+    assert_named_error(run_cli("run", "--events", events, "--edges", events, "--out", out),
+                       "give --events or --edges, not both")
+    assert snapshot(out) == before
+
+
+FOLDERS = {
+    "a file": (lambda p: p.write_text("my notes"), "is a file"),
+    "someone's project": (lambda p: (p.mkdir(), (p / "main.py").write_text("print(1)")),
+                          "is not empty and holds no eges run"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLDERS), ids=list(FOLDERS))
+def test_out_that_is_not_an_eges_run_is_refused(case, trust_template, tmp_path):
+    events, _ = trust_template
+    target = tmp_path / "target"
+    make, message = FOLDERS[case]
+    make(target)
+    before = snapshot(tmp_path)
+    assert_named_error(run_cli("run", "--events", events, "--out", target, *FAST), message)
+    assert snapshot(tmp_path) == before
+    assert not (target / ".eges.lock").exists() if target.is_dir() else True
+
+
+def test_a_second_writer_fails_at_once_naming_the_holder(trust_template, tmp_path):
+    events, template = trust_template
+    out = copy_run(template, tmp_path / "run")
+    before = snapshot(out)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[2]); from pathlib import Path;"
+        "from eges.pipeline.lock import run_lock\n"
+        "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)"),
+        str(out), str(ROOT / "src")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        for args in (["run", "--events", events, "--out", out, "--from", "walks"], ["stage", "graph", "--out", out],
+                     ["report", "--out", out]):
+            assert_named_error(run_cli(*args), f"another eges process (pid {holder.pid}) is writing {out}")
+        assert time.monotonic() - started < 10  # at once, not after waiting
+        status = run_cli("status", "--out", out)  # readers never block
+        assert status.exit_code == 0 and "fresh" in status.output
+    finally:
+        holder.kill()
+        holder.wait()
+    assert snapshot(out) == before
+    # The kernel released the killed holder's lock: the next writer proceeds.
+    assert run_cli("stage", "graph", "--out", out, "--quiet").exit_code == 0
+
+
+def test_orphaned_temporary_files_are_removed_by_the_next_writer(trust_template, tmp_path):
+    events, template = trust_template
+    out = copy_run(template, tmp_path / "run")
+    orphans = [out / "walks" / ".walks.parquet.0123abcd.tmp", out / ".spill" / ".sessions_with_item_ids.4242.89abcdef.scratch",
+               out / "graph" / ".edges.parquet.deadbeef.old"]
+    for path in orphans:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("left by a killed run")
+    keep = out / "walks" / "notes.tmp"  # not an eges name: never touched
+    keep.write_text("mine")
+    assert run_cli("run", "--events", events, "--out", out, "--quiet").exit_code == 0
+    assert not any(p.exists() for p in orphans)
+    assert keep.read_text() == "mine"
+
+
+def test_scratch_files_are_per_process_and_never_follow_a_symlink(tmp_path):
+    import pyarrow as pa
+
+    from eges.pipeline.io import ScratchFile
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    a, b = ScratchFile(tmp_path, "cut"), ScratchFile(tmp_path, "cut")
+    assert a.path != b.path and str(os.getpid()) in a.path.name
+    os.symlink(victim, a.path)  # planted at the name before the first write
+    with pytest.raises(FileExistsError):
+        a.write(pa.table({"x": [1]}))
+    assert victim.read_text() == "precious"
+    b.write(pa.table({"x": [1, 2]}))
+    b.close()
+    assert sum(batch.num_rows for batch in b.batches()) == 2
+    b.remove()
+    assert not b.path.exists()
+
+
+def test_the_lock_file_holds_the_writers_pid_and_is_released(tmp_path):
+    from eges.pipeline.lock import holds_lock, run_lock
+
+    with run_lock(tmp_path), run_lock(tmp_path):  # re-entrant within a process
+        assert holds_lock(tmp_path)
+        assert (tmp_path / ".eges.lock").read_text().strip() == str(os.getpid())
+        fd = os.open(tmp_path / ".eges.lock", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(fd)
+    assert not holds_lock(tmp_path)
+    fd = os.open(tmp_path / ".eges.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)
