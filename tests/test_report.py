@@ -79,17 +79,21 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def test_the_report_opens_in_headless_chromium(report, tmp_path):
+def headless(tmp_path, *args: str) -> list[str]:
+    """A headless Chromium command (skips, or fails under EGES_REQUIRE_CHROMIUM, when there is none)."""
     browser = chromium()
     if browser is None:
         if os.environ.get("EGES_REQUIRE_CHROMIUM"):
             pytest.fail("EGES_REQUIRE_CHROMIUM is set but no chromium is installed")
         pytest.skip("chromium is not installed (CI installs it)")
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", *args]
+
+
+def test_the_report_opens_in_headless_chromium(report, tmp_path):
     shot = tmp_path / "report.png"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,4000", f"--screenshot={shot}",
-           report.as_uri()]
+    cmd = headless(tmp_path, "--window-size=1200,4000", f"--screenshot={shot}", report.as_uri())
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     image = png(shot.read_bytes())
     assert image.shape[:2] == (4000, 1200)
@@ -100,16 +104,9 @@ def test_the_report_opens_in_headless_chromium(report, tmp_path):
 
 def test_the_map_search_highlights_the_item_in_a_real_browser(report, tmp_path):
     """The page's own script, run by Chromium on a ``#search=ID`` address, marks exactly that item."""
-    browser = chromium()
-    if browser is None:
-        if os.environ.get("EGES_REQUIRE_CHROMIUM"):
-            pytest.fail("EGES_REQUIRE_CHROMIUM is set but no chromium is installed")
-        pytest.skip("chromium is not installed (CI installs it)")
     page = report.read_text()
     item = re.search(r"<title>item (\d+)", page).group(1)
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri() + f"#search=item%20{item}%20"]
+    cmd = headless(tmp_path, "--dump-dom", report.as_uri() + f"#search=item%20{item}%20")
     dom = subprocess.run(cmd, check=True, capture_output=True, timeout=120, text=True).stdout
     hits = re.findall(r'<circle [^>]*class="[^"]*hit[^"]*"[^>]*>.*?</circle>', dom)
     assert len(hits) == 1 and f"item {item} " in hits[0]
