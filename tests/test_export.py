@@ -95,7 +95,7 @@ def test_an_interrupted_directory_export_keeps_the_old_one(tmp_path):
     target = tmp_path / "export"
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("old")
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(target, replace=True) as tmp:
         (tmp / "a.txt").write_text("half")
         raise RuntimeError("interrupted")
     assert (target / "a.txt").read_text() == "old"

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -244,3 +245,47 @@ def test_the_lock_file_holds_the_writers_pid_and_is_released(tmp_path):
     fd = os.open(tmp_path / ".eges.lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.close(fd)
+
+
+def test_numba_cache_falls_back_to_a_temporary_folder_when_nothing_is_writable():
+    from eges import numba_cache_dir
+
+    none_writable = lambda path, mode: False  # noqa: E731
+    all_writable = lambda path, mode: True  # noqa: E731
+    assert numba_cache_dir("/site/eges", "/home/u/.cache/numba", all_writable) is None
+    fallback = numba_cache_dir("/site/eges", "/home/u/.cache/numba", none_writable)
+    assert fallback is not None and fallback.startswith(__import__("tempfile").gettempdir())
+    only_home = lambda path, mode: path.startswith("/home")  # noqa: E731
+    assert numba_cache_dir("/site/eges", "/home/u/.cache/numba", only_home) is None
+
+
+def test_a_read_only_install_with_an_unwritable_home_still_runs():
+    """The real thing: the package copied read-only, HOME unwritable, run as a user who cannot write either."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (to drop to another user) and setpriv")
+    root = Path(tempfile.mkdtemp(prefix="eges-readonly-"))  # not under pytest's root-only folder
+    try:
+        pkg, home = root / "site", root / "home"
+        shutil.copytree(ROOT / "src" / "eges", pkg / "eges", ignore=shutil.ignore_patterns("__pycache__"))
+        home.mkdir()
+        for path in [*pkg.rglob("*"), pkg, home, root]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        site = [p for p in sys.path if p.endswith("site-packages")]
+        # -S: no site processing, so the checkout's editable install (.pth) cannot shadow the read-only copy.
+        code = ("import sys; sys.path[:0] = sys.argv[1:]; import eges.walks.kernels, eges, os; "
+                "print(eges.__file__, os.environ.get('NUMBA_CACHE_DIR'))")
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-S",
+                               "-c", code, str(pkg), *site], capture_output=True, text=True,
+                              env={"HOME": str(home), "PATH": "/usr/bin"}, timeout=300)
+        if proc.returncode != 0 and "Permission denied" in proc.stderr and "site-packages" not in proc.stderr:
+            pytest.skip(f"the interpreter is not usable by an unprivileged user here: {proc.stderr[-200:]}")
+        assert proc.returncode == 0, proc.stderr
+        assert str(pkg) in proc.stdout and "eges-numba-cache-65534" in proc.stdout
+    finally:
+        for path in [root, *root.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)

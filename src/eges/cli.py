@@ -59,6 +59,19 @@ def _setup_logging() -> None:
         log.setLevel(logging.INFO)
 
 
+def _os_error(exc: OSError) -> str:
+    import errno
+
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    text = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        return f"no space left on the device{where}; free some space or point --out (or engine.temp_directory) " \
+               "elsewhere; finished outputs are intact"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{where}: {text}"
+    return f"{text}{where}"
+
+
 class _Group(click.Group):
     """Turns EgesError into one clear line on stderr and exit status 2 (no traceback)."""
 
@@ -69,6 +82,15 @@ class _Group(click.Group):
         except EgesError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:  # disk full, permission denied, a read-only folder: the system's words, one line
+            click.echo(f"error: {_os_error(exc)}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            duckdb = sys.modules.get("duckdb")
+            if duckdb is not None and isinstance(exc, duckdb.Error):
+                click.echo(f"error: the relational engine (DuckDB) failed: {str(exc).splitlines()[0]}", err=True)
+                sys.exit(2)
+            raise
 
 
 @click.group(cls=_Group)
@@ -281,13 +303,16 @@ def compare(dirs, to_path) -> None:
 @click.option("--format", "fmt", required=True, type=click.Choice(["parquet", "npy", "word2vec", "projector"]),
               help="parquet: one file, matrix rows with their item ids; npy: a directory with embeddings.npy and "
                    "the vocabulary; word2vec: a file (.bin for binary); projector: a directory of TensorBoard files.")
-@click.option("--to", "to_path", required=True, type=click.Path(), help="The file or directory to write.")
+@click.option("--to", "to_path", required=True, type=click.Path(),
+              help="The file or folder to write: new, empty, or eges' own earlier export of this format.")
 @click.option("--method", type=click.Choice(["bge", "ges", "eges"]), help="Whose vectors; default the run's method.")
-def export(out_dir, fmt, to_path, method) -> None:
+@click.option("--force", is_flag=True, help="Replace an eges export of another format at --to (eges never replaces "
+              "anything but its own exports).")
+def export(out_dir, fmt, to_path, method, force) -> None:
     """Export the run's item vectors: an aligned matrix for embedding layers, word2vec, or the TensorBoard projector."""
     from eges.pipeline.export import export as run_export
 
-    _echo(run_export(Path(out_dir), fmt, Path(to_path), method))
+    _echo(run_export(Path(out_dir), fmt, Path(to_path), method, force=force))
 
 
 @main.command()

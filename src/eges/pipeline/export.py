@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,32 +91,120 @@ def build_matrix(out_dir: Path, method: str | None = None) -> Matrix:
     return Matrix(matrix, vocabulary, chosen)
 
 
-def export(out_dir: Path, fmt: str, to: Path, method: str | None = None) -> str:
-    """Write the ``fmt`` export of the run in ``out_dir`` to ``to`` atomically; returns a one-line description."""
+#: The marker every export carries: ``export.json`` in a folder export, Parquet schema metadata in a Parquet
+#: export, a ``NAME.export.json`` file beside a word2vec export. Only a path holding eges' own export is replaced.
+MARKER = "export.json"
+MARKER_KEY = b"eges.export"
+FOLDER_FORMATS = ("npy", "projector")
+
+
+def export(out_dir: Path, fmt: str, to: Path, method: str | None = None, force: bool = False) -> str:
+    """Write the ``fmt`` export of the run in ``out_dir`` to ``to`` atomically; returns a one-line description.
+
+    ``to`` may be new, an empty folder, or eges' own earlier export of the same format (``force``: of any
+    format); anything else that exists is refused, and so is the run folder, a folder holding it, or a path
+    inside its stage folders. An export into the run folder holds the run's writer lock.
+    """
+    from eges.pipeline.lock import holds_lock, run_lock
+
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; formats are: {', '.join(FORMATS)}")
+    inside_run = check_destination(out_dir, fmt, to, force)
     m = build_matrix(out_dir, method)
+    lock = run_lock(out_dir) if inside_run and not holds_lock(out_dir) else contextlib.nullcontext()
+    with lock:
+        return _write(m, out_dir, fmt, to)
+
+
+def _write(m: Matrix, out_dir: Path, fmt: str, to: Path) -> str:
     n_items = int(m.has_vector.sum())
+    marker = {"eges_export": fmt, "method": m.method, "run": str(out_dir.resolve()), "rows": len(m.vectors),
+              "dimension": int(m.vectors.shape[1]), "padding_row": m.padding_row, "items_with_vectors": n_items}
     if fmt == "parquet":
-        io.write_table(m.vocabulary.append_column("vector", io.vector_column(m.vectors)), to, compression="none")
+        table = m.vocabulary.append_column("vector", io.vector_column(m.vectors))
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), MARKER_KEY: json.dumps(marker)})
+        io.write_table(table, to, compression="none")
         where = f"{to} (row {m.padding_row} is padding/unknown)"
     elif fmt == "npy":
-        with io.atomic_dir(to) as tmp:
+        with io.atomic_dir(to, replace=True) as tmp:
             np.save(tmp / "embeddings.npy", m.vectors)
             pq.write_table(m.vocabulary, tmp / "vocabulary.parquet")
             pa.csv.write_csv(m.vocabulary.select(["row", "item_id"]), tmp / "vocabulary.tsv",
                              pa.csv.WriteOptions(delimiter="\t", quoting_style="none"))
-            (tmp / "export.json").write_text(json.dumps(
-                {"method": m.method, "rows": len(m.vectors), "dimension": int(m.vectors.shape[1]),
-                 "padding_row": m.padding_row, "items_with_vectors": n_items}, indent=2))
+            (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         where = f"{to}/embeddings.npy + vocabulary (row {m.padding_row} is padding/unknown)"
     elif fmt == "word2vec":
         _write_word2vec(m, to)
+        with io.atomic_path(_sidecar(to)) as tmp:
+            tmp.write_text(json.dumps(marker, indent=2))
         where = str(to)
     else:
-        _write_projector(m, out_dir, to)
+        _write_projector(m, out_dir, to, marker)
         where = f"{to} (load vectors.tsv and metadata.tsv in projector.tensorflow.org or TensorBoard)"
     return f"{m.method}: {n_items:,} item vectors of dimension {m.vectors.shape[1]} -> {where}"
+
+
+def _sidecar(to: Path) -> Path:
+    return to.with_name(to.name + "." + MARKER)
+
+
+def export_kind(path: Path) -> str | None:
+    """The format of eges' own export at ``path``, or None when ``path`` is not one."""
+    try:
+        if path.is_dir():
+            marker = json.loads((path / MARKER).read_text())
+        elif path.suffix == ".parquet":
+            raw = (pq.read_schema(path).metadata or {}).get(MARKER_KEY)
+            marker = json.loads(raw) if raw else {}
+        else:
+            marker = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if not isinstance(marker, dict):
+        return None
+    kind = marker.get("eges_export")
+    if kind is None and path.is_dir() and {"method", "padding_row"} <= set(marker):
+        kind = "npy"  # an npy export of an eges release before the marker named its format
+    return kind if kind in FORMATS else None
+
+
+def check_destination(out_dir: Path, fmt: str, to: Path, force: bool) -> bool:
+    """Refuse a destination that would destroy data; True when ``to`` lies inside the run folder.
+
+    Raises:
+        InputError: ``to`` is the run folder or holds it, lies inside one of its stage folders, or exists and is
+            not eges' own export of this format (of any format with ``force``).
+    """
+    from eges.pipeline import PIPELINE, STAGES
+
+    run = out_dir.resolve()
+    dest = to.parent.resolve() / to.name
+    if dest == run or run.is_relative_to(dest):
+        raise InputError(f"--to {to} holds the run folder {out_dir}; an export there would replace the run. "
+                         "Give a path of its own, e.g. --to " + str(out_dir / "export" / fmt))
+    if dest.is_relative_to(run):
+        top = dest.relative_to(run).parts[0]
+        owned = {rel.split("/")[0] for name in PIPELINE for rel in STAGES[name].outputs}
+        owned |= {"manifest.json", ".eges.lock", ".spill", "report.html", "variants"}
+        if top in owned:
+            raise InputError(f"--to {to} is inside the run's own {top} (written by eges stages); export to a "
+                             f"folder of its own, e.g. --to {out_dir / 'export' / fmt}")
+    if not (dest.exists() or dest.is_symlink()):
+        return dest.is_relative_to(run)
+    folder = fmt in FOLDER_FORMATS
+    if folder and not dest.is_dir():
+        raise InputError(f"--to {to} is a file; the {fmt} export is a folder: give a new path")
+    if not folder and dest.is_dir():
+        raise InputError(f"--to {to} is a folder; the {fmt} export is one file: give a file path")
+    if folder and not any(dest.iterdir()):
+        return dest.is_relative_to(run)
+    kind = export_kind(dest)
+    if kind == fmt or (kind is not None and force):
+        return dest.is_relative_to(run)
+    if kind is not None:
+        raise InputError(f"--to {to} holds an eges {kind} export, not {fmt}; add --force to replace it")
+    raise InputError(f"--to {to} already exists and is not an eges export (eges replaces only its own exports); "
+                     "give a new path")
 
 
 def _write_word2vec(m: Matrix, to: Path) -> None:
@@ -130,7 +219,7 @@ def _write_word2vec(m: Matrix, to: Path) -> None:
         kv.save_word2vec_format(str(tmp), binary=str(to).endswith(".bin"))
 
 
-def _write_projector(m: Matrix, out_dir: Path, to: Path) -> None:
+def _write_projector(m: Matrix, out_dir: Path, to: Path, marker: dict) -> None:
     from eges.pipeline.runner import resume
 
     keep = m.has_vector
@@ -138,7 +227,8 @@ def _write_projector(m: Matrix, out_dir: Path, to: Path) -> None:
     config, inputs = resume(out_dir)
     if inputs.items:
         meta = meta.join(catalog_by_id(inputs.items, config.side_info.id_col), on="item_id")
-    with io.atomic_dir(to) as tmp:
+    with io.atomic_dir(to, replace=True) as tmp:
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         np.savetxt(tmp / "vectors.tsv", m.vectors[keep], delimiter="\t", fmt="%.6g")
         meta.to_csv(tmp / "metadata.tsv", sep="\t", index=False, na_rep="")
         (tmp / "projector_config.pbtxt").write_text(

@@ -47,12 +47,18 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory beside ``final``; it replaces ``final`` (and whatever it held) only if the
-    block succeeds, so an interrupted export never leaves a directory of partial files."""
+def atomic_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``final``; it takes ``final``'s place only if the block succeeds, so an
+    interrupted export never leaves a directory of partial files.
+
+    An existing non-empty ``final`` is replaced (and deleted) only with ``replace``, which callers pass after
+    checking that it is eges' own earlier output (``export.check_destination``); otherwise it is an error.
+    """
     import shutil
 
     final = Path(final)
+    if not replace and (final.is_symlink() or final.is_file() or (final.is_dir() and any(final.iterdir()))):
+        raise InputError(f"{final} already exists; eges does not replace what it did not write")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")

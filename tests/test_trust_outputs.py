@@ -1,0 +1,220 @@
+"""The hostile-input corpus, part 2: exports that must not destroy anything, full and read-only disks, kills.
+
+Every refusal asserts the exit code, a fragment of the message, no traceback, and that the earlier good run and
+whatever the destination held are byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trust import FAST, ROOT, assert_named_error, copy_run, run_cli, snapshot
+
+
+@pytest.fixture
+def run(trust_template, tmp_path):
+    events, template = trust_template
+    return events, copy_run(template, tmp_path / "run")
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('my work')\n")
+    (project / "notes.md").write_text("do not lose me\n")
+    return project
+
+
+# Each case: (format, destination given the run folder and tmp_path, message fragment).
+REFUSED = {
+    "a user's project folder": ("npy", lambda out, tmp: _project(tmp), "is not an eges export"),
+    "the run folder itself": ("npy", lambda out, tmp: out, "holds the run folder"),
+    "a folder holding the run": ("npy", lambda out, tmp: out.parent, "holds the run folder"),
+    "the run's eges-owned vectors folder": ("npy", lambda out, tmp: out / "skipgram", "inside the run's own skipgram"),
+    "a stage output file": ("parquet", lambda out, tmp: out / "skipgram" / "vectors.parquet",
+                            "inside the run's own skipgram"),
+    "a new file in a stage folder": ("parquet", lambda out, tmp: out / "graph" / "mine.parquet",
+                                     "inside the run's own graph"),
+    "the run's manifest": ("word2vec", lambda out, tmp: out / "manifest.json", "inside the run's own manifest.json"),
+    "a user's parquet file": ("parquet", lambda out, tmp: _file(tmp / "data.parquet"), "is not an eges export"),
+    "a user's text file as word2vec": ("word2vec", lambda out, tmp: _file(tmp / "vectors.txt"), "is not an eges export"),
+    "a file where a folder goes": ("npy", lambda out, tmp: _file(tmp / "npy"), "is a file; the npy export is a folder"),
+    "a folder where a file goes": ("parquet", lambda out, tmp: _project(tmp), "is a folder; the parquet export"),
+    "a projector folder without a marker": ("projector", lambda out, tmp: _project(tmp), "is not an eges export"),
+}
+
+
+def _file(path: Path) -> Path:
+    path.write_bytes(b"PAR1 not really, but mine")
+    return path
+
+
+@pytest.mark.parametrize("case", list(REFUSED), ids=list(REFUSED))
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_export_never_replaces_what_eges_did_not_write(case, force, run, tmp_path):
+    _, out = run
+    fmt, dest, message = REFUSED[case]
+    to = dest(out, tmp_path)
+    before, before_dest = snapshot(tmp_path), snapshot(to) if to.is_dir() else to.read_bytes() if to.exists() else None
+    result = run_cli("export", "--out", out, "--format", fmt, "--to", to, *(["--force"] if force else []))
+    assert_named_error(result, message)
+    assert snapshot(tmp_path) == before
+    assert (snapshot(to) if to.is_dir() else to.read_bytes() if to.exists() else None) == before_dest
+
+
+@pytest.mark.parametrize("fmt,name", [("npy", "npy"), ("projector", "proj"), ("parquet", "m.parquet"),
+                                      ("word2vec", "v.txt"), ("word2vec", "v.bin")])
+def test_an_eges_export_is_replaced_by_the_same_kind(fmt, name, run, tmp_path):
+    _, out = run
+    to = tmp_path / "exports" / name
+    assert run_cli("export", "--out", out, "--format", fmt, "--to", to).exit_code == 0
+    first = snapshot(to) if to.is_dir() else to.read_bytes()
+    result = run_cli("export", "--out", out, "--format", fmt, "--to", to)
+    assert result.exit_code == 0, result.output
+    assert (snapshot(to) if to.is_dir() else to.read_bytes()) == first  # same run, same export
+    assert sorted(p.name for p in to.parent.iterdir() if not p.name.endswith(".export.json")) == [name]
+
+
+def test_another_kind_of_eges_export_needs_force(run, tmp_path):
+    _, out = run
+    to = tmp_path / "x"
+    assert run_cli("export", "--out", out, "--format", "projector", "--to", to).exit_code == 0
+    before = snapshot(to)
+    assert_named_error(run_cli("export", "--out", out, "--format", "npy", "--to", to),
+                       "holds an eges projector export, not npy; add --force")
+    assert snapshot(to) == before
+    assert run_cli("export", "--out", out, "--format", "npy", "--to", to, "--force").exit_code == 0
+    assert (to / "embeddings.npy").exists() and json.loads((to / "export.json").read_text())["eges_export"] == "npy"
+
+
+def test_an_export_into_a_new_folder_of_the_run_leaves_the_run_alone(run):
+    events, out = run
+    before = snapshot(out)
+    result = run_cli("export", "--out", out, "--format", "npy", "--to", out / "export" / "npy")
+    assert result.exit_code == 0, result.output
+    after = snapshot(out)
+    assert {k: v for k, v in after.items() if not k.startswith("export/")} == before
+    status = run_cli("status", "--out", out)
+    assert status.exit_code == 0 and "stale" not in status.output
+    assert run_cli("run", "--events", events, "--out", out, "--quiet").exit_code == 0  # still a run eges can use
+
+
+def test_an_empty_folder_is_a_fine_destination(run, tmp_path):
+    _, out = run
+    (tmp_path / "empty").mkdir()
+    assert run_cli("export", "--out", out, "--format", "npy", "--to", tmp_path / "empty").exit_code == 0
+    assert (tmp_path / "empty" / "embeddings.npy").exists()
+
+
+# --------------------------------------------------------------------------------------------- disks
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A small tmpfs at ``path`` (root only): a disk that fills up, or a read-only one."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a tmpfs (a full or read-only disk)")
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_full_disk_is_a_named_error_and_leaves_no_scratch_and_no_damage(trust_template, tmp_path):
+    events, template = trust_template
+    size_kib = sum(p.stat().st_size for p in template.rglob("*") if p.is_file()) // 1024
+    with tmpfs(tmp_path / "disk", f"size={size_kib + 256}k") as disk:
+        out = copy_run(template, disk / "run")
+        before = snapshot(out)
+        # A walks setting that needs far more room than is left: the walks stage runs out of space.
+        result = run_cli("run", "--events", events, "--out", out, "--set", "walks.walks_per_node=200", "--quiet")
+        assert_named_error(result, "no space left on the device")
+        assert snapshot(out) == before
+        assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".scratch"))]
+
+
+def test_a_full_disk_while_cutting_sessions_removes_the_scratch_file(trust_template, tmp_path):
+    events, _ = trust_template
+    with tmpfs(tmp_path / "disk", "size=300k") as disk:
+        result = run_cli("run", "--events", events, "--out", disk / "run", "--quiet", *FAST)
+        assert_named_error(result, "no space left on the device")
+        assert not [p for p in (disk / "run").rglob("*") if p.name.endswith((".tmp", ".scratch"))]
+
+
+def test_a_read_only_destination_is_a_named_error(run, tmp_path):
+    _, out = run
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as ro:
+        assert_named_error(run_cli("export", "--out", out, "--format", "npy", "--to", ro / "npy"),
+                           "Read-only file system")
+        assert_named_error(run_cli("run", "--events", run[0], "--out", ro / "run", *FAST),
+                           f"cannot write the run folder {ro / 'run'}: Read-only file system")
+
+
+# --------------------------------------------------------------------------------------------- kills
+def _eges(*args: object) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "eges", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _wait_for_stage(out: Path, stage: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if stage in json.loads((out / "manifest.json").read_text()).get("stages", {}):
+                return
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before stage {stage}: {proc.stdout.read()}")
+        time.sleep(0.02)
+    pytest.fail(f"stage {stage} did not finish in time")
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory, trust_template):
+    """The reference: a clean run with the settings the kill tests use."""
+    events, _ = trust_template
+    out = tmp_path_factory.mktemp("clean") / "run"
+    assert run_cli("run", "--events", events, "--out", out, *KILL_SETTINGS).exit_code == 0
+    return out
+
+
+KILL_SETTINGS = ("--set", "walks.walks_per_node=10", "--set", "train.dimension=8", "--set", "train.threads=1",
+                 "--quiet")
+DETERMINISTIC = ("sessions/sessions.parquet", "sessions/items.parquet", "graph/edges.parquet", "graph/nodes.parquet",
+                 "walks/walks.parquet", "skipgram/vectors.parquet")
+
+
+@pytest.mark.parametrize("after,sig", [("sessions", signal.SIGKILL), ("graph", signal.SIGKILL),
+                                       ("walks", signal.SIGKILL), ("sessions", signal.SIGTERM)],
+                         ids=["kill-after-sessions", "kill-after-graph", "kill-after-walks", "term-after-sessions"])
+def test_a_killed_run_is_told_truthfully_and_a_rerun_matches_a_clean_run(after, sig, trust_template, clean_run,
+                                                                         tmp_path):
+    events, _ = trust_template
+    out = tmp_path / "run"
+    proc = _eges("run", "--events", events, "--out", out, *KILL_SETTINGS)
+    _wait_for_stage(out, after, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    manifest = json.loads((out / "manifest.json").read_text())  # never half-written
+    status = run_cli("status", "--out", out)
+    assert status.exit_code == 0, status.output
+    for line in status.output.splitlines():
+        name, state = line.split()[:2]
+        assert (state == "fresh") == (name in manifest["stages"]), status.output  # what finished, and only that
+    result = run_cli("run", "--events", events, "--out", out, *KILL_SETTINGS)
+    assert result.exit_code == 0, result.output
+    done, reference = snapshot(out), snapshot(clean_run)
+    assert {k: done[k] for k in DETERMINISTIC} == {k: reference[k] for k in DETERMINISTIC}
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".scratch", ".old"))]
