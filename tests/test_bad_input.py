@@ -141,7 +141,7 @@ def test_edge_list_input(cli, tmp_path):
     assert sorted(neighbours["item_id"]) == ["a", "b", "c"] and all(len(n) == 2 for n in neighbours["neighbours"])
     result = cli("run", "--edges", tmp_path / "edges.parquet", "--out", out, *FAST, "--set", "neighbours.k=3",
                  ok=False)
-    assert result.exit_code == 2 and "neighbours.k = 3 but there are only 3 items with vectors" in result.output
+    assert result.exit_code == 2 and "neighbours.k = 3 but the graph has only 3 items" in result.output
     bad = pa.table({"src": ["a", None], "dst": ["b", "c"]})
     pq.write_table(bad, tmp_path / "bad.parquet")
     result = cli("run", "--edges", tmp_path / "bad.parquet", "--out", tmp_path / "o2", ok=False)

@@ -150,4 +150,4 @@ def test_catalog_ids_that_match_nothing(cli, walked, tmp_path):
 
 def test_method_needs_a_catalog(cli, walked):
     result = cli("run", "--events", DATA / "events.parquet", "--out", walked, "--method", "eges", *FAST, ok=False)
-    assert result.exit_code == 2 and "stage eges needs --items (an item catalog)" in result.output
+    assert result.exit_code == 2 and "method eges trains on side information and needs an item catalog" in result.output

@@ -267,7 +267,7 @@ def read_table(path: str | Path, columns: list[str] | None = None, what: str = "
     path = Path(path)
     _check_readable(path, what)
     try:
-        if _is_csv(path):
+        if is_csv(path):
             import pyarrow.csv as pacsv
 
             table = pacsv.read_csv(path)
@@ -316,7 +316,7 @@ def _check_readable(path: Path, what: str) -> None:
         raise InputError(f"{what} file {path} is not readable")
 
 
-def _is_csv(path: Path) -> bool:
+def is_csv(path: Path) -> bool:
     return path.suffix.lower() in {".csv", ".tsv", ".txt"} or path.name.lower().endswith((".csv.gz",))
 
 
@@ -374,7 +374,7 @@ class EventsSource:
 
 def sniff_format(path: Path) -> str:
     """Tell the Taobao UserBehavior CSV and RetailRocket events.csv from a generic file by their first line."""
-    if not _is_csv(path):
+    if not is_csv(path):
         return "generic"
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline().strip().lower()
@@ -404,16 +404,16 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
     row = f"row_number() OVER () - 1 AS {ROW_COLUMN}"  # CSV: file order, with insertion order kept (below)
     if fmt == "taobao":
         columns = ", ".join(f"'{k}': '{v}'" for k, v in TAOBAO_COLUMNS.items())
-        source = f"read_csv('{p}', header = false, columns = {{{columns}}})"
+        source = f"read_csv('{p}', header = false, columns = {{{columns}}}, {CSV_REJECTS})"
         cols = {"user": "user_id", "item": "item_id", "time": "timestamp", "behaviour": "behaviour",
                 "dwell": None}
         unit = "s" if unit == "auto" else unit
     elif fmt == "retailrocket":
-        source = f"read_csv('{p}', header = true)"
+        source = f"read_csv('{p}', header = true, {CSV_REJECTS})"
         cols = {**RETAILROCKET, "dwell": None}
         unit = "ms" if unit == "auto" else unit
-    elif _is_csv(path):
-        source = f"read_csv('{p}', header = true)"
+    elif is_csv(path):
+        source = f"read_csv('{p}', header = true, {CSV_REJECTS})"
     else:
         source = f"read_parquet('{p}', file_row_number = true)"
         row = f"file_row_number AS {ROW_COLUMN}"
@@ -421,12 +421,51 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
         # row_number() OVER () numbers rows in file order only while DuckDB keeps insertion order.
         con.execute("SET preserve_insertion_order = true")
     try:
+        con.execute(f"DROP TABLE IF EXISTS {REJECTS}; DROP TABLE IF EXISTS {REJECTS}_scans")
         star = "* EXCLUDE (file_row_number)" if row.startswith("file_row_number") else "*"
         con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT {star}, {row} FROM {source}")
         schema = con.execute("DESCRIBE eges_raw").fetchall()
     except Exception as exc:  # duckdb raises several exception types for unreadable files
         raise InputError(f"cannot read events file {path} as {fmt}: {str(exc).splitlines()[0]}") from None
-    return _normalise(con, "eges_raw", {name: typ for name, typ, *_ in schema}, cols, unit, f"events file {path}")
+    types = {name: typ for name, typ, *_ in schema}
+    if source.startswith("read_csv"):
+        _check_csv(con, "eges_raw", types, cols, path)
+    return _normalise(con, "eges_raw", types, cols, unit, f"events file {path}")
+
+
+#: CSV lines DuckDB cannot read (too many or too few fields, a value that does not fit the column's type) are
+#: collected instead of aborting the scan half-way, so the error can name the line; any of them is an error.
+REJECTS = "eges_csv_rejects"
+CSV_REJECTS = f"store_rejects = true, rejects_table = '{REJECTS}', rejects_scan = '{REJECTS}_scans'"
+
+
+def _check_csv(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | None], path: Path) -> None:
+    """Fail on CSV lines the reader rejected and on quoted values that swallowed line breaks (rows lost silently
+    otherwise: a quote that closes 50 lines later merges those lines into one value)."""
+    named = [c for c in types if c != ROW_COLUMN]
+    if len(named) == 1 and "," in named[0]:
+        raise InputError(f"events file {path}: could not split the lines into columns (the header reads as one "
+                         f"column {named[0]!r}); check the delimiter and quoting")
+    wanted = [c for c in cols.values() if c and c in types]
+    text = [c for c in wanted if types[c].upper() == "VARCHAR"]
+    newline = ", ".join(f"count(*) FILTER (WHERE contains({ident(c)}, chr(10)))" for c in text) or "0"
+    reads = "".join(f", count({ident(c)})" for c in wanted)
+    counts = con.execute(f"SELECT count(*){reads}, {newline} FROM {raw}").fetchall()[0]  # parses every wanted
+    # column, so every line the reader rejects is in the rejects table
+    rejected = con.execute(f"SELECT count(DISTINCT line), min(line), arg_min(error_message, line) FROM {REJECTS}"
+                           ).fetchall()[0]
+    if rejected[0]:
+        line, message = rejected[1], str(rejected[2]).split("\n")[0]
+        raise InputError(f"events file {path}: {rejected[0]:,} line(s) could not be read, the first at line {line}: "
+                         f"{message}; fix the file (eges does not skip rows silently)")
+    merged = sum(counts[1 + len(wanted):])
+    if merged:
+        column = next(c for c, n in zip(text, counts[1 + len(wanted):]) if n)
+        example = con.execute(f"SELECT {ident(column)} FROM {raw} WHERE contains({ident(column)}, chr(10)) "
+                              "LIMIT 1").fetchall()[0][0]
+        raise InputError(f"events file {path}: {merged:,} value(s) of column {column!r} span several lines (a quote "
+                         f"that is not closed on its line), e.g. {example[:60]!r}; those lines would be merged "
+                         "into one event")
 
 
 def register_events(con: Any, events: Any, cfg: SessionsConfig) -> EventsSource:
@@ -459,6 +498,10 @@ def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | 
     if nulls[3] == 0:
         raise InputError(f"{where} has no rows")
 
+    from eges.pipeline.ids import id_sql
+
+    u = id_sql(con, raw, u, types[cols["user"]], where, cols["user"], "user id")
+    i = id_sql(con, raw, i, types[cols["item"]], where, cols["item"], "item id")
     ts_expr, unit = _timestamp_expr(con, raw, t, ttype, unit, cols["time"], where)
     neg = con.execute(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0").fetchall()[0]
     if neg[0]:
@@ -499,7 +542,7 @@ def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str
         raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
     if ttype in {"FLOAT", "DOUBLE"}:
         n_bad, example = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} "
-                                     f"WHERE isnan({t}) OR isinf({t})").fetchall()[0]
+                                     f"WHERE NOT isfinite({t})").fetchall()[0]
         if n_bad:
             raise InputError(f"{where}: column {name!r} has {n_bad:,} NaN or infinite timestamp(s), e.g. {example}")
     n_rows, median, biggest = con.execute(f"SELECT count(*), approx_quantile(abs({t}::DOUBLE), 0.5), "
@@ -521,10 +564,15 @@ def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str
 
 
 # --------------------------------------------------------------------------------------------- fingerprints
-def fingerprint(path: str | Path, known: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Size, mtime and a content digest of a file; the digest is reused while size and mtime match."""
+def fingerprint(path: str | Path, known: dict[str, Any] | None = None, trust_mtime: bool = True) -> dict[str, Any]:
+    """Size, mtime and a content digest of a file.
+
+    With ``trust_mtime`` (eges' own outputs) the digest is reused while size and mtime match; the run's inputs are
+    always hashed, so a file rewritten with its size and mtime restored is still seen to change (about a second
+    per GB).
+    """
     st = os.stat(path)
-    if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
+    if trust_mtime and known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
         return dict(known)
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from eges.errors import ConfigError, InputError
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
-from eges.pipeline.stages import SESSIONS, VOCAB, _progress
+from eges.pipeline.stages import NODES, SESSIONS, VOCAB, _progress
 
 NEIGHBOURS = "neighbours/neighbours.parquet"
 
@@ -27,8 +27,20 @@ def method_vectors(inputs: RunInputs, config: Any) -> str:
     return METHODS[resolved_method(inputs, config)].vectors
 
 
+def _check_k(ctx: StageContext, will_run: set[str]) -> None:
+    """neighbours.k against the items, when their number is known before training: a BGE run has at most one
+    vector per graph node, so a k that is not below the recorded node count cannot be met."""
+    nodes = ctx.path(NODES)
+    if resolved_method(ctx.inputs, ctx.config) != "bge" or not nodes.exists() or "graph" in will_run:
+        return
+    n = io.parquet_num_rows(nodes)
+    if ctx.config.neighbours.k >= n:
+        raise InputError(f"neighbours.k = {ctx.config.neighbours.k} but the graph has only {n} items; use at most "
+                         f"{n - 1}")
+
+
 @stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,),
-       inputs=lambda inp, cfg: (method_vectors(inp, cfg),))
+       inputs=lambda inp, cfg: (method_vectors(inp, cfg),), check=_check_k)
 def neighbours_stage(ctx: StageContext) -> StageResult:
     """Top-K neighbours of every item (exact blocked matrix products, or a faiss HNSW index for very many items),
     for item-to-item recall."""

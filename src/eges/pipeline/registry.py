@@ -85,6 +85,9 @@ class Stage:
             when an edge list is given instead of events; skipgram and eges depend on the method).
         ignores: ``section.key`` entries of ``sections`` that do not affect this stage's outputs (the evaluation
             stages train every method in ``evaluate.methods`` whatever ``train.method`` says).
+        check: validates the stage's inputs and settings; the runner calls it (with the names of the stages about
+            to run) for every stage it is about to run, before the first one writes anything (a bad catalog fails
+            before the sessions are cut).
     """
 
     name: str
@@ -95,6 +98,7 @@ class Stage:
     enabled: Callable[[RunInputs, Config], bool]
     skipped_because: str = "not used by this run's inputs or method"
     ignores: tuple[str, ...] = ()
+    check: Callable[[StageContext, set[str]], None] | None = None
 
 
 STAGES: dict[str, Stage] = {}
@@ -103,7 +107,8 @@ STAGES: dict[str, Stage] = {}
 def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           inputs: Callable[[RunInputs, Config], tuple[str, ...]],
           enabled: Callable[[RunInputs, Config], bool] | None = None,
-          skipped_because: str | None = None, ignores: tuple[str, ...] = ()) -> Callable:
+          skipped_because: str | None = None, ignores: tuple[str, ...] = (),
+          check: Callable[[StageContext, set[str]], None] | None = None) -> Callable:
     """Register the decorated function as stage ``name`` (the order is set by ``eges.pipeline.PIPELINE``)."""
     unknown = [key for key in ignores if key.split(".")[0] not in sections or key.count(".") != 1]
     if unknown:
@@ -116,7 +121,7 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
         if clash:
             raise ValueError(f"stage {name!r} writes {clash[0][1]}, which stage {clash[0][0]!r} writes too")
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             skipped_because or Stage.skipped_because, ignores)
+                             skipped_because or Stage.skipped_because, ignores, check)
         return func
 
     return wrap

@@ -156,7 +156,7 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
         known = entry.get("inputs", {}).get(key)
         if not path.exists():
             return "stale", f"input {path} is missing"
-        if known is None or fingerprint(path, known)["digest"] != known.get("digest"):
+        if known is None or fingerprint(path, known, trust_mtime=not key.startswith("@"))["digest"] != known.get("digest"):
             return "stale", f"input {key.lstrip('@') if key.startswith('@') else key} changed"
     return "fresh", "up to date"
 
@@ -205,14 +205,16 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
         manifest["inputs"] = inputs.to_dict()
         manifest["config"] = config.to_dict()
     ctx = StageContext(out_dir=out_dir, config=config, inputs=inputs, progress=progress, echo=echo)
-    for status in statuses:
+    chosen = [s for s in statuses if not ((only is not None and s.name != only) or names.index(s.name) > last
+                                          or (selected is not None and s.name not in selected)
+                                          or s.state == "skipped")]
+    will_run = {s.name for s in chosen if s.state != "fresh"}
+    for name in will_run:  # every stage about to run checks its inputs before the first one writes anything
+        check = stages[name].check
+        if check is not None:
+            check(ctx, will_run)
+    for status in chosen:
         st = stages[status.name]
-        if (only is not None and st.name != only) or names.index(st.name) > last:
-            continue
-        if selected is not None and st.name not in selected:
-            continue
-        if status.state == "skipped":
-            continue
         if status.state == "fresh":
             echo(f"{st.name}: fresh, skipped")
             continue

@@ -4,6 +4,7 @@ vectors and, for EGES, per-item attention weights."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,20 @@ KEYED_VECTORS = "eges/vectors.kv"
 log = logging.getLogger("eges")
 
 
-def read_catalog(path: Any, cfg: Any) -> tuple[Any, list[str], dict[str, Any]]:
-    """The catalog as pandas with the fields to use; raises or warns, by name, on bad catalogs."""
+def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tuple[Any, list[str], dict[str, Any]]:
+    """The catalog as pandas with the fields to use; raises or warns, by name, on bad catalogs.
+
+    Ids must be integers or text (whole floats are read as integers); with ``id_type`` (the event log's) they are
+    read in that type, exactly.
+    """
+    from eges.pipeline.ids import align_ids, check_id_array
+
     table = io.read_table(path, what="item catalog")
     io.require_columns(table.column_names, [cfg.id_col], f"item catalog file {path}")
+    where = f"item catalog file {path}"
+    ids = align_ids(table[cfg.id_col], id_type, where, cfg.id_col) if id_type is not None else \
+        check_id_array(table[cfg.id_col], where, cfg.id_col, "item id")
+    table = table.set_column(table.column_names.index(cfg.id_col), cfg.id_col, ids)
     frame = table.to_pandas()
     notes: dict[str, Any] = {}
     if frame[cfg.id_col].isna().any():
@@ -69,16 +80,46 @@ def _uses_side_info(inputs: RunInputs, config: Config) -> bool:
     return resolved_method(inputs, config) in ("ges", "eges")
 
 
+def _check_catalog(ctx: StageContext, will_run: set[str]) -> None:
+    """Before anything runs: the method has a catalog, and the catalog has a usable id (in the log's id type) and
+    side information; when the graph is already built and stays, its ids must occur in the catalog too."""
+    method = resolved_method(ctx.inputs, ctx.config)
+    if ctx.inputs.items is None:
+        raise InputError(f"method {method} trains on side information and needs an item catalog: give --items "
+                         "(or --method bge)")
+    nodes_path = ctx.path(NODES)
+    nodes = pq.read_table(nodes_path, columns=["item_id"]) if nodes_path.exists() and "graph" not in will_run \
+        else None
+    id_type = nodes.schema.field("item_id").type if nodes is not None else _events_id_type(ctx)
+    catalog, _, _ = read_catalog(ctx.input_path("@items"), ctx.config.side_info, id_type)
+    if nodes is not None:
+        from eges.side_info.fit import check_overlap
+
+        check_overlap(catalog[ctx.config.side_info.id_col], nodes["item_id"].to_pylist(), ctx.config.side_info.id_col)
+
+
+def _events_id_type(ctx: StageContext) -> pa.DataType | None:
+    """The item id type of a Parquet event log, from its schema (None for CSV or an edge list: checked later)."""
+    path = ctx.inputs.events
+    if path is None or io.is_csv(Path(path)):
+        return None
+    try:
+        field = pq.read_schema(path).field(ctx.config.sessions.item_col)
+    except (KeyError, OSError, pa.ArrowException):
+        return None  # the sessions stage names the problem
+    return pa.int64() if pa.types.is_floating(field.type) else field.type
+
+
 @stage("eges", sections=("side_info", "train"), outputs=(VECTORS, KEYED_VECTORS, SIDE_VECTORS, ATTENTION),
-       ignores=("train.backend",),
+       ignores=("train.backend",), check=_check_catalog,
        inputs=lambda inp, cfg: (WALKS, NODES, "@items"), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
-    catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg)
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
+    catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg, nodes.schema.field("item_id").type)
     values, lengths = [], []
     for vals, batch_offsets in walk_batches(ctx.input_path(WALKS)):
         values.append(vals)

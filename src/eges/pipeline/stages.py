@@ -176,12 +176,26 @@ def _graph_from_edge_list(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
     path = ctx.input_path("@edges")
     table = io.read_table(path, what="edge list")
     io.require_columns(table.column_names, [cfg.src_col, cfg.dst_col], f"edge list file {path}")
+    from eges.pipeline.ids import check_id_array
+
+    where = f"edge list file {path}"
     for col in (cfg.src_col, cfg.dst_col):
         if table[col].null_count:
-            raise InputError(f"edge list file {path}: column {col!r} has {table[col].null_count} null id(s)")
+            raise InputError(f"{where}: column {col!r} has {table[col].null_count} null id(s)")
+        ids = check_id_array(table[col], where, col, "item id")
+        table = table.set_column(table.column_names.index(col), col, ids)
+    if table[cfg.src_col].type != table[cfg.dst_col].type:
+        kinds = {c: "text" if pa.types.is_string(table[c].type) or pa.types.is_large_string(table[c].type)
+                 else "integers" for c in (cfg.src_col, cfg.dst_col)}
+        raise InputError(f"{where}: column {cfg.src_col!r} holds {kinds[cfg.src_col]} ({table[cfg.src_col].type}) "
+                         f"but {cfg.dst_col!r} holds {kinds[cfg.dst_col]} ({table[cfg.dst_col].type}); give both "
+                         "the same id type")
     has_weight = cfg.weight_col in table.column_names
     if has_weight:
-        w = table[cfg.weight_col].cast(pa.float64()).to_numpy()
+        wtype = table[cfg.weight_col].type
+        if not (pa.types.is_integer(wtype) or pa.types.is_floating(wtype) or pa.types.is_decimal(wtype)):
+            raise InputError(f"{where}: column {cfg.weight_col!r} has type {wtype}; weights must be numbers")
+        w = table[cfg.weight_col].cast(pa.float64()).to_numpy(zero_copy_only=False)
         if not np.isfinite(w).all() or (w < 0).any():
             raise InputError(f"edge list file {path}: column {cfg.weight_col!r} has negative, null or "
                              "non-finite weights")

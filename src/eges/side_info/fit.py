@@ -17,6 +17,16 @@ from eges.side_info.encode import encode
 from eges.side_info.train import behaviour_vectors, cold_start_vectors, seen_values, train
 
 
+def check_overlap(catalog_ids: pd.Series, node_ids: list[Any], id_col: str) -> np.ndarray:
+    """Which catalog ids occur in the graph; none at all is an error (wrong id column or id types)."""
+    in_graph = catalog_ids.isin(pd.Index(node_ids)).to_numpy()
+    if len(node_ids) and len(catalog_ids) and not in_graph.any():
+        raise InputError(f"no item id of the catalog's column {id_col!r} occurs in the log (catalog ids look like "
+                         f"{catalog_ids.iloc[0]!r}, log ids like {node_ids[0]!r}); check side_info.id_col and the "
+                         "id types")
+    return in_graph
+
+
 @dataclass
 class SideInfoEmbeddings:
     """Item vectors (behaviour items first, then cold items that have one), side-info value vectors and
@@ -43,11 +53,7 @@ def fit_side_info(walk_values: np.ndarray, walk_offsets: np.ndarray, node_ids: l
                   on_epoch: Callable[[int, float], None] | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` and place the catalog's other items from side information."""
     catalog_ids = catalog[id_col]
-    in_graph = catalog_ids.isin(pd.Index(node_ids)).to_numpy()
-    if len(node_ids) and len(catalog_ids) and not in_graph.any():
-        raise InputError(f"no item id of the catalog's column {id_col!r} occurs in the log (catalog ids look like "
-                         f"{catalog_ids.iloc[0]!r}, log ids like {node_ids[0]!r}); check side_info.id_col and the "
-                         "id types")
+    in_graph = check_overlap(catalog_ids, node_ids, id_col)
     cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
     side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)

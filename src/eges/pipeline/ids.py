@@ -1,0 +1,70 @@
+"""What an id column may hold, for every input (event logs, catalogs, edge lists): integers or text.
+
+Floats are accepted only when every value is a whole number (a CSV written from pandas with a missing value
+turns integer ids into 1.0, 2.0, ...), and are read as 64-bit integers; 0.5 is an error, never silently 0.
+Lists, structs, booleans, binary and dates are errors that name the type. Catalog ids are read in the event
+log's id type, so 64-bit ids compare exactly (never through float64, which loses precision above 2**53).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eges.errors import InputError
+
+DUCKDB_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                   "UBIGINT"}
+DUCKDB_FLOATS = {"FLOAT", "DOUBLE", "REAL"}
+
+
+def id_sql(con: Any, raw: str, column: str, duck_type: str, where: str, name: str, role: str) -> str:
+    """SQL for an id column of a DuckDB relation: as it is (integers, text) or as BIGINT (whole floats)."""
+    kind = duck_type.upper()
+    if kind in DUCKDB_INTEGERS or kind == "VARCHAR":
+        return column
+    if kind in DUCKDB_FLOATS or kind.startswith("DECIMAL"):
+        bad = con.execute(f"SELECT count(*), any_value({column}) FROM {raw} "
+                          f"WHERE NOT isfinite({column}::DOUBLE) OR {column} <> round({column})"
+                          ).fetchall()[0]
+        if bad[0]:
+            raise InputError(f"{where}: column {name!r} ({role}) holds {bad[0]:,} number(s) that are not whole, e.g. "
+                             f"{bad[1]}; ids must be integers or text")
+        return f"CAST({column} AS BIGINT)"
+    raise InputError(f"{where}: column {name!r} ({role}) has type {duck_type}; ids must be integers or text")
+
+
+def check_id_array(values: pa.ChunkedArray | pa.Array, where: str, name: str, role: str) -> pa.ChunkedArray:
+    """An Arrow id column as integers or text (whole floats become int64); anything else is a named error."""
+    values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    t = values.type
+    if pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+        return values
+    if pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_integer(t.value_type)):
+        return values.cast(t.value_type)
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        x = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        bad = ~np.isnan(x) & ((x != np.round(x)) | ~np.isfinite(x))
+        if bad.any():
+            raise InputError(f"{where}: column {name!r} ({role}) holds {int(bad.sum()):,} number(s) that are not whole, "
+                             f"e.g. {x[bad][0]:g}; ids must be integers or text")
+        return values.cast(pa.int64())
+    raise InputError(f"{where}: column {name!r} ({role}) has type {t}; ids must be integers or text")
+
+
+def align_ids(values: pa.ChunkedArray, target: pa.DataType, where: str, name: str) -> pa.ChunkedArray:
+    """Catalog ids in the event log's id type (``target``), exactly; out-of-range integers are a named error."""
+    values = check_id_array(values, where, name, "item id")
+    if values.type == target:
+        return values
+    if pa.types.is_integer(values.type) and pa.types.is_integer(target):
+        try:
+            return values.cast(target)  # safe cast: raises on overflow instead of wrapping
+        except (pa.ArrowInvalid, OverflowError):
+            lo, hi = pc.min_max(values).values()
+            raise InputError(f"{where}: column {name!r} holds ids from {lo} to {hi}, which do not fit the event "
+                             f"log's id type {target}") from None
+    return values  # text against integers: compared as they are (and reported if nothing matches)
