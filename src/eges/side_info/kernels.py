@@ -19,7 +19,7 @@ window is scored against it; the accumulated gradient dH is then pushed back int
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from eges.rng import GOLDEN as _GOLDEN
 from eges.rng import SHIFT32 as _S32
@@ -96,20 +96,34 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
             row[d] += wj * dh[d]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
 def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.ndarray, context: np.ndarray,
                 attention: np.ndarray, has_own: np.ndarray, codes: np.ndarray, field_offset: np.ndarray,
                 neg_table: np.ndarray, keep_prob: np.ndarray, max_len: int, window: int, negative: int, eges: bool,
                 alpha: float, min_alpha: float, done_tokens: int, total_tokens: int, seed: int, epoch: int,
-                chunk: int) -> float:
+                chunk: int, trace: np.ndarray | None = None) -> float:
     """One pass over the walks; returns the mean negative log-likelihood per scored pair.
 
     Frequent nodes are down-sampled as in word2vec: node v stays in a walk with probability
     ``keep_prob[v]`` (drawn per occurrence), before windows are taken.
-    Walks are split into chunks of ``chunk`` walks handled by the threads without locks (Hogwild). Each
-    walk's random numbers come from its own generator seeded by (seed, epoch, walk), and its learning
-    rate from its position in the corpus, so one thread gives bit-for-bit the same result every time.
+
+    Walks are split into chunks of ``chunk`` walks, handled without locks (Hogwild) in rounds: round r
+    gives the T threads the T consecutive chunks r*T .. r*T+T-1, so at any moment every thread works near
+    the same corpus position and the learning rate, set by that position, follows global progress. Each
+    walk's random numbers come from its own generator seeded by (seed, epoch, walk), so one thread gives
+    bit-for-bit the same result every time. ``trace`` (tests only), an array of shape (n_chunks, 2), if
+    given receives per chunk the round it ran in and the learning rate of its first walk.
     """
+    if trace is None:
+        trace = np.empty((0, 2))
+    return _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,
+                        neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,
+                        total_tokens, seed, epoch, chunk, get_num_threads(), trace)
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,  # noqa: ANN001
+                 neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,  # noqa: ANN001
+                 total_tokens, seed, epoch, chunk, n_threads, trace):  # noqa: ANN001, ANN202
     n_walks = len(walk_offsets) - 1
     n_items = context.shape[0]
     dim = table.shape[1]
@@ -117,67 +131,75 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
     n_chunks = (n_walks + chunk - 1) // chunk
     losses = np.zeros(n_chunks)
     pairs = np.zeros(n_chunks)
+    n_rounds = (n_chunks + n_threads - 1) // n_threads
     base = _mix(np.uint64(seed) * _GOLDEN + np.uint64(epoch + 7))
     span = max(total_tokens, 1)
-    for c in prange(n_chunks):
-        rows = np.empty(n_fields + 1, dtype=np.int64)
-        slots = np.empty(n_fields + 1, dtype=np.int64)
-        weights = np.empty(n_fields + 1, dtype=np.float64)
-        h = np.empty(dim, dtype=np.float32)
-        dh = np.empty(dim, dtype=np.float32)
-        buf = np.empty(max_len, dtype=np.int32)
-        loss = 0.0
-        count = 0.0
-        for w in range(c * chunk, min((c + 1) * chunk, n_walks)):
-            lo = walk_offsets[w]
-            hi = walk_offsets[w + 1]
-            state = base ^ _mix(np.uint64(w) * _GOLDEN)
-            lr = alpha - (alpha - min_alpha) * min((done_tokens + lo) / span, 1.0)
-            n_kept = 0
-            for i in range(lo, hi):
-                node = walk_values[i]
-                state, r = _next(state)
-                if keep_prob[node] >= 1.0 or (r >> _S32) * _INV32 < keep_prob[node]:
-                    buf[n_kept] = node
-                    n_kept += 1
-            for i in range(n_kept):
-                v = buf[i]
-                m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
-                if m == 0:
-                    continue
-                aggregate(table, attention, v, rows, slots, m, eges, weights, h)
-                dh[:] = 0.0
-                state, r = _next(state)
-                b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
-                for j in range(max(0, i - window + b), min(n_kept, i + window - b + 1)):
-                    if j == i:
+    for rnd in range(n_rounds):
+        for t in prange(n_threads):
+            c = rnd * n_threads + t
+            if c >= n_chunks:
+                continue
+            rows = np.empty(n_fields + 1, dtype=np.int64)
+            slots = np.empty(n_fields + 1, dtype=np.int64)
+            weights = np.empty(n_fields + 1, dtype=np.float64)
+            h = np.empty(dim, dtype=np.float32)
+            dh = np.empty(dim, dtype=np.float32)
+            buf = np.empty(max_len, dtype=np.int32)
+            loss = 0.0
+            count = 0.0
+            for w in range(c * chunk, min((c + 1) * chunk, n_walks)):
+                lo = walk_offsets[w]
+                hi = walk_offsets[w + 1]
+                state = base ^ _mix(np.uint64(w) * _GOLDEN)
+                lr = alpha - (alpha - min_alpha) * min((done_tokens + lo) / span, 1.0)
+                if trace.shape[0] > 0 and w == c * chunk:
+                    trace[c, 0] = rnd
+                    trace[c, 1] = lr
+                n_kept = 0
+                for i in range(lo, hi):
+                    node = walk_values[i]
+                    state, r = _next(state)
+                    if keep_prob[node] >= 1.0 or (r >> _S32) * _INV32 < keep_prob[node]:
+                        buf[n_kept] = node
+                        n_kept += 1
+                for i in range(n_kept):
+                    v = buf[i]
+                    m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
+                    if m == 0:
                         continue
-                    u = buf[j]
-                    for k in range(negative + 1):
-                        if k == 0:
-                            target = u
-                            label = 1.0
-                        else:
-                            state, r = _next(state)
-                            target = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
-                            if target == u:
-                                continue
-                            label = 0.0
-                        z = context[target]
-                        f = np.float32(0.0)
-                        for d in range(dim):
-                            f += h[d] * z[d]
-                        f = min(max(f, -30.0), 30.0)
-                        sig = 1.0 / (1.0 + np.exp(-f))
-                        loss -= np.log(sig + 1e-12) if label > 0 else np.log(1.0 - sig + 1e-12)
-                        count += 1.0
-                        g = np.float32((label - sig) * lr)
-                        for d in range(dim):
-                            dh[d] += g * z[d]
-                            z[d] += g * h[d]
-                backprop(table, attention, v, rows, slots, m, eges, weights, h, dh)
-        losses[c] = loss
-        pairs[c] = count
+                    aggregate(table, attention, v, rows, slots, m, eges, weights, h)
+                    dh[:] = 0.0
+                    state, r = _next(state)
+                    b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
+                    for j in range(max(0, i - window + b), min(n_kept, i + window - b + 1)):
+                        if j == i:
+                            continue
+                        u = buf[j]
+                        for k in range(negative + 1):
+                            if k == 0:
+                                target = u
+                                label = 1.0
+                            else:
+                                state, r = _next(state)
+                                target = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
+                                if target == u:
+                                    continue
+                                label = 0.0
+                            z = context[target]
+                            f = np.float32(0.0)
+                            for d in range(dim):
+                                f += h[d] * z[d]
+                            f = min(max(f, -30.0), 30.0)
+                            sig = 1.0 / (1.0 + np.exp(-f))
+                            loss -= np.log(sig + 1e-12) if label > 0 else np.log(1.0 - sig + 1e-12)
+                            count += 1.0
+                            g = np.float32((label - sig) * lr)
+                            for d in range(dim):
+                                dh[d] += g * z[d]
+                                z[d] += g * h[d]
+                    backprop(table, attention, v, rows, slots, m, eges, weights, h, dh)
+            losses[c] = loss
+            pairs[c] = count
     return losses.sum() / max(pairs.sum(), 1.0)
 
 
