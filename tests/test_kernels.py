@@ -1,4 +1,4 @@
-"""The skip-gram kernel itself: determinism, the global learning-rate schedule,
+"""The skip-gram kernel itself: shared-negative gradients, determinism, the global learning-rate schedule,
 where negatives come from, and learning planted structure in BGE (no side fields) and EGES mode."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numba
 import numpy as np
 import pytest
 
-from eges.side_info.kernels import item_parts, train_epoch
+from eges.side_info.kernels import centre_step, item_parts, pair_gradients, train_epoch
 
 
 def make_problem(n_fields: int, n_nodes: int = 32, dim: int = 8, seed: int = 0) -> dict:
@@ -45,6 +45,31 @@ def run(values, offsets, p, *, eges=True, epochs=1, alpha=0.025, min_alpha=0.000
     return losses
 
 
+@pytest.mark.parametrize("n_fields,eges", [(0, False), (2, False), (2, True)])
+def test_centre_step_matches_numpy_reference(n_fields, eges):
+    """One update of a centre against 2 window nodes and 3 shared negatives, each negative weighted by the
+    window size, equals lr times the reference gradients (which the finite-difference test checks)."""
+    p = make_problem(n_fields, n_nodes=8, dim=5)
+    v, targets, n_pos = 3, np.array([1, 6, 0, 2, 7]), 2
+    labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    pw = np.array([1.0, 1.0, n_pos, n_pos, n_pos])
+    ref = {k: a.astype(np.float64) for k, a in p.items() if k in ("table", "context", "attention")}
+    loss_ref, g_table, g_context, g_att = pair_gradients(ref["table"], ref["context"], ref["attention"],
+                                                         p["has_own"], p["codes"], p["field_offset"], v, targets,
+                                                         labels, eges, pw)
+    t, z, a = p["table"].copy(), p["context"].copy(), p["attention"].copy()
+    rows, slots = np.empty(n_fields + 1, np.int64), np.empty(n_fields + 1, np.int64)
+    m = item_parts(v, True, p["codes"], p["field_offset"], 8, rows, slots)
+    lr = 0.5
+    loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(n_fields + 1), np.empty(5, np.float32),
+                       np.empty(5, np.float32), targets, n_pos, len(targets), lr)
+    assert loss == pytest.approx(loss_ref, rel=1e-4)
+    np.testing.assert_allclose(t - p["table"], -lr * g_table, atol=2e-6)
+    np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
+    np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)
+    assert np.abs(g_context[targets[n_pos:]]).sum() > 0  # the negatives were scored
+
+
 @pytest.mark.parametrize("n_fields,eges", [(0, False), (2, True)])
 def test_one_thread_is_deterministic(n_fields, eges):
     values, offsets, n, _ = planted()
@@ -63,10 +88,10 @@ def test_one_thread_is_deterministic(n_fields, eges):
 
 
 def test_threads_work_on_interleaved_chunks_in_corpus_order():
-    """With 2 threads, round r runs chunks 2r and 2r+1, so the first chunks processed start at lr ~ alpha and
-    the learning rate of each round follows the global position."""
+    """With 2 threads, thread t runs chunks t, t+2, t+4, ... in that order, so the first chunks processed start
+    at lr ~ alpha and both threads' learning rates follow the global position."""
     values, offsets, n, _ = planted(n_walks=160)
-    chunk = 16  # 10 chunks -> 5 rounds
+    chunk = 16  # 10 chunks, 5 per thread
     trace = np.full((10, 2), -1.0)
     with _threads(2) as threads:
         run(values, offsets, make_problem(0, n_nodes=n), eges=False, alpha=0.1, min_alpha=0.0, chunk=chunk,
