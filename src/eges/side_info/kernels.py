@@ -112,26 +112,37 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v
     aggregate(table, attention, v, rows, slots, m, eges, weights, h)
     dim = h.shape[0]
     dh[:] = 0.0
-    loss = 0.0
+    # -log sigmoid(f) = log(1 + e) and -log(1 - sigmoid(f)) = log(1 + e) + f with e = exp(-f): the loss
+    # multiplies the (1 + e) factors and takes one log per centre instead of one per target.
     scale = np.float32(n_pos)
+    pos_prod = 1.0
+    neg_prod = 1.0
+    neg_f = 0.0
+    loss = 0.0
     for k in range(n_targets):
         z = context[targets[k]]
         f = np.float32(0.0)
         for d in range(dim):
             f += h[d] * z[d]
         f = min(max(f, np.float32(-30.0)), np.float32(30.0))
-        sig = np.float32(1.0) / (np.float32(1.0) + np.exp(-f))
+        e = np.exp(-f)
+        q = np.float32(1.0) + e
         if k < n_pos:
-            loss -= np.log(sig + np.float32(1e-12))
-            g = np.float32((np.float32(1.0) - sig) * lr)
+            pos_prod *= q
+            g = np.float32(e / q * lr)
         else:
-            loss -= scale * np.log(np.float32(1.0) - sig + np.float32(1e-12))
-            g = np.float32(-sig * lr * scale)
+            neg_prod *= q
+            neg_f += f
+            g = np.float32(-lr * scale / q)
+        if pos_prod > 1e280 or neg_prod > 1e280:  # each factor is below 1.1e13
+            loss += np.log(pos_prod) + scale * np.log(neg_prod)
+            pos_prod = 1.0
+            neg_prod = 1.0
         for d in range(dim):
             dh[d] += g * z[d]
             z[d] += g * h[d]
     backprop(table, attention, v, rows, slots, m, eges, weights, h, dh)
-    return loss
+    return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
 
 
 def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.ndarray, context: np.ndarray,
