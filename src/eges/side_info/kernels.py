@@ -7,8 +7,9 @@ row of ``S`` shared by every item with the same value). Its aggregated vector is
     EGES: H_v = sum_j exp(a_v^j) W_v^j / sum_j exp(a_v^j)
 
 over the embeddings the item has (unknown values are left out). Skip-gram with negative sampling scores
-H_v of the centre item against a context embedding Z_u. H_v is computed once per centre and the whole
-window is scored against it; the accumulated gradient dH is then pushed back into the parts:
+H_v of the centre item against a context embedding Z_u. H_v is computed once per centre and scored
+against the window's nodes and a set of negatives shared by the window (``centre_step``); the
+accumulated gradient dH is then pushed back into the parts:
 
     dL/dW_v^j = w_j dL/dH_v            (w_j = 1/m for GES, softmax(a_v)_j for EGES)
     dL/da_v^j = w_j <dL/dH_v, W_v^j - H_v>
@@ -19,7 +20,7 @@ window is scored against it; the accumulated gradient dH is then pushed back int
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from eges.rng import GOLDEN as _GOLDEN
 from eges.rng import SHIFT32 as _S32
@@ -73,7 +74,7 @@ def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray
     h[:] = 0.0
     for j in range(m):
         row = table[rows[j]]
-        wj = weights[j]
+        wj = h.dtype.type(weights[j])
         for d in range(h.shape[0]):
             h[d] += wj * row[d]
 
@@ -81,35 +82,98 @@ def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray
 @njit(cache=True)
 def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
              eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray) -> None:
-    """Push the (already learning-rate-scaled) ascent direction ``dh`` for H_v into the parts and a_v."""
-    if eges:
-        for j in range(m):
-            row = table[rows[j]]
-            dot = 0.0
-            for d in range(h.shape[0]):
-                dot += dh[d] * (row[d] - h[d])
-            attention[v, slots[j]] += weights[j] * dot
+    """Push the (already learning-rate-scaled) ascent direction ``dh`` for H_v into the parts and a_v.
+
+    One pass per part: a_v's gradient reads the part before its own update."""
     for j in range(m):
         row = table[rows[j]]
-        wj = weights[j]
+        wj = h.dtype.type(weights[j])
+        if eges:
+            dot = h.dtype.type(0.0)
+            for d in range(h.shape[0]):
+                dot += dh[d] * (row[d] - h[d])
+            attention[v, slots[j]] += wj * dot
         for d in range(h.shape[0]):
             row[d] += wj * dh[d]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, fastmath=True)
+def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
+                slots: np.ndarray, m: int, eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray,
+                targets: np.ndarray, n_pos: int, n_targets: int, lr: float) -> float:
+    """One shared-negative update for centre v; returns its loss.
+
+    ``targets[:n_pos]`` are the window's nodes (label 1), ``targets[n_pos:n_targets]`` the negatives shared
+    by the whole window (label 0). Scoring every window node against the same K negatives means each
+    negative term appears ``n_pos`` times with the same H_v, so it is scored once with weight ``n_pos``:
+    the expected gradient of word2vec's K negatives per pair at K per centre. The context rows are updated
+    in place, then the accumulated ascent direction for H_v goes into its parts.
+    """
+    aggregate(table, attention, v, rows, slots, m, eges, weights, h)
+    dim = h.shape[0]
+    dh[:] = 0.0
+    # -log sigmoid(f) = log(1 + e) and -log(1 - sigmoid(f)) = log(1 + e) + f with e = exp(-f): the loss
+    # multiplies the (1 + e) factors and takes one log per centre instead of one per target.
+    scale = np.float32(n_pos)
+    pos_prod = 1.0
+    neg_prod = 1.0
+    neg_f = 0.0
+    loss = 0.0
+    for k in range(n_targets):
+        z = context[targets[k]]
+        f = np.float32(0.0)
+        for d in range(dim):
+            f += h[d] * z[d]
+        f = min(max(f, np.float32(-30.0)), np.float32(30.0))
+        e = np.exp(-f)
+        q = np.float32(1.0) + e
+        if k < n_pos:
+            pos_prod *= q
+            g = np.float32(e / q * lr)
+        else:
+            neg_prod *= q
+            neg_f += f
+            g = np.float32(-lr * scale / q)
+        if pos_prod > 1e280 or neg_prod > 1e280:  # each factor is below 1.1e13
+            loss += np.log(pos_prod) + scale * np.log(neg_prod)
+            pos_prod = 1.0
+            neg_prod = 1.0
+        for d in range(dim):
+            dh[d] += g * z[d]
+            z[d] += g * h[d]
+    backprop(table, attention, v, rows, slots, m, eges, weights, h, dh)
+    return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
+
+
 def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.ndarray, context: np.ndarray,
                 attention: np.ndarray, has_own: np.ndarray, codes: np.ndarray, field_offset: np.ndarray,
                 neg_table: np.ndarray, keep_prob: np.ndarray, max_len: int, window: int, negative: int, eges: bool,
                 alpha: float, min_alpha: float, done_tokens: int, total_tokens: int, seed: int, epoch: int,
-                chunk: int) -> float:
+                chunk: int, trace: np.ndarray | None = None) -> float:
     """One pass over the walks; returns the mean negative log-likelihood per scored pair.
 
     Frequent nodes are down-sampled as in word2vec: node v stays in a walk with probability
-    ``keep_prob[v]`` (drawn per occurrence), before windows are taken.
-    Walks are split into chunks of ``chunk`` walks handled by the threads without locks (Hogwild). Each
-    walk's random numbers come from its own generator seeded by (seed, epoch, walk), and its learning
-    rate from its position in the corpus, so one thread gives bit-for-bit the same result every time.
+    ``keep_prob[v]`` (drawn per occurrence), before windows are taken. Each centre is scored against its
+    window's nodes and ``negative`` negatives shared by the window (``centre_step``).
+
+    Walks are split into chunks of ``chunk`` walks, handled without locks (Hogwild) and interleaved: thread
+    t of T takes chunks t, t+T, t+2T, ..., so the threads work near the same corpus position and the
+    learning rate, set by that position, follows global progress, with no barrier between chunks. Each
+    walk's random numbers come from its own generator seeded by (seed, epoch, walk), so one thread gives
+    bit-for-bit the same result every time. ``trace`` (tests only), an array of shape (n_chunks, 2), if
+    given receives per chunk its rank among its thread's chunks and the learning rate of its first walk.
     """
+    if trace is None:
+        trace = np.empty((0, 2))
+    return _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,
+                        neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,
+                        total_tokens, seed, epoch, chunk, get_num_threads(), trace)
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,  # noqa: ANN001
+                 neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,  # noqa: ANN001
+                 total_tokens, seed, epoch, chunk, n_threads, trace):  # noqa: ANN001, ANN202
     n_walks = len(walk_offsets) - 1
     n_items = context.shape[0]
     dim = table.shape[1]
@@ -119,75 +183,77 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
     pairs = np.zeros(n_chunks)
     base = _mix(np.uint64(seed) * _GOLDEN + np.uint64(epoch + 7))
     span = max(total_tokens, 1)
-    for c in prange(n_chunks):
+    for t in prange(n_threads):
         rows = np.empty(n_fields + 1, dtype=np.int64)
         slots = np.empty(n_fields + 1, dtype=np.int64)
         weights = np.empty(n_fields + 1, dtype=np.float64)
         h = np.empty(dim, dtype=np.float32)
         dh = np.empty(dim, dtype=np.float32)
         buf = np.empty(max_len, dtype=np.int32)
-        loss = 0.0
-        count = 0.0
-        for w in range(c * chunk, min((c + 1) * chunk, n_walks)):
-            lo = walk_offsets[w]
-            hi = walk_offsets[w + 1]
-            state = base ^ _mix(np.uint64(w) * _GOLDEN)
-            lr = alpha - (alpha - min_alpha) * min((done_tokens + lo) / span, 1.0)
-            n_kept = 0
-            for i in range(lo, hi):
-                node = walk_values[i]
-                state, r = _next(state)
-                if keep_prob[node] >= 1.0 or (r >> _S32) * _INV32 < keep_prob[node]:
-                    buf[n_kept] = node
-                    n_kept += 1
-            for i in range(n_kept):
-                v = buf[i]
-                m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
-                if m == 0:
-                    continue
-                aggregate(table, attention, v, rows, slots, m, eges, weights, h)
-                dh[:] = 0.0
-                state, r = _next(state)
-                b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
-                for j in range(max(0, i - window + b), min(n_kept, i + window - b + 1)):
-                    if j == i:
+        targets = np.empty(2 * window + negative, dtype=np.int64)
+        k = 0
+        for c in range(t, n_chunks, n_threads):
+            loss = 0.0
+            count = 0.0
+            for w in range(c * chunk, min((c + 1) * chunk, n_walks)):
+                lo = walk_offsets[w]
+                hi = walk_offsets[w + 1]
+                state = base ^ _mix(np.uint64(w) * _GOLDEN)
+                lr = alpha - (alpha - min_alpha) * min((done_tokens + lo) / span, 1.0)
+                if trace.shape[0] > 0 and w == c * chunk:
+                    trace[c, 0] = k
+                    trace[c, 1] = lr
+                n_kept = 0
+                for i in range(lo, hi):
+                    node = walk_values[i]
+                    state, r = _next(state)
+                    if keep_prob[node] >= 1.0 or (r >> _S32) * _INV32 < keep_prob[node]:
+                        buf[n_kept] = node
+                        n_kept += 1
+                for i in range(n_kept):
+                    v = buf[i]
+                    m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
+                    state, r = _next(state)
+                    if m == 0:
                         continue
-                    u = buf[j]
-                    for k in range(negative + 1):
-                        if k == 0:
-                            target = u
-                            label = 1.0
-                        else:
-                            state, r = _next(state)
-                            target = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
-                            if target == u:
-                                continue
-                            label = 0.0
-                        z = context[target]
-                        f = np.float32(0.0)
-                        for d in range(dim):
-                            f += h[d] * z[d]
-                        f = min(max(f, -30.0), 30.0)
-                        sig = 1.0 / (1.0 + np.exp(-f))
-                        loss -= np.log(sig + 1e-12) if label > 0 else np.log(1.0 - sig + 1e-12)
-                        count += 1.0
-                        g = np.float32((label - sig) * lr)
-                        for d in range(dim):
-                            dh[d] += g * z[d]
-                            z[d] += g * h[d]
-                backprop(table, attention, v, rows, slots, m, eges, weights, h, dh)
-        losses[c] = loss
-        pairs[c] = count
+                    b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
+                    n_pos = 0
+                    for j in range(max(0, i - window + b), min(n_kept, i + window - b + 1)):
+                        if j != i:
+                            targets[n_pos] = buf[j]
+                            n_pos += 1
+                    if n_pos == 0:
+                        continue
+                    n_targets = n_pos
+                    for _ in range(negative):
+                        state, r = _next(state)
+                        neg = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
+                        clash = False
+                        for j in range(n_pos):
+                            if targets[j] == neg:
+                                clash = True
+                        if not clash:
+                            targets[n_targets] = neg
+                            n_targets += 1
+                    loss += centre_step(table, context, attention, v, rows, slots, m, eges, weights, h, dh,
+                                        targets, n_pos, n_targets, lr)
+                    count += n_pos * (1 + n_targets - n_pos)
+            losses[c] = loss
+            pairs[c] = count
+            k += 1
     return losses.sum() / max(pairs.sum(), 1.0)
 
 
 def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray, has_own: np.ndarray,
                    codes: np.ndarray, field_offset: np.ndarray, v: int, targets: np.ndarray,
-                   labels: np.ndarray, eges: bool) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Loss of centre ``v`` against ``targets`` and its gradients w.r.t. table, context and attention.
+                   labels: np.ndarray, eges: bool, pair_weights: np.ndarray | None = None,
+                   ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Loss of centre ``v`` against ``targets`` (each term times ``pair_weights``, default 1) and its
+    gradients w.r.t. table, context and attention.
 
-    Uses the trainer's own ``aggregate``/``backprop`` with a learning rate of -1 so the updates they
-    would apply are exactly the negative gradients; for the finite-difference test.
+    Plain numpy around the trainer's ``aggregate``/``backprop`` with a learning rate of -1, so the updates
+    they would apply are exactly the gradients: the reference for the finite-difference test and for
+    ``centre_step``.
     """
     t, z, a = table.copy(), context.copy(), attention.copy()
     n = codes.shape[1] + 1
@@ -198,10 +264,11 @@ def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray
     aggregate(t, a, v, rows, slots, m, eges, weights, h)
     dh = np.zeros_like(h)
     loss = 0.0
-    for target, label in zip(targets, labels):
+    pw = np.ones(len(targets)) if pair_weights is None else pair_weights
+    for target, label, weight in zip(targets, labels, pw):
         sig = 1.0 / (1.0 + np.exp(-float(h @ z[target])))
-        loss -= np.log(sig) if label > 0 else np.log(1.0 - sig)
-        g = -(label - sig)  # learning rate -1: the update is the gradient of the loss
+        loss -= weight * (np.log(sig) if label > 0 else np.log(1.0 - sig))
+        g = -(label - sig) * weight  # learning rate -1: the update is the gradient of the loss
         dh += g * z[target]
         z[target] = z[target] + g * h
     backprop(t, a, v, rows, slots, m, eges, weights, h, dh)

@@ -1,0 +1,172 @@
+"""The skip-gram kernel itself: shared-negative gradients, determinism, the global learning-rate schedule,
+where negatives come from, and learning planted structure in BGE (no side fields) and EGES mode."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from eges.side_info.kernels import centre_step, item_parts, pair_gradients, train_epoch
+
+
+def make_problem(n_fields: int, n_nodes: int = 32, dim: int = 8, seed: int = 0) -> dict:
+    """Random parameters for ``n_nodes`` items with ``n_fields`` side fields of 4 values each (some unknown)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-1, 4, (n_nodes, n_fields)).astype(np.int32)
+    field_offset = (np.arange(n_fields) * 4).astype(np.int64)
+    table = rng.normal(0, 0.3, (n_nodes + 4 * n_fields, dim)).astype(np.float32)
+    return {"table": table, "context": rng.normal(0, 0.3, (n_nodes, dim)).astype(np.float32),
+            "attention": rng.normal(0, 0.5, (n_nodes, n_fields + 1)).astype(np.float32),
+            "has_own": np.ones(n_nodes, dtype=np.bool_), "codes": codes, "field_offset": field_offset}
+
+
+def planted(n_groups: int = 4, per_group: int = 8, n_walks: int = 400, length: int = 8, seed: int = 0):
+    """Walks that stay inside one group of nodes each: flat values, offsets, node count, group of each node."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_groups, n_walks)
+    values = (g[:, None] * per_group + rng.integers(0, per_group, (n_walks, length))).ravel().astype(np.int32)
+    offsets = np.arange(0, n_walks * length + 1, length, dtype=np.int64)
+    return values, offsets, n_groups * per_group, np.arange(n_groups * per_group) // per_group
+
+
+def run(values, offsets, p, *, eges=True, epochs=1, alpha=0.025, min_alpha=0.0001, chunk=16, neg=None,
+        trace=None, seed=3):
+    """Train ``epochs`` passes with train_epoch in place on ``p``; returns the per-epoch losses."""
+    n = p["context"].shape[0]
+    neg = np.arange(n, dtype=np.int32).repeat(50) if neg is None else neg
+    keep = np.ones(n)
+    max_len = int(np.diff(offsets).max())
+    losses = []
+    for e in range(epochs):
+        losses.append(train_epoch(values, offsets, p["table"], p["context"], p["attention"], p["has_own"],
+                                  p["codes"], p["field_offset"], neg, keep, max_len, 3, 4, eges, alpha, min_alpha,
+                                  e * len(values), epochs * len(values), seed, e, chunk, trace))
+    return losses
+
+
+@pytest.mark.parametrize("n_fields,eges", [(0, False), (2, False), (2, True)])
+def test_centre_step_matches_numpy_reference(n_fields, eges):
+    """One update of a centre against 2 window nodes and 3 shared negatives, each negative weighted by the
+    window size, equals lr times the reference gradients (which the finite-difference test checks)."""
+    p = make_problem(n_fields, n_nodes=8, dim=5)
+    v, targets, n_pos = 3, np.array([1, 6, 0, 2, 7]), 2
+    labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    pw = np.array([1.0, 1.0, n_pos, n_pos, n_pos])
+    ref = {k: a.astype(np.float64) for k, a in p.items() if k in ("table", "context", "attention")}
+    loss_ref, g_table, g_context, g_att = pair_gradients(ref["table"], ref["context"], ref["attention"],
+                                                         p["has_own"], p["codes"], p["field_offset"], v, targets,
+                                                         labels, eges, pw)
+    t, z, a = p["table"].copy(), p["context"].copy(), p["attention"].copy()
+    rows, slots = np.empty(n_fields + 1, np.int64), np.empty(n_fields + 1, np.int64)
+    m = item_parts(v, True, p["codes"], p["field_offset"], 8, rows, slots)
+    lr = 0.5
+    loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(n_fields + 1), np.empty(5, np.float32),
+                       np.empty(5, np.float32), targets, n_pos, len(targets), lr)
+    assert loss == pytest.approx(loss_ref, rel=1e-4)
+    np.testing.assert_allclose(t - p["table"], -lr * g_table, atol=2e-6)
+    np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
+    np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)
+    assert np.abs(g_context[targets[n_pos:]]).sum() > 0  # the negatives were scored
+
+
+@pytest.mark.parametrize("n_fields,eges", [(0, False), (2, True)])
+def test_one_thread_is_deterministic(n_fields, eges):
+    values, offsets, n, _ = planted()
+    results = []
+    with _threads(1):
+        for _ in range(2):
+            p = make_problem(n_fields, n_nodes=n)
+            run(values, offsets, p, eges=eges, epochs=2)
+            results.append(p)
+    for key in ("table", "context", "attention"):
+        np.testing.assert_array_equal(results[0][key], results[1][key])
+    p = make_problem(n_fields, n_nodes=n)
+    with _threads(1):
+        run(values, offsets, p, eges=eges, epochs=2, seed=4)
+    assert not np.array_equal(p["context"], results[0]["context"])  # the seed matters
+
+
+def test_threads_work_on_interleaved_chunks_in_corpus_order():
+    """With 2 threads, thread t runs chunks t, t+2, t+4, ... in that order, so the first chunks processed start
+    at lr ~ alpha and both threads' learning rates follow the global position."""
+    values, offsets, n, _ = planted(n_walks=160)
+    chunk = 16  # 10 chunks, 5 per thread
+    trace = np.full((10, 2), -1.0)
+    with _threads(2) as threads:
+        run(values, offsets, make_problem(0, n_nodes=n), eges=False, alpha=0.1, min_alpha=0.0, chunk=chunk,
+            trace=trace)
+    np.testing.assert_array_equal(trace[:, 0], np.arange(10) // threads)
+    expected = 0.1 * (1 - np.arange(10) * chunk * 8 / len(values))
+    np.testing.assert_allclose(trace[:, 1], expected, rtol=1e-9)
+    assert trace[trace[:, 0] == 0, 1].min() >= 0.09
+
+
+def test_late_updates_are_smaller_learning_rate_decays():
+    """Two halves of the corpus on disjoint nodes: the second half is trained at a lower rate, so its
+    context rows (zero at the start) move less."""
+    values, offsets, n, _ = planted(n_groups=2, n_walks=400)
+    order = np.argsort(values.reshape(400, 8)[:, 0] >= 8, kind="stable")  # group 0's walks first
+    values = values.reshape(400, 8)[order].ravel()
+    p = make_problem(0, n_nodes=n + 1)
+    p["context"][:] = 0
+    with _threads(1):  # negatives only from an extra node, so a half's rows move only in its own half
+        run(values, offsets, p, eges=False, alpha=0.002, min_alpha=0.0, neg=np.full(100, n, dtype=np.int32))
+    first, second = np.linalg.norm(p["context"][:8], axis=1), np.linalg.norm(p["context"][8:n], axis=1)
+    assert first.mean() > 2 * second.mean()  # mean lr 0.75 alpha against 0.25 alpha
+
+
+def test_negatives_are_drawn_from_the_negative_table():
+    """A node in no walk but filling the negative table is pushed away; nodes in neither stay untouched."""
+    values, offsets, n, _ = planted(n_groups=2)
+    p = make_problem(0, n_nodes=n + 3)
+    p["context"][:] = 0
+    with _threads(1):
+        run(values, offsets, p, eges=False, neg=np.full(100, n + 1, dtype=np.int32))
+    assert np.abs(p["context"][n + 1]).sum() > 0
+    assert not p["context"][[n, n + 2]].any()
+
+
+@pytest.mark.parametrize("n_fields,eges", [(0, False), (2, True)])
+def test_learns_planted_groups_and_loss_falls(n_fields, eges):
+    values, offsets, n, group = planted(n_walks=800)
+    p = make_problem(n_fields, n_nodes=n, dim=16)
+    p["table"] = (p["table"] * 0.1).astype(np.float32)
+    p["context"][:] = 0
+    if n_fields:
+        p["attention"][:] = 0
+    with _threads(2):
+        losses = run(values, offsets, p, eges=eges, epochs=4, alpha=0.05)
+    assert losses[-1] < losses[0] - 0.05
+    vecs = p["table"][:n].copy() if not n_fields else _aggregate(p, n, eges)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -2)
+    assert np.mean(group[sims.argmax(axis=1)] == group) > 0.9
+
+
+def _aggregate(p: dict, n: int, eges: bool) -> np.ndarray:
+    from eges.side_info.kernels import aggregate
+
+    k = p["codes"].shape[1] + 1
+    out = np.zeros((n, p["table"].shape[1]), np.float32)
+    rows, slots, weights = np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k)
+    for v in range(n):
+        m = item_parts(v, True, p["codes"], p["field_offset"], n, rows, slots)
+        aggregate(p["table"], p["attention"], v, rows, slots, m, eges, weights, out[v])
+    return out
+
+
+class _threads:
+    """numba's thread count for a block (at most what the machine allows)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = min(n, numba.config.NUMBA_NUM_THREADS)
+
+    def __enter__(self) -> int:
+        self.old = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+        return self.n
+
+    def __exit__(self, *exc: object) -> None:
+        numba.set_num_threads(self.old)
