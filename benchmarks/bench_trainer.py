@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from common import EGES, PYTHON, ROOT, WORK, measured, median, report, source_tree
+from common import EGES, PYTHON, ROOT, WORK, measured, median, report, source_tree, until_flag
 
 SETTINGS = {"dimension": 64, "window": 5, "negative": 5, "epochs": 1}
 
@@ -57,7 +57,7 @@ if args["trainer"] == "gensim":
     vecs[keys] = model.wv.vectors
 else:
     from eges.side_info.encode import SideInfo
-    from eges.side_info.train import TrainSettings, behaviour_vectors, train
+    from eges.side_info.train import behaviour_vectors, train
     if args["trainer"] == "eges":
         items = pq.read_table(args["items"]).to_pandas().set_index("item_id").reindex(nodes["item_id"])
         fields, codes, values = [], [], []
@@ -74,9 +74,14 @@ else:
     else:
         side = SideInfo([], np.zeros((n, 0), np.int32), [])
         method = "ges"
-    cfg = TrainSettings(method=method, threads=args["threads"], seed=42, **s)
+    try:  # revisions before the one [train] section took TrainSettings
+        from eges.side_info.train import TrainSettings
+        cfg, extra = TrainSettings(method=method, threads=args["threads"], seed=42, **s), ()
+    except ImportError:
+        from eges.config import TrainConfig
+        cfg, extra = TrainConfig(threads=args["threads"], seed=42, **s), (method,)
     t0 = time.perf_counter()
-    model = train(flat, off, n, side, cfg)
+    model = train(flat, off, n, side, cfg, *extra)
     seconds = time.perf_counter() - t0
     vecs = behaviour_vectors(model)
 np.save(args["vectors"], vecs)
@@ -97,7 +102,8 @@ def prepare(name: str, events: Path, items: Path) -> dict[str, Path]:
         df[ts >= cut].to_parquet(test_events)
     run = out / "run"
     if not (run / "walks" / "walks.parquet").exists():
-        subprocess.run([*EGES, "run", "--events", str(train_events), "--out", str(run), "--to", "walks", "--quiet"],
+        subprocess.run([*EGES, "run", "--events", str(train_events), "--out", str(run), until_flag(None), "walks",
+                        "--quiet"],
                        check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     return {"walks": run / "walks" / "walks.parquet", "nodes": run / "graph" / "nodes.parquet",
             "items": items, "test": test_events}
