@@ -91,7 +91,7 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
                 "scores": pa.ListArray.from_arrays(offs, pa.array(scores.reshape(-1), pa.float32())),
             }, schema=schema))
             bar.update(rows)
-    return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items ({index}) of the {prov['method']} vectors",
+    return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items ({index}), from the {prov['method']} vectors",
                        {"index": index, **prov})
 
 
@@ -125,5 +125,5 @@ def users_stage(ctx: StageContext) -> StageResult:
     table = table.replace_schema_metadata(_with_provenance(table.schema, prov).metadata)
     io.write_table(table, ctx.path(USERS), compression="none")
     return StageResult(sessions.num_rows, table.num_rows,
-                       f"{table.num_rows:,} user vectors from up to {cfg.recent_items} recent events each "
-                       f"of the {prov['method']} vectors", dict(prov))
+                       f"{table.num_rows:,} user vectors from up to {cfg.recent_items} recent events "
+                       f"each, from the {prov['method']} vectors", dict(prov))
