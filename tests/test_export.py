@@ -55,7 +55,25 @@ def test_npy_export_matches_the_parquet_one(run_dir, cli, tmp_path):
     assert matrix.shape == (table.num_rows, 16) and info["padding_row"] == table.num_rows - 1
     np.testing.assert_array_equal(matrix, np.asarray(table["vector"].to_pylist(), dtype=np.float32))
     vocab = pq.read_table(tmp_path / "npy" / "vocabulary.parquet")
-    assert vocab["item_id"].to_pylist() == table["item_id"].to_pylist()
+    # The vocabulary lists real items only; the padding row is named in export.json and the schema metadata.
+    assert vocab["item_id"].to_pylist() == table["item_id"].to_pylist()[:-1]
+    assert vocab["row"].to_pylist() == list(range(info["padding_row"]))
+    assert int(vocab.schema.metadata[b"eges.padding_row"]) == info["padding_row"]
+
+
+def test_npy_vocabulary_keeps_integer_ids_exact(run_dir, cli, tmp_path):
+    """No null in the id column: pandas keeps int64 (a null made it float64), so ids above 2**53 stay exact and
+    the id -> row mapping has no None key."""
+    cli("export", "--out", run_dir, "--format", "npy", "--to", tmp_path / "npy")
+    vocab = pq.read_table(tmp_path / "npy" / "vocabulary.parquet")
+    assert vocab["item_id"].null_count == 0 and "padding" not in vocab["source"].to_pylist()
+    frame = vocab.to_pandas()
+    assert frame["item_id"].dtype == np.int64
+    row_of = dict(zip(frame["item_id"], frame["row"]))
+    assert None not in row_of and len(row_of) == len(frame)
+    lines = (tmp_path / "npy" / "vocabulary.tsv").read_text().splitlines()
+    assert lines[0].replace('"', "") == "row\titem_id" and len(lines) == len(frame) + 1
+    assert all(line.split("\t")[1].lstrip("-").isdigit() for line in lines[1:])
 
 
 @pytest.mark.parametrize("name", ["vectors.txt", "vectors.bin"])

@@ -4,7 +4,8 @@
   ``item_index`` of ``sessions/items.parquet`` / ``graph/nodes.parquet``), so sequences already written as item
   indices feed a Keras ``Embedding`` or a PyTorch ``nn.Embedding`` as they are. Cold-start items (GES/EGES) follow
   the vocabulary, and the last row is reserved for padding and unknown items (zeros). Vocabulary items without a
-  vector (never reached by a walk) are zero rows, flagged in the vocabulary.
+  vector (never reached by a walk) are zero rows, flagged in the vocabulary. The npy export's vocabulary lists
+  real items only (the padding row is named in ``export.json`` and the vocabulary's schema metadata).
 - ``word2vec``: the text (``.txt``) or binary (``.bin``) format gensim's ``KeyedVectors.load_word2vec_format``
   and most embedding tools read; keys are the item ids as text.
 - ``projector``: TensorBoard Embedding Projector files: ``vectors.tsv``, ``metadata.tsv`` (item id, source and
@@ -95,6 +96,8 @@ def build_matrix(out_dir: Path, method: str | None = None) -> Matrix:
 #: export, a ``NAME.export.json`` file beside a word2vec export. Only a path holding eges' own export is replaced.
 MARKER = "export.json"
 MARKER_KEY = b"eges.export"
+#: Schema metadata of the npy export's vocabulary: the matrix row reserved for padding and unknown items.
+PADDING_KEY = b"eges.padding_row"
 FOLDER_FORMATS = ("npy", "projector")
 
 
@@ -128,8 +131,13 @@ def _write(m: Matrix, out_dir: Path, fmt: str, to: Path) -> str:
     elif fmt == "npy":
         with io.atomic_dir(to, replace=True) as tmp:
             np.save(tmp / "embeddings.npy", m.vectors)
-            pq.write_table(m.vocabulary, tmp / "vocabulary.parquet")
-            pa.csv.write_csv(m.vocabulary.select(["row", "item_id"]), tmp / "vocabulary.tsv",
+            # The vocabulary lists real items only: a null padding id would turn integer ids into floats in
+            # pandas (and lose those above 2**53); the padding row's index is in export.json and the metadata.
+            vocabulary = m.vocabulary.slice(0, m.padding_row)
+            vocabulary = vocabulary.replace_schema_metadata({PADDING_KEY: str(m.padding_row),
+                                                             MARKER_KEY: json.dumps(marker)})
+            pq.write_table(vocabulary, tmp / "vocabulary.parquet")
+            pa.csv.write_csv(vocabulary.select(["row", "item_id"]), tmp / "vocabulary.tsv",
                              pa.csv.WriteOptions(delimiter="\t", quoting_style="none"))
             (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         where = f"{to}/embeddings.npy + vocabulary (row {m.padding_row} is padding/unknown)"

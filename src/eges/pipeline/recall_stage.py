@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,9 @@ from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolve
 from eges.pipeline.stages import NODES, SESSIONS, VOCAB, _progress
 
 NEIGHBOURS = "neighbours/neighbours.parquet"
+
+#: Parquet schema metadata key of neighbours and users outputs: which method's vectors they were computed from.
+PROVENANCE_KEY = b"eges.provenance"
 
 log = logging.getLogger("eges")
 
@@ -39,6 +44,28 @@ def _check_k(ctx: StageContext, will_run: set[str]) -> None:
                          f"{n - 1}")
 
 
+def provenance(ctx: StageContext) -> dict[str, str]:
+    """What a neighbours or users output was computed from: the method, its vectors file and that file's digest
+    (the same digest the manifest records), so an output says which vectors it belongs to after the method changed."""
+    rel = method_vectors(ctx.inputs, ctx.config)
+    return {"method": resolved_method(ctx.inputs, ctx.config), "vectors": rel,
+            "vectors_digest": io.fingerprint(ctx.input_path(rel))["digest"]}
+
+
+def read_provenance(path: str | Path) -> dict[str, str] | None:
+    """The provenance recorded in a neighbours or users Parquet file; None when absent (an older run) or unreadable."""
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
+        found = json.loads(raw) if raw else None
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _with_provenance(schema: pa.Schema, prov: dict[str, str]) -> pa.Schema:
+    return schema.with_metadata({**(schema.metadata or {}), PROVENANCE_KEY: json.dumps(prov)})
+
+
 @stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,),
        inputs=lambda inp, cfg: (method_vectors(inp, cfg),), check=_check_k)
 def neighbours_stage(ctx: StageContext) -> StageResult:
@@ -47,6 +74,7 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
     from eges.recall.neighbours import top_k_blocks, top_k_faiss_blocks
 
     cfg = ctx.config.neighbours
+    prov = provenance(ctx)
     ids, vectors = io.read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
     n = len(ids)
     if cfg.k >= n:
@@ -60,7 +88,8 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
         index = "exact"
     blocks = (top_k_faiss_blocks(vectors, cfg.k, cfg.metric, cfg.block, cfg.hnsw_m, cfg.ef_search)
               if index == "faiss" else top_k_blocks(vectors, cfg.k, cfg.metric, cfg.block))
-    schema = pa.schema([("item_id", ids.type), ("neighbours", pa.list_(ids.type)), ("scores", pa.list_(pa.float32()))])
+    schema = _with_provenance(pa.schema([("item_id", ids.type), ("neighbours", pa.list_(ids.type)),
+                                         ("scores", pa.list_(pa.float32()))]), prov)
     offsets = np.arange(0, cfg.block * cfg.k + 1, cfg.k, dtype=np.int32)
     with io.AtomicParquetWriter(ctx.path(NEIGHBOURS), schema) as out, _progress(ctx, n, "item", "neighbours") as bar:
         for lo, idx, scores in blocks:
@@ -74,7 +103,8 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
                 "scores": pa.ListArray.from_arrays(offs, pa.array(scores.reshape(-1), pa.float32())),
             }, schema=schema))
             bar.update(rows)
-    return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items ({index})", {"index": index})
+    return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items ({index}), from the {prov['method']} vectors",
+                       {"index": index, **prov})
 
 
 USERS = "users/vectors.parquet"
@@ -90,6 +120,7 @@ def users_stage(ctx: StageContext) -> StageResult:
     from eges.sessions.clean import user_starts
 
     cfg = ctx.config.users
+    prov = provenance(ctx)
     ids, vectors = io.read_vectors(ctx.input_path(method_vectors(ctx.inputs, ctx.config)))
     sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["user_id", "item_index"])
     vocab_ids = pq.read_table(ctx.input_path(VOCAB), columns=["item_id"])["item_id"].to_pandas()
@@ -103,6 +134,8 @@ def users_stage(ctx: StageContext) -> StageResult:
                       "vector": io.vector_column(vecs),
                       "n_events": pa.array(used.astype(np.int32))})
     table = table.filter(pa.array(used > 0))
+    table = table.replace_schema_metadata(_with_provenance(table.schema, prov).metadata)
     io.write_table(table, ctx.path(USERS), compression="none")
     return StageResult(sessions.num_rows, table.num_rows,
-                       f"{table.num_rows:,} user vectors from up to {cfg.recent_items} recent events each")
+                       f"{table.num_rows:,} user vectors from up to {cfg.recent_items} recent events "
+                       f"each, from the {prov['method']} vectors", dict(prov))

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from eges.errors import InputError
 from eges.pipeline import io
-from eges.pipeline.recall_stage import method_vectors
+from eges.pipeline.recall_stage import NEIGHBOURS, USERS, method_vectors, read_provenance
 from eges.pipeline.runner import load_manifest, resume
 from eges.pipeline.side_info_stage import ATTENTION, catalog_by_id
 from eges.pipeline.stages import EDGES, GRAPH_STATS, NODES
@@ -89,7 +89,26 @@ def stages_section(run: _Run) -> str:
                       f"{sessions['sessions_out']:,} sessions of {sessions['users_out']:,} users over "
                       f"{sessions['items_out']:,} items; {sessions['spam_users']:,} over-active users removed; "
                       f"{sessions['short_sessions_dropped']:,} sessions shorter than the minimum dropped.")
-    return _section("stages", "Stages", body)
+    return _section("stages", "Stages", body + provenance_table(run))
+
+
+def provenance_table(run: _Run) -> str:
+    """Which method's vectors the neighbours and user vectors were computed from, read from their own Parquet
+    metadata (not assumed from the config), and whether those are the run's current vectors."""
+    current = io.fingerprint(run.vectors_file)["digest"] if run.vectors_file is not None else None
+    rows = []
+    for rel in (NEIGHBOURS, USERS):
+        if not (run.out / rel).exists():
+            continue
+        prov = read_provenance(run.out / rel) or {}
+        digest = prov.get("vectors_digest")
+        rows.append({"output": rel, "method": prov.get("method", "not recorded"), "vectors": prov.get("vectors", ""),
+                     "vectors digest": (digest or "")[:12],
+                     "current vectors": "n/a" if digest is None or current is None else
+                     "yes" if digest == current else "no: stale, rerun this stage"})
+    if not rows:
+        return ""
+    return "<h3>What the recall outputs were computed from</h3>" + _table(pd.DataFrame(rows))
 
 
 def graph_section(run: _Run) -> str:
