@@ -117,7 +117,7 @@ class TrainConfig:
                       "embeddings; eges: attention-weighted. auto is eges when a catalog is given, else bge.",
                       choices=("auto", "bge", "ges", "eges"))
     backend: str = opt("auto", "Who trains: 'native' is eges' own trainer (every method); 'gensim' is gensim's "
-                       "Word2Vec (bge only; the reference). auto: gensim for bge, native for ges/eges.",
+                       "Word2Vec (bge only; the reference). auto is native (faster at equal quality: docs/benchmarks.md).",
                        choices=("auto", "native", "gensim"))
     dimension: int = opt(128, "Vector dimension.", min=1, max=4096)
     window: int = opt(5, "Context window on each side of the centre node.", min=1, max=1000)
