@@ -218,3 +218,42 @@ def test_a_killed_run_is_told_truthfully_and_a_rerun_matches_a_clean_run(after, 
     done, reference = snapshot(out), snapshot(clean_run)
     assert {k: done[k] for k in DETERMINISTIC} == {k: reference[k] for k in DETERMINISTIC}
     assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".scratch", ".old"))]
+
+
+@pytest.fixture(scope="module")
+def awkward_ids(tmp_path_factory):
+    """A run whose item ids hold spaces, tabs and line breaks."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("awkward")
+    rng = __import__("numpy").random.default_rng(0)
+    names = ["plain", "two words", "tab\there", "line\nbreak", "x", "y", "z", "w"]
+    n = 4000
+    frame = pd.DataFrame({"user_id": rng.integers(0, 80, n), "item_id": [names[i] for i in rng.integers(0, 8, n)],
+                          "timestamp": 1_511_539_200 + __import__("numpy").arange(n)})
+    frame.to_parquet(root / "events.parquet", index=False)
+    out = root / "run"
+    result = run_cli("run", "--events", root / "events.parquet", "--out", out, *FAST, "--set", "neighbours.k=3")
+    assert result.exit_code == 0, result.output
+    return out, names
+
+
+@pytest.mark.parametrize("fmt,name,message", [
+    ("word2vec", "v.txt", "item id(s) hold whitespace, which ends a word2vec key, e.g. "),
+    ("word2vec", "v.bin", "item id(s) hold whitespace"),
+    ("projector", "proj", "item id(s) hold tabs or line breaks")])
+def test_ids_a_text_format_cannot_hold_are_refused(awkward_ids, tmp_path, fmt, name, message):
+    out, _ = awkward_ids
+    assert_named_error(run_cli("export", "--out", out, "--format", fmt, "--to", tmp_path / name), message)
+    assert not (tmp_path / name).exists()
+
+
+def test_npy_quotes_awkward_ids_so_they_load_back(awkward_ids, tmp_path):
+    import pandas as pd
+
+    out, names = awkward_ids
+    assert run_cli("export", "--out", out, "--format", "npy", "--to", tmp_path / "npy").exit_code == 0
+    tsv = pd.read_csv(tmp_path / "npy" / "vocabulary.tsv", sep="\t")
+    parquet = pd.read_parquet(tmp_path / "npy" / "vocabulary.parquet")
+    assert tsv["item_id"].tolist() == parquet["item_id"].tolist()
+    assert set(tsv["item_id"]) == set(names)

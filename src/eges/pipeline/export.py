@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 
@@ -114,6 +115,7 @@ def export(out_dir: Path, fmt: str, to: Path, method: str | None = None, force: 
         raise InputError(f"unknown export format {fmt!r}; formats are: {', '.join(FORMATS)}")
     inside_run = check_destination(out_dir, fmt, to, force)
     m = build_matrix(out_dir, method)
+    _check_ids_fit(m, fmt)
     lock = run_lock(out_dir) if inside_run and not holds_lock(out_dir) else contextlib.nullcontext()
     with lock:
         return _write(m, out_dir, fmt, to)
@@ -138,7 +140,7 @@ def _write(m: Matrix, out_dir: Path, fmt: str, to: Path) -> str:
                                                              MARKER_KEY: json.dumps(marker)})
             pq.write_table(vocabulary, tmp / "vocabulary.parquet")
             pa.csv.write_csv(vocabulary.select(["row", "item_id"]), tmp / "vocabulary.tsv",
-                             pa.csv.WriteOptions(delimiter="\t", quoting_style="none"))
+                             pa.csv.WriteOptions(delimiter="\t", quoting_style="needed"))
             (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         where = f"{to}/embeddings.npy + vocabulary (row {m.padding_row} is padding/unknown)"
     elif fmt == "word2vec":
@@ -150,6 +152,25 @@ def _write(m: Matrix, out_dir: Path, fmt: str, to: Path) -> str:
         _write_projector(m, out_dir, to, marker)
         where = f"{to} (load vectors.tsv and metadata.tsv in projector.tensorflow.org or TensorBoard)"
     return f"{m.method}: {n_items:,} item vectors of dimension {m.vectors.shape[1]} -> {where}"
+
+
+#: Characters an item id may not hold in each text format: a word2vec key ends at the first whitespace, and a
+#: TensorBoard metadata line cannot hold a tab or a line break. (npy's vocabulary.tsv quotes such ids instead.)
+FORBIDDEN = {"word2vec": (r"\s", "whitespace, which ends a word2vec key"),
+             "projector": (r"[\t\r\n]", "tabs or line breaks, which break a TensorBoard metadata line")}
+
+
+def _check_ids_fit(m: Matrix, fmt: str) -> None:
+    """Refuse, before writing, an export whose format cannot hold some item ids (it could not be loaded back)."""
+    if fmt not in FORBIDDEN or not pa.types.is_string(m.vocabulary["item_id"].type):
+        return
+    pattern, why = FORBIDDEN[fmt]
+    ids = m.vocabulary["item_id"]
+    bad = pa.compute.match_substring_regex(ids, pattern).fill_null(False)
+    n_bad = pa.compute.sum(bad).as_py() or 0
+    if n_bad:
+        example = ids.filter(bad)[0].as_py()
+        raise InputError(f"{n_bad:,} item id(s) hold {why}, e.g. {example!r}; export --format parquet or npy instead")
 
 
 def _sidecar(to: Path) -> Path:
