@@ -6,15 +6,17 @@ import pyarrow as pa
 import pytest
 
 from eges.config import SessionsConfig, load_config
+from eges.duck import connect
 from eges.errors import InputError
 from eges.pipeline import io
 from eges.sessions.clean import SessionsReport, sessionize_stream
+from eges.sessions.events import open_events, sniff_format
 
 
 def sessions_of(path, cfg=None):
     cfg = cfg or SessionsConfig()
-    con = io.connect(load_config().engine)
-    source = io.open_events(con, path, cfg)
+    con = connect(load_config().engine)
+    source = open_events(con, path, cfg)
     report = SessionsReport()
     tables = list(sessionize_stream(con, source.view, cfg, has_behaviour=source.has_behaviour,
                                     has_dwell=source.has_dwell, report=report))
@@ -27,7 +29,7 @@ def test_taobao_user_behavior_csv(tmp_path):
     path = tmp_path / "UserBehavior.csv"
     path.write_text("1,100,7,pv,1511544070\n1,101,7,pv,1511544100\n1,102,7,buy,1511544200\n"
                     "2,100,7,pv,1511544070\n2,103,8,cart,1511551300\n")
-    assert io.sniff_format(path) == "taobao"
+    assert sniff_format(path) == "taobao"
     source, rows, _ = sessions_of(path)
     assert source.has_behaviour and not source.has_dwell and source.timestamp_unit == "s"
     # User 2's two events are 7,230 s apart: two sessions of one item, both dropped.
@@ -39,7 +41,7 @@ def test_retailrocket_events_csv(tmp_path):
     path.write_text("timestamp,visitorid,event,itemid,transactionid\n"
                     "1433221332117,257597,view,355908,\n1433221400000,257597,addtocart,248676,\n"
                     "1433221500000,257597,transaction,248676,4000\n1433224214164,992329,view,248676,\n")
-    assert io.sniff_format(path) == "retailrocket"
+    assert sniff_format(path) == "retailrocket"
     source, rows, _ = sessions_of(path)
     assert source.timestamp_unit == "ms"
     assert rows == [(257597, 0, 355908), (257597, 0, 248676)]  # the repeat of 248676 collapses

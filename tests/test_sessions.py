@@ -120,16 +120,17 @@ def test_ties_in_time_keep_the_input_order():
 
 def test_ties_keep_the_file_order_in_parquet_and_csv(tmp_path):
     from eges.config import load_config
-    from eges.pipeline import io
+    from eges.duck import duckdb_session
     from eges.sessions.clean import SessionsReport, sessionize_stream
+    from eges.sessions.events import open_events
 
     frame = events([(1, 30, 100), (1, 10, 100), (1, 20, 100), (2, 5, 7), (2, 4, 7)])
     for name in ("ties.parquet", "ties.csv"):
         path = tmp_path / name
         frame.to_parquet(path) if name.endswith(".parquet") else frame.to_csv(path, index=False)
         cfg = load_config().sessions
-        with io.duckdb_session(load_config().engine) as con:
-            source = io.open_events(con, path, cfg)
+        with duckdb_session(load_config().engine) as con:
+            source = open_events(con, path, cfg)
             tables = list(sessionize_stream(con, source.view, cfg, has_behaviour=False, has_dwell=False,
                                             report=SessionsReport()))
         items = [t["item_id"].to_pylist() for t in tables]

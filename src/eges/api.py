@@ -28,7 +28,8 @@ def sessionize(events: Any, config: Config | None = None) -> tuple[pa.Table, pa.
         (sessions, vocabulary, report): sessions has user_id, session, position, item_index, ts (ms);
         the vocabulary has item_id, item_index, count.
     """
-    from eges.pipeline.io import connect, register_events
+    from eges.duck import connect
+    from eges.sessions.events import register_events
 
     config = config or default_config()
     report = SessionsReport()

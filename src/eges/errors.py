@@ -17,3 +17,9 @@ class InputError(EgesError):
 
 class StageError(EgesError):
     """A stage cannot run (a missing upstream output, an unknown stage name, ...)."""
+
+
+def require_columns(available: list[str], needed: list[str], where: str) -> None:
+    missing = [c for c in needed if c not in available]
+    if missing:
+        raise InputError(f"{where} has no column {missing[0]!r}; its columns are: {', '.join(available)}")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.config import Config
-from eges.duck import duckdb_batches
+from eges.duck import duckdb_batches, duckdb_session
 from eges.errors import ConfigError, InputError
 from eges.evaluation.score import Pairs, score, summary
 from eges.evaluation.scorers import (
@@ -45,6 +45,7 @@ from eges.pipeline.side_info_stage import VECTORS as EGES_VECTORS
 from eges.pipeline.stages import EDGES, SESSIONS, VOCAB
 from eges.pipeline.stages import VECTORS as BGE_VECTORS
 from eges.sessions.clean import predecessors
+from eges.sessions.events import EventsSource, open_events
 
 FULL = "evaluation/full"
 #: Every section that changes what the nested runs train, plus the protocol settings.
@@ -156,7 +157,7 @@ def read_sessions(directory: Path) -> tuple[pd.Index, np.ndarray, np.ndarray, np
 
 
 # --------------------------------------------------------------------------------------------- split files
-def split_query(source: io.EventsSource, where: str) -> str:
+def split_query(source: EventsSource, where: str) -> str:
     """SQL for the events matching ``where`` (over user_id, item_id, ts in ms) in the split schema: the optional
     columns only when the log has them, so the split is cleaned exactly like the log; sorted by user and time."""
     cols = ["user_id", "item_id", "ts AS timestamp"] + (["behaviour"] if source.has_behaviour else []) \
@@ -168,8 +169,8 @@ def split_query(source: io.EventsSource, where: str) -> str:
 def write_events_split(ctx: StageContext, relative: str, where: str, tables: dict[str, pa.Table] | None = None) -> int:
     """Write the events matching ``where`` in the split schema, sorted so the file is identical whenever the
     split is (its digest keeps the nested stages fresh)."""
-    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
-        source = io.open_events(con, ctx.input_path("@events"), ctx.config.sessions)
+    with duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+        source = open_events(con, ctx.input_path("@events"), ctx.config.sessions)
         for name, table in (tables or {}).items():
             con.register(name, table)
         query = split_query(source, where)
@@ -262,8 +263,8 @@ def evaluate_link(ctx: StageContext) -> StageResult:
 def choose_cut(ctx: StageContext) -> tuple[int, int, int]:
     """(cut, first, last event time) in epoch ms; a configured cut outside the log is an error."""
     cfg = ctx.config.evaluate
-    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
-        view = io.open_events(con, ctx.input_path("@events"), ctx.config.sessions).view
+    with duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+        view = open_events(con, ctx.input_path("@events"), ctx.config.sessions).view
         first, last, auto = con.execute(f"SELECT min(ts), max(ts), quantile_disc(ts, {cfg.train_share!r}) "
                                         f"FROM {view}").fetchall()[0]
     cut = parse_cut_time(cfg.cut_time)

@@ -31,7 +31,7 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     Ids must be integers or text (whole floats are read as integers); with ``id_type`` (the event log's) they are
     read in that type, exactly.
     """
-    from eges.pipeline.ids import align_ids, check_id_array
+    from eges.ids import align_ids, check_id_array
 
     table = io.read_table(path, what="item catalog")
     io.require_columns(table.column_names, [cfg.id_col], f"item catalog file {path}")

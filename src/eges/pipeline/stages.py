@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eges.duck import duckdb_table
+from eges.duck import duckdb_session, duckdb_table
 from eges.errors import InputError, StageError
 from eges.graph.csr import CSRGraph, edge_sources, from_sorted_edges, graph_stats
 from eges.graph.transitions import (
@@ -30,6 +30,7 @@ from eges.graph.transitions import (
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
+from eges.sessions.events import open_events
 
 SESSIONS = "sessions/sessions.parquet"
 VOCAB = "sessions/items.parquet"
@@ -82,8 +83,8 @@ def sessions_stage(ctx: StageContext) -> StageResult:
     report = SessionsReport()
     scratch = io.ScratchFile(ctx.spill_dir, "sessions_with_item_ids")
     try:
-        with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
-            source = io.open_events(con, ctx.input_path("@events"), cfg)
+        with duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+            source = open_events(con, ctx.input_path("@events"), cfg)
             # Pass 1: sessions with the original item ids, streamed to a scratch file (bounded memory); the
             # copy into the file runs on a second thread while the next batch is sorted and cut.
             # The bar has no total: how many events cleaning keeps is known at the end.
@@ -176,7 +177,7 @@ def _graph_from_edge_list(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
     path = ctx.input_path("@edges")
     table = io.read_table(path, what="edge list")
     io.require_columns(table.column_names, [cfg.src_col, cfg.dst_col], f"edge list file {path}")
-    from eges.pipeline.ids import check_id_array
+    from eges.ids import check_id_array
 
     where = f"edge list file {path}"
     for col in (cfg.src_col, cfg.dst_col):
@@ -199,7 +200,7 @@ def _graph_from_edge_list(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
         if not np.isfinite(w).all() or (w < 0).any():
             raise InputError(f"edge list file {path}: column {cfg.weight_col!r} has negative, null or "
                              "non-finite weights")
-    with io.duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+    with duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
         con.register("eges_edge_input", table)
         edge_list_sql(con, "eges_edge_input", cfg, has_weight)
         edges = duckdb_table(con, f"SELECT * FROM {EDGES_TABLE} ORDER BY src, dst")

@@ -10,7 +10,7 @@ each).
 
 The raw-events view must have the columns ``user_id``, ``item_id``, ``ts`` (BIGINT milliseconds),
 ``behaviour`` (VARCHAR, may be NULL) and ``dwell`` (DOUBLE seconds, may be NULL); see
-:func:`eges.pipeline.io.open_events`. Nothing here touches files.
+:func:`eges.sessions.events.open_events`. Nothing here touches files.
 """
 
 from __future__ import annotations
