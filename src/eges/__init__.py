@@ -3,6 +3,8 @@
 The stages are usable on in-memory tables without touching files::
 
     from eges import sessionize, build_graph, random_walks, train_skipgram, train_side_info
+
+and a finished run folder loads as an object to serve from: ``eges.load("out/")``.
 """
 
 from __future__ import annotations
@@ -34,11 +36,15 @@ _cache = numba_cache_dir(os.path.dirname(__file__), os.path.join(
 if _cache:
     os.environ["NUMBA_CACHE_DIR"] = _cache
 
-__all__ = ["__version__", "build_graph", "random_walks", "sessionize", "train_side_info", "train_skipgram"]
+__all__ = ["__version__", "build_graph", "load", "random_walks", "sessionize", "train_side_info", "train_skipgram"]
 
 
 def __getattr__(name: str) -> Any:
     # Imported lazily so `import eges` (and the CLI's start-up) does not load DuckDB, numba and gensim.
+    if name == "load":
+        from eges.loaded import load
+
+        return load
     if name in __all__:
         from eges import api
 
