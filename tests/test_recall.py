@@ -106,3 +106,27 @@ def test_neighbours_stage_with_faiss(tmp_path, cli):
     approx = pq.read_table(out / "neighbours" / "neighbours.parquet")["neighbours"].to_pylist()
     recall = np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)])
     assert recall >= 0.9, recall
+    # The index is kept for serving: querying it with an item's unit vector finds the item first.
+    import faiss
+
+    index = faiss.read_index(str(out / "neighbours" / "index.faiss"))
+    row_ids = pq.read_table(out / "neighbours" / "index_ids.parquet")["item_id"].to_pylist()
+    vectors = pq.read_table(out / "skipgram" / "vectors.parquet")
+    first = np.asarray(vectors["vector"][0].as_py(), dtype=np.float32)
+    _, found = index.search((first / np.linalg.norm(first))[None, :], 1)
+    assert row_ids[found[0, 0]] == vectors["item_id"][0].as_py()
+    # Long form, Parquet and CSV, from the run's neighbours table.
+    cli("export", "--out", out, "--format", "neighbours", "--to", tmp_path / "pairs.parquet")
+    pairs = pq.read_table(tmp_path / "pairs.parquet").to_pandas()
+    first_item = vectors["item_id"][0].as_py()
+    table = pq.read_table(out / "neighbours" / "neighbours.parquet").to_pandas().set_index("item_id")
+    mine = pairs[pairs["item_id"] == first_item].sort_values("rank")
+    assert mine["neighbour_id"].tolist() == [x for x in table.loc[first_item, "neighbours"] if x is not None]
+    assert mine["rank"].tolist() == list(range(1, len(mine) + 1))
+    cli("export", "--out", out, "--format", "neighbours", "--to", tmp_path / "pairs.csv")
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "pairs.csv")) == len(pairs)
+    # An exact rerun removes the index (it would describe other vectors).
+    cli(*args, "--set", "neighbours.index='exact'")
+    assert not (out / "neighbours" / "index.faiss").exists()

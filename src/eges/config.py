@@ -154,7 +154,7 @@ class NeighboursConfig:
     block: int = opt(1024, "Items scored per matrix product; bounds memory to block x items scores.", min=1,
                      affects_output=False)
     index: str = opt("auto", "exact: blocked matrix products over every item; faiss: an approximate HNSW index "
-                     "(pip install 'eges[ann]'); auto: exact up to neighbours.approximate_above items, faiss above.",
+                     "(faiss-cpu, installed with eges); auto: exact up to neighbours.approximate_above items, faiss above.",
                      choices=("auto", "exact", "faiss"))
     approximate_above: int = opt(250_000, "With index = auto, use the approximate index above this many items "
                                  "(exact search grows with the square of the items).", min=1)

@@ -33,7 +33,7 @@ from eges.pipeline.registry import resolved_method
 from eges.pipeline.side_info_stage import catalog_by_id
 from eges.pipeline.stages import NODES
 
-FORMATS = ("parquet", "npy", "word2vec", "projector")
+FORMATS = ("parquet", "npy", "word2vec", "projector", "neighbours")
 
 
 @dataclass
@@ -114,9 +114,19 @@ def export(out_dir: Path, fmt: str, to: Path, method: str | None = None, force: 
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; formats are: {', '.join(FORMATS)}")
     inside_run = check_destination(out_dir, fmt, to, force)
+    lock = run_lock(out_dir) if inside_run and not holds_lock(out_dir) else contextlib.nullcontext()
+    if fmt == "neighbours":
+        from eges.pipeline.export_neighbours import write_neighbours
+        from eges.pipeline.runner import load_manifest
+
+        if method is not None:
+            raise InputError("--method does not apply to --format neighbours (the table of the run's own method)")
+        details = load_manifest(out_dir).get("stages", {}).get("neighbours", {}).get("details", {})
+        marker = {"eges_export": fmt, "method": details.get("method"), "run": str(out_dir.resolve())}
+        with lock:
+            return write_neighbours(out_dir, to, marker)
     m = build_matrix(out_dir, method)
     _check_ids_fit(m, fmt)
-    lock = run_lock(out_dir) if inside_run and not holds_lock(out_dir) else contextlib.nullcontext()
     with lock:
         return _write(m, out_dir, fmt, to)
 

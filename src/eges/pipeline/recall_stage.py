@@ -82,11 +82,12 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
     index = "faiss" if cfg.index == "faiss" or (cfg.index == "auto" and n > cfg.approximate_above) else "exact"
     if index == "faiss" and importlib.util.find_spec("faiss") is None:
         if cfg.index == "faiss":
-            raise ConfigError("neighbours.index = 'faiss' needs faiss: pip install 'eges[ann]' (or faiss-cpu)")
+            raise ConfigError("neighbours.index = 'faiss' needs faiss: pip install faiss-cpu (a dependency of eges)")
         log.warning("%s items are above neighbours.approximate_above but faiss is not installed "
-                    "(pip install 'eges[ann]'); searching exactly, which takes long", f"{n:,}")
+                    "(pip install faiss-cpu); searching exactly, which takes long", f"{n:,}")
         index = "exact"
-    blocks = (top_k_faiss_blocks(vectors, cfg.k, cfg.metric, cfg.block, cfg.hnsw_m, cfg.ef_search)
+    built: list = []
+    blocks = (top_k_faiss_blocks(vectors, cfg.k, cfg.metric, cfg.block, cfg.hnsw_m, cfg.ef_search, built)
               if index == "faiss" else top_k_blocks(vectors, cfg.k, cfg.metric, cfg.block))
     schema = _with_provenance(pa.schema([("item_id", ids.type), ("neighbours", pa.list_(ids.type)),
                                          ("scores", pa.list_(pa.float32()))]), prov)
@@ -103,8 +104,27 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
                 "scores": pa.ListArray.from_arrays(offs, pa.array(scores.reshape(-1), pa.float32())),
             }, schema=schema))
             bar.update(rows)
+    _save_index(ctx, built[0] if built else None, ids)
     return StageResult(n, n, f"top {cfg.k} {cfg.metric} neighbours of {n:,} items ({index}), from the {prov['method']} vectors",
                        {"index": index, **prov})
+
+
+FAISS_INDEX = "neighbours/index.faiss"
+FAISS_IDS = "neighbours/index_ids.parquet"
+
+
+def _save_index(ctx: StageContext, index: Any, ids: pa.Array) -> None:
+    """Keep the faiss index the stage built, with its row -> item id map, for serving user-to-item recall; an
+    earlier run's index is removed when this one searched exactly (it would describe other vectors)."""
+    if index is None:
+        for rel in (FAISS_INDEX, FAISS_IDS):
+            ctx.path(rel).unlink(missing_ok=True)
+        return
+    import faiss
+
+    with io.atomic_path(ctx.path(FAISS_INDEX)) as tmp:
+        faiss.write_index(index, str(tmp))
+    io.write_table(pa.table({"row": pa.array(np.arange(len(ids), dtype=np.int64)), "item_id": ids}), ctx.path(FAISS_IDS))
 
 
 USERS = "users/vectors.parquet"

@@ -79,14 +79,16 @@ def search_matrix(vectors: np.ndarray, k: int, metric: str) -> np.ndarray:
 
 
 def top_k_faiss_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024, hnsw_m: int = 32,
-                       ef_search: int = 128) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                       ef_search: int = 128, built: list | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Like :func:`top_k_blocks`, from a faiss HNSW index (inner product): approximate, for very many items.
 
     HNSW needs no training pass and answers a query in roughly logarithmic time, so the cost grows with
     n log n instead of n squared. Each query asks for k + 1 results so the item itself can be dropped.
 
+    ``built``, when given, receives the index (so the caller can save it for serving).
+
     Raises:
-        ImportError: faiss is not installed (the ``ann`` extra).
+        ImportError: faiss is not installed.
     """
     import faiss
 
@@ -95,6 +97,8 @@ def top_k_faiss_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", bloc
     index = faiss.IndexHNSWFlat(mat.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efSearch = max(ef_search, k + 1)
     index.add(mat)
+    if built is not None:
+        built.append(index)
     for lo in range(0, n, block):
         hi = min(lo + block, n)
         scores, found = index.search(mat[lo:hi], k + 1)
