@@ -49,8 +49,9 @@ def write(tmp_path, frame, name="bad.parquet"):
 
 
 CASES = {
-    "missing column": (lambda: base_frame().rename(columns={"timestamp": "time"}),
-                       "has no column 'timestamp'; its columns are: user_id, item_id, time"),
+    "missing column": (lambda: base_frame().rename(columns={"timestamp": "when"}),
+                       "has no column 'timestamp' (sessions.time_col); its columns are: user_id, item_id, when; "
+                       "set the column with --set sessions.time_col=NAME"),
     "null user": (lambda: base_frame().assign(user_id=[None] + [1] * 19),
                   "column 'user_id' (user id) has 1 null value(s)"),
     "null item": (lambda: base_frame().assign(item_id=[1.0, None] + [2.0] * 18),

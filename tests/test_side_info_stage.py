@@ -98,10 +98,10 @@ def run_eges(cli, out, catalog, *extra, ok=True):
 
 
 def test_catalog_without_id_column(cli, walked, tmp_path):
-    catalog = write_catalog(tmp_path, base_catalog().rename(columns={"item_id": "sku"}))
+    catalog = write_catalog(tmp_path, base_catalog().rename(columns={"item_id": "code"}))
     result = run_eges(cli, walked, catalog, ok=False)
     assert result.exit_code == 2 and "has no column 'item_id'" in result.output
-    result = run_eges(cli, walked, catalog, "--set", "side_info.id_col='sku'")
+    result = run_eges(cli, walked, catalog, "--set", "side_info.id_col='code'")
     assert "eges: " in result.output
 
 

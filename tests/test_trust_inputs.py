@@ -91,7 +91,7 @@ EVENTS: dict[str, tuple[Callable[[Path], Path], str]] = {
         f.index != 7, f["timestamp"] * 1000))), "mixes timestamp units: most values are in s"),
     "nanoseconds read as ns": None,  # a success case, below
     "a quote in a column name": (lambda t: _parquet(t, _events().rename(columns={"timestamp": 'ti"me'})),
-                                 "has no column 'timestamp'; its columns are: user_id, item_id, ti\"me"),
+                                 "has no column 'timestamp' (sessions.time_col); its columns are: user_id, item_id, ti\"me"),
     "null user ids": (lambda t: _parquet(t, _events().assign(user_id=lambda f: f["user_id"].where(f.index != 3))),
                       "column 'user_id' (user id) has 1 null value(s)"),
     "a directory as events": (lambda t: (t / "dir.parquet").mkdir() or t / "dir.parquet", "is a directory"),
@@ -121,8 +121,8 @@ def _catalog(**changes) -> pd.DataFrame:
 
 
 CATALOGS: dict[str, tuple[Callable[[Path], Path], str]] = {
-    "no id column": (lambda t: _parquet(t, _catalog().rename(columns={"item_id": "sku"}), "items.parquet"),
-                     "has no column 'item_id'"),
+    "no id column": (lambda t: _parquet(t, _catalog().rename(columns={"item_id": "code"}), "items.parquet"),
+                     "has no column 'item_id' (side_info.id_col); its columns are: code, category"),
     "no side column": (lambda t: _parquet(t, _catalog()[["item_id"]], "items.parquet"),
                        "has no usable side-information column"),
     "only null side columns": (lambda t: _parquet(t, _catalog()[["item_id"]].assign(c=pd.Series([None] * 8000,

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -15,7 +14,7 @@ from eges.config import Config
 from eges.errors import InputError
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
-from eges.pipeline.stages import NODES, WALKS, _progress, walk_batches
+from eges.pipeline.stages import NODES, WALKS, _progress, walk_batches, walk_counts
 
 VECTORS = "eges/vectors.parquet"
 SIDE_VECTORS = "eges/side_info_vectors.parquet"
@@ -31,16 +30,20 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     Ids must be integers or text (whole floats are read as integers); with ``id_type`` (the event log's) they are
     read in that type, exactly.
     """
+    from eges.columns import resolve
+    from eges.config import SideInfoConfig
     from eges.ids import align_ids, check_id_array
 
     table = io.read_table(path, what="item catalog")
-    io.require_columns(table.column_names, [cfg.id_col], f"item catalog file {path}")
     where = f"item catalog file {path}"
+    id_col, guessed = resolve(table.column_names, "item", cfg.id_col, SideInfoConfig().id_col, "side_info.id_col", where)
+    if guessed:  # read under the configured name, so everything downstream finds it
+        table = table.rename_columns([cfg.id_col if c == id_col else c for c in table.column_names])
     ids = align_ids(table[cfg.id_col], id_type, where, cfg.id_col) if id_type is not None else \
         check_id_array(table[cfg.id_col], where, cfg.id_col, "item id")
     table = table.set_column(table.column_names.index(cfg.id_col), cfg.id_col, ids)
     frame = table.to_pandas()
-    notes: dict[str, Any] = {}
+    notes: dict[str, Any] = {"id_column_recognised": id_col} if guessed else {}
     if frame[cfg.id_col].isna().any():
         raise InputError(f"item catalog file {path}: column {cfg.id_col!r} has {int(frame[cfg.id_col].isna().sum())} "
                          "null id(s)")
@@ -116,20 +119,19 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
+    from eges.side_info.train import compile_kernel
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg, nodes.schema.field("item_id").type)
-    values, lengths = [], []
-    for vals, batch_offsets in walk_batches(ctx.input_path(WALKS)):
-        values.append(vals)
-        lengths.append(np.diff(batch_offsets))
-    flat = np.concatenate(values).astype(np.int32)
-    offs = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
+    walks = ctx.input_path(WALKS)
+    counts = walk_counts(walks, nodes.num_rows)
+    n_walks = io.parquet_num_rows(walks)
     method = resolved_method(ctx.inputs, ctx.config)
-    with _progress(ctx, tcfg.epochs, "epoch", method) as bar:
-        emb = fit_side_info(flat, offs, nodes["item_id"].to_pylist(), catalog, scfg.id_col, fields,
-                            scfg.numeric_buckets, tcfg, method, on_epoch=lambda e, loss: bar.update(1))
+    compile_kernel()  # before the bar: its rate and ETA are training's
+    with _progress(ctx, int(counts.sum()) * tcfg.epochs, "token", method) as bar:
+        emb = fit_side_info(lambda: walk_batches(walks), counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
+                            fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update)
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
                    ctx.path(VECTORS), compression="none")
@@ -144,4 +146,4 @@ def eges_stage(ctx: StageContext) -> StageResult:
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "
                f"{d['words_per_second'] / 1e3:,.0f}k words/s; mean weights: {weights_text}")
-    return StageResult(len(offs) - 1, len(emb.item_ids), summary, d)
+    return StageResult(n_walks, len(emb.item_ids), summary, d)

@@ -54,6 +54,7 @@ class SessionsReport:
     users_out: int = 0
     items_out: int = 0
     timestamp_unit: str = ""  # the unit the time column was read in (s, ms, us, ns or timestamp)
+    columns_recognised: dict[str, str] = field(default_factory=dict)  # role -> column found under a common name
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

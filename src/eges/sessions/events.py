@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from eges.config import SessionsConfig
 from eges.duck import ROW_COLUMN, ident, sql_path
-from eges.errors import InputError, require_columns
+from eges.errors import InputError
 
 EVENTS_VIEW = "eges_events"
 
@@ -35,6 +35,8 @@ class EventsSource:
     has_behaviour: bool
     has_dwell: bool
     timestamp_unit: str
+    #: Columns recognised under a common name because the configured (default) one was absent: role -> column.
+    recognised: tuple[tuple[str, str], ...] = ()
 
 
 def sniff_format(path: Path) -> str:
@@ -151,7 +153,15 @@ def register_events(con: Any, events: Any, cfg: SessionsConfig) -> EventsSource:
 
 def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | None], unit: str,
                where: str) -> EventsSource:
-    require_columns([c for c in types if c != ROW_COLUMN], [cols["user"], cols["item"], cols["time"]], where)
+    from eges.columns import resolve
+
+    available = [c for c in types if c != ROW_COLUMN]
+    recognised = []
+    for role in ("user", "item", "time"):
+        key = f"sessions.{role}_col"
+        cols[role], guessed = resolve(available, role, cols[role], getattr(SessionsConfig(), f"{role}_col"), key, where)
+        if guessed:
+            recognised.append((role, cols[role]))
     has_beh = bool(cols["behaviour"]) and cols["behaviour"] in types
     has_dwell = bool(cols["dwell"]) and cols["dwell"] in types
     u, i, t = (ident(cols[k]) for k in ("user", "item", "time"))
@@ -181,7 +191,7 @@ def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | 
         SELECT {u} AS user_id, {i} AS item_id, {ts_expr} AS ts, {beh} AS behaviour, {dwell} AS dwell,
                {ROW_COLUMN} AS seq
         FROM {raw}""")
-    return EventsSource(EVENTS_VIEW, has_beh, has_dwell, unit)
+    return EventsSource(EVENTS_VIEW, has_beh, has_dwell, unit, tuple(recognised))
 
 
 def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str, where: str) -> tuple[str, str]:
