@@ -300,9 +300,12 @@ def compare(dirs, to_path) -> None:
 
 @main.command()
 @_out_option
-@click.option("--format", "fmt", required=True, type=click.Choice(["parquet", "npy", "word2vec", "projector"]),
+@click.option("--format", "fmt", required=True,
+              type=click.Choice(["parquet", "npy", "word2vec", "projector", "neighbours"]),
               help="parquet: one file, matrix rows with their item ids; npy: a directory with embeddings.npy and "
-                   "the vocabulary; word2vec: a file (.bin for binary); projector: a directory of TensorBoard files.")
+                   "the vocabulary; word2vec: a file (.bin for binary); projector: a directory of TensorBoard files; "
+                   "neighbours: the neighbours table in long form (item_id, neighbour_id, rank, score), Parquet or "
+                   ".csv.")
 @click.option("--to", "to_path", required=True, type=click.Path(),
               help="The file or folder to write: new, empty, or eges' own earlier export of this format.")
 @click.option("--method", type=click.Choice(["bge", "ges", "eges"]), help="Whose vectors; default the run's method.")
