@@ -143,3 +143,78 @@ def test_in_memory_api_places_cold_items():
     assert emb.attention.shape == (8, 2) and np.allclose(emb.attention, 0.5)  # GES: uniform weights
     vec = emb.vectors / np.linalg.norm(emb.vectors, axis=1, keepdims=True)
     assert np.argmax(vec[8] @ vec[:8].T) < 4 and np.argmax(vec[9] @ vec[:8].T) >= 4
+
+
+def test_streamed_training_decays_the_rate_over_all_batches_and_epochs(monkeypatch):
+    """The driver passes the kernel the tokens done so far over every batch and epoch, against the grand total."""
+    import importlib
+
+    driver = importlib.import_module("eges.side_info.train")  # the module (the package exports a function "train")
+    from eges.side_info.encode import SideInfo
+
+    values, offsets, n, _ = planted()
+    split = len(offsets) // 3
+    batches = [(values[offsets[a]:offsets[b]], offsets[a:b + 1] - offsets[a]) for a, b in
+               ((0, split), (split, 2 * split), (2 * split, len(offsets) - 1))]
+    seen = []
+    real = driver.train_epoch
+
+    def spy(walk_values, *args):
+        seen.append((args[15], args[16], args[18], len(walk_values)))  # done, total, stream, tokens
+        return real(walk_values, *args)
+
+    monkeypatch.setattr(driver, "train_epoch", spy)
+    counts = np.bincount(values, minlength=n)
+    side = SideInfo([], np.zeros((n, 0), np.int32), [])
+    cfg = TrainConfig(dimension=8, epochs=2, sample=0, threads=1, seed=1)
+    model = driver.train_stream(lambda: iter(batches), counts, n, side, cfg, "bge")
+    done = [d for d, *_ in seen]
+    assert len(seen) == 6 and done[0] == 0 and done == sorted(done)
+    assert all(total == len(values) * 2 for _, total, _, _ in seen)
+    assert done[-1] + seen[-1][3] == len(values) * 2
+    assert len({stream for *_, stream, _ in seen}) == 6  # every batch of every epoch draws its own random numbers
+    assert len(model.losses) == 2
+
+
+def test_negatives_follow_counts_to_the_three_quarters():
+    """A uniform (or raw-count) negative table would fail: the draw frequencies follow counts ** 0.75."""
+    from eges.side_info.train import negative_table
+
+    counts = np.array([1, 10, 100, 1000, 0])
+    table = negative_table(counts, 0.75, size=1_000_000)
+    freq = np.bincount(table, minlength=5) / len(table)
+    expected = counts ** 0.75 / (counts ** 0.75).sum()
+    np.testing.assert_allclose(freq, expected, atol=2e-3)
+    assert freq[4] == 0  # a node no walk visits is never a negative
+
+
+def test_down_sampling_keeps_rare_nodes_and_thins_frequent_ones():
+    """word2vec's rule: keep probability 1 for rare nodes, falling with frequency (inverted, it would fail)."""
+    from eges.side_info.train import keep_probabilities
+
+    counts = np.array([1, 10, 100, 10_000, 1_000_000])
+    keep = keep_probabilities(counts, 1e-3)
+    assert keep[0] == keep[1] == 1.0 and np.all(np.diff(keep) <= 0) and keep[-1] < 0.1
+    threshold = 1e-3 * counts.sum()
+    assert keep[-1] == pytest.approx((np.sqrt(counts[-1] / threshold) + 1) * threshold / counts[-1])
+    np.testing.assert_array_equal(keep_probabilities(counts, 0), np.ones(5))
+
+
+def test_eges_output_vectors_are_the_attention_weighted_parts():
+    """H_v = sum softmax(a_v)_j W_j: changing an item's attention changes its output vector, as the paper says."""
+    from eges.side_info.encode import SideInfo
+    from eges.side_info.train import EgesModel, behaviour_vectors
+
+    rng = np.random.default_rng(0)
+    n, dim = 3, 4
+    side = SideInfo(["cat"], np.array([[0], [1], [0]], dtype=np.int32), [["a", "b"]])
+    table = rng.normal(size=(n + 2, dim)).astype(np.float32)
+    attention = np.array([[2.0, -1.0], [0.0, 0.0], [-3.0, 1.0]], dtype=np.float32)
+    model = EgesModel(table, np.zeros((n, dim), np.float32), attention, side, True, [])
+    out = behaviour_vectors(model)
+    for v in range(n):
+        w = np.exp(attention[v]) / np.exp(attention[v]).sum()
+        expected = w[0] * table[v] + w[1] * table[n + side.codes[v, 0]]
+        np.testing.assert_allclose(out[v], expected, rtol=1e-5, atol=1e-6)
+    ges = behaviour_vectors(EgesModel(table, model.context, attention, side, False, []))
+    np.testing.assert_allclose(ges[0], (table[0] + table[n]) / 2, rtol=1e-5)  # GES: the plain mean

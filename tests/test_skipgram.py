@@ -77,7 +77,9 @@ def test_native_bge_matches_gensim_on_the_same_walks():
     cfg = TrainConfig(dimension=16, epochs=5, sample=0, threads=1, seed=3)
     kv = train_skipgram(walks, cfg)
     gensim_gap, gensim_nearest = _separation(np.stack([kv[i] for i in range(2 * n)]), n)
-    index, native = train_native_bge([flatten_walks(walks)], 2 * n, cfg)
+    values, offsets = flatten_walks(walks)
+    index, native = train_native_bge(lambda: iter([(values, offsets)]), np.bincount(values, minlength=2 * n), 2 * n,
+                                     cfg)
     assert index.tolist() == list(range(2 * n))
     native_gap, native_nearest = _separation(native, n)
     assert native_nearest == gensim_nearest == 1.0

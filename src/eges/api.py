@@ -87,8 +87,9 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
     scfg = config.side_info
     fields = list(scfg.fields) or [c for c in catalog.columns if c != scfg.id_col]
     values, offsets = flatten_walks(walks)
-    return fit_side_info(values, offsets, list(node_ids), catalog, scfg.id_col, fields, scfg.numeric_buckets,
-                         config.train, method)
+    counts = np.bincount(values, minlength=len(node_ids))
+    return fit_side_info(lambda: iter([(values, offsets)]), counts, list(node_ids), catalog, scfg.id_col, fields,
+                         scfg.numeric_buckets, config.train, method)
 
 
 def train_skipgram(walks: np.ndarray, config: TrainConfig | None = None) -> Any:

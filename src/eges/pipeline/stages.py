@@ -113,7 +113,9 @@ def sessions_stage(ctx: StageContext) -> StageResult:
         scratch.remove()
     r = report
     r.timestamp_unit = source.timestamp_unit
-    summary = (f"times read in {r.timestamp_unit}; {r.sessions_out:,} sessions, {r.users_out:,} users, "
+    r.columns_recognised = dict(source.recognised)
+    found = "".join(f"{role} column {col!r} (no {role}_col column), " for role, col in source.recognised)
+    summary = (f"{found}times read in {r.timestamp_unit}; {r.sessions_out:,} sessions, {r.users_out:,} users, "
                f"{r.items_out:,} items; dropped "
                f"{r.spam_events:,} events of {r.spam_users:,} over-active users, {r.behaviour_dropped:,} by "
                f"behaviour, {r.short_dwell_dropped:,} with short dwell, {r.repeats_collapsed:,} repeats, "
@@ -176,7 +178,11 @@ def _graph_from_edge_list(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
     cfg = ctx.config.graph
     path = ctx.input_path("@edges")
     table = io.read_table(path, what="edge list")
-    io.require_columns(table.column_names, [cfg.src_col, cfg.dst_col], f"edge list file {path}")
+    from eges.columns import missing_message
+
+    for col, key in ((cfg.src_col, "graph.src_col"), (cfg.dst_col, "graph.dst_col")):
+        if col not in table.column_names:
+            raise InputError(missing_message(table.column_names, col, key, f"edge list file {path}"))
     from eges.ids import check_id_array
 
     where = f"edge list file {path}"
@@ -243,6 +249,14 @@ def walks_stage(ctx: StageContext) -> StageResult:
                        f"{steps:,} steps, {steps / max(seconds, 1e-9) / 1e6:.1f} M steps/s", details)
 
 
+def walk_counts(path: Path, n_nodes: int) -> np.ndarray:
+    """How often each node occurs in the walks (one streaming pass): the trainers' negatives and down-sampling."""
+    counts = np.zeros(n_nodes, dtype=np.int64)
+    for values, _ in walk_batches(path):
+        counts += np.bincount(values, minlength=n_nodes)[:n_nodes]
+    return counts
+
+
 def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(flat node indices, offsets) for about ``rows`` walks at a time from a walks file."""
     for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=["walk"]):
@@ -264,9 +278,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     walks_path = ctx.input_path(WALKS)
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     n_nodes = nodes.num_rows
-    counts = np.zeros(n_nodes, dtype=np.int64)
-    for values, _ in walk_batches(walks_path):
-        counts += np.bincount(values, minlength=n_nodes)
+    counts = walk_counts(walks_path, n_nodes)
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
@@ -280,9 +292,13 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
             model = train_bge(corpus, counts, n_walks, cfg)
         index, vectors = vectors_by_index(model, n_nodes)
     else:
+        from eges.side_info.train import compile_kernel
         from eges.skipgram.native import train_native_bge
 
-        index, vectors = train_native_bge(walk_batches(walks_path), n_nodes, cfg)
+        compile_kernel()
+        with _progress(ctx, int(counts.sum()) * cfg.epochs, "token", "skipgram") as bar:
+            index, vectors = train_native_bge(lambda: walk_batches(walks_path), counts, n_nodes, cfg,
+                                              on_tokens=bar.update)
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})

@@ -4,7 +4,7 @@ used by the stage and by the in-memory API."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ import pandas as pd
 from eges.config import TrainConfig
 from eges.errors import InputError
 from eges.side_info.encode import encode
-from eges.side_info.train import behaviour_vectors, cold_start_vectors, seen_values, train
+from eges.side_info.train import behaviour_vectors, cold_start_vectors, seen_values, train_stream
 
 
 def check_overlap(catalog_ids: pd.Series, node_ids: list[Any], id_col: str) -> np.ndarray:
@@ -48,21 +48,22 @@ class SideInfoEmbeddings:
         return {"item": round(float(mean[0]), 4), **{f: round(float(mean[s + 1]), 4) for s, f in enumerate(self.fields)}}
 
 
-def fit_side_info(walk_values: np.ndarray, walk_offsets: np.ndarray, node_ids: list[Any], catalog: pd.DataFrame,
-                  id_col: str, fields: list[str], numeric_buckets: int, cfg: TrainConfig, method: str,
-                  on_epoch: Callable[[int, float], None] | None = None) -> SideInfoEmbeddings:
-    """Train GES/EGES on walks over ``node_ids`` and place the catalog's other items from side information."""
+def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
+                  node_ids: list[Any], catalog: pd.DataFrame, id_col: str, fields: list[str], numeric_buckets: int,
+                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None) -> SideInfoEmbeddings:
+    """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
+    frequencies in them) and place the catalog's other items from side information."""
     catalog_ids = catalog[id_col]
     in_graph = check_overlap(catalog_ids, node_ids, id_col)
     cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
     side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
     started = time.perf_counter()
-    model = train(walk_values, walk_offsets, n_nodes, side, cfg, method, on_epoch=on_epoch)
+    model = train_stream(batches, counts, n_nodes, side, cfg, method, on_tokens=on_tokens)
     seconds = time.perf_counter() - started
     # Nodes no walk visits (dangling items with no in-edges) kept a random, untrained own row: they are cold-start
     # items, placed from side information like the catalog's items the log never shows.
-    visited = np.bincount(walk_values, minlength=n_nodes)[:n_nodes] > 0
+    visited = np.asarray(counts[:n_nodes]) > 0
     seen = seen_values(side, n_nodes, visited)
     warm = behaviour_vectors(model)
     weights = model.attention_weights()
@@ -72,7 +73,7 @@ def fit_side_info(walk_values: np.ndarray, walk_offsets: np.ndarray, node_ids: l
     node_ok = visited.copy()
     node_ok[~visited] = placed_ok
     cold, ok = cold_start_vectors(model, side.codes[n_nodes:], seen, field_weights)
-    tokens = len(walk_values) * cfg.epochs
+    tokens = int(np.sum(counts)) * cfg.epochs
     node_source = np.where(visited, "behaviour", "cold_start")
     out = SideInfoEmbeddings(
         item_ids=[i for i, good in zip(node_ids, node_ok) if good] + [c for c, good in zip(cold_ids, ok) if good],

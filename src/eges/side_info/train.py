@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from eges.config import TrainConfig
 from eges.side_info.encode import SideInfo
@@ -58,31 +58,72 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
 
 def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side: SideInfo, cfg: TrainConfig,
           method: str = "eges", on_epoch: Callable[[int, float], None] | None = None) -> EgesModel:
-    """Train ``method`` (bge: no side fields; ges; eges) on walks (flat node indices + offsets) with the ``[train]``
-    settings. ``side.codes`` rows 0..n_nodes-1 are the nodes."""
+    """Train ``method`` (bge: no side fields; ges; eges) on in-memory walks (flat node indices + offsets) with the
+    ``[train]`` settings. ``side.codes`` rows 0..n_nodes-1 are the nodes."""
+    counts = np.bincount(walk_values, minlength=n_nodes)
+    return train_stream(lambda: iter([(walk_values, walk_offsets)]), counts, n_nodes, side, cfg, method,
+                        on_epoch=on_epoch)
+
+
+def compile_kernel() -> None:
+    """Compile (or load from numba's cache) the training kernel on a toy problem, so a progress bar started after
+    this shows a rate and ETA of training, not of compilation."""
+    side = SideInfo(["f"], np.zeros((2, 1), dtype=np.int32), [["v"]])
+    cfg = TrainConfig(dimension=2, epochs=1, threads=1, sample=0)
+    train(np.array([0, 1, 0], dtype=np.int32), np.array([0, 3], dtype=np.int64), 2, side, cfg, "eges")
+
+
+#: Each batch of an epoch gets its own generator stream: the kernel seeds walk w of a batch by (seed, stream, w).
+_STREAMS_PER_EPOCH = 1_000_003
+
+
+def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray, n_nodes: int,
+                 side: SideInfo, cfg: TrainConfig, method: str = "eges",
+                 on_epoch: Callable[[int, float], None] | None = None,
+                 on_tokens: Callable[[int], None] | None = None) -> EgesModel:
+    """Train on walks streamed batch by batch, every epoch (``batches()`` is called once per epoch): memory is the
+    model plus one batch. ``counts`` are the node frequencies in the walks (for negatives and down-sampling).
+
+    The learning rate decays with the tokens done over all batches and epochs; one thread is bit-for-bit
+    reproducible for a seed and the same batches.
+    """
     rng = np.random.default_rng(cfg.seed)
     dim = cfg.dimension
     table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
     context = np.zeros((n_nodes, dim), dtype=np.float32)
     attention = np.zeros((n_nodes, len(side.fields) + 1), dtype=np.float32)
-    counts = np.bincount(walk_values, minlength=n_nodes)
+    counts = np.asarray(counts[:n_nodes], dtype=np.int64)
     has_own = counts > 0
     neg = negative_table(np.maximum(counts, 0), cfg.ns_exponent)
     codes = np.ascontiguousarray(side.codes[:n_nodes])
-    total = len(walk_values) * cfg.epochs
+    total = int(counts.sum()) * cfg.epochs
     keep = keep_probabilities(counts, cfg.sample)
-    max_len = int(np.diff(walk_offsets).max()) if len(walk_offsets) > 1 else 1
-    chunk = max(64, min(4096, (len(walk_offsets) - 1) // 64 or 1))
     losses = []
+    done = 0
     with numba_threads(cfg.threads):
+        threads = get_num_threads()
         for epoch in range(cfg.epochs):
-            loss = train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes,
-                               side.field_offset, neg, keep, max_len, cfg.window, cfg.negative, method == "eges",
-                               cfg.alpha,
-                               cfg.min_alpha, epoch * len(walk_values), total, cfg.seed, epoch, chunk)
-            losses.append(float(loss))
+            loss_sum, tokens = 0.0, 0
+            for b, (values, offsets) in enumerate(batches()):
+                values = np.ascontiguousarray(values, dtype=np.int32)
+                offsets = np.ascontiguousarray(offsets, dtype=np.int64) - offsets[0]
+                n_walks = len(offsets) - 1
+                if n_walks <= 0:
+                    continue
+                max_len = int(np.diff(offsets).max())
+                # Enough chunks that every thread has work in this batch (the kernel interleaves them).
+                chunk = max(1, min(4096, n_walks // (16 * max(threads, 1)) or 1))
+                loss = train_epoch(values, offsets, table, context, attention, has_own, codes, side.field_offset,
+                                   neg, keep, max_len, cfg.window, cfg.negative, method == "eges", cfg.alpha,
+                                   cfg.min_alpha, done, total, cfg.seed, epoch * _STREAMS_PER_EPOCH + b, chunk)
+                loss_sum += float(loss) * len(values)
+                tokens += len(values)
+                done += len(values)
+                if on_tokens:
+                    on_tokens(len(values))
+            losses.append(loss_sum / max(tokens, 1))
             if on_epoch:
-                on_epoch(epoch + 1, float(loss))
+                on_epoch(epoch + 1, losses[-1])
     return EgesModel(table, context, attention, side, method == "eges", losses)
 
 
