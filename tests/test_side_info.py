@@ -218,3 +218,13 @@ def test_eges_output_vectors_are_the_attention_weighted_parts():
         np.testing.assert_allclose(out[v], expected, rtol=1e-5, atol=1e-6)
     ges = behaviour_vectors(EgesModel(table, model.context, attention, side, False, []))
     np.testing.assert_allclose(ges[0], (table[0] + table[n]) / 2, rtol=1e-5)  # GES: the plain mean
+
+
+def test_own_weight_sets_the_item_share_of_h_v_at_the_start():
+    from eges.side_info.train import initial_attention
+
+    np.testing.assert_array_equal(initial_attention(3, 4, 0.0), np.zeros((3, 5)))  # the paper's uniform start
+    logits = initial_attention(3, 4, 0.8)
+    w = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(w[:, 0], 0.8, rtol=1e-6)
+    np.testing.assert_allclose(w[:, 1:], 0.05, rtol=1e-5)

@@ -348,14 +348,17 @@ def config_cmd(defaults, config_path, overrides) -> None:
 @click.option("--events", "n_events", default=300_000, show_default=True, help="Approximate event count.")
 @click.option("--items", "n_items", default=8_000, show_default=True, help="Catalog size.")
 @click.option("--seed", default=7, show_default=True)
-def sample(out_dir, n_events, n_items, seed) -> None:
+@click.option("--side-info-signal", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="How much the catalog says about behaviour: 1 as the bundled sample, 0 side information "
+                   "independent of what users view.")
+def sample(out_dir, n_events, n_items, seed, side_info_signal) -> None:
     """Generate a synthetic log and catalog with planted topics (see eges.sample_data)."""
     import pyarrow as pa
 
     from eges.pipeline.io import write_table
     from eges.sample_data import SampleSpec, make_sample
 
-    spec = SampleSpec(n_events=n_events, n_items=n_items, seed=seed)
+    spec = SampleSpec(n_events=n_events, n_items=n_items, seed=seed, side_info_signal=side_info_signal)
     events, catalog, truth = make_sample(spec)
     out = Path(out_dir)
     for name, frame in (("events", events), ("items", catalog), ("item_topics", truth)):

@@ -22,9 +22,10 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
-    "bge": Method("bge", "skipgram", "skipgram/vectors.parquet", "skipgram/vectors.kv", False, ("cold_start",),
+    "bge": Method("bge", "skipgram", "skipgram/vectors.parquet", "skipgram/vectors.kv", False,
+                  ("cold_start", "own_weight"),
                   "skip-gram on item ids (Base Graph Embedding)"),
-    "ges": Method("ges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend",),
+    "ges": Method("ges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend", "own_weight"),
                   "mean of the item's and its side-information embeddings"),
     "eges": Method("eges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend",),
                    "attention-weighted item and side-information embeddings"),

@@ -35,6 +35,9 @@ class SampleSpec:
     cold_fraction: float = 0.05
     n_crawlers: int = 3
     seed: int = 7
+    #: How much the catalog says about behaviour: 1 links category/brand/shop/price to the hidden topic as described
+    #: above; 0 draws them independently of it (side information that carries no signal); in between, scaled.
+    side_info_signal: float = 1.0
 
 
 def make_catalog(spec: SampleSpec, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
@@ -42,16 +45,20 @@ def make_catalog(spec: SampleSpec, rng: np.random.Generator) -> tuple[pd.DataFra
     n, t = spec.n_items, spec.n_topics
     topic = np.sort(rng.choice(t, size=n, p=rng.dirichlet(np.full(t, 3.0))))
     item_id = rng.choice(np.arange(100_000, 100_000 + 50 * n), size=n, replace=False)
+    signal = float(spec.side_info_signal)
     main_cat = rng.integers(0, spec.n_categories, t)
-    cat = np.where(rng.random(n) < 0.8, main_cat[topic], rng.integers(0, spec.n_categories, n))
+    cat = np.where(rng.random(n) < 0.8 * signal, main_cat[topic], rng.integers(0, spec.n_categories, n))
     topic_brands = rng.integers(0, spec.n_brands, (t, 5))
-    brand = np.where(rng.random(n) < 0.7, topic_brands[topic, rng.integers(0, 5, n)],
+    brand = np.where(rng.random(n) < 0.7 * signal, topic_brands[topic, rng.integers(0, 5, n)],
                      rng.integers(0, spec.n_brands, n))
     topic_shops = rng.integers(0, spec.n_shops, (t, 8))
-    shop = np.where(rng.random(n) < 0.6, topic_shops[topic, rng.integers(0, 8, n)],
+    shop = np.where(rng.random(n) < 0.6 * signal, topic_shops[topic, rng.integers(0, 8, n)],
                     rng.integers(0, spec.n_shops, n))
     price_level = rng.normal(3.5, 1.0, t)
-    price = np.round(np.exp(rng.normal(price_level[topic], 0.35)), 2)
+    level = price_level[topic]
+    if signal < 1:  # (drawn only then, so the bundled sample's random stream is unchanged)
+        level = np.where(rng.random(n) < signal, level, rng.normal(3.5, 1.0, n))
+    price = np.round(np.exp(rng.normal(level, 0.35)), 2)
     catalog = pd.DataFrame({
         "item_id": item_id.astype(np.int64),
         "category": pd.array([f"cat{c}" for c in cat], dtype="string"),

@@ -65,6 +65,15 @@ def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side:
                         on_epoch=on_epoch)
 
 
+def initial_attention(n_nodes: int, n_fields: int, own_weight: float) -> np.ndarray:
+    """EGES attention logits before training: uniform (0, the paper's) or the item's own embedding at
+    ``own_weight`` of H_v and the fields sharing the rest equally (a_0 = log(own / (1 - own) * n_fields))."""
+    attention = np.zeros((n_nodes, n_fields + 1), dtype=np.float32)
+    if own_weight > 0 and n_fields:
+        attention[:, 0] = np.log(own_weight / (1 - own_weight) * n_fields)
+    return attention
+
+
 def compile_kernel() -> None:
     """Compile (or load from numba's cache) the training kernel on a toy problem, so a progress bar started after
     this shows a rate and ETA of training, not of compilation."""
@@ -91,7 +100,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     dim = cfg.dimension
     table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
     context = np.zeros((n_nodes, dim), dtype=np.float32)
-    attention = np.zeros((n_nodes, len(side.fields) + 1), dtype=np.float32)
+    attention = initial_attention(n_nodes, len(side.fields), cfg.own_weight)
     counts = np.asarray(counts[:n_nodes], dtype=np.int64)
     has_own = counts > 0
     neg = negative_table(np.maximum(counts, 0), cfg.ns_exponent)
