@@ -134,9 +134,10 @@ class TrainConfig:
     threads: int = opt(0, "Worker threads; 0 uses every core. Multi-threaded training (lock-free updates) is not "
                        "bit-for-bit reproducible; use 1 for that.", min=0, max=1024, affects_output=False)
     seed: int = opt(42, "Random seed.", min=0)
-    own_weight: float = opt(0.0, "EGES: the weight of the item's own embedding in H_v when training starts; 0 is "
-                            "uniform over the item and its fields (the paper's). Higher ranks next items better "
-                            "and places cold-start items worse (docs/evaluation.md, 'EGES attention at the start').",
+    own_weight: float = opt(0.5, "EGES: the weight of the item's own embedding in H_v when training starts (the "
+                            "fields share the rest); the attention learns from there. 0 is uniform over the item "
+                            "and its fields (the paper's), which on logs whose catalogue says little about "
+                            "behaviour left EGES far below BGE (docs/evaluation.md, 'EGES attention at the start').",
                             min=0, max=0.99)
     cold_start: str = opt("mean", "GES/EGES: vectors of items without behaviour are the mean of their side-info "
                           "value vectors (the paper's rule) or weighted by the mean EGES attention per field.",
