@@ -69,6 +69,7 @@ def clustered(n, dim, clusters, seed):
 
 def test_faiss_index_recalls_the_exact_neighbours():
     """The approximate index, measured against exact search: recall@10 over 20,000 clustered vectors."""
+    pytest.importorskip("faiss", reason="faiss-cpu is a dependency; this platform has no wheel for it")
     from eges.recall.neighbours import top_k_faiss_blocks
 
     vectors = clustered(20_000, 32, 200, seed=3)
@@ -92,6 +93,7 @@ def test_drop_self_keeps_k_and_marks_missing():
 
 def test_neighbours_stage_with_faiss(tmp_path, cli):
     """The stage with the approximate index on the sample agrees with the exact one on most neighbours."""
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is a dependency; this platform has no wheel for it")
     import pyarrow.parquet as pq
 
     from conftest import DATA
@@ -107,8 +109,6 @@ def test_neighbours_stage_with_faiss(tmp_path, cli):
     recall = np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)])
     assert recall >= 0.9, recall
     # The index is kept for serving: querying it with an item's unit vector finds the item first.
-    import faiss
-
     index = faiss.read_index(str(out / "neighbours" / "index.faiss"))
     row_ids = pq.read_table(out / "neighbours" / "index_ids.parquet")["item_id"].to_pylist()
     vectors = pq.read_table(out / "skipgram" / "vectors.parquet")

@@ -46,8 +46,8 @@ def resolve(method: str, has_catalog: bool) -> Method:
 def backend(method: str, configured: str) -> str:
     """Who trains ``method``: gensim or the native trainer (``train.backend`` with auto resolved).
 
-    auto is native for every method: on the same walks it trains BGE at about 3x gensim's tokens per second with
-    HitRate@50 and link AUC at or above gensim's (docs/benchmarks.md, bench_trainer.py).
+    auto is native for every method: on the same walks it trains BGE faster than gensim with HitRate@50 and link
+    AUC at or above gensim's (docs/benchmarks.md, bench_trainer.py).
     """
     if configured == "auto":
         return "native"

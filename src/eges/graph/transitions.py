@@ -4,8 +4,8 @@ Session rows come in (user, session, position) order, so a transition is a row w
 not 0, paired with the row before it. :func:`count_transitions` turns them into CSR arrays with two
 counting-sort passes compiled with numba (by destination, then stably by source, so every source's
 destinations come out ascending) and one run-length pass: linear time, no comparison sort, no hash
-table. On 9 million session rows it takes about 0.15 s; the DuckDB hash aggregation plus the
-``ORDER BY`` the CSR needs took 0.64 s. The edge-list path (user-supplied item ids of any type)
+table, and no separate sort for the CSR order (docs/benchmarks.md has the figures against DuckDB's hash
+aggregation). The edge-list path (user-supplied item ids of any type)
 stays relational: DuckDB indexes the ids with a join. No files are touched here.
 """
 

@@ -38,12 +38,11 @@ from eges.evaluation.splits import (
     segments_without,
     undirected_holdout,
 )
+from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline import recall_stage as _recall  # noqa: F401  (registered first: evaluation runs last)
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
-from eges.pipeline.side_info_stage import VECTORS as EGES_VECTORS
 from eges.pipeline.stages import EDGES, SESSIONS, VOCAB
-from eges.pipeline.stages import VECTORS as BGE_VECTORS
 from eges.sessions.clean import predecessors
 from eges.sessions.events import EventsSource, open_events
 
@@ -126,7 +125,7 @@ def method_scorers(ctx: StageContext, sub: str, config: Config, inputs: RunInput
     scorers = []
     for method in methods:
         out = run_nested(ctx, sub, config.replace("train", method=method), inputs, "eges")
-        ids, vectors = io.read_vectors(out / (BGE_VECTORS if method == "bge" else EGES_VECTORS))
+        ids, vectors = io.read_vectors(out / METHODS[method].vectors)
         scorers.append(CosineScorer(method, *placed(universe.get_indexer(ids.to_pandas()), vectors, len(universe))))
     return scorers
 

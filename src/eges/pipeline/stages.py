@@ -52,7 +52,7 @@ def _uses_events(inputs: RunInputs, config: Any) -> bool:
 
 
 class _NoProgress:
-    """What ``_progress`` gives under ``--quiet``: importing tqdm.auto alone costs 0.07 s of a stage's time."""
+    """What ``_progress`` gives under ``--quiet``: not even importing tqdm, whose import lands in the stage's time."""
 
     def __enter__(self) -> _NoProgress:
         return self
@@ -100,8 +100,7 @@ def sessions_stage(ctx: StageContext) -> StageResult:
         report.items_out = vocab.num_rows
         # Pass 2: item ids -> vocabulary indices, still in (user, session, position) order.
         # Parquet encoding overlaps indexing the next batch; it is the critical path of this pass, so integer
-        # columns are delta-encoded instead of compressed (0.87 s -> 0.59 s on 9 M rows; 0.45 s since item_index is
-        # delta-encoded too and the redundant predecessor column is gone).
+        # columns are delta-encoded instead of compressed (docs/benchmarks.md).
         with io.AtomicParquetWriter(ctx.path(SESSIONS), delta_columns=SESSIONS_DELTA) as out, \
                 io.BackgroundWriter(out) as background, \
                 _progress(ctx, report.events_out, "event", "sessions: index") as bar:
@@ -168,7 +167,7 @@ def _graph_from_sessions(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
     rows = len(items)
     buckets = bucket_by_destination(items, io.read_column(path, "position", np.int32), nodes.num_rows,
                                     cfg.undirected)
-    del items  # the session columns go before the second half allocates (a third off the peak at 90 M rows)
+    del items  # the session columns go before the second half allocates (it lowers the stage's peak)
     indptr, indices, weights = count_bucketed(*buckets, float(cfg.min_edge_weight))
     return rows, CSRGraph(indptr, indices, weights), nodes
 

@@ -2,9 +2,8 @@
 
 Each block of query rows is scored against every item with one BLAS matrix product (all cores); a numba
 loop then keeps the K best of each row in a small sorted buffer, one comparison per score for almost
-every candidate, rows in parallel, the item itself excluded. ``np.argpartition`` did the same job in 3
-times the time and allocated an int64 index for every score (1.6 GB per block of 2,048 rows over 100,000
-items). Memory is one block of scores (``block`` x n floats) at a time.
+every candidate, rows in parallel, the item itself excluded (``np.argpartition`` would allocate an int64 index
+for every score). Memory is one block of scores (``block`` x n floats) at a time; figures in docs/benchmarks.md.
 """
 
 from __future__ import annotations

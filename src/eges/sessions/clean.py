@@ -4,9 +4,8 @@ Relational steps run in DuckDB: counting each user's clicks and purchases, filte
 the surviving events by (user, time). DuckDB runs them on all cores and spills to disk under a memory
 cap. The sequential step (gaps, repeats, session numbers) then runs vectorised over the sorted stream
 in NumPy/Arrow batches, each holding whole users, so one sort serves everything, memory stays bounded,
-and the sessions come out already in (user, session, position) order. Measured on 10 million events,
-this is 2.5 times faster than doing the sequential step with nested SQL window functions (one sort
-each).
+and the sessions come out already in (user, session, position) order, where nested SQL window functions
+would sort once each (docs/benchmarks.md).
 
 The raw-events view must have the columns ``user_id``, ``item_id``, ``ts`` (BIGINT milliseconds),
 ``behaviour`` (VARCHAR, may be NULL) and ``dwell`` (DOUBLE seconds, may be NULL); see

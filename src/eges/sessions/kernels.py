@@ -1,7 +1,6 @@
 """The sequential part of sessionisation as one compiled pass (numba): gaps, repeats, lengths, positions.
 
-NumPy needs some twenty whole-array passes for the same logic (0.6 s on 10 million events here); this
-loop needs two (under 0.1 s).
+NumPy needs some twenty whole-array passes for the same logic; this loop reads the arrays twice.
 """
 
 from __future__ import annotations

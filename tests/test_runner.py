@@ -1,0 +1,61 @@
+"""The runner on toy stages: order, freshness, forced reruns and upstream propagation, without the real pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from eges.config import load_config
+from eges.pipeline.registry import RunInputs, Stage, StageResult, order_stages
+from eges.pipeline.runner import plan, run
+
+
+def toy_stages(calls: list[str]) -> dict[str, Stage]:
+    """a writes a.txt; b reads a.txt and writes b.txt; c reads b.txt (config: walks)."""
+
+    def make(name: str, reads: tuple[str, ...], writes: str, sections=("graph",)):
+        def body(ctx):
+            calls.append(name)
+            text = "".join((ctx.out_dir / r).read_text() for r in reads) + name
+            (ctx.out_dir / writes).write_text(text)
+            return StageResult(1, 1)
+
+        return Stage(name, body, sections, (writes,), lambda i, c: reads, lambda i, c: True)
+
+    return {"a": make("a", (), "a.txt"), "b": make("b", ("a.txt",), "b.txt"),
+            "c": make("c", ("b.txt",), "c.txt", sections=("walks",))}
+
+
+def test_the_runner_runs_stale_toy_stages_in_order_and_skips_fresh_ones(tmp_path):
+    calls: list[str] = []
+    stages = toy_stages(calls)
+    config, inputs = load_config(), RunInputs(events="/dev/null")
+    run(tmp_path, config, inputs, stages=stages, echo=lambda _: None)
+    assert calls == ["a", "b", "c"] and (tmp_path / "c.txt").read_text() == "abc"
+    run(tmp_path, config, inputs, stages=stages, echo=lambda _: None)
+    assert calls == ["a", "b", "c"]  # all fresh
+    changed = load_config(overrides=["walks.walk_length=3"])
+    assert [s.state for s in plan(tmp_path, changed, inputs, stages=stages)] == ["fresh", "fresh", "stale"]
+    run(tmp_path, changed, inputs, stages=stages, echo=lambda _: None)
+    assert calls[3:] == ["c"]
+    run(tmp_path, changed, inputs, from_stage="b", stages=stages, echo=lambda _: None)
+    assert calls[4:] == ["b", "c"]
+
+
+def test_stage_order_must_name_each_stage_once():
+    stages = toy_stages([])
+    with pytest.raises(ValueError, match="does not name each registered stage once"):
+        order_stages(("a", "b"), stages)
+    with pytest.raises(ValueError, match="does not name each registered stage once"):
+        order_stages(("a", "b", "b"), stages)
+    order_stages(("c", "a", "b"), stages)
+    assert list(stages) == ["c", "a", "b"]
+
+
+def test_registering_a_stage_twice_or_an_output_twice_fails():
+    from eges.pipeline.registry import STAGES, stage
+
+    with pytest.raises(ValueError, match="registered twice"):
+        stage("sessions", sections=(), outputs=("x/y",), inputs=lambda i, c: ())(lambda ctx: None)
+    with pytest.raises(ValueError, match="which stage 'graph' writes too"):
+        stage("toy", sections=(), outputs=("graph/edges.parquet",), inputs=lambda i, c: ())(lambda ctx: None)
+    assert "toy" not in STAGES
