@@ -37,3 +37,12 @@ def trust_template(tmp_path_factory):
     from trust import build_template
 
     return build_template(tmp_path_factory.mktemp("trust_template"))
+
+
+@pytest.fixture
+def good_run(trust_template, tmp_path):
+    """(events file, a copy of the template run) for one test to run hostile commands against."""
+    from trust import copy_run
+
+    events, template = trust_template
+    return events, copy_run(template, tmp_path / "run")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from trust import FAST, ROOT, assert_named_error, copy_run, run_cli, snapshot
+from trust import FAST, ROOT, assert_named_error, assert_refused, copy_run, run_cli, snapshot
 
 BAD_SETTINGS = {
     "nan half-life": ("users.half_life=nan", "users.half_life must be a finite number"),
@@ -47,15 +47,12 @@ BAD_SETTINGS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_SETTINGS), ids=list(BAD_SETTINGS))
-def test_bad_settings_fail_before_anything_is_written(case, trust_template, tmp_path):
-    events, template = trust_template
-    out = copy_run(template, tmp_path / "run")
-    before = snapshot(out)
+def test_bad_settings_fail_before_anything_is_written(case, good_run):
+    events, out = good_run
     setting, message = BAD_SETTINGS[case]
     method = ["--method", "eges"] if "gensim" in case else []
-    assert_named_error(run_cli("run", "--events", events, "--out", out, "--set", setting, *method,
-                               "--from", "sessions"), message)
-    assert snapshot(out) == before
+    assert_refused(out, message, "run", "--events", events, "--out", out, "--set", setting, *method, "--from",
+                   "sessions")
 
 
 BAD_FILES = {
@@ -67,14 +64,11 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES), ids=list(BAD_FILES))
-def test_bad_config_files_are_named(case, trust_template, tmp_path):
-    events, template = trust_template
-    out = copy_run(template, tmp_path / "run")
-    before = snapshot(out)
+def test_bad_config_files_are_named(case, good_run, tmp_path):
+    events, out = good_run
     content, message = BAD_FILES[case]
     (tmp_path / "eges.toml").write_bytes(content)
-    assert_named_error(run_cli("run", "--events", events, "--out", out, "--config", tmp_path / "eges.toml"), message)
-    assert snapshot(out) == before
+    assert_refused(out, message, "run", "--events", events, "--out", out, "--config", tmp_path / "eges.toml")
 
 
 BROKEN_MANIFESTS = {

@@ -75,3 +75,12 @@ def assert_named_error(outcome: Outcome, fragment: str, exit_code: int = 2) -> N
 def copy_run(template: Path, dest: Path) -> Path:
     shutil.copytree(template, dest, symlinks=True)
     return dest
+
+
+def assert_refused(folder: Path, message: str, *args: object) -> Outcome:
+    """Run ``eges ARGS``: a named error with ``message``, and every file under ``folder`` byte-identical after."""
+    before = snapshot(folder)
+    outcome = run_cli(*args)
+    assert_named_error(outcome, message)
+    assert snapshot(folder) == before
+    return outcome
