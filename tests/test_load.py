@@ -114,5 +114,6 @@ def test_the_finetuning_example_runs_and_learns(eges_run):
     result = example.finetune(eges_run, steps=60, batch=256)
     run = eges.load(eges_run)
     assert result["method"] == "eges" and result["rows"] == len(run) + 1 and result["pairs"] > 1000
-    assert np.mean(result["losses"][-10:]) < np.mean(result["losses"][:10]) - 0.05  # it learns
+    before, after = result["held_out_loss"]
+    assert after < before - 0.01  # it learns: the loss on a fixed batch falls
     assert result["padding_row_norm"] == 0.0 and result["unknown_item_row"] == 0

@@ -228,3 +228,15 @@ def test_own_weight_sets_the_item_share_of_h_v_at_the_start():
     w = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(w[:, 0], 0.8, rtol=1e-6)
     np.testing.assert_allclose(w[:, 1:], 0.05, rtol=1e-5)
+
+
+def test_auto_epochs_reaches_the_token_budget_within_bounds():
+    from eges.config import TrainConfig
+    from eges.side_info.train import auto_epochs, resolve_epochs
+
+    assert auto_epochs(100, budget=1000, most=10) == 10
+    assert auto_epochs(300, budget=1000, most=10) == 4  # ceil(1000 / 300)
+    assert auto_epochs(5000, budget=1000, most=10) == 1
+    assert auto_epochs(50, budget=1000, most=10) == 10  # clamped
+    assert resolve_epochs(TrainConfig(epochs=2), 10**9).epochs == 2  # an explicit value wins
+    assert resolve_epochs(TrainConfig(epochs=0), 10**12).epochs == 1

@@ -94,11 +94,12 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
 
 def train_skipgram(walks: np.ndarray, config: TrainConfig | None = None) -> Any:
     """BGE vectors from a padded walk matrix (gensim's trainer): gensim KeyedVectors keyed by node index."""
+    from eges.side_info.train import resolve_epochs
     from eges.skipgram.bge import WalkCorpus, padded_batches, train_bge
     from eges.walks.generate import flatten_walks
 
-    cfg = config or TrainConfig()
     values, _ = flatten_walks(walks)
     counts = np.bincount(values, minlength=int(values.max()) + 1 if len(values) else 0)
+    cfg = resolve_epochs(config or TrainConfig(), int(counts.sum()))
     model = train_bge(WalkCorpus(padded_batches(walks)), counts, len(walks), cfg)
     return model.wv

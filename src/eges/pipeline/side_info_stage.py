@@ -119,13 +119,14 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
-    from eges.side_info.train import compile_kernel
+    from eges.side_info.train import compile_kernel, resolve_epochs
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg, nodes.schema.field("item_id").type)
     walks = ctx.input_path(WALKS)
     counts = walk_counts(walks, nodes.num_rows)
+    tcfg = resolve_epochs(tcfg, int(counts.sum()))
     n_walks = io.parquet_num_rows(walks)
     method = resolved_method(ctx.inputs, ctx.config)
     compile_kernel()  # before the bar: its rate and ETA are training's

@@ -281,7 +281,10 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
+    from eges.side_info.train import resolve_epochs
+
     trainer = backend("bge", cfg.backend)
+    cfg = resolve_epochs(cfg, int(counts.sum()))
     started = time.perf_counter()
     if trainer == "gensim":
         from eges.skipgram.bge import WalkCorpus, train_bge, vectors_by_index
@@ -306,8 +309,9 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     words = int(counts.sum()) * cfg.epochs
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
-               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited}
+               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": cfg.epochs}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
-                       f"{trainer}: {len(index):,} vectors, {words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}",
+                       f"{trainer}: {len(index):,} vectors, {cfg.epochs} epoch(s), "
+                       f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}",
                        details)

@@ -73,7 +73,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
     node_ok = visited.copy()
     node_ok[~visited] = placed_ok
     cold, ok = cold_start_vectors(model, side.codes[n_nodes:], seen, field_weights)
-    tokens = int(np.sum(counts)) * cfg.epochs
+    tokens = int(np.sum(counts)) * len(model.losses)  # one loss per epoch: the epochs actually run
     node_source = np.where(visited, "behaviour", "cold_start")
     out = SideInfoEmbeddings(
         item_ids=[i for i, good in zip(node_ids, node_ok) if good] + [c for c, good in zip(cold_ids, ok) if good],
@@ -85,7 +85,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
         value_vectors=model.value_vectors(),
         attention=weights,
     )
-    out.details = {"method": method, "fields": how, "mean_attention": out.mean_attention,
+    out.details = {"method": method, "epochs": len(model.losses), "fields": how, "mean_attention": out.mean_attention,
                    "losses": model.losses, "cold_items": len(cold_ids), "cold_with_vector": int(ok.sum()),
                    "cold_without_vector": int((~ok).sum()),
                    "unvisited_nodes": int((~visited).sum()), "unvisited_without_vector": int((~node_ok).sum()),

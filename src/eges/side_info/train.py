@@ -65,6 +65,27 @@ def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side:
                         on_epoch=on_epoch)
 
 
+#: The epochs rule (train.epochs = 0): enough passes that training sees EPOCH_TOKEN_BUDGET walk tokens, at most
+#: MAX_AUTO_EPOCHS; a log whose walks already hold that many trains once. The study behind the numbers is in
+#: docs/evaluation.md ("How many epochs").
+EPOCH_TOKEN_BUDGET = 50_000_000
+MAX_AUTO_EPOCHS = 10
+
+
+def auto_epochs(tokens_per_epoch: int, budget: int = EPOCH_TOKEN_BUDGET, most: int = MAX_AUTO_EPOCHS) -> int:
+    """Passes over walks of ``tokens_per_epoch`` tokens: ceil(budget / tokens), between 1 and ``most``."""
+    if tokens_per_epoch <= 0:
+        return 1
+    return int(min(most, max(1, -(-budget // tokens_per_epoch))))
+
+
+def resolve_epochs(cfg: TrainConfig, tokens_per_epoch: int) -> TrainConfig:
+    """``cfg`` with its epochs decided: as set, or by :func:`auto_epochs` when ``train.epochs`` is 0."""
+    import dataclasses
+
+    return cfg if cfg.epochs else dataclasses.replace(cfg, epochs=auto_epochs(int(tokens_per_epoch)))
+
+
 def initial_attention(n_nodes: int, n_fields: int, own_weight: float) -> np.ndarray:
     """EGES attention logits before training: uniform (0, the paper's) or the item's own embedding at
     ``own_weight`` of H_v and the fields sharing the rest equally (a_0 = log(own / (1 - own) * n_fields))."""
@@ -96,6 +117,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     The learning rate decays with the tokens done over all batches and epochs; one thread is bit-for-bit
     reproducible for a seed and the same batches.
     """
+    cfg = resolve_epochs(cfg, int(np.sum(counts[:n_nodes])))
     rng = np.random.default_rng(cfg.seed)
     dim = cfg.dimension
     table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
