@@ -223,11 +223,20 @@ class EngineConfig:
                             "it spills to disk beyond this.")
     threads: int = opt(0, "Threads for the relational engine; 0 uses every core.", min=0, max=1024)
     temp_directory: str = opt("", "Where the relational engine spills; empty uses OUT/.spill.")
+    backend: str = opt("duckdb", "Engine of the sessions and graph stages: duckdb (this machine) or spark "
+                       "(a Spark cluster; pip install 'eges[spark]', docs/scale-out.md).",
+                       choices=("duckdb", "spark"))
+    spark_master: str = opt("local[*]", "Spark master when no SparkSession is active (local[*], yarn, "
+                            "k8s://..., spark://host:7077); spark-submit's --master wins.")
+    spark_conf: list[str] = opt([], "Extra Spark settings as key=value, e.g. spark.executor.memory=8g.")
 
     def check(self) -> None:
         if not MEMORY_SIZE.fullmatch(self.memory_limit.strip()):
             raise ConfigError(f"engine.memory_limit must be a size such as 500MB, 4GB or 1.5GiB, got "
                               f"{self.memory_limit!r}")
+        for item in self.spark_conf:
+            if "=" not in item or not item.split("=", 1)[0].strip().startswith("spark."):
+                raise ConfigError(f"engine.spark_conf entries must be spark.KEY=VALUE, got {item!r}")
 
 
 MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)

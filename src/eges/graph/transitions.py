@@ -114,40 +114,51 @@ def count_bucketed(sources: np.ndarray, by_dst_ptr: np.ndarray, by_src_ptr: np.n
     return indptr, targets[:w].copy(), counts[:w].astype(np.float64)
 
 
-def edge_list_sql(con: Any, edges_view: str, cfg: GraphConfig, has_weight: bool) -> None:
-    """Create ``eges_nodes`` and the view ``eges_edges(src, dst, weight)`` from a user-supplied edge list.
+def edge_list_queries(edges_view: str, nodes_table: str, cfg: GraphConfig, has_weight: bool,
+                      quote: str = '"') -> tuple[str, str, str]:
+    """SQL (DuckDB and Spark SQL alike) for a user-supplied edge list: the id view's query over ``edges_view``,
+    the nodes' query over that view (``eges_edge_ids``) and the edges' query joining it with ``nodes_table``.
 
-    Nodes are indexed by weighted degree (largest first), like the session vocabulary. The view is not
-    materialised: the caller's one query (sorted by src, dst) aggregates and sorts in one pipeline.
+    Nodes are indexed by weighted degree (largest first), like the session vocabulary. ``quote`` quotes column
+    names: '"' in DuckDB, '`' in Spark.
     """
-    w = f'CAST("{cfg.weight_col}" AS DOUBLE)' if has_weight else "1.0"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW eges_edge_ids AS
-        SELECT "{cfg.src_col}" AS src_id, "{cfg.dst_col}" AS dst_id, {w} AS weight FROM {edges_view}
-    """)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {NODES_TABLE} AS
-        SELECT item_id, (row_number() OVER (ORDER BY sum(weight) DESC, item_id) - 1)::INTEGER AS item_index,
+    q = quote
+    w = f"CAST({q}{cfg.weight_col}{q} AS DOUBLE)" if has_weight else "CAST(1.0 AS DOUBLE)"
+    ids = f"SELECT {q}{cfg.src_col}{q} AS src_id, {q}{cfg.dst_col}{q} AS dst_id, {w} AS weight FROM {edges_view}"
+    nodes = """
+        SELECT item_id, CAST(row_number() OVER (ORDER BY sum(weight) DESC, item_id) - 1 AS INTEGER) AS item_index,
                sum(weight) AS count
         FROM (SELECT src_id AS item_id, weight FROM eges_edge_ids
-              UNION ALL SELECT dst_id, weight FROM eges_edge_ids)
+              UNION ALL SELECT dst_id AS item_id, weight FROM eges_edge_ids) t
         GROUP BY item_id
-    """)
+    """
     weighted = f"""
         SELECT s.item_index AS src, d.item_index AS dst, sum(e.weight) AS weight
-        FROM eges_edge_ids e JOIN {NODES_TABLE} s ON e.src_id = s.item_id
-                             JOIN {NODES_TABLE} d ON e.dst_id = d.item_id
-        GROUP BY 1, 2
+        FROM eges_edge_ids e JOIN {nodes_table} s ON e.src_id = s.item_id
+                             JOIN {nodes_table} d ON e.dst_id = d.item_id
+        GROUP BY s.item_index, d.item_index
     """
     if cfg.undirected:
         weighted = f"""
             SELECT src, dst, sum(weight) AS weight FROM (
-                SELECT src, dst, weight FROM ({weighted})
-                UNION ALL SELECT dst, src, weight FROM ({weighted}) WHERE src <> dst
-            ) GROUP BY src, dst
+                SELECT src, dst, weight FROM ({weighted}) a
+                UNION ALL SELECT dst AS src, src AS dst, weight FROM ({weighted}) b WHERE src <> dst
+            ) u GROUP BY src, dst
         """
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {EDGES_TABLE} AS
-        SELECT src::INTEGER AS src, dst::INTEGER AS dst, weight FROM ({weighted})
+    edges = f"""
+        SELECT CAST(src AS INTEGER) AS src, CAST(dst AS INTEGER) AS dst, weight FROM ({weighted}) w
         WHERE weight >= {float(cfg.min_edge_weight)!r}
-    """)
+    """
+    return ids, nodes, edges
+
+
+def edge_list_sql(con: Any, edges_view: str, cfg: GraphConfig, has_weight: bool) -> None:
+    """Create ``eges_nodes`` and the view ``eges_edges(src, dst, weight)`` from a user-supplied edge list.
+
+    The edges view is not materialised: the caller's one query (sorted by src, dst) aggregates and sorts in one
+    pipeline.
+    """
+    ids, nodes, edges = edge_list_queries(edges_view, NODES_TABLE, cfg, has_weight)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW eges_edge_ids AS {ids}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {NODES_TABLE} AS {nodes}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {EDGES_TABLE} AS {edges}")

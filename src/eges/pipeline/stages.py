@@ -79,6 +79,10 @@ def _progress(ctx: StageContext, total: int | None, unit: str, desc: str):
        inputs=lambda inp, cfg: ("@events",), enabled=_uses_events)
 def sessions_stage(ctx: StageContext) -> StageResult:
     """Clean the event log and cut it into sessions; write the sessions and the item vocabulary."""
+    if ctx.config.engine.backend == "spark":
+        from eges.spark import stages as spark_stages
+
+        return spark_stages.sessions(ctx)
     cfg = ctx.config.sessions
     report = SessionsReport()
     scratch = io.ScratchFile(ctx.spill_dir, "sessions_with_item_ids")
@@ -131,7 +135,14 @@ def _graph_inputs(inp: RunInputs, config: Any) -> tuple[str, ...]:
 @stage("graph", sections=("graph",), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs)
 def graph_stage(ctx: StageContext) -> StageResult:
     """Build the weighted directed item graph (edge i->j = times j directly follows i in a session)."""
-    if ctx.inputs.edges is not None:
+    if ctx.config.engine.backend == "spark":
+        from eges.spark import stages as spark_stages
+
+        if ctx.inputs.edges is not None:
+            _graph_from_edge_list(ctx)  # the same input checks and errors as the DuckDB path, before Spark runs
+        rows_in, spark_edges, nodes = spark_stages.graph(ctx)
+        graph = _graph_from_edges(spark_edges, nodes.num_rows)
+    elif ctx.inputs.edges is not None:
         rows_in, graph, nodes = _graph_from_edge_list(ctx)
     else:
         rows_in, graph, nodes = _graph_from_sessions(ctx)

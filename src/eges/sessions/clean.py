@@ -68,6 +68,34 @@ class SessionsReport:
                 "check the sessions settings")
 
 
+def cleaning_predicates(cfg: SessionsConfig, *, has_behaviour: bool, has_dwell: bool) -> dict[str, str]:
+    """The cleaning rules as SQL predicates over (behaviour, dwell), valid in DuckDB and Spark SQL alike, so a rule
+    changes in one place for both engines: ``clicks`` and ``purchases`` (what counts toward the over-active
+    limits), ``keep_beh`` (behaviour types kept) and ``dwell_ok`` (long enough dwell)."""
+    keep_beh = "TRUE"
+    if has_behaviour and cfg.keep_behaviours:
+        keep_beh = f"behaviour IN {_sql_list(cfg.keep_behaviours)}"
+    return {
+        "clicks": "TRUE" if not has_behaviour else f"behaviour IN {_sql_list(cfg.click_behaviours)}",
+        "purchases": "FALSE" if not has_behaviour else f"behaviour IN {_sql_list(cfg.purchase_behaviours)}",
+        "keep_beh": keep_beh,
+        "dwell_ok": f"(dwell IS NULL OR dwell >= {float(cfg.min_dwell_seconds)!r})" if has_dwell else "TRUE",
+    }
+
+
+def users_sql(events_view: str, cfg: SessionsConfig, rules: dict[str, str]) -> str:
+    """Per user: events, whether over-active (clicks or purchases above the limits), events of dropped types."""
+    keep_beh = rules["keep_beh"]
+    beh_drop = "0" if keep_beh == "TRUE" else f"count(*) FILTER (WHERE NOT ({keep_beh}))"
+    return f"""
+        SELECT user_id, count(*) AS n,
+               count(*) FILTER (WHERE {rules["clicks"]}) > {int(cfg.max_user_clicks)}
+                   OR count(*) FILTER (WHERE {rules["purchases"]}) > {int(cfg.max_user_purchases)} AS spam,
+               {beh_drop} AS beh_drop
+        FROM {events_view} GROUP BY user_id
+    """
+
+
 def filter_events_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_behaviour: bool,
                       has_dwell: bool, report: SessionsReport) -> str:
     """Find over-active users; return a query of the other users' kept events sorted by (user, time).
@@ -76,21 +104,9 @@ def filter_events_sql(con: Any, events_view: str, cfg: SessionsConfig, *, has_be
     events of a behaviour type not kept); events dropped for short dwell are the rest, counted from the
     sorted stream by :func:`sessionize_stream`, so the per-user pass never looks at the dwell column.
     """
-    clicks = "TRUE" if not has_behaviour else f"behaviour IN {_sql_list(cfg.click_behaviours)}"
-    purchases = "FALSE" if not has_behaviour else f"behaviour IN {_sql_list(cfg.purchase_behaviours)}"
-    keep_beh = "TRUE"
-    if has_behaviour and cfg.keep_behaviours:
-        keep_beh = f"behaviour IN {_sql_list(cfg.keep_behaviours)}"
-    dwell_ok = f"(dwell IS NULL OR dwell >= {float(cfg.min_dwell_seconds)!r})" if has_dwell else "TRUE"
-    beh_drop = "0" if keep_beh == "TRUE" else f"count(*) FILTER (WHERE NOT ({keep_beh}))"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE eges_users AS
-        SELECT user_id, count(*) AS n,
-               count(*) FILTER (WHERE {clicks}) > {int(cfg.max_user_clicks)}
-                   OR count(*) FILTER (WHERE {purchases}) > {int(cfg.max_user_purchases)} AS spam,
-               {beh_drop} AS beh_drop
-        FROM {events_view} GROUP BY user_id
-    """)
+    rules = cleaning_predicates(cfg, has_behaviour=has_behaviour, has_dwell=has_dwell)
+    keep_beh, dwell_ok = rules["keep_beh"], rules["dwell_ok"]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE eges_users AS {users_sql(events_view, cfg, rules)}")
     totals = con.execute("""
         SELECT sum(n), count(*) FILTER (WHERE spam), coalesce(sum(n) FILTER (WHERE spam), 0),
                coalesce(sum(beh_drop) FILTER (WHERE NOT spam), 0)
@@ -213,7 +229,7 @@ def _select(arr: pa.Array, mask: np.ndarray) -> pa.Array:
 def vocabulary_sql(sessions_source: str) -> str:
     """Item vocabulary over kept sessions: item_id, item_index (most frequent first), count."""
     return f"""
-        SELECT item_id, (row_number() OVER (ORDER BY count(*) DESC, item_id) - 1)::INTEGER AS item_index,
+        SELECT item_id, CAST(row_number() OVER (ORDER BY count(*) DESC, item_id) - 1 AS INTEGER) AS item_index,
                count(*) AS count
         FROM {sessions_source} GROUP BY item_id ORDER BY item_index
     """

@@ -1,0 +1,108 @@
+"""The sessions and graph stages on Spark (``engine.backend = "spark"``), with the DuckDB stages' contracts.
+
+Spark computes and writes each output as a Parquet folder of parts, sorted across parts, under the run's spill
+folder; the driver then streams the parts, one row group at a time, into the stage's single contract file
+(written atomically), so every later stage, ``eges.load`` and a rerun read the same files whatever the engine.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from eges.pipeline import io
+from eges.pipeline.registry import StageContext, StageResult
+from eges.sessions.clean import SessionsReport
+from eges.spark.session import spark_session
+
+SESSIONS_SCHEMA_TYPES = {"session": pa.int32(), "position": pa.int32(), "item_index": pa.int32(), "ts": pa.int64()}
+
+
+def part_batches(folder: Path) -> Iterator[pa.Table]:
+    """The rows of a Spark Parquet folder in order: part files by name (Spark numbers them in partition order)."""
+    for part in sorted(folder.glob("part-*.parquet")):
+        pf = pq.ParquetFile(part)
+        for i in range(pf.metadata.num_row_groups):
+            yield pf.read_row_group(i)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Spark writes every column nullable; the contracts' files do not mark that (same schema as DuckDB's)."""
+    return pa.Table.from_arrays(table.columns, schema=pa.schema([pa.field(f.name, f.type) for f in table.schema]))
+
+
+def write_folder(df: Any, folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    df.write.parquet(str(folder))
+    return folder
+
+
+def copy_parts(folder: Path, path: Path, delta: tuple[str, ...] = ()) -> int:
+    with io.AtomicParquetWriter(path, delta_columns=delta) as out:
+        for table in part_batches(folder):
+            out.write(_plain(table))
+        if out.rows == 0:  # no parts with rows: an empty file of the folder's schema
+            out.write(_plain(pq.read_table(folder).slice(0, 0)))
+        return out.rows
+
+
+def sessions(ctx: StageContext) -> StageResult:
+    from eges.pipeline.stages import SESSIONS, SESSIONS_DELTA, VOCAB
+    from eges.spark.sessions import spark_sessions
+
+    spark = spark_session(ctx.config.engine)
+    cfg = ctx.config.sessions
+    report = SessionsReport()
+    source = ctx.input_path("@events")
+    scratch = ctx.spill_dir / "spark"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        indexed, vocab, events = spark_sessions(spark, str(source), cfg, report, f"events file {source}")
+        copy_parts(write_folder(indexed, scratch / "sessions"), ctx.path(SESSIONS), SESSIONS_DELTA)
+        copy_parts(write_folder(vocab, scratch / "items"), ctx.path(VOCAB))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    r = report
+    r.timestamp_unit = events.timestamp_unit
+    r.columns_recognised = dict(events.recognised)
+    summary = (f"spark: times read in {r.timestamp_unit}; {r.sessions_out:,} sessions, {r.users_out:,} users, "
+               f"{r.items_out:,} items; dropped {r.spam_events:,} events of {r.spam_users:,} over-active users, "
+               f"{r.behaviour_dropped:,} by behaviour, {r.short_dwell_dropped:,} with short dwell, "
+               f"{r.repeats_collapsed:,} repeats, {r.short_session_events_dropped:,} in "
+               f"{r.short_sessions_dropped:,} short sessions")
+    return StageResult(r.events_in, r.events_out, summary, r.as_dict())
+
+
+def graph(ctx: StageContext) -> tuple[int, pa.Table, pa.Table]:
+    """(rows read, edges table, nodes table): the edges sorted by (src, dst), the nodes by item_index."""
+    from eges.pipeline.stages import SESSIONS, VOCAB
+    from eges.spark.graph import edge_list_graph, transition_edges
+
+    spark = spark_session(ctx.config.engine)
+    cfg = ctx.config.graph
+    scratch = ctx.spill_dir / "spark"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        if ctx.inputs.edges is not None:
+            path = ctx.input_path("@edges")
+            table = io.read_table(path, what="edge list")  # the DuckDB path's checks run on the same table first
+            rows = table.num_rows
+            df = spark.read.parquet(str(path)) if not io.is_csv(path) else \
+                spark.read.option("header", "true").option("inferSchema", "true").csv(str(path))
+            edges, nodes = edge_list_graph(spark, df, cfg, cfg.weight_col in table.column_names)
+            nodes_t = pa.concat_tables(part_batches(write_folder(nodes, scratch / "nodes")))
+        else:
+            sessions_df = spark.read.parquet(str(ctx.input_path(SESSIONS)))
+            rows = sessions_df.count()
+            edges = transition_edges(spark, sessions_df, cfg)
+            nodes_t = pq.read_table(ctx.input_path(VOCAB))
+        edges_t = pa.concat_tables(_plain(t) for t in part_batches(write_folder(edges, scratch / "edges")))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rows, edges_t, _plain(nodes_t)
