@@ -49,9 +49,13 @@ def test_full_run_writes_every_stage(sample_run):
     assert vectors.schema.field("item_id").type == pa.int64()
     assert vectors.schema.field("vector").type == pa.list_(pa.float32(), 32)
     vocab = pq.read_table(out / "sessions" / "items.parquet")
-    assert vectors.num_rows == vocab.num_rows
     walks = pq.ParquetFile(out / "walks" / "walks.parquet")
     assert walks.schema_arrow.field("walk").type == pa.list_(pa.int32())
+    visited = np.unique(pq.read_table(out / "walks" / "walks.parquet")["walk"].combine_chunks().flatten().to_numpy())
+    # BGE gives a vector to every item some walk visits (an item no walk reaches has nothing to learn from).
+    expected = vocab.filter(pa.compute.is_in(vocab["item_index"], pa.array(visited.astype(np.int32))))["item_id"]
+    assert sorted(vectors["item_id"].to_pylist()) == sorted(expected.to_pylist())
+    assert vectors.num_rows >= 0.99 * vocab.num_rows
     stats = json.loads((out / "graph" / "stats.json").read_text())
     assert stats["nodes"] == vocab.num_rows
 

@@ -26,3 +26,36 @@ def mix64(z: np.uint64) -> np.uint64:
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
+
+
+def mix64_array(z: np.ndarray) -> np.ndarray:
+    """:func:`mix64` over a uint64 array (numpy wraps uint64 arithmetic as the compiled kernels do)."""
+    z = z.astype(np.uint64, copy=True)
+    z ^= z >> _S30
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    z ^= z >> _S31
+    return z
+
+
+def walk_base(seed: int) -> np.uint64:
+    """The state every walk's generator derives from for ``seed``."""
+    return mix64_array(np.array([seed], dtype=np.uint64) * GOLDEN + np.uint64(1))[0]
+
+
+def walk_draws(seed: int, walk_ids: np.ndarray, step: int) -> np.ndarray:
+    """The draw walk ``walk_ids[i]`` makes at ``step`` (1 = the first move): the walk kernel's generator, stateless,
+    so an engine that advances walks one step at a time over many machines (Spark) draws the same numbers."""
+    with np.errstate(over="ignore"):
+        state = walk_base(seed) ^ mix64_array(walk_ids.astype(np.uint64) * GOLDEN)
+        return mix64_array(state + np.uint64(step) * GOLDEN)
+
+
+def start_order_keys(seed: int, walk_round: int, nodes: np.ndarray) -> np.ndarray:
+    """Sort keys (non-negative int64) putting the start nodes of ``walk_round`` in a seeded random order: sorting by
+    (key, node) is the order walks are numbered in, the same in every engine."""
+    with np.errstate(over="ignore"):
+        salt = mix64_array(np.array([seed, walk_round], dtype=np.uint64) * GOLDEN + np.uint64(7))
+        keys = mix64_array((nodes.astype(np.uint64) * GOLDEN) ^ salt[0] ^ (salt[1] << np.uint64(1)))
+    return (keys >> np.uint64(1)).astype(np.int64)

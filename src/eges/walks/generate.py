@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from eges.config import WalksConfig
 from eges.graph.csr import CSRGraph
+from eges.rng import start_order_keys
 from eges.walks.kernels import build_alias, pack_edges, walk_batch
 
 
@@ -31,6 +32,19 @@ def start_nodes(graph: CSRGraph) -> np.ndarray:
     return np.flatnonzero(graph.out_degree() > 0).astype(np.int32)
 
 
+def round_order(seed: int, walk_round: int, starts: np.ndarray) -> np.ndarray:
+    """The start nodes of one round in the seeded order walks are numbered in (:func:`eges.rng.start_order_keys`,
+    shared with the Spark engine)."""
+    keys = start_order_keys(seed, walk_round, starts)
+    return starts[np.lexsort((starts, keys))]
+
+
+def walk_ids(walk_round: int, starts: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Each walk's generator id: its round and start node (``round * n_nodes + node``), known without numbering the
+    walks, so an engine that starts them all at once on many machines (Spark) seeds each walk the same."""
+    return np.int64(walk_round) * np.int64(n_nodes) + starts.astype(np.int64)
+
+
 def iter_walk_batches(graph: CSRGraph, cfg: WalksConfig) -> Iterator[np.ndarray]:
     """Yield padded int32 walk matrices of at most ``cfg.batch_walks`` rows.
 
@@ -41,15 +55,13 @@ def iter_walk_batches(graph: CSRGraph, cfg: WalksConfig) -> Iterator[np.ndarray]
     table = pack_edges(graph.indptr, graph.indices, prob, alias)
     del prob, alias
     starts = start_nodes(graph)
-    rng = np.random.default_rng(cfg.seed)
     batch = min(cfg.batch_walks, (2**31 - 1) // cfg.walk_length)  # Arrow list offsets are int32
-    walk_id = 0
-    for _ in range(cfg.walks_per_node):
-        order = rng.permutation(starts)
+    for walk_round in range(cfg.walks_per_node):
+        order = round_order(cfg.seed, walk_round, starts)
         for lo in range(0, len(order), batch):
             chunk = order[lo:lo + batch]
-            yield walk_batch(graph.indptr, table, chunk, walk_id, cfg.seed, cfg.walk_length)
-            walk_id += len(chunk)
+            yield walk_batch(graph.indptr, table, chunk, walk_ids(walk_round, chunk, graph.n_nodes), cfg.seed,
+                             cfg.walk_length)
 
 
 def total_walks(graph: CSRGraph, cfg: WalksConfig) -> int:

@@ -95,12 +95,12 @@ GROUP = 16
 
 
 @njit(cache=True, parallel=True)
-def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, first_walk_id: int, seed: int,
+def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, walk_ids: np.ndarray, seed: int,
                length: int) -> np.ndarray:
     """Walks from ``starts`` (one each), as an int32 matrix padded with -1 after a dangling node.
 
     ``table`` comes from :func:`pack_edges`. Walk ``k`` of the batch uses the generator seeded by
-    ``(seed, first_walk_id + k)``, so the result does not depend on the number of threads.
+    ``(seed, walk_ids[k])``, so the result depends neither on the number of threads nor on the batching.
     """
     n_walks = len(starts)
     out = np.empty((n_walks, length), dtype=np.int32)
@@ -115,7 +115,7 @@ def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, first_
         alive = np.zeros(GROUP, dtype=np.bool_)
         for j in range(size):
             k = lo_k + j
-            state[j] = base ^ _mix(np.uint64(first_walk_id + k) * _GOLDEN)
+            state[j] = base ^ _mix(np.uint64(walk_ids[k]) * _GOLDEN)
             cur[j] = starts[k]
             out[k, 0] = starts[k]
             alive[j] = True
@@ -143,3 +143,13 @@ def walk_batch(indptr: np.ndarray, table: np.ndarray, starts: np.ndarray, first_
                 cur[j] = v
                 out[k, step] = v
     return out
+
+
+def pick_next(draws: np.ndarray, first_edge: np.ndarray, degree: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The step of :func:`walk_batch` for many walks at once, from their draws (:func:`eges.rng.walk_draws`): the
+    column from the high 32 bits, accept or alias with the low 32 bits. ``first_edge`` indexes ``table`` (rows of
+    :func:`pack_edges`) at each walk's current node. The Spark engine moves its walks with this."""
+    column = ((draws >> np.uint64(32)) * degree.astype(np.uint64)) >> np.uint64(32)
+    rows = table[first_edge.astype(np.int64) + column.astype(np.int64)]
+    accept = (draws & np.uint64(0xFFFFFFFF)) < rows[:, 0].astype(np.uint64)
+    return np.where(accept, rows[:, 1], rows[:, 2]).astype(np.int32)
