@@ -6,6 +6,8 @@ Skipped when pyspark is not importable, unless EGES_REQUIRE_SPARK=1 (set by .ci/
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,8 @@ if not HAVE_SPARK and os.environ.get("EGES_REQUIRE_SPARK") != "1":
     pytest.skip("pyspark is not installed (pip install 'eges[spark]'); EGES_REQUIRE_SPARK=1 makes this fail",
                 allow_module_level=True)
 
-OUTPUTS = ("sessions/sessions.parquet", "sessions/items.parquet", "graph/edges.parquet", "graph/nodes.parquet")
+OUTPUTS = ("sessions/sessions.parquet", "sessions/items.parquet", "graph/edges.parquet", "graph/nodes.parquet",
+           "walks/walks.parquet")
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "events.parquet"
 
 
@@ -36,6 +39,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "events.parquet"
 def spark():
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this interpreter's packages
     session = (SparkSession.builder.master("local[2]").appName("eges-tests")
                .config("spark.sql.shuffle.partitions", "4").config("spark.ui.enabled", "false")
                .config("spark.sql.session.timeZone", "UTC").getOrCreate())
@@ -47,11 +51,12 @@ def spark():
 def _run(out: Path, events: Path | None, sets: list[str], edges: Path | None = None) -> dict[str, pa.Table]:
     config, inputs, _ = runner.resolve(out, overrides=sets, events=str(events) if events else None,
                                        edges=str(edges) if edges else None)
-    runner.run(out, config, inputs, to_stage="graph", progress=False, echo=lambda s: None)
+    runner.run(out, config, inputs, to_stage="walks", progress=False, echo=lambda s: None)
     return {f: pq.read_table(out / f) for f in OUTPUTS if (out / f).exists()}
 
 
 def _same(tmp: Path, events: Path | None, sets: list[str], edges: Path | None = None) -> dict[str, pa.Table]:
+    sets = ["walks.walks_per_node=3", "walks.walk_length=6", *sets]  # fewer, shorter walks keep the tests quick
     duck = _run(tmp / "duck", events, sets, edges)
     spark = _run(tmp / "spark", events, [*sets, "engine.backend=spark"], edges)
     assert spark.keys() == duck.keys()
@@ -63,7 +68,7 @@ def _same(tmp: Path, events: Path | None, sets: list[str], edges: Path | None = 
 
 def test_sample_slice_identical(spark, tmp_path):
     events = tmp_path / "events.parquet"
-    pq.write_table(pq.read_table(SAMPLE).slice(0, 20_000), events)
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 12_000), events)
     out = _same(tmp_path, events, ["graph.min_edge_weight=2"])
     assert out["graph/edges.parquet"].num_rows > 20
 
@@ -112,7 +117,7 @@ def test_generated_logs_identical(spark, tmp_path_factory, log, kind):
     events = tmp / "events.parquet"
     pq.write_table(pa.Table.from_pandas(log, preserve_index=False), events)
     sets = ["sessions.max_user_clicks=12", "sessions.max_user_purchases=4", "sessions.min_session_length=2",
-            "graph.min_edge_weight=1"]
+            "graph.min_edge_weight=1", "walks.walk_length=4", "walks.walks_per_node=2"]
     from eges.errors import InputError
 
     try:
@@ -150,10 +155,50 @@ def test_missing_pyspark_is_a_named_error(monkeypatch):
         spark_session(EngineConfig(backend="spark"))
 
 
-def test_local_cluster(tmp_path):
-    """Real executor processes and shuffles: local-cluster needs a Spark distribution's scripts (SPARK_HOME with
-    sbin and the launcher), which the pip package lacks; it runs only where SPARK_HOME provides them."""
-    home = os.environ.get("SPARK_HOME")
-    if not home or not (Path(home) / "bin" / "spark-class").exists():
-        pytest.skip("local-cluster[2,1,1024] needs a Spark distribution (SPARK_HOME/bin/spark-class); the pip "
-                    "package cannot start executor processes from it")
+def test_local_cluster_cli(tmp_path):
+    """Real executor processes and shuffles between them: ``eges run`` with Spark's ``local-cluster[2,1,1024]``
+    master (two executor JVMs of one core, started from the pip package's own launcher) gives the DuckDB path's
+    sessions, graph and walks."""
+    import pyspark
+
+    events = tmp_path / "events.parquet"
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 4_000), events)
+    env = {**os.environ, "SPARK_HOME": os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)}
+    env.pop("PYSPARK_PYTHON", None)  # eges sets it for local masters itself
+    sets = ["--set", "graph.min_edge_weight=1", "--set", "walks.walk_length=4", "--set", "walks.walks_per_node=2"]
+    for name, extra in (("duck", []), ("cluster", ["--set", "engine.backend=spark", "--set",
+                                                     'engine.spark_master="local-cluster[2,1,1024]"', "--set",
+                                                     'engine.spark_conf=["spark.sql.shuffle.partitions=4"]'])):
+        done = subprocess.run([sys.executable, "-m", "eges", "run", "--events", str(events), "--out",
+                               str(tmp_path / name), "--until", "walks", *sets, *extra],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "spark:" in done.stderr + done.stdout
+    for name in OUTPUTS:
+        assert pq.read_table(tmp_path / "cluster" / name).equals(pq.read_table(tmp_path / "duck" / name)), name
+
+
+def test_folder_table_and_python_api(spark, tmp_path):
+    """A folder of parts, a table and a session handed to ``eges.run`` give the single file's outputs."""
+    import eges
+
+    table = pq.read_table(SAMPLE).slice(0, 12_000)
+    single, folder = tmp_path / "events.parquet", tmp_path / "parts"
+    pq.write_table(table, single)
+    folder.mkdir()
+    for k, lo in enumerate(range(0, table.num_rows, 5_000)):
+        pq.write_table(table.slice(lo, 5_000), folder / f"part-{k:05d}.parquet")
+    sets = ["graph.min_edge_weight=1", "walks.walks_per_node=2", "walks.walk_length=4"]
+    duck = _run(tmp_path / "duck", single, sets)
+    spark.read.parquet(str(single)).createOrReplaceTempView("eges_test_events")
+    for name, source, until in (("folder", str(folder), "walks"), ("table", "table:eges_test_events", "sessions")):
+        manifest = eges.run(tmp_path / name, events=source, settings=sets, spark=spark, until=until)
+        assert manifest["config"]["engine"]["backend"] == "spark"
+        for rel in OUTPUTS[:5 if until == "walks" else 2]:
+            assert pq.read_table(tmp_path / name / rel).equals(duck[rel]), (name, rel)
+    assert spark.sparkContext._jsc is not None  # eges left the caller's session running
+    status = runner.plan(tmp_path / "folder", *runner.resolve(tmp_path / "folder")[:2])
+    assert {s.name: s.state for s in status}["sessions"] == "fresh"
+    (folder / "part-00001.parquet").unlink()  # a part removed from the folder: the sessions stage is stale
+    status = runner.plan(tmp_path / "folder", *runner.resolve(tmp_path / "folder")[:2])
+    assert {s.name: s.state for s in status}["sessions"] == "stale"

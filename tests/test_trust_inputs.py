@@ -94,7 +94,10 @@ EVENTS: dict[str, tuple[Callable[[Path], Path], str]] = {
                                  "has no column 'timestamp' (sessions.time_col); its columns are: user_id, item_id, ti\"me"),
     "null user ids": (lambda t: _parquet(t, _events().assign(user_id=lambda f: f["user_id"].where(f.index != 3))),
                       "column 'user_id' (user id) has 1 null value(s)"),
-    "a directory as events": (lambda t: (t / "dir.parquet").mkdir() or t / "dir.parquet", "is a directory"),
+    "a directory as events": (lambda t: (t / "dir.parquet").mkdir() or t / "dir.parquet",
+                              "only the spark engine reads"),
+    "a URI as events": (lambda t: "s3a://bucket/events/", "only the spark engine reads"),
+    "a table as events": (lambda t: "table:db.events", "only the spark engine reads"),
     "a missing events file": (lambda t: t / "nowhere.parquet", "does not exist"),
 }
 EVENTS = {k: v for k, v in EVENTS.items() if v is not None}

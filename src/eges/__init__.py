@@ -4,7 +4,8 @@ The stages are usable on in-memory tables without touching files::
 
     from eges import sessionize, build_graph, random_walks, train_skipgram, train_side_info
 
-and a finished run folder loads as an object to serve from: ``eges.load("out/")``.
+a run folder is built with ``eges.run("out/", events="events.parquet")`` (which also takes an existing
+SparkSession), and a finished one loads as an object to serve from: ``eges.load("out/")``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ _cache = numba_cache_dir(os.path.dirname(__file__), os.path.join(
 if _cache:
     os.environ["NUMBA_CACHE_DIR"] = _cache
 
-__all__ = ["__version__", "build_graph", "load", "random_walks", "sessionize", "train_side_info", "train_skipgram"]
+__all__ = ["__version__", "build_graph", "load", "random_walks", "run", "sessionize", "train_side_info",
+           "train_skipgram"]
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +47,10 @@ def __getattr__(name: str) -> Any:
         from eges.loaded import load
 
         return load
+    if name == "run":
+        from eges.runs import run
+
+        return run
     if name in __all__:
         from eges import api
 

@@ -306,6 +306,37 @@ def is_csv(path: Path) -> bool:
     return path.suffix.lower() in {".csv", ".tsv", ".txt"} or path.name.lower().endswith((".csv.gz",))
 
 
+# --------------------------------------------------------------------------------------------- sources
+TABLE_PREFIX = "table:"
+
+
+def is_external(source: str) -> bool:
+    """A source only Spark reads: a URI (``s3a://``, ``hdfs://``, ``abfss://``...) or ``table:NAME``."""
+    return source.startswith(TABLE_PREFIX) or "://" in source
+
+
+def source_exists(source: str) -> bool:
+    """Whether the source is there (an external one is taken on trust: Spark names a missing one when it reads)."""
+    return is_external(source) or Path(source).exists()
+
+
+def source_fingerprint(source: str, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fingerprint of a run's input: a file's (always hashed), a folder's (every file under it, by relative
+    name, size and content), or an external source's name (eges cannot see a table or remote path change)."""
+    if is_external(source):
+        return {"external": source, "digest": f"external:{source}"}
+    path = Path(source)
+    if not path.is_dir():
+        return fingerprint(path, known, trust_mtime=False)
+    h = hashlib.blake2b(digest_size=16)
+    total = 0
+    for part in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))):
+        h.update(f"{part.relative_to(path)}\0".encode())
+        h.update(fingerprint(part, trust_mtime=False)["digest"].encode())
+        total += part.stat().st_size
+    return {"size": total, "files": True, "digest": h.hexdigest()}
+
+
 # --------------------------------------------------------------------------------------------- fingerprints
 def fingerprint(path: str | Path, known: dict[str, Any] | None = None, trust_mtime: bool = True) -> dict[str, Any]:
     """Size, mtime and a content digest of a file.

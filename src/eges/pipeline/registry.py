@@ -57,6 +57,13 @@ class StageContext:
     def path(self, relative: str) -> Path:
         return self.out_dir / relative
 
+    def input_source(self, key: str) -> str:
+        """A run input as given: a local path, or (for the spark engine) a URI or ``table:NAME``."""
+        value = self.inputs.get(key)
+        if value is None:
+            raise StageError(f"this stage needs --{key[1:]}")
+        return value
+
     def input_path(self, key: str) -> Path:
         if key.startswith("@"):
             value = self.inputs.get(key)

@@ -20,7 +20,7 @@ from typing import Any
 
 from eges.config import Config, load_config, section_to_dict
 from eges.errors import EgesError, StageError
-from eges.pipeline.io import atomic_path, fingerprint
+from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint
 from eges.pipeline.lock import check_run_folder, run_lock
 from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, producer_of
 
@@ -152,11 +152,12 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
             return "stale", f"upstream stage {producer} reruns"
         if key.startswith("@") and inputs.get(key) is None:
             return "stale", f"needs --{key[1:]}"
-        path = Path(inputs.get(key)) if key.startswith("@") else out_dir / key
+        source = inputs.get(key) if key.startswith("@") else str(out_dir / key)
         known = entry.get("inputs", {}).get(key)
-        if not path.exists():
-            return "stale", f"input {path} is missing"
-        if known is None or fingerprint(path, known, trust_mtime=not key.startswith("@"))["digest"] != known.get("digest"):
+        if not source_exists(source):
+            return "stale", f"input {source} is missing"
+        current = source_fingerprint(source) if key.startswith("@") else fingerprint(source, known)
+        if known is None or current["digest"] != known.get("digest"):
             return "stale", f"input {key.lstrip('@') if key.startswith('@') else key} changed"
     return "fresh", "up to date"
 
@@ -224,7 +225,8 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
         seconds = time.perf_counter() - started
         manifest.setdefault("stages", {})[st.name] = {
             "config": stage_config(st, config),
-            "inputs": {k: fingerprint(ctx.input_path(k)) for k in st.inputs(inputs, config)},
+            "inputs": {k: source_fingerprint(inputs.get(k)) if k.startswith("@") else fingerprint(ctx.input_path(k))
+                       for k in st.inputs(inputs, config)},
             "outputs": {rel: fingerprint(out_dir / rel) for rel in st.outputs},
             "rows_in": result.rows_in,
             "rows_out": result.rows_out,

@@ -240,6 +240,18 @@ def walks_stage(ctx: StageContext) -> StageResult:
     from eges.walks.generate import batch_to_arrow, iter_walk_batches, numba_threads, total_walks
 
     cfg = ctx.config.walks
+    if ctx.config.engine.backend == "spark":
+        from eges.spark import stages as spark_stages
+
+        n_edges = pq.ParquetFile(ctx.input_path(EDGES)).metadata.num_rows
+        if n_edges == 0:
+            raise InputError("the graph has no edges, so there is nothing to walk; check the graph settings")
+        started = time.perf_counter()
+        n_walks, steps = spark_stages.walks(ctx, WALKS_SCHEMA)
+        seconds = time.perf_counter() - started
+        details = {"walks": n_walks, "steps": steps, "steps_per_second": round(steps / max(seconds, 1e-9))}
+        return StageResult(n_edges, n_walks, f"spark: {steps:,} steps, {steps / max(seconds, 1e-9):,.0f} steps/s",
+                           details)
     graph = load_graph(ctx.out_dir)
     if graph.n_edges == 0:
         raise InputError("the graph has no edges, so there is nothing to walk; check the graph settings")

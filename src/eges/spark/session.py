@@ -7,7 +7,12 @@ settings, so eges uses it as it is; otherwise ``engine.spark_master`` and ``engi
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import shutil
+import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from eges.config import EngineConfig
@@ -21,8 +26,25 @@ class SparkUnavailable(EgesError):
     """engine.backend = "spark" without pyspark or without Java."""
 
 
+_given: list[Any] = []
+
+
+@contextlib.contextmanager
+def use_session(session: Any) -> Iterator[None]:
+    """Run the block with ``session`` as the spark engine's session (``eges.run(..., spark=session)``)."""
+    _given.append(session)
+    try:
+        yield
+    finally:
+        _given.pop()
+
+
 def spark_session(engine: EngineConfig) -> Any:
-    """The active SparkSession, or a new one with the configured master and ``spark.*`` settings."""
+    """The session given to :func:`use_session`, the active SparkSession, or a new one with the configured master
+    and ``spark.*`` settings."""
+    if _given:
+        return _given[-1]
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -36,12 +58,19 @@ def spark_session(engine: EngineConfig) -> Any:
         raise SparkUnavailable(f"{INSTALL} (no java on PATH and JAVA_HOME is not set)")
     builder = SparkSession.builder.appName("eges").master(engine.spark_master)
     builder = builder.config("spark.ui.showConsoleProgress", "false")
-    for item in engine.spark_conf:
-        key, value = item.split("=", 1)
-        builder = builder.config(key.strip(), value.strip())
+    settings = dict((k.strip(), v.strip()) for k, v in (item.split("=", 1) for item in engine.spark_conf))
+    if engine.spark_master.startswith("local"):
+        # Python workers on this machine run this interpreter (it has eges, numpy and pyarrow), not python3;
+        # pyspark reads the variable when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # py4j / JVM start-up errors come in several types
         raise SparkUnavailable(f"{INSTALL} (Spark did not start: {str(exc).splitlines()[0]})") from None
     session.sparkContext.setLogLevel("ERROR")
+    # A session eges started is eges' to stop, before the interpreter exits: left to the JVM's shutdown, a
+    # cluster master's workers log a screen of errors relaunching executors.
+    atexit.register(session.stop)
     return session

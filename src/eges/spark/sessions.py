@@ -15,6 +15,7 @@ from typing import Any
 
 from eges.config import SessionsConfig
 from eges.errors import InputError
+from eges.pipeline.io import TABLE_PREFIX
 from eges.sessions import timeunits
 from eges.sessions.clean import SessionsReport, cleaning_predicates, users_sql, vocabulary_sql
 
@@ -35,12 +36,14 @@ def _q(name: str) -> str:
 
 def read_events(spark: Any, source: str, fmt: str = "auto") -> Any:
     """A DataFrame of the raw events with ``eges_row`` (input order): a Parquet or CSV path or folder on any
-    filesystem Spark reads, or a table name. The row number follows the files' and partitions' order."""
+    filesystem Spark reads, or ``table:NAME`` (a bare name without a slash or suffix is read as a table too). The row number follows the files' and partitions' order."""
     from pyspark.sql import functions as F
 
     lower = source.lower()
     try:
-        if lower.endswith((".csv", ".csv.gz", ".tsv")) or fmt == "csv":
+        if source.startswith(TABLE_PREFIX):
+            df = spark.table(source[len(TABLE_PREFIX):])
+        elif lower.endswith((".csv", ".csv.gz", ".tsv")) or fmt == "csv":
             df = spark.read.option("header", "true").option("inferSchema", "true").csv(source)
         elif "/" in source or lower.endswith(".parquet") or fmt == "parquet":
             df = spark.read.parquet(source)

@@ -23,6 +23,13 @@ from eges.spark.session import spark_session
 SESSIONS_SCHEMA_TYPES = {"session": pa.int32(), "position": pa.int32(), "item_index": pa.int32(), "ts": pa.int64()}
 
 
+def _session(ctx: StageContext, stage: str) -> Any:
+    """The session, with the stage's Spark jobs grouped as ``eges-STAGE`` (the UI, event logs, the benchmark)."""
+    spark = spark_session(ctx.config.engine)
+    spark.sparkContext.setJobGroup(f"eges-{stage}", f"eges {stage} stage")
+    return spark
+
+
 def part_batches(folder: Path) -> Iterator[pa.Table]:
     """The rows of a Spark Parquet folder in order: part files by name (Spark numbers them in partition order)."""
     for part in sorted(folder.glob("part-*.parquet")):
@@ -56,14 +63,14 @@ def sessions(ctx: StageContext) -> StageResult:
     from eges.pipeline.stages import SESSIONS, SESSIONS_DELTA, VOCAB
     from eges.spark.sessions import spark_sessions
 
-    spark = spark_session(ctx.config.engine)
+    spark = _session(ctx, "sessions")
     cfg = ctx.config.sessions
     report = SessionsReport()
-    source = ctx.input_path("@events")
+    source = ctx.input_source("@events")
     scratch = ctx.spill_dir / "spark"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
-        indexed, vocab, events = spark_sessions(spark, str(source), cfg, report, f"events file {source}")
+        indexed, vocab, events = spark_sessions(spark, source, cfg, report, f"events {source}")
         copy_parts(write_folder(indexed, scratch / "sessions"), ctx.path(SESSIONS), SESSIONS_DELTA)
         copy_parts(write_folder(vocab, scratch / "items"), ctx.path(VOCAB))
     finally:
@@ -84,7 +91,7 @@ def graph(ctx: StageContext) -> tuple[int, pa.Table, pa.Table]:
     from eges.pipeline.stages import SESSIONS, VOCAB
     from eges.spark.graph import edge_list_graph, transition_edges
 
-    spark = spark_session(ctx.config.engine)
+    spark = _session(ctx, "graph")
     cfg = ctx.config.graph
     scratch = ctx.spill_dir / "spark"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -106,3 +113,27 @@ def graph(ctx: StageContext) -> tuple[int, pa.Table, pa.Table]:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return rows, edges_t, _plain(nodes_t)
+
+
+def walks(ctx: StageContext, schema: pa.Schema) -> tuple[int, int]:
+    """Walks written to the stage's contract file in the local engine's order; (walks, steps)."""
+    from eges.pipeline.stages import EDGES, NODES, WALKS
+    from eges.spark.walks import spark_walks
+
+    spark = _session(ctx, "walks")
+    scratch = ctx.spill_dir / "spark"
+    scratch.mkdir(parents=True, exist_ok=True)
+    n_nodes = pq.ParquetFile(ctx.input_path(NODES)).metadata.num_rows
+    n_walks = steps = 0
+    try:
+        folder = write_folder(spark_walks(spark, spark.read.parquet(str(ctx.input_path(EDGES))), n_nodes,
+                                          ctx.config.walks).select("walk"), scratch / "walks")
+        with io.AtomicParquetWriter(ctx.path(WALKS), schema) as out:
+            for table in part_batches(folder):
+                column = table.column("walk").combine_chunks().cast(schema.field("walk").type)
+                out.write(pa.table({"walk": column}, schema=schema))
+                n_walks += len(column)
+                steps += len(column.flatten())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return n_walks, steps
