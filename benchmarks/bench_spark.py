@@ -64,7 +64,7 @@ def run_tree(cmd: list[str]) -> tuple[float, float]:
 def spark_metrics(log_dir: Path) -> dict[str, dict[str, float]]:
     """Per eges stage (Spark job group ``eges-STAGE``): span of its Spark stages, task time, shuffle bytes, and
     the per-Spark-stage (task seconds, longest task seconds) list."""
-    log = next(p for p in log_dir.iterdir() if p.is_file())
+    log = next(p for p in sorted(log_dir.rglob("*")) if p.is_file() and not p.name.startswith((".", "appstatus")))
     group_of_stage: dict[int, str] = {}
     tasks: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
     spans: dict[int, float] = {}
@@ -127,7 +127,8 @@ def main() -> None:
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     conf = [f"spark.driver.memory={args.driver_memory}", "spark.eventLog.enabled=true",
-            f"spark.eventLog.dir=file://{logs}", f"spark.sql.shuffle.partitions={args.partitions}",
+            f"spark.eventLog.dir=file://{logs}", "spark.eventLog.compress=false", "spark.eventLog.rolling.enabled=false",
+            f"spark.sql.shuffle.partitions={args.partitions}",
             f"spark.local.dir={WORK / 'spark_local'}"]
     wall, peak = run_tree([*EGES, *base, "--out", str(out), "--set", "engine.backend=spark",
                            "--set", 'engine.spark_master="local[2]"', "--set", f"engine.spark_conf={json.dumps(conf)}"])

@@ -18,7 +18,7 @@ EGES = [PYTHON, "-m", "eges"]
 
 def sample_events(n_events: int, n_items: int) -> Path:
     """The generator's log of about ``n_events`` events (made once, then reused)."""
-    out = WORK / f"events_{n_events // 1_000_000}m"
+    out = WORK / (f"events_{n_events // 1_000_000}m" if n_events >= 1_000_000 else f"events_{n_events // 1000}k")
     if not (out / "events.parquet").exists():
         subprocess.run([*EGES, "sample", "--out", str(out), "--events", str(n_events), "--items", str(n_items)],
                        check=True)
