@@ -51,6 +51,7 @@ def test_centre_step_matches_numpy_reference(n_fields, eges):
     window size, equals lr times the reference gradients (which the finite-difference test checks)."""
     p = make_problem(n_fields, n_nodes=8, dim=5)
     v, targets, n_pos = 3, np.array([1, 6, 0, 2, 7]), 2
+    p["codes"][v] = np.arange(n_fields) % 4  # the centre has every field, so side rows take steps
     labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
     pw = np.array([1.0, 1.0, n_pos, n_pos, n_pos])
     ref = {k: a.astype(np.float64) for k, a in p.items() if k in ("table", "context", "attention")}
@@ -61,10 +62,12 @@ def test_centre_step_matches_numpy_reference(n_fields, eges):
     rows, slots = np.empty(n_fields + 1, np.int64), np.empty(n_fields + 1, np.int64)
     m = item_parts(v, True, p["codes"], p["field_offset"], 8, rows, slots)
     lr = 0.5
+    side_rate = np.full(len(t) - 8, 0.5, dtype=np.float32)  # side-information rows take half steps
     loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(n_fields + 1), np.empty(5, np.float32),
-                       np.empty(5, np.float32), targets, n_pos, len(targets), lr)
+                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate)
     assert loss == pytest.approx(loss_ref, rel=1e-4)
-    np.testing.assert_allclose(t - p["table"], -lr * g_table, atol=2e-6)
+    row_scale = np.concatenate([np.ones(8), side_rate])[:, None]
+    np.testing.assert_allclose(t - p["table"], -lr * g_table * row_scale, atol=2e-6)
     np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
     np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)
     assert np.abs(g_context[targets[n_pos:]]).sum() > 0  # the negatives were scored

@@ -240,3 +240,25 @@ def test_auto_epochs_reaches_the_token_budget_within_bounds():
     assert auto_epochs(50, budget=1000, most=10) == 10  # clamped
     assert resolve_epochs(TrainConfig(epochs=2), 10**9).epochs == 2  # an explicit value wins
     assert resolve_epochs(TrainConfig(epochs=0), 10**12).epochs == 1
+
+
+def test_shared_rows_are_kept_on_the_scale_of_the_item_rows():
+    """A value every item of a group shares gets all their gradients: with plain steps (power 0, the paper's) its
+    row ends tens of times longer than the items' own rows, so H_v is mostly the group's; side_rate_power scales
+    that down (1: the same scale). Fails if the kernel ignores the per-row rate."""
+    from eges.side_info.encode import SideInfo
+
+    rng = np.random.default_rng(0)
+    n, groups = 400, 4
+    group = np.arange(n) % groups
+    walks = [rng.choice(np.flatnonzero(group == rng.integers(groups)), 10) for _ in range(4000)]
+    values = np.concatenate(walks).astype(np.int32)
+    offsets = np.arange(0, len(values) + 1, 10, dtype=np.int64)
+    side = SideInfo(["group"], group[:, None].astype(np.int32), [[f"g{i}" for i in range(groups)]])
+    ratio = {}
+    for power in (0.0, 0.5, 1.0):
+        model = train(values, offsets, n, side, TrainConfig(dimension=16, epochs=3, threads=1, side_rate_power=power),
+                      "eges")
+        ratio[power] = np.linalg.norm(model.table[n:], axis=1).mean() / np.linalg.norm(model.table[:n], axis=1).mean()
+    assert ratio[0.0] > 10 and ratio[1.0] < 3, ratio
+    assert ratio[0.0] > 2 * ratio[0.5] > 2 * ratio[1.0], ratio

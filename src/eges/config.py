@@ -139,6 +139,11 @@ class TrainConfig:
                             "and its fields (the paper's), which on logs whose catalogue says little about "
                             "behaviour left EGES far below BGE (docs/evaluation.md, 'EGES attention at the start').",
                             min=0, max=0.99)
+    side_rate_power: float = opt(0.5, "GES/EGES: each step into a side-information value's row is scaled by (mean "
+                                 "item frequency / the value's frequency)^p, at most 1: a value shared by many items "
+                                 "gets every one of their gradients, and with plain steps (p = 0, the paper's) its "
+                                 "row outgrows the items' own rows until an item's vector is mostly its category's "
+                                 "(docs/evaluation.md, 'Shared rows').", min=0, max=1)
     cold_start: str = opt("mean", "GES/EGES: vectors of items without behaviour are the mean of their side-info "
                           "value vectors (the paper's rule) or weighted by the mean EGES attention per field.",
                           choices=("mean", "attention"))

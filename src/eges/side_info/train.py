@@ -95,6 +95,28 @@ def initial_attention(n_nodes: int, n_fields: int, own_weight: float) -> np.ndar
     return attention
 
 
+def side_rates(counts: np.ndarray, side: SideInfo, power: float) -> np.ndarray:
+    """Step scale of each side-information value's row: (mean item frequency / the value's frequency)^power, at most
+    1, where a value's frequency is its items' occurrences in the walks.
+
+    Why: the row of a value receives the gradient of every item that has it, so with plain steps its norm grows with
+    its items' total frequency (on the sample, category rows end three times as long as the items' own rows) and an
+    item's H_v points mostly along its category. Scaling each row's step by its frequency, as per-row adaptive
+    optimisers do, keeps shared rows on the scale of the item rows (docs/evaluation.md, "Shared rows")."""
+    n_nodes = len(counts)
+    freq = np.zeros(side.n_values, dtype=np.float64)
+    codes = side.codes[:n_nodes]
+    for s, off in enumerate(side.field_offset):
+        known = codes[:, s] >= 0
+        np.add.at(freq, off + codes[known, s], counts[known])
+    seen = counts[counts > 0]
+    mean_item = float(seen.mean()) if len(seen) else 1.0
+    rate = np.ones(side.n_values, dtype=np.float64)
+    used = freq > 0
+    rate[used] = np.minimum(1.0, mean_item / freq[used]) ** power
+    return rate.astype(np.float32)
+
+
 def compile_kernel() -> None:
     """Compile (or load from numba's cache) the training kernel on a toy problem, so a progress bar started after
     this shows a rate and ETA of training, not of compilation."""
@@ -129,6 +151,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     codes = np.ascontiguousarray(side.codes[:n_nodes])
     total = int(counts.sum()) * cfg.epochs
     keep = keep_probabilities(counts, cfg.sample)
+    rates = side_rates(counts, side, cfg.side_rate_power)
     losses = []
     done = 0
     with numba_threads(cfg.threads):
@@ -146,7 +169,8 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                 chunk = max(1, min(4096, n_walks // (16 * max(threads, 1)) or 1))
                 loss = train_epoch(values, offsets, table, context, attention, has_own, codes, side.field_offset,
                                    neg, keep, max_len, cfg.window, cfg.negative, method == "eges", cfg.alpha,
-                                   cfg.min_alpha, done, total, cfg.seed, epoch * _STREAMS_PER_EPOCH + b, chunk)
+                                   cfg.min_alpha, done, total, cfg.seed, epoch * _STREAMS_PER_EPOCH + b, chunk,
+                                   side_rate=rates)
                 loss_sum += float(loss) * len(values)
                 tokens += len(values)
                 done += len(values)
