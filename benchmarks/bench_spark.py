@@ -1,6 +1,7 @@
 """Sessions + graph + walks on Spark (local[2]) against the DuckDB path, and a projection from Spark's stage metrics.
 
     .venv/bin/python benchmarks/bench_spark.py [--events 10000000] [--until walks] [--driver-memory 6g]
+    .venv/bin/python benchmarks/bench_spark.py --log /tmp/eges-bench/events_100m_chunked.parquet --until graph
 
 Both engines run ``eges run --until walks`` on the same generated log, one after the other, as fresh processes:
 wall time, each eges stage's seconds, and the peak memory of the whole process tree (the Spark driver JVM and its
@@ -98,9 +99,27 @@ def spark_metrics(log_dir: Path) -> dict[str, dict[str, float]]:
     return dict(out)
 
 
-def projection(wall: float, metrics: dict, cores: int) -> float:
+def projection(wall: float, metrics: dict, cores: int, even: bool = False) -> float:
+    """Seconds of one eges stage on ``cores`` executor cores: its driver-side time plus each Spark stage's task time
+    spread over the cores, bounded below by the stage's longest task (``even``: tasks split finer, as more
+    partitions would, so only the spread counts)."""
     driver = max(wall - metrics["span"], 0.0)
-    return driver + sum(max(task / cores, longest) for task, longest in metrics["spark_stages"])
+    return driver + sum(task / cores if even else max(task / cores, longest)
+                        for task, longest in metrics["spark_stages"])
+
+
+def metric_rows(seconds: dict[str, float], metrics: dict) -> list[tuple[str, str]]:
+    rows = []
+    for stage, m in sorted(metrics.items()):
+        wall_stage = seconds.get(stage, m["span"])
+        proj = ", ".join(f"{c}: {projection(wall_stage, m, c):.0f} s / {projection(wall_stage, m, c, True):.0f} s"
+                         for c in (2, 8, 32, 128))
+        rows.append((f"spark {stage}", f"{m['tasks']:,} tasks in {len(m['spark_stages'])} Spark stages, task time "
+                     f"{m['task']:.1f} s, Spark stage spans {m['span']:.1f} s, driver-side "
+                     f"{max(wall_stage - m['span'], 0):.1f} s, shuffle write {m['shuffle_write'] / 2**20:,.0f} MiB, "
+                     f"read {m['shuffle_read'] / 2**20:,.0f} MiB; projected seconds by cores (tasks as run / split "
+                     f"evenly): {proj}"))
+    return rows
 
 
 def main() -> None:
@@ -111,8 +130,16 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--partitions", type=int, default=16, help="spark.sql.shuffle.partitions")
     parser.add_argument("--skip-duckdb", action="store_true")
+    parser.add_argument("--log", help="an events file to use instead of a generated one (e.g. bench_memory_cap.py's "
+                        "100-million-event log: --log /tmp/eges-bench/events_100m_chunked.parquet)")
+    parser.add_argument("--metrics-only", action="store_true",
+                        help="only recompute the projection from the last Spark run's event log and manifest")
     args = parser.parse_args()
-    events = sample_events(args.events, args.items or args.events // 20)
+    if args.metrics_only:
+        seconds = stage_seconds(WORK / "spark_bench_spark")
+        report("projection from the last Spark run", metric_rows(seconds, spark_metrics(WORK / "spark_bench_events")))
+        return
+    events = Path(args.log) if args.log else sample_events(args.events, args.items or args.events // 20)
     base = ["run", "--events", str(events), "--until", args.until, "--quiet"]
     rows = []
     if not args.skip_duckdb:
@@ -135,15 +162,11 @@ def main() -> None:
     seconds = stage_seconds(out)
     rows.append(("spark local[2]", f"{wall:.1f} s wall, peak {peak:,.0f} MiB; " +
                  ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())))
-    metrics = spark_metrics(logs)
-    for stage, m in sorted(metrics.items()):
-        wall_stage = seconds.get(stage, m["span"])
-        proj = ", ".join(f"{c} cores {projection(wall_stage, m, c):.1f} s" for c in (2, 8, 32, 128))
-        rows.append((f"spark {stage}", f"{m['tasks']:,} tasks in {len(m['spark_stages'])} Spark stages, task time "
-                     f"{m['task']:.1f} s, Spark stage spans {m['span']:.1f} s, shuffle write "
-                     f"{m['shuffle_write'] / 2**20:,.0f} MiB, read {m['shuffle_read'] / 2**20:,.0f} MiB; "
-                     f"projected: {proj}"))
-    report(f"sessions + graph{' + walks' if args.until == 'walks' else ''}, {args.events:,} events", rows)
+    rows += metric_rows(seconds, spark_metrics(logs))
+    import pyarrow.parquet as pq
+
+    n_events = pq.ParquetFile(events).metadata.num_rows
+    report(f"sessions + graph{' + walks' if args.until == 'walks' else ''}, {n_events:,} events", rows)
 
 
 if __name__ == "__main__":

@@ -117,3 +117,19 @@ def test_the_finetuning_example_runs_and_learns(eges_run):
     before, after = result["held_out_loss"]
     assert after < before - 0.01  # it learns: the loss on a fixed batch falls
     assert result["padding_row_norm"] == 0.0 and result["unknown_item_row"] == 0
+
+
+def test_run_from_python_follows_the_rerun_rule(eges_run, tmp_path):
+    """``eges.run`` is ``eges run``: the folder's remembered inputs and config, settings on top, stale stages only."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(eges_run, out)
+    lines = []
+    eges.run(out, echo=lines.append)
+    assert all(line.endswith("fresh, skipped") for line in lines), lines
+    lines.clear()
+    manifest = eges.run(out, settings=["neighbours.k=5"], echo=lines.append)
+    assert [line.split(":")[0] for line in lines if "fresh" not in line] == ["neighbours"]
+    assert manifest["config"]["neighbours"]["k"] == 5
+    assert eges.load(out).neighbours["neighbours"].map(len).max() == 5

@@ -159,9 +159,9 @@ def test_streamed_training_decays_the_rate_over_all_batches_and_epochs(monkeypat
     seen = []
     real = driver.train_epoch
 
-    def spy(walk_values, *args):
+    def spy(walk_values, *args, **kwargs):
         seen.append((args[15], args[16], args[18], len(walk_values)))  # done, total, stream, tokens
-        return real(walk_values, *args)
+        return real(walk_values, *args, **kwargs)
 
     monkeypatch.setattr(driver, "train_epoch", spy)
     counts = np.bincount(values, minlength=n)
