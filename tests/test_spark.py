@@ -68,14 +68,14 @@ def _same(tmp: Path, events: Path | None, sets: list[str], edges: Path | None = 
 
 def test_sample_slice_identical(spark, tmp_path):
     events = tmp_path / "events.parquet"
-    pq.write_table(pq.read_table(SAMPLE).slice(0, 12_000), events)
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 8_000), events)
     out = _same(tmp_path, events, ["graph.min_edge_weight=2"])
     assert out["graph/edges.parquet"].num_rows > 20
 
 
 def test_sample_slice_undirected_with_behaviour_filter(spark, tmp_path):
     events = tmp_path / "events.parquet"
-    pq.write_table(pq.read_table(SAMPLE).slice(0, 15_000), events)
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 8_000), events)
     _same(tmp_path, events, ["graph.undirected=true", "sessions.max_user_clicks=200",
                              "sessions.min_session_length=3"])
 
