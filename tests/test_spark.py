@@ -48,17 +48,19 @@ def spark():
     session.stop()
 
 
-def _run(out: Path, events: Path | None, sets: list[str], edges: Path | None = None) -> dict[str, pa.Table]:
+def _run(out: Path, events: Path | None, sets: list[str], edges: Path | None = None,
+         until: str = "walks") -> dict[str, pa.Table]:
     config, inputs, _ = runner.resolve(out, overrides=sets, events=str(events) if events else None,
                                        edges=str(edges) if edges else None)
-    runner.run(out, config, inputs, to_stage="walks", progress=False, echo=lambda s: None)
+    runner.run(out, config, inputs, to_stage=until, progress=False, echo=lambda s: None)
     return {f: pq.read_table(out / f) for f in OUTPUTS if (out / f).exists()}
 
 
-def _same(tmp: Path, events: Path | None, sets: list[str], edges: Path | None = None) -> dict[str, pa.Table]:
+def _same(tmp: Path, events: Path | None, sets: list[str], edges: Path | None = None,
+          until: str = "walks") -> dict[str, pa.Table]:
     sets = ["walks.walks_per_node=3", "walks.walk_length=6", *sets]  # fewer, shorter walks keep the tests quick
-    duck = _run(tmp / "duck", events, sets, edges)
-    spark = _run(tmp / "spark", events, [*sets, "engine.backend=spark"], edges)
+    duck = _run(tmp / "duck", events, sets, edges, until)
+    spark = _run(tmp / "spark", events, [*sets, "engine.backend=spark"], edges, until)
     assert spark.keys() == duck.keys()
     for name in duck:
         assert spark[name].schema == duck[name].schema, name
@@ -77,7 +79,7 @@ def test_sample_slice_undirected_with_behaviour_filter(spark, tmp_path):
     events = tmp_path / "events.parquet"
     pq.write_table(pq.read_table(SAMPLE).slice(0, 8_000), events)
     _same(tmp_path, events, ["graph.undirected=true", "sessions.max_user_clicks=200",
-                             "sessions.min_session_length=3"])
+                             "sessions.min_session_length=3"], until="graph")  # walks: the other tests
 
 
 def test_edge_list_identical(spark, tmp_path):
@@ -106,7 +108,7 @@ def logs(draw):
     return pd.DataFrame({"user_id": users, "item_id": items, "timestamp": ts, "behaviour": behaviour})
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(log=logs(), kind=st.sampled_from(["ms", "s", "timestamp"]))
 def test_generated_logs_identical(spark, tmp_path_factory, log, kind):
     tmp = tmp_path_factory.mktemp("gen")
@@ -138,7 +140,7 @@ def test_ties_keep_input_order(spark, tmp_path):
                         "timestamp": [BASE_MS, BASE_MS, BASE_MS + 1, BASE_MS, BASE_MS]})
     events = tmp_path / "events.parquet"
     pq.write_table(pa.Table.from_pandas(log, preserve_index=False), events)
-    out = _same(tmp_path, events, [])
+    out = _same(tmp_path, events, [], until="sessions")
     vocab = out["sessions/items.parquet"]
     back = dict(zip(vocab["item_index"].to_pylist(), vocab["item_id"].to_pylist()))
     assert [back[i] for i in out["sessions/sessions.parquet"]["item_index"].to_pylist()] == [9, 3, 5, 4, 2]
