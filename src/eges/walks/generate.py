@@ -36,7 +36,7 @@ def round_order(seed: int, walk_round: int, starts: np.ndarray) -> np.ndarray:
     """The start nodes of one round in the seeded order walks are numbered in (:func:`eges.rng.start_order_keys`,
     shared with the Spark engine)."""
     keys = start_order_keys(seed, walk_round, starts)
-    return starts[np.lexsort((starts, keys))]
+    return starts[np.argsort(keys, kind="stable")]  # ``starts`` ascend, so ties go by node as in (key, node)
 
 
 def walk_ids(walk_round: int, starts: np.ndarray, n_nodes: int) -> np.ndarray:
