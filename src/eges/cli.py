@@ -140,10 +140,9 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         raise EgesError("give --events or --edges, not both: an edge list replaces the graph the events would make")
     if items is not None and no_items:
         raise EgesError("give --items or --no-items, not both")
-    from eges.pipeline.io import is_external
+    from eges.pipeline.io import is_external, spark_only
 
-    spark_only = events is not None and (is_external(events) or Path(events).is_dir())
-    for flag, value in (("--events", None if spark_only else events), ("--items", items), ("--edges", edges)):
+    for flag, value in (("--events", None if events is not None and spark_only(events) else events), ("--items", items), ("--edges", edges)):
         if value is not None and not Path(value).is_file():
             raise EgesError(f"{flag} file {value} does not exist" if not Path(value).is_dir()
                             else f"{flag} {value} is a directory, not a file")
@@ -151,8 +150,7 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
     sets = [*overrides, *([f"train.method={method}"] if method else [])]
     config, inputs, changes = _resolve(out, config_path, sets, events=events if events and is_external(events)
                                        else _abs(events), items=_abs(items), edges=_abs(edges), drop_items=no_items)
-    if inputs.events and (is_external(inputs.events) or Path(inputs.events).is_dir()) \
-            and config.engine.backend != "spark":
+    if inputs.events and spark_only(inputs.events) and config.engine.backend != "spark":
         raise EgesError(f"--events {inputs.events} is a folder, a URI or a table, which only the spark engine reads; "
                         "add --set engine.backend=spark, or give one Parquet or CSV file")
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)

@@ -315,19 +315,24 @@ def is_external(source: str) -> bool:
     return source.startswith(TABLE_PREFIX) or "://" in source
 
 
+def spark_only(source: str) -> bool:
+    """A source the DuckDB engine cannot read (it reads one file): external, or a local folder of parts."""
+    return is_external(source) or Path(source).is_dir()
+
+
 def source_exists(source: str) -> bool:
     """Whether the source is there (an external one is taken on trust: Spark names a missing one when it reads)."""
     return is_external(source) or Path(source).exists()
 
 
-def source_fingerprint(source: str, known: dict[str, Any] | None = None) -> dict[str, Any]:
+def source_fingerprint(source: str) -> dict[str, Any]:
     """The fingerprint of a run's input: a file's (always hashed), a folder's (every file under it, by relative
     name, size and content), or an external source's name (eges cannot see a table or remote path change)."""
     if is_external(source):
         return {"external": source, "digest": f"external:{source}"}
     path = Path(source)
     if not path.is_dir():
-        return fingerprint(path, known, trust_mtime=False)
+        return fingerprint(path, trust_mtime=False)
     h = hashlib.blake2b(digest_size=16)
     total = 0
     for part in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))):

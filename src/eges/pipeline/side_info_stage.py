@@ -104,7 +104,7 @@ def _check_catalog(ctx: StageContext, will_run: set[str]) -> None:
 def _events_id_type(ctx: StageContext) -> pa.DataType | None:
     """The item id type of a Parquet event log, from its schema (None for CSV or an edge list: checked later)."""
     path = ctx.inputs.events
-    if path is None or io.is_external(path) or Path(path).is_dir() or io.is_csv(Path(path)):
+    if path is None or io.spark_only(path) or io.is_csv(Path(path)):
         return None
     try:
         field = pq.read_schema(path).field(ctx.config.sessions.item_col)

@@ -58,13 +58,13 @@ def spark_session(engine: EngineConfig) -> Any:
         raise SparkUnavailable(f"{INSTALL} (no java on PATH and JAVA_HOME is not set)")
     builder = SparkSession.builder.appName("eges").master(engine.spark_master)
     builder = builder.config("spark.ui.showConsoleProgress", "false")
-    settings = dict((k.strip(), v.strip()) for k, v in (item.split("=", 1) for item in engine.spark_conf))
+    for item in engine.spark_conf:
+        key, value = item.split("=", 1)
+        builder = builder.config(key.strip(), value.strip())
     if engine.spark_master.startswith("local"):
         # Python workers on this machine run this interpreter (it has eges, numpy and pyarrow), not python3;
         # pyspark reads the variable when the context starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # py4j / JVM start-up errors come in several types

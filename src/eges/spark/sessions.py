@@ -36,7 +36,8 @@ def _q(name: str) -> str:
 
 def read_events(spark: Any, source: str, fmt: str = "auto") -> Any:
     """A DataFrame of the raw events with ``eges_row`` (input order): a Parquet or CSV path or folder on any
-    filesystem Spark reads, or ``table:NAME`` (a bare name without a slash or suffix is read as a table too). The row number follows the files' and partitions' order."""
+    filesystem Spark reads, or ``table:NAME`` (a bare name without a slash or suffix is read as a table too). The
+    row number follows the files' and partitions' order."""
     from pyspark.sql import functions as F
 
     lower = source.lower()

@@ -3,9 +3,8 @@
 Why this shape: each step draws one 64-bit number from a per-walk generator (splitmix64 seeded by the
 walk's id, its round and start node, so walks are the same for a seed whatever the thread count or engine),
 picks a column of the current node's alias table with the high 32 bits and accepts or aliases it with the low
-32 bits: O(1)
-per step, no Python objects, no global random state. Functions are cached on disk (``cache=True``) so
-only the first process pays for compilation.
+32 bits: O(1) per step, no Python objects, no global random state. Functions are cached on disk
+(``cache=True``) so only the first process pays for compilation.
 """
 
 from __future__ import annotations
