@@ -132,3 +132,30 @@ def test_weak_components_match_networkx(n, edges):
     assert len(set(labels.tolist())) == len(expected)
     for comp in expected:
         assert len({labels[v] for v in comp}) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 30), st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), min_size=1, max_size=60),
+       st.integers(1, 5), st.randoms(use_true_random=False))
+def test_stats_from_batches_in_any_order_match_the_whole_graph(n, edges, n_batches, rnd):
+    """The Spark graph stage adds its streamed row groups one by one; the result must not depend on the cut."""
+    from eges.graph.stats import GraphStatsAccumulator
+
+    edges = sorted({(a % n, b % n) for a, b in edges})
+    src = np.array([a for a, _ in edges], dtype=np.int32)
+    dst = np.array([b for _, b in edges], dtype=np.int32)
+    weight = np.arange(1, len(edges) + 1, dtype=np.float64)
+    whole = graph_stats(from_edges(src, dst, weight, n))
+    order = list(range(len(edges)))
+    rnd.shuffle(order)
+    acc = GraphStatsAccumulator(n)
+    for part in np.array_split(np.array(order, dtype=np.int64), n_batches):
+        acc.add(src[part], dst[part], weight[part])
+    assert acc.result() == whole
+    ng = nx.DiGraph()
+    ng.add_nodes_from(range(n))
+    ng.add_edges_from(edges)
+    assert whole["weak_components"] == nx.number_weakly_connected_components(ng)
+    assert whole["largest_component_nodes"] == max(len(c) for c in nx.weakly_connected_components(ng))
+    assert whole["self_loops"] == nx.number_of_selfloops(ng)
+    assert whole["dangling_nodes"] == sum(1 for v in ng if ng.out_degree(v) == 0)

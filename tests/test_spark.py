@@ -5,7 +5,9 @@ Skipped when pyspark is not importable, unless EGES_REQUIRE_SPARK=1 (set by .ci/
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eges.pipeline import runner
+from trust import BAD_EDGE_LISTS
 
 try:
     import pyspark  # noqa: F401
@@ -65,7 +68,18 @@ def _same(tmp: Path, events: Path | None, sets: list[str], edges: Path | None = 
     for name in duck:
         assert spark[name].schema == duck[name].schema, name
         assert spark[name].equals(duck[name]), name
+    _same_stats(tmp / "duck", tmp / "spark")
     return duck
+
+
+def _same_stats(duck: Path, spark: Path) -> None:
+    """The graph statistics (weak components, degrees...) accumulated from Spark's streamed parts are the
+    DuckDB path's, from its whole CSR."""
+    stats = "graph/stats.json"
+    if (duck / stats).exists():
+        a, b = (json.loads((d / stats).read_text()) for d in (duck, spark))
+        assert b.pop("total_weight") == pytest.approx(a.pop("total_weight"), rel=1e-12)
+        assert a == b
 
 
 def test_sample_slice_identical(spark, tmp_path):
@@ -88,6 +102,44 @@ def test_edge_list_identical(spark, tmp_path):
     pq.write_table(pa.table({"src": rng.integers(0, 40, 500), "dst": rng.integers(0, 40, 500),
                              "weight": rng.random(500).round(2)}), edges)
     _same(tmp_path, None, ["graph.undirected=true", "graph.min_edge_weight=0.5"], edges=edges)
+
+
+def test_edge_list_folder_of_parts_and_two_id_widths(spark, tmp_path):
+    """An edge list given as a folder of parts (only Spark reads it), with int32 sources beside int64
+    destinations, makes the single file's graph and statistics; the statistics span several streamed parts."""
+    rng = np.random.default_rng(2)
+    table = pa.table({"src": pa.array(rng.integers(0, 300, 3_000), pa.int32()),
+                      "dst": pa.array(rng.integers(0, 400, 3_000), pa.int64()),
+                      "weight": rng.integers(1, 5, 3_000).astype(float)})
+    single, folder = tmp_path / "edges.parquet", tmp_path / "parts"
+    pq.write_table(table, single)
+    folder.mkdir()
+    for k, lo in enumerate(range(0, table.num_rows, 1_000)):
+        pq.write_table(table.slice(lo, 1_000), folder / f"part-{k:05d}.parquet")
+    sets = ["walks.walks_per_node=2", "walks.walk_length=4"]
+    duck = _run(tmp_path / "duck", None, sets, edges=single, until="graph")
+    split = _run(tmp_path / "spark", None, [*sets, "engine.backend=spark"], edges=folder, until="graph")
+    for name in ("graph/edges.parquet", "graph/nodes.parquet"):
+        assert split[name].equals(duck[name]), name
+    assert len(list((tmp_path / "spark").rglob("part-*"))) == 0  # the scratch parts are gone
+    _same_stats(tmp_path / "duck", tmp_path / "spark")
+
+
+@pytest.mark.parametrize("case", list(BAD_EDGE_LISTS), ids=list(BAD_EDGE_LISTS))
+def test_bad_edge_lists_get_the_duckdb_message(spark, tmp_path, case):
+    from eges.errors import InputError
+
+    table, message = BAD_EDGE_LISTS[case]
+    edges = tmp_path / "edges.parquet"
+    pq.write_table(table, edges)
+    errors = []
+    for name, extra in (("duck", []), ("spark", ["engine.backend=spark"])):
+        with pytest.raises(InputError, match=re.escape(message)) as caught:
+            _run(tmp_path / name, None, extra, edges=edges, until="graph")
+        errors.append(str(caught.value))
+        assert not (tmp_path / name / "graph").exists()
+    if case not in ("list ids", "mixed id types"):  # those name types in each engine's words (int64 / bigint)
+        assert errors[0] == errors[1]
 
 
 HOUR_MS = 3_600_000
@@ -132,6 +184,7 @@ def test_generated_logs_identical(spark, tmp_path_factory, log, kind):
     for name in OUTPUTS:
         assert spark_out[name].schema == duck[name].schema, name
         assert spark_out[name].equals(duck[name]), name
+    _same_stats(tmp / "duck", tmp / "spark")
 
 
 def test_ties_keep_input_order(spark, tmp_path):

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trust import DATA, FAST, assert_named_error, assert_refused, copy_run, run_cli, snapshot
+from trust import BAD_EDGE_LISTS, DATA, FAST, assert_named_error, assert_refused, copy_run, run_cli, snapshot
 
 
 def _events(n: int = 3000) -> pd.DataFrame:
@@ -172,22 +172,29 @@ def test_neighbours_k_beyond_the_items_fails_before_training(trust_template, tmp
     assert snapshot(out) == before
 
 
-EDGES: dict[str, tuple[pa.Table, str]] = {
-    "string weights": (pa.table({"src": [1, 2], "dst": [2, 3], "weight": ["a", "b"]}),
-                       "column 'weight' has type string; weights must be numbers"),
-    "mixed id types": (pa.table({"src": ["1", "x"], "dst": [2, 3]}), "give both the same id type"),
-    "negative weights": (pa.table({"src": [1, 2], "dst": [2, 3], "weight": [1.0, -2.0]}), "negative, null or"),
-    "null ids": (pa.table({"src": [1, None], "dst": [2, 3]}), "column 'src' has 1 null id(s)"),
-    "list ids": (pa.table({"src": pa.array([[1], [2]]), "dst": pa.array([[2], [3]])}), "ids must be integers or text"),
-    "fractional ids": (pa.table({"src": [1.5, 2.0], "dst": [2.0, 3.0]}), "number(s) that are not whole, e.g. 1.5"),
-}
-
-
-@pytest.mark.parametrize("case", list(EDGES), ids=list(EDGES))
+@pytest.mark.parametrize("case", list(BAD_EDGE_LISTS), ids=list(BAD_EDGE_LISTS))
 def test_bad_edge_lists_are_named(case, tmp_path):
-    table, message = EDGES[case]
+    table, message = BAD_EDGE_LISTS[case]
     assert_named_error(run_cli("run", "--edges", _parquet(tmp_path, table, "edges.parquet"), "--out", tmp_path / "o",
                                *FAST), message)
+
+
+@pytest.mark.parametrize("source", ["folder", "s3a://bucket/edges/", "table:db.edges"])
+def test_an_edge_list_only_spark_reads_is_refused_by_duckdb(source, tmp_path):
+    if source == "folder":
+        (tmp_path / "edges").mkdir()
+        source = tmp_path / "edges"
+    assert_named_error(run_cli("run", "--edges", source, "--out", tmp_path / "o", *FAST),
+                       "only the spark engine reads")
+    assert not (tmp_path / "o").exists()
+
+
+def test_integer_ids_of_two_widths_make_one_graph(tmp_path):
+    edges = pa.table({"src": pa.array([1, 2, 3], pa.int32()), "dst": pa.array([2, 3, 1], pa.int64())})
+    result = run_cli("run", "--edges", _parquet(tmp_path, edges, "edges.parquet"), "--out", tmp_path / "o",
+                     "--until", "graph", *FAST)
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(tmp_path / "o" / "graph" / "edges.parquet").num_rows == 3
 
 
 def test_whole_float_ids_and_nanosecond_times_are_read_right(tmp_path):

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
@@ -84,3 +85,15 @@ def assert_refused(folder: Path, message: str, *args: object) -> Outcome:
     assert_named_error(outcome, message)
     assert snapshot(folder) == before
     return outcome
+
+
+#: Edge lists each engine must refuse with the same named error.
+BAD_EDGE_LISTS: dict[str, tuple[pa.Table, str]] = {
+    "string weights": (pa.table({"src": [1, 2], "dst": [2, 3], "weight": ["a", "b"]}),
+                       "column 'weight' has type string; weights must be numbers"),
+    "mixed id types": (pa.table({"src": ["1", "x"], "dst": [2, 3]}), "give both the same id type"),
+    "negative weights": (pa.table({"src": [1, 2], "dst": [2, 3], "weight": [1.0, -2.0]}), "negative, null or"),
+    "null ids": (pa.table({"src": [1, None], "dst": [2, 3]}), "column 'src' has 1 null id(s)"),
+    "list ids": (pa.table({"src": pa.array([[1], [2]]), "dst": pa.array([[2], [3]])}), "ids must be integers or text"),
+    "fractional ids": (pa.table({"src": [1.5, 2.0], "dst": [2.0, 3.0]}), "number(s) that are not whole, e.g. 1.5"),
+}

@@ -112,8 +112,8 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--events", help="Event log (a Parquet or CSV file; with engine.backend=spark also a folder of "
               "parts, a URI such as s3a://bucket/events/, or table:NAME).")
 @click.option("--items", type=click.Path(dir_okay=False), help="Item catalog with side information.")
-@click.option("--edges", type=click.Path(dir_okay=False),
-              help="A weighted edge list (src, dst[, weight]) to use instead of sessions from --events.")
+@click.option("--edges", help="A weighted edge list (src, dst[, weight]) to use instead of sessions from --events: a "
+              "Parquet or CSV file; with engine.backend=spark also a folder, a URI or table:NAME.")
 @_out_option
 @_config_option
 @_set_option
@@ -142,17 +142,20 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         raise EgesError("give --items or --no-items, not both")
     from eges.pipeline.io import is_external, spark_only
 
-    for flag, value in (("--events", None if events is not None and spark_only(events) else events), ("--items", items), ("--edges", edges)):
-        if value is not None and not Path(value).is_file():
+    for flag, value in (("--events", events), ("--items", items), ("--edges", edges)):
+        if value is None or (flag != "--items" and spark_only(value)):  # the runner checks the engine reads it
+            continue
+        if not Path(value).is_file():
             raise EgesError(f"{flag} file {value} does not exist" if not Path(value).is_dir()
                             else f"{flag} {value} is a directory, not a file")
     out = Path(out_dir)
     sets = [*overrides, *([f"train.method={method}"] if method else [])]
-    config, inputs, changes = _resolve(out, config_path, sets, events=events if events and is_external(events)
-                                       else _abs(events), items=_abs(items), edges=_abs(edges), drop_items=no_items)
-    if inputs.events and spark_only(inputs.events) and config.engine.backend != "spark":
-        raise EgesError(f"--events {inputs.events} is a folder, a URI or a table, which only the spark engine reads; "
-                        "add --set engine.backend=spark, or give one Parquet or CSV file")
+
+    def given(source: str | None) -> str | None:
+        return source if source and is_external(source) else _abs(source)
+
+    config, inputs, changes = _resolve(out, config_path, sets, events=given(events), items=_abs(items),
+                                       edges=given(edges), drop_items=no_items)
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
     for line in changes:  # after the run: a failed run changes nothing, and its error stays one line
         _echo(f"changed since the last run, and remembered: {line}")

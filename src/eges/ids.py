@@ -49,10 +49,20 @@ def check_id_array(values: pa.ChunkedArray | pa.Array, where: str, name: str, ro
         x = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
         bad = ~np.isnan(x) & ((x != np.round(x)) | ~np.isfinite(x))
         if bad.any():
-            raise InputError(f"{where}: column {name!r} ({role}) holds {int(bad.sum()):,} number(s) that are not whole, "
-                             f"e.g. {x[bad][0]:g}; ids must be integers or text")
+            raise InputError(not_whole_message(where, name, role, int(bad.sum()), float(x[bad][0])))
         return values.cast(pa.int64())
-    raise InputError(f"{where}: column {name!r} ({role}) has type {t}; ids must be integers or text")
+    raise InputError(id_type_message(where, name, role, t))
+
+
+def not_whole_message(where: str, name: str, role: str, count: int, example: float) -> str:
+    """The named error for ids given as numbers with a fraction (both engines)."""
+    return f"{where}: column {name!r} ({role}) holds {count:,} number(s) that are not whole, e.g. {example:g}; " \
+           "ids must be integers or text"
+
+
+def id_type_message(where: str, name: str, role: str, t: object) -> str:
+    """The named error for an id column of a type that is neither integers nor text (both engines)."""
+    return f"{where}: column {name!r} ({role}) has type {t}; ids must be integers or text"
 
 
 def align_ids(values: pa.ChunkedArray, target: pa.DataType, where: str, name: str) -> pa.ChunkedArray:

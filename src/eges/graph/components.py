@@ -1,7 +1,9 @@
-"""Weakly connected components by union-find over the edge list, compiled with numba.
+"""Weakly connected components by union-find over edges, compiled with numba.
 
-One pass over the edges with path halving: about 20 times faster than converting to a SciPy
-matrix and calling ``connected_components`` on a 4-million-edge graph, and no extra copies.
+Union-find needs one parent per node and nothing per edge, so the edges can arrive in batches (the Spark graph
+stage streams them from its parts): memory is bounded by the nodes, not the edges. Path halving keeps each find
+short; one pass over a 4-million-edge graph is about 20 times faster than SciPy's ``connected_components`` on a
+converted matrix, with no extra copies.
 """
 
 from __future__ import annotations
@@ -19,22 +21,25 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 
 @njit(cache=True)
-def weak_component_labels(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """A label per node in ``0..n_components-1``; nodes joined by an edge in either direction share one."""
-    n = len(indptr) - 1
-    parent = np.arange(n, dtype=np.int64)
-    for v in range(n):
-        for e in range(indptr[v], indptr[v + 1]):
-            a = _find(parent, v)
-            b = _find(parent, indices[e])
-            if a != b:
-                if a < b:
-                    parent[b] = a
-                else:
-                    parent[a] = b
+def union_edges(parent: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+    """Join the endpoints of every edge (either direction) in ``parent``; the smaller root becomes the root."""
+    for e in range(len(src)):
+        a = _find(parent, src[e])
+        b = _find(parent, dst[e])
+        if a != b:
+            if a < b:
+                parent[b] = a
+            else:
+                parent[a] = b
+
+
+@njit(cache=True)
+def component_labels(parent: np.ndarray) -> np.ndarray:
+    """A label per node in ``0..n_components-1``, numbered in order of each component's smallest node."""
+    n = len(parent)
     labels = np.empty(n, dtype=np.int64)
-    next_label = 0
     root_label = np.full(n, -1, dtype=np.int64)
+    next_label = 0
     for v in range(n):
         r = _find(parent, v)
         if root_label[r] < 0:
@@ -42,3 +47,11 @@ def weak_component_labels(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray
             next_label += 1
         labels[v] = root_label[r]
     return labels
+
+
+def weak_component_labels(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Component labels of a CSR graph; nodes joined by an edge in either direction share one."""
+    n = len(indptr) - 1
+    parent = np.arange(n, dtype=np.int64)
+    union_edges(parent, np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)), indices)
+    return component_labels(parent)

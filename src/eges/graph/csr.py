@@ -75,34 +75,12 @@ def edge_sources(graph: CSRGraph) -> np.ndarray:
 
 
 def graph_stats(graph: CSRGraph) -> dict[str, Any]:
-    """Nodes, edges, dangling nodes, weakly connected components and degree quantiles."""
-    from eges.graph.components import weak_component_labels
+    """Nodes, edges, dangling nodes, weakly connected components and degree quantiles (see ``graph.stats``)."""
+    from eges.graph.stats import GraphStatsAccumulator
 
-    n = graph.n_nodes
-    out_deg = graph.out_degree()
-    in_deg = np.bincount(graph.indices, minlength=n)
-    labels = weak_component_labels(graph.indptr, graph.indices)
-    comp_sizes = np.bincount(labels) if n else np.zeros(0, dtype=np.int64)
-    n_comp = len(comp_sizes)
-    qs = (0.5, 0.9, 0.99)
-
-    def quantiles(x: np.ndarray) -> dict[str, float]:
-        if len(x) == 0:
-            return {"mean": 0.0, **{f"p{int(q * 100)}": 0.0 for q in qs}, "max": 0.0}
-        return {"mean": float(x.mean()), **{f"p{int(q * 100)}": float(np.quantile(x, q)) for q in qs},
-                "max": float(x.max())}
-
-    return {
-        "nodes": int(n),
-        "edges": int(graph.n_edges),
-        "total_weight": float(graph.weights.sum()),
-        "dangling_nodes": int((out_deg == 0).sum()),
-        "self_loops": int((edge_sources(graph) == graph.indices).sum()),
-        "weak_components": int(n_comp),
-        "largest_component_nodes": int(comp_sizes.max()) if n else 0,
-        "out_degree": quantiles(out_deg),
-        "in_degree": quantiles(in_deg),
-    }
+    acc = GraphStatsAccumulator(graph.n_nodes)
+    acc.add(edge_sources(graph), graph.indices, graph.weights)
+    return acc.result()
 
 
 def to_networkx(graph: CSRGraph, node_ids: Any = None) -> Any:

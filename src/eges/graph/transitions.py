@@ -162,3 +162,22 @@ def edge_list_sql(con: Any, edges_view: str, cfg: GraphConfig, has_weight: bool)
     con.execute(f"CREATE OR REPLACE TEMP VIEW eges_edge_ids AS {ids}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NODES_TABLE} AS {nodes}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {EDGES_TABLE} AS {edges}")
+
+
+# The named errors of a user-supplied edge list, one text for both engines.
+def null_ids_message(where: str, col: str, count: int) -> str:
+    return f"{where}: column {col!r} has {count} null id(s)"
+
+
+def mixed_id_kinds_message(where: str, cfg: GraphConfig, types: dict[str, str], text: dict[str, bool]) -> str:
+    kinds = {c: "text" if text[c] else "integers" for c in (cfg.src_col, cfg.dst_col)}
+    return (f"{where}: column {cfg.src_col!r} holds {kinds[cfg.src_col]} ({types[cfg.src_col]}) but {cfg.dst_col!r} "
+            f"holds {kinds[cfg.dst_col]} ({types[cfg.dst_col]}); give both the same id type")
+
+
+def weight_type_message(where: str, col: str, t: object) -> str:
+    return f"{where}: column {col!r} has type {t}; weights must be numbers"
+
+
+def bad_weights_message(where: str, col: str) -> str:
+    return f"{where}: column {col!r} has negative, null or non-finite weights"

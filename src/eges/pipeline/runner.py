@@ -20,7 +20,7 @@ from typing import Any
 
 from eges.config import Config, load_config, section_to_dict
 from eges.errors import EgesError, StageError
-from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint
+from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
 from eges.pipeline.lock import check_run_folder, run_lock
 from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, producer_of
 
@@ -174,9 +174,20 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
     A run with ``select`` (evaluation) leaves the folder's remembered inputs and config as they were.
     """
     stages = STAGES if stages is None else stages
+    check_engine_inputs(config, inputs)
     check_run_folder(out_dir)
     with run_lock(out_dir):
         return _run_locked(out_dir, config, inputs, from_stage, only, to_stage, select, progress, echo, stages)
+
+
+def check_engine_inputs(config: Config, inputs: RunInputs) -> None:
+    """An input only Spark reads (a folder of parts, a URI, a table) with the DuckDB engine is a named error."""
+    if config.engine.backend == "spark":
+        return
+    for flag, source in (("--events", inputs.events), ("--edges", inputs.edges)):
+        if source and spark_only(source):
+            raise EgesError(f"{flag} {source} is a folder, a URI or a table, which only the spark engine reads; "
+                            "add --set engine.backend=spark, or give one Parquet or CSV file")
 
 
 def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: str | None, only: str | None,

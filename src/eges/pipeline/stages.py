@@ -23,9 +23,13 @@ from eges.graph.csr import CSRGraph, edge_sources, from_sorted_edges, graph_stat
 from eges.graph.transitions import (
     EDGES_TABLE,
     NODES_TABLE,
+    bad_weights_message,
     bucket_by_destination,
     count_bucketed,
     edge_list_sql,
+    mixed_id_kinds_message,
+    null_ids_message,
+    weight_type_message,
 )
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
@@ -138,20 +142,18 @@ def graph_stage(ctx: StageContext) -> StageResult:
     if ctx.config.engine.backend == "spark":
         from eges.spark import stages as spark_stages
 
-        if ctx.inputs.edges is not None:
-            _graph_from_edge_list(ctx)  # the same input checks and errors as the DuckDB path, before Spark runs
-        rows_in, spark_edges, nodes = spark_stages.graph(ctx)
-        graph = _graph_from_edges(spark_edges, nodes.num_rows)
-    elif ctx.inputs.edges is not None:
-        rows_in, graph, nodes = _graph_from_edge_list(ctx)
+        rows_in, stats = spark_stages.graph(ctx)  # streams the edges to the file; the driver never holds them
     else:
-        rows_in, graph, nodes = _graph_from_sessions(ctx)
-    # The edges' Parquet encoding runs on a second thread while the statistics are computed.
-    edges = pa.table({"src": edge_sources(graph), "dst": graph.indices, "weight": graph.weights})
-    with io.BackgroundWriter(_TableWriter(ctx.path(EDGES)), depth=1) as background:
-        background.write(edges)
-        io.write_table(nodes, ctx.path(NODES))
-        stats = graph_stats(graph)
+        if ctx.inputs.edges is not None:
+            rows_in, graph, nodes = _graph_from_edge_list(ctx)
+        else:
+            rows_in, graph, nodes = _graph_from_sessions(ctx)
+        # The edges' Parquet encoding runs on a second thread while the statistics are computed.
+        edges = pa.table({"src": edge_sources(graph), "dst": graph.indices, "weight": graph.weights})
+        with io.BackgroundWriter(_TableWriter(ctx.path(EDGES)), depth=1) as background:
+            background.write(edges)
+            io.write_table(nodes, ctx.path(NODES))
+            stats = graph_stats(graph)
     with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
         tmp.write_text(json.dumps(stats, indent=2))
     summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
@@ -198,24 +200,25 @@ def _graph_from_edge_list(ctx: StageContext) -> tuple[int, CSRGraph, pa.Table]:
     where = f"edge list file {path}"
     for col in (cfg.src_col, cfg.dst_col):
         if table[col].null_count:
-            raise InputError(f"{where}: column {col!r} has {table[col].null_count} null id(s)")
+            raise InputError(null_ids_message(where, col, table[col].null_count))
         ids = check_id_array(table[col], where, col, "item id")
         table = table.set_column(table.column_names.index(col), col, ids)
-    if table[cfg.src_col].type != table[cfg.dst_col].type:
-        kinds = {c: "text" if pa.types.is_string(table[c].type) or pa.types.is_large_string(table[c].type)
-                 else "integers" for c in (cfg.src_col, cfg.dst_col)}
-        raise InputError(f"{where}: column {cfg.src_col!r} holds {kinds[cfg.src_col]} ({table[cfg.src_col].type}) "
-                         f"but {cfg.dst_col!r} holds {kinds[cfg.dst_col]} ({table[cfg.dst_col].type}); give both "
-                         "the same id type")
+    text = {c: pa.types.is_string(table[c].type) or pa.types.is_large_string(table[c].type)
+            for c in (cfg.src_col, cfg.dst_col)}
+    if text[cfg.src_col] != text[cfg.dst_col]:
+        raise InputError(mixed_id_kinds_message(where, cfg, {c: str(table[c].type) for c in text}, text))
+    if table[cfg.src_col].type != table[cfg.dst_col].type:  # int32 beside int64, or string beside large_string
+        wide = pa.large_string() if text[cfg.src_col] else pa.int64()
+        for col in (cfg.src_col, cfg.dst_col):
+            table = table.set_column(table.column_names.index(col), col, table[col].cast(wide))
     has_weight = cfg.weight_col in table.column_names
     if has_weight:
         wtype = table[cfg.weight_col].type
         if not (pa.types.is_integer(wtype) or pa.types.is_floating(wtype) or pa.types.is_decimal(wtype)):
-            raise InputError(f"{where}: column {cfg.weight_col!r} has type {wtype}; weights must be numbers")
+            raise InputError(weight_type_message(where, cfg.weight_col, wtype))
         w = table[cfg.weight_col].cast(pa.float64()).to_numpy(zero_copy_only=False)
         if not np.isfinite(w).all() or (w < 0).any():
-            raise InputError(f"edge list file {path}: column {cfg.weight_col!r} has negative, null or "
-                             "non-finite weights")
+            raise InputError(bad_weights_message(where, cfg.weight_col))
     with duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
         con.register("eges_edge_input", table)
         edge_list_sql(con, "eges_edge_input", cfg, has_weight)

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from eges.config import EngineConfig
-from eges.errors import EgesError
+from eges.errors import EgesError, InputError
+from eges.pipeline.io import TABLE_PREFIX
 
 INSTALL = ("the spark backend needs pyspark and a Java runtime: pip install 'eges[spark]' and install Java 17 "
            "or later (e.g. apt-get install openjdk-17-jre-headless), or set engine.backend = \"duckdb\"")
@@ -74,3 +75,19 @@ def spark_session(engine: EngineConfig) -> Any:
     # cluster master's workers log a screen of errors relaunching executors.
     atexit.register(session.stop)
     return session
+
+
+def read_source(spark: Any, source: str, fmt: str, what: str) -> Any:
+    """A DataFrame of an input: a Parquet or CSV path or folder on any filesystem Spark reads, or ``table:NAME``
+    (a bare name without a slash or suffix is read as a table too). ``what`` names it in the error."""
+    lower = source.lower()
+    try:
+        if source.startswith(TABLE_PREFIX):
+            return spark.table(source[len(TABLE_PREFIX):])
+        if lower.endswith((".csv", ".csv.gz", ".tsv")) or fmt == "csv":
+            return spark.read.option("header", "true").option("inferSchema", "true").csv(source)
+        if "/" in source or lower.endswith(".parquet") or fmt == "parquet":
+            return spark.read.parquet(source)
+        return spark.table(source)
+    except Exception as exc:  # AnalysisException and friends
+        raise InputError(f"cannot read {what} {source} with Spark: {str(exc).splitlines()[0]}") from None

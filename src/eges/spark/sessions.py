@@ -15,9 +15,9 @@ from typing import Any
 
 from eges.config import SessionsConfig
 from eges.errors import InputError
-from eges.pipeline.io import TABLE_PREFIX
 from eges.sessions import timeunits
 from eges.sessions.clean import SessionsReport, cleaning_predicates, users_sql, vocabulary_sql
+from eges.spark.session import read_source
 
 EVENTS = "eges_spark_events"
 
@@ -35,24 +35,11 @@ def _q(name: str) -> str:
 
 
 def read_events(spark: Any, source: str, fmt: str = "auto") -> Any:
-    """A DataFrame of the raw events with ``eges_row`` (input order): a Parquet or CSV path or folder on any
-    filesystem Spark reads, or ``table:NAME`` (a bare name without a slash or suffix is read as a table too). The
-    row number follows the files' and partitions' order."""
+    """The raw events (see :func:`eges.spark.session.read_source`) with ``eges_row``, the input order: the row
+    number follows the files' and partitions' order."""
     from pyspark.sql import functions as F
 
-    lower = source.lower()
-    try:
-        if source.startswith(TABLE_PREFIX):
-            df = spark.table(source[len(TABLE_PREFIX):])
-        elif lower.endswith((".csv", ".csv.gz", ".tsv")) or fmt == "csv":
-            df = spark.read.option("header", "true").option("inferSchema", "true").csv(source)
-        elif "/" in source or lower.endswith(".parquet") or fmt == "parquet":
-            df = spark.read.parquet(source)
-        else:
-            df = spark.table(source)
-    except Exception as exc:  # AnalysisException and friends
-        raise InputError(f"cannot read events {source} with Spark: {str(exc).splitlines()[0]}") from None
-    return df.withColumn("eges_row", F.monotonically_increasing_id())
+    return read_source(spark, source, fmt, "events").withColumn("eges_row", F.monotonically_increasing_id())
 
 
 def normalise(spark: Any, raw: Any, cfg: SessionsConfig, where: str) -> SparkEvents:

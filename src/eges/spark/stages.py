@@ -8,7 +8,7 @@ folder; the driver then streams the parts, one row group at a time, into the sta
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,15 @@ def write_folder(df: Any, folder: Path) -> Path:
     return folder
 
 
-def copy_parts(folder: Path, path: Path, delta: tuple[str, ...] = ()) -> int:
+def copy_parts(folder: Path, path: Path, delta: tuple[str, ...] = (),
+               each: Callable[[pa.Table], None] | None = None) -> int:
+    """Stream a Spark Parquet folder into one contract file, calling ``each`` on every row group on the way."""
     with io.AtomicParquetWriter(path, delta_columns=delta) as out:
         for table in part_batches(folder):
-            out.write(_plain(table))
+            table = _plain(table)
+            out.write(table)
+            if each is not None:
+                each(table)
         if out.rows == 0:  # no parts with rows: an empty file of the folder's schema
             out.write(_plain(pq.read_table(folder).slice(0, 0)))
         return out.rows
@@ -86,10 +91,15 @@ def sessions(ctx: StageContext) -> StageResult:
     return StageResult(r.events_in, r.events_out, summary, r.as_dict())
 
 
-def graph(ctx: StageContext) -> tuple[int, pa.Table, pa.Table]:
-    """(rows read, edges table, nodes table): the edges sorted by (src, dst), the nodes by item_index."""
-    from eges.pipeline.stages import SESSIONS, VOCAB
-    from eges.spark.graph import edge_list_graph, transition_edges
+def graph(ctx: StageContext) -> tuple[int, dict[str, Any]]:
+    """Write the graph stage's edges and nodes; (rows read, the statistics of ``graph/stats.json``).
+
+    The edges stream from Spark's parts into the contract file one row group at a time, and the statistics are
+    accumulated on the way (``eges.graph.stats``: per-node counters, no per-edge state), so the driver's memory is
+    bounded by the nodes, never the edges."""
+    from eges.graph.stats import GraphStatsAccumulator
+    from eges.pipeline.stages import EDGES, NODES, SESSIONS, VOCAB
+    from eges.spark.graph import edge_list_graph, read_edge_list, transition_edges
 
     spark = _session(ctx, "graph")
     cfg = ctx.config.graph
@@ -97,22 +107,21 @@ def graph(ctx: StageContext) -> tuple[int, pa.Table, pa.Table]:
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         if ctx.inputs.edges is not None:
-            path = ctx.input_path("@edges")
-            table = io.read_table(path, what="edge list")  # the DuckDB path's checks run on the same table first
-            rows = table.num_rows
-            df = spark.read.parquet(str(path)) if not io.is_csv(path) else \
-                spark.read.option("header", "true").option("inferSchema", "true").csv(str(path))
-            edges, nodes = edge_list_graph(spark, df, cfg, cfg.weight_col in table.column_names)
-            nodes_t = pa.concat_tables(part_batches(write_folder(nodes, scratch / "nodes")))
+            edge_list, rows, has_weight = read_edge_list(spark, ctx.input_source("@edges"), cfg)
+            edges, nodes = edge_list_graph(spark, edge_list, cfg, has_weight)
+            n_nodes = copy_parts(write_folder(nodes, scratch / "nodes"), ctx.path(NODES))
         else:
-            sessions_df = spark.read.parquet(str(ctx.input_path(SESSIONS)))
-            rows = sessions_df.count()
-            edges = transition_edges(spark, sessions_df, cfg)
+            rows = pq.ParquetFile(ctx.input_path(SESSIONS)).metadata.num_rows
+            edges = transition_edges(spark, spark.read.parquet(str(ctx.input_path(SESSIONS))), cfg)
             nodes_t = pq.read_table(ctx.input_path(VOCAB))
-        edges_t = pa.concat_tables(_plain(t) for t in part_batches(write_folder(edges, scratch / "edges")))
+            io.write_table(nodes_t, ctx.path(NODES))
+            n_nodes = nodes_t.num_rows
+        stats = GraphStatsAccumulator(n_nodes)
+        copy_parts(write_folder(edges, scratch / "edges"), ctx.path(EDGES),
+                   each=lambda t: stats.add(t["src"].to_numpy(), t["dst"].to_numpy(), t["weight"].to_numpy()))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return rows, edges_t, _plain(nodes_t)
+    return rows, stats.result()
 
 
 def walks(ctx: StageContext, schema: pa.Schema) -> tuple[int, int]:
