@@ -45,10 +45,12 @@ def run(values, offsets, p, *, eges=True, epochs=1, alpha=0.025, min_alpha=0.000
     return losses
 
 
-@pytest.mark.parametrize("n_fields,eges", [(0, False), (2, False), (2, True)])
-def test_centre_step_matches_numpy_reference(n_fields, eges):
+@pytest.mark.parametrize("n_fields,eges,own_full", [(0, False, False), (2, False, False), (2, True, False),
+                                                    (2, False, True), (2, True, True)])
+def test_centre_step_matches_numpy_reference(n_fields, eges, own_full):
     """One update of a centre against 2 window nodes and 3 shared negatives, each negative weighted by the
-    window size, equals lr times the reference gradients (which the finite-difference test checks)."""
+    window size, equals lr times the reference gradients (which the finite-difference test checks); side rows
+    scaled by their rate, and with ``own_full`` the own row by 1 / its weight (the whole gradient of H_v)."""
     p = make_problem(n_fields, n_nodes=8, dim=5)
     v, targets, n_pos = 3, np.array([1, 6, 0, 2, 7]), 2
     p["codes"][v] = np.arange(n_fields) % 4  # the centre has every field, so side rows take steps
@@ -64,9 +66,12 @@ def test_centre_step_matches_numpy_reference(n_fields, eges):
     lr = 0.5
     side_rate = np.full(len(t) - 8, 0.5, dtype=np.float32)  # side-information rows take half steps
     loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(n_fields + 1), np.empty(5, np.float32),
-                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate)
+                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, own_full)
     assert loss == pytest.approx(loss_ref, rel=1e-4)
     row_scale = np.concatenate([np.ones(8), side_rate])[:, None]
+    if own_full:
+        logits = p["attention"][v, slots[:m]].astype(np.float64) if eges else np.zeros(m)
+        row_scale[v] = 1 / (np.exp(logits[0]) / np.exp(logits).sum())
     np.testing.assert_allclose(t - p["table"], -lr * g_table * row_scale, atol=2e-6)
     np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
     np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)

@@ -242,23 +242,42 @@ def test_auto_epochs_reaches_the_token_budget_within_bounds():
     assert resolve_epochs(TrainConfig(epochs=0), 10**12).epochs == 1
 
 
-def test_shared_rows_are_kept_on_the_scale_of_the_item_rows():
-    """A value every item of a group shares gets all their gradients: with plain steps (power 0, the paper's) its
-    row ends tens of times longer than the items' own rows, so H_v is mostly the group's; side_rate_power scales
-    that down (1: the same scale). Fails if the kernel ignores the per-row rate."""
+def _group_walks(n: int = 400, groups: int = 4):  # noqa: ANN202
+    """Walks that stay within one of ``groups`` item groups, and a field naming each item's group."""
     from eges.side_info.encode import SideInfo
 
     rng = np.random.default_rng(0)
-    n, groups = 400, 4
     group = np.arange(n) % groups
     walks = [rng.choice(np.flatnonzero(group == rng.integers(groups)), 10) for _ in range(4000)]
     values = np.concatenate(walks).astype(np.int32)
     offsets = np.arange(0, len(values) + 1, 10, dtype=np.int64)
-    side = SideInfo(["group"], group[:, None].astype(np.int32), [[f"g{i}" for i in range(groups)]])
+    return values, offsets, SideInfo(["group"], group[:, None].astype(np.int32), [[f"g{i}" for i in range(groups)]])
+
+
+def _side_to_own_length(model, n: int) -> float:  # noqa: ANN001
+    return float(np.linalg.norm(model.table[n:], axis=1).mean() / np.linalg.norm(model.table[:n], axis=1).mean())
+
+
+def test_shared_rows_are_kept_on_the_scale_of_the_item_rows():
+    """A value every item of a group shares gets all their gradients: with plain steps (power 0, the paper's) its
+    row ends tens of times longer than the items' own rows, so H_v is mostly the group's; side_rate_power scales
+    that down (1: the same scale). Fails if the kernel ignores the per-row rate."""
+    n = 400
+    values, offsets, side = _group_walks(n)
     ratio = {}
     for power in (0.0, 0.5, 1.0):
-        model = train(values, offsets, n, side, TrainConfig(dimension=16, epochs=3, threads=1, side_rate_power=power),
-                      "eges")
-        ratio[power] = np.linalg.norm(model.table[n:], axis=1).mean() / np.linalg.norm(model.table[:n], axis=1).mean()
+        model = train(values, offsets, n, side, TrainConfig(dimension=16, epochs=3, threads=1, side_rate_power=power,
+                                                            own_full_step=False), "eges")
+        ratio[power] = _side_to_own_length(model, n)
     assert ratio[0.0] > 10 and ratio[1.0] < 3, ratio
     assert ratio[0.0] > 2 * ratio[0.5] > 2 * ratio[1.0], ratio
+
+
+def test_own_rows_take_the_whole_step():
+    """With own_full_step an item's own row steps as far as BGE's would, not its attention share (about half) of
+    that, so after a pass the own rows are longer against the shared rows. Fails if the kernel ignores it."""
+    n = 400
+    values, offsets, side = _group_walks(n)
+    ratio = {full: _side_to_own_length(train(values, offsets, n, side, TrainConfig(
+        dimension=16, epochs=1, threads=1, own_full_step=full), "eges"), n) for full in (False, True)}
+    assert ratio[True] < 0.75 * ratio[False], ratio

@@ -144,6 +144,10 @@ class TrainConfig:
                                  "gets every one of their gradients, and with plain steps (p = 0, the paper's) its "
                                  "row outgrows the items' own rows until an item's vector is mostly its category's "
                                  "(docs/evaluation.md, 'Shared rows').", min=0, max=1)
+    own_full_step: bool = opt(True, "GES/EGES: the item's own row steps by the whole gradient of H_v, as BGE's row "
+                              "does, rather than its attention share of it (the paper's plain gradient, false): "
+                              "otherwise an item's own row trains at a fraction of BGE's rate, and after few passes "
+                              "its vector is mostly its catalogue's (docs/evaluation.md, 'The item's own row').")
     cold_start: str = opt("mean", "GES/EGES: vectors of items without behaviour are the mean of their side-info "
                           "value vectors (the paper's rule) or weighted by the mean EGES attention per field.",
                           choices=("mean", "attention"))

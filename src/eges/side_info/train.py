@@ -170,7 +170,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                 loss = train_epoch(values, offsets, table, context, attention, has_own, codes, side.field_offset,
                                    neg, keep, max_len, cfg.window, cfg.negative, method == "eges", cfg.alpha,
                                    cfg.min_alpha, done, total, cfg.seed, epoch * _STREAMS_PER_EPOCH + b, chunk,
-                                   side_rate=rates)
+                                   side_rate=rates, own_full=cfg.own_full_step)
                 loss_sum += float(loss) * len(values)
                 tokens += len(values)
                 done += len(values)
