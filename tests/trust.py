@@ -96,4 +96,5 @@ BAD_EDGE_LISTS: dict[str, tuple[pa.Table, str]] = {
     "null ids": (pa.table({"src": [1, None], "dst": [2, 3]}), "column 'src' has 1 null id(s)"),
     "list ids": (pa.table({"src": pa.array([[1], [2]]), "dst": pa.array([[2], [3]])}), "ids must be integers or text"),
     "fractional ids": (pa.table({"src": [1.5, 2.0], "dst": [2.0, 3.0]}), "number(s) that are not whole, e.g. 1.5"),
+    "NaN ids": (pa.table({"src": [1.0, float("nan")], "dst": [2.0, 3.0]}), "1 number(s) that are not whole, e.g. nan"),
 }

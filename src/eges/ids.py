@@ -47,7 +47,8 @@ def check_id_array(values: pa.ChunkedArray | pa.Array, where: str, name: str, ro
         return values.cast(t.value_type)
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
         x = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        bad = ~np.isnan(x) & ((x != np.round(x)) | ~np.isfinite(x))
+        missing = values.is_null().to_numpy(zero_copy_only=False)  # nulls read as NaN here; NaN itself is no id
+        bad = ~missing & (~np.isfinite(x) | (x != np.round(x)))
         if bad.any():
             raise InputError(not_whole_message(where, name, role, int(bad.sum()), float(x[bad][0])))
         return values.cast(pa.int64())
