@@ -109,16 +109,20 @@ def graph(ctx: StageContext) -> tuple[int, dict[str, Any]]:
         if ctx.inputs.edges is not None:
             edge_list, rows, has_weight = read_edge_list(spark, ctx.input_source("@edges"), cfg)
             edges, nodes = edge_list_graph(spark, edge_list, cfg, has_weight)
-            n_nodes = copy_parts(write_folder(nodes, scratch / "nodes"), ctx.path(NODES))
+            nodes_folder = write_folder(nodes, scratch / "nodes")
+            n_nodes = sum(pq.ParquetFile(p).metadata.num_rows for p in nodes_folder.glob("part-*.parquet"))
         else:
             rows = pq.ParquetFile(ctx.input_path(SESSIONS)).metadata.num_rows
             edges = transition_edges(spark, spark.read.parquet(str(ctx.input_path(SESSIONS))), cfg)
-            nodes_t = pq.read_table(ctx.input_path(VOCAB))
-            io.write_table(nodes_t, ctx.path(NODES))
-            n_nodes = nodes_t.num_rows
+            n_nodes = pq.ParquetFile(ctx.input_path(VOCAB)).metadata.num_rows
         stats = GraphStatsAccumulator(n_nodes)
+        # The edges' Spark job runs first: if it fails, the stage's earlier outputs are all still in place.
         copy_parts(write_folder(edges, scratch / "edges"), ctx.path(EDGES),
                    each=lambda t: stats.add(t["src"].to_numpy(), t["dst"].to_numpy(), t["weight"].to_numpy()))
+        if ctx.inputs.edges is not None:
+            copy_parts(nodes_folder, ctx.path(NODES))
+        else:
+            io.write_table(pq.read_table(ctx.input_path(VOCAB)), ctx.path(NODES))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return rows, stats.result()
