@@ -74,12 +74,13 @@ def edge_sources(graph: CSRGraph) -> np.ndarray:
     return np.repeat(np.arange(graph.n_nodes, dtype=np.int32), np.diff(graph.indptr))
 
 
-def graph_stats(graph: CSRGraph) -> dict[str, Any]:
-    """Nodes, edges, dangling nodes, weakly connected components and degree quantiles (see ``graph.stats``)."""
+def graph_stats(graph: CSRGraph, sources: np.ndarray | None = None) -> dict[str, Any]:
+    """Nodes, edges, dangling nodes, weakly connected components and degree quantiles (see ``graph.stats``).
+    ``sources``: the edges' source nodes if the caller already has them (``edge_sources``), to save a copy."""
     from eges.graph.stats import GraphStatsAccumulator
 
     acc = GraphStatsAccumulator(graph.n_nodes)
-    acc.add(edge_sources(graph), graph.indices, graph.weights)
+    acc.add(edge_sources(graph) if sources is None else sources, graph.indices, graph.weights)
     return acc.result()
 
 

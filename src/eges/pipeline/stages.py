@@ -149,11 +149,12 @@ def graph_stage(ctx: StageContext) -> StageResult:
         else:
             rows_in, graph, nodes = _graph_from_sessions(ctx)
         # The edges' Parquet encoding runs on a second thread while the statistics are computed.
-        edges = pa.table({"src": edge_sources(graph), "dst": graph.indices, "weight": graph.weights})
+        sources = edge_sources(graph)
+        edges = pa.table({"src": sources, "dst": graph.indices, "weight": graph.weights})
         with io.BackgroundWriter(_TableWriter(ctx.path(EDGES)), depth=1) as background:
             background.write(edges)
             io.write_table(nodes, ctx.path(NODES))
-            stats = graph_stats(graph)
+            stats = graph_stats(graph, sources)
     with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
         tmp.write_text(json.dumps(stats, indent=2))
     summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
