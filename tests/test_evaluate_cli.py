@@ -56,7 +56,7 @@ def test_learned_vectors_beat_popularity(evaluated):
 
 def test_side_information_ranks_next_items_at_least_as_well_as_bge(evaluated):
     """Issue 11's bar, after one pass: GES and EGES must not trade warm ranking for cold start. With the own row
-    on its attention share of the step (train.own_full_step = false) GES falls about a quarter below BGE here."""
+    on its attention share of the step (train.own_step = 'share') GES falls about a quarter below BGE here."""
     out, _, _ = evaluated
     for method in ("ges", "eges"):
         for k in (10, 50):

@@ -7,7 +7,15 @@ import numba
 import numpy as np
 import pytest
 
-from eges.side_info.kernels import centre_step, item_parts, pair_gradients, train_epoch
+from eges.side_info.kernels import (
+    OWN_FULL,
+    OWN_ITEM,
+    OWN_SHARE,
+    centre_step,
+    item_parts,
+    pair_gradients,
+    train_epoch,
+)
 
 
 def make_problem(n_fields: int, n_nodes: int = 32, dim: int = 8, seed: int = 0) -> dict:
@@ -45,15 +53,19 @@ def run(values, offsets, p, *, eges=True, epochs=1, alpha=0.025, min_alpha=0.000
     return losses
 
 
-@pytest.mark.parametrize("n_fields,eges,own_full", [(0, False, False), (2, False, False), (2, True, False),
-                                                    (2, False, True), (2, True, True)])
-def test_centre_step_matches_numpy_reference(n_fields, eges, own_full):
+@pytest.mark.parametrize("n_fields,eges,own_step,own_logit", [
+    (0, False, OWN_SHARE, None), (2, False, OWN_SHARE, None), (2, True, OWN_SHARE, None), (2, False, OWN_FULL, None),
+    (2, True, OWN_FULL, None), (2, False, OWN_ITEM, None), (2, True, OWN_ITEM, 1.0), (2, True, OWN_ITEM, -2.0)])
+def test_centre_step_matches_numpy_reference(n_fields, eges, own_step, own_logit):
     """One update of a centre against 2 window nodes and 3 shared negatives, each negative weighted by the
     window size, equals lr times the reference gradients (which the finite-difference test checks); side rows
-    scaled by their rate, and with ``own_full`` the own row by 1 / its weight (the whole gradient of H_v)."""
+    scaled by their rate, and the own row by 1 / its weight w_0 (the whole gradient of H_v) for OWN_FULL and by
+    1 / (w_0 max(w_0, 1/m)) for OWN_ITEM (H_v's own part takes the whole step)."""
     p = make_problem(n_fields, n_nodes=8, dim=5)
     v, targets, n_pos = 3, np.array([1, 6, 0, 2, 7]), 2
     p["codes"][v] = np.arange(n_fields) % 4  # the centre has every field, so side rows take steps
+    if own_logit is not None:  # w_0 above 1/m, or below it (OWN_ITEM's bound)
+        p["attention"][v, 0] = own_logit
     labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
     pw = np.array([1.0, 1.0, n_pos, n_pos, n_pos])
     ref = {k: a.astype(np.float64) for k, a in p.items() if k in ("table", "context", "attention")}
@@ -66,12 +78,13 @@ def test_centre_step_matches_numpy_reference(n_fields, eges, own_full):
     lr = 0.5
     side_rate = np.full(len(t) - 8, 0.5, dtype=np.float32)  # side-information rows take half steps
     loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(n_fields + 1), np.empty(5, np.float32),
-                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, own_full)
+                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, own_step)
     assert loss == pytest.approx(loss_ref, rel=1e-4)
     row_scale = np.concatenate([np.ones(8), side_rate])[:, None]
-    if own_full:
+    if own_step != OWN_SHARE:
         logits = p["attention"][v, slots[:m]].astype(np.float64) if eges else np.zeros(m)
-        row_scale[v] = 1 / (np.exp(logits[0]) / np.exp(logits).sum())
+        w0 = np.exp(logits[0]) / np.exp(logits).sum()
+        row_scale[v] = 1 / w0 if own_step == OWN_FULL else 1 / (w0 * max(w0, 1 / m))
     np.testing.assert_allclose(t - p["table"], -lr * g_table * row_scale, atol=2e-6)
     np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
     np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)

@@ -267,17 +267,18 @@ def test_shared_rows_are_kept_on_the_scale_of_the_item_rows():
     ratio = {}
     for power in (0.0, 0.5, 1.0):
         model = train(values, offsets, n, side, TrainConfig(dimension=16, epochs=3, threads=1, side_rate_power=power,
-                                                            own_full_step=False), "eges")
+                                                            own_step="share"), "eges")
         ratio[power] = _side_to_own_length(model, n)
     assert ratio[0.0] > 10 and ratio[1.0] < 3, ratio
     assert ratio[0.0] > 2 * ratio[0.5] > 2 * ratio[1.0], ratio
 
 
-def test_own_rows_take_the_whole_step():
-    """With own_full_step an item's own row steps as far as BGE's would, not its attention share (about half) of
-    that, so after a pass the own rows are longer against the shared rows. Fails if the kernel ignores it."""
+def test_own_rows_take_larger_steps():
+    """An item's own row steps by its attention share (about half) of dL/dH_v with own_step 'share', by the whole of
+    it with 'full', and by about twice that with 'item' (H_v's own part takes BGE's step), so after a pass the own
+    rows are longer against the shared rows in that order. Fails if the kernel ignores the setting."""
     n = 400
     values, offsets, side = _group_walks(n)
-    ratio = {full: _side_to_own_length(train(values, offsets, n, side, TrainConfig(
-        dimension=16, epochs=1, threads=1, own_full_step=full), "eges"), n) for full in (False, True)}
-    assert ratio[True] < 0.75 * ratio[False], ratio
+    ratio = {step: _side_to_own_length(train(values, offsets, n, side, TrainConfig(
+        dimension=16, epochs=1, threads=1, own_step=step), "eges"), n) for step in ("share", "full", "item")}
+    assert ratio["item"] < 0.6 * ratio["full"] and ratio["full"] < 0.6 * ratio["share"], ratio

@@ -144,10 +144,11 @@ class TrainConfig:
                                  "gets every one of their gradients, and with plain steps (p = 0, the paper's) its "
                                  "row outgrows the items' own rows until an item's vector is mostly its category's "
                                  "(docs/evaluation.md, 'Shared rows').", min=0, max=1)
-    own_full_step: bool = opt(True, "GES/EGES: the item's own row steps by the whole gradient of H_v, as BGE's row "
-                              "does, rather than its attention share of it (the paper's plain gradient, false): "
-                              "otherwise an item's own row trains at a fraction of BGE's rate, and after few passes "
-                              "its vector is mostly its catalogue's (docs/evaluation.md, 'The item's own row').")
+    own_step: str = opt("item", "GES/EGES: how far the item's own row steps: 'item' moves the item's part of H_v "
+                        "(w_0 times the row) by BGE's step, dL/dH_v / max(w_0, 1/m); 'full' by the whole dL/dH_v; "
+                        "'share' by its attention share w_0 dL/dH_v, the paper's plain gradient, under which an own "
+                        "row trains at a fraction of BGE's rate and an item's vector is mostly its catalogue's "
+                        "(docs/evaluation.md, 'The item's own row').", choices=("item", "full", "share"))
     cold_start: str = opt("mean", "GES/EGES: vectors of items without behaviour are the mean of their side-info "
                           "value vectors (the paper's rule) or weighted by the mean EGES attention per field.",
                           choices=("mean", "attention"))

@@ -23,7 +23,7 @@ class Method:
 
 METHODS: dict[str, Method] = {
     "bge": Method("bge", "skipgram", "skipgram/vectors.parquet", "skipgram/vectors.kv", False,
-                  ("cold_start", "own_weight", "side_rate_power", "own_full_step"),
+                  ("cold_start", "own_weight", "side_rate_power", "own_step"),
                   "skip-gram on item ids (Base Graph Embedding)"),
     "ges": Method("ges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend", "own_weight"),
                   "mean of the item's and its side-information embeddings"),

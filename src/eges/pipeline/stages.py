@@ -296,7 +296,7 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 @stage("skipgram", sections=("train",), outputs=(VECTORS, KEYED_VECTORS),
        inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge",
        ignores=("train.method", "train.cold_start", "train.own_weight", "train.side_rate_power",
-                "train.own_full_step"))
+                "train.own_step"))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
     from eges.methods import backend

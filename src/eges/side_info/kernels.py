@@ -28,6 +28,10 @@ from eges.rng import mix64 as _mix
 
 _INV32 = 1.0 / 4294967296.0
 
+# How far the item's own row steps (``backprop``), by ``train.own_step``'s name.
+OWN_SHARE, OWN_FULL, OWN_ITEM = 0, 1, 2
+OWN_STEPS = {"share": OWN_SHARE, "full": OWN_FULL, "item": OWN_ITEM}
+
 
 @njit(cache=True, inline="always")
 def _next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
@@ -82,14 +86,14 @@ def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray
 @njit(cache=True)
 def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
              eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray, side_rate: np.ndarray,
-             own_full: bool) -> None:
+             own_step: int) -> None:
     """Push the (already learning-rate-scaled) ascent direction ``dh`` for H_v into the parts and a_v.
 
     One pass per part: a_v's gradient reads the part before its own update. A side-information row's step is
-    further scaled by ``side_rate`` (indexed by the row minus the item rows; see ``side_rates``). With
-    ``own_full`` the item's own row steps by the whole ``dh`` instead of its weight's share of it (the step BGE's
-    row takes): a per-row learning rate of 1 / w_0, so an own row is not trained slower for having side
-    information."""
+    further scaled by ``side_rate`` (indexed by the row minus the item rows; see ``side_rates``). The item's own
+    row steps by ``own_step`` (``OWN_STEPS``): its share w_0 dh (the plain gradient), the whole dh, or
+    dh / max(w_0, 1/m), which moves the item's part of H_v, w_0 W_v^0, by BGE's step dh; the bound keeps
+    the step at most m dh where the attention has turned the own row down."""
     n_items = table.shape[0] - side_rate.shape[0]
     for j in range(m):
         row = table[rows[j]]
@@ -101,8 +105,10 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
             attention[v, slots[j]] += wj * dot
         if slots[j] > 0:
             wj = wj * side_rate[rows[j] - n_items]
-        elif own_full:
+        elif own_step == OWN_FULL:
             wj = h.dtype.type(1.0)
+        elif own_step == OWN_ITEM:
+            wj = h.dtype.type(1.0 / max(weights[j], 1.0 / m))
         for d in range(h.shape[0]):
             row[d] += wj * dh[d]
 
@@ -111,7 +117,7 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
 def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
                 slots: np.ndarray, m: int, eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray,
                 targets: np.ndarray, n_pos: int, n_targets: int, lr: float, side_rate: np.ndarray,
-                own_full: bool = False) -> float:
+                own_step: int = OWN_SHARE) -> float:
     """One shared-negative update for centre v; returns its loss.
 
     ``targets[:n_pos]`` are the window's nodes (label 1), ``targets[n_pos:n_targets]`` the negatives shared
@@ -152,7 +158,7 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v
         for d in range(dim):
             dh[d] += g * z[d]
             z[d] += g * h[d]
-    backprop(table, attention, v, rows, slots, m, eges, weights, h, dh, side_rate, own_full)
+    backprop(table, attention, v, rows, slots, m, eges, weights, h, dh, side_rate, own_step)
     return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
 
 
@@ -161,7 +167,7 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
                 neg_table: np.ndarray, keep_prob: np.ndarray, max_len: int, window: int, negative: int, eges: bool,
                 alpha: float, min_alpha: float, done_tokens: int, total_tokens: int, seed: int, epoch: int,
                 chunk: int, trace: np.ndarray | None = None, side_rate: np.ndarray | None = None,
-                own_full: bool = False) -> float:
+                own_step: int = OWN_SHARE) -> float:
     """One pass over the walks; returns the mean negative log-likelihood per scored pair.
 
     Frequent nodes are down-sampled as in word2vec: node v stays in a walk with probability
@@ -181,13 +187,13 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
         side_rate = np.ones(table.shape[0] - context.shape[0], dtype=np.float32)
     return _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,
                         neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,
-                        total_tokens, seed, epoch, chunk, get_num_threads(), trace, side_rate, own_full)
+                        total_tokens, seed, epoch, chunk, get_num_threads(), trace, side_rate, own_step)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
 def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,  # noqa: ANN001
                  neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,  # noqa: ANN001
-                 total_tokens, seed, epoch, chunk, n_threads, trace, side_rate, own_full):  # noqa: ANN001, ANN202
+                 total_tokens, seed, epoch, chunk, n_threads, trace, side_rate, own_step):  # noqa: ANN001, ANN202
     n_walks = len(walk_offsets) - 1
     n_items = context.shape[0]
     dim = table.shape[1]
@@ -250,7 +256,7 @@ def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, 
                             targets[n_targets] = neg
                             n_targets += 1
                     loss += centre_step(table, context, attention, v, rows, slots, m, eges, weights, h, dh,
-                                        targets, n_pos, n_targets, lr, side_rate, own_full)
+                                        targets, n_pos, n_targets, lr, side_rate, own_step)
                     count += n_pos * (1 + n_targets - n_pos)
             losses[c] = loss
             pairs[c] = count
@@ -286,5 +292,5 @@ def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray
         dh += g * z[target]
         z[target] = z[target] + g * h
     backprop(t, a, v, rows, slots, m, eges, weights, h, dh, np.ones(len(table) - len(context), dtype=np.float32),
-             False)  # the plain gradient
+             OWN_SHARE)  # the plain gradient
     return loss, t - table, z - context, a - attention

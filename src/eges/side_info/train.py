@@ -10,7 +10,7 @@ from numba import get_num_threads, njit, prange
 
 from eges.config import TrainConfig
 from eges.side_info.encode import SideInfo
-from eges.side_info.kernels import aggregate, item_parts, train_epoch
+from eges.side_info.kernels import OWN_STEPS, aggregate, item_parts, train_epoch
 from eges.walks.generate import numba_threads
 
 
@@ -170,7 +170,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                 loss = train_epoch(values, offsets, table, context, attention, has_own, codes, side.field_offset,
                                    neg, keep, max_len, cfg.window, cfg.negative, method == "eges", cfg.alpha,
                                    cfg.min_alpha, done, total, cfg.seed, epoch * _STREAMS_PER_EPOCH + b, chunk,
-                                   side_rate=rates, own_full=cfg.own_full_step)
+                                   side_rate=rates, own_step=OWN_STEPS[cfg.own_step])
                 loss_sum += float(loss) * len(values)
                 tokens += len(values)
                 done += len(values)
