@@ -122,9 +122,9 @@ class TrainConfig:
     dimension: int = opt(128, "Vector dimension.", min=1, max=4096)
     window: int = opt(5, "Context window on each side of the centre node.", min=1, max=1000)
     negative: int = opt(5, "Negative samples per positive pair.", min=1, max=1000)
-    epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: enough passes that training sees 50 million "
-                      "walk tokens, between 1 and 10 (small logs get several, a 10-million-event log one; the study "
-                      "is in docs/evaluation.md). An explicit number wins.", min=0, max=1000)
+    epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: enough passes that training sees 400 million "
+                      "walk tokens, between 1 and 10 (logs up to a few million events get ten, larger logs fewer; the "
+                      "study is in docs/evaluation.md, 'How many epochs'). An explicit number wins.", min=0, max=1000)
     alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0, max=10)
     min_alpha: float = opt(0.0001, "Final learning rate (at most alpha).", min=0, max=10)
     sample: float = opt(0.001, "Down-sampling threshold for frequent nodes, as in word2vec; 0 turns it off.",

@@ -68,7 +68,7 @@ def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side:
 #: The epochs rule (train.epochs = 0): enough passes that training sees EPOCH_TOKEN_BUDGET walk tokens, at most
 #: MAX_AUTO_EPOCHS; a log whose walks already hold that many trains once. The study behind the numbers is in
 #: docs/evaluation.md ("How many epochs").
-EPOCH_TOKEN_BUDGET = 50_000_000
+EPOCH_TOKEN_BUDGET = 400_000_000
 MAX_AUTO_EPOCHS = 10
 
 
