@@ -31,6 +31,7 @@ from eges.graph.transitions import (
     null_ids_message,
     weight_type_message,
 )
+from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
@@ -295,8 +296,7 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 # --------------------------------------------------------------------------------------------- skipgram
 @stage("skipgram", sections=("train",), outputs=(VECTORS, KEYED_VECTORS),
        inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge",
-       ignores=("train.method", "train.cold_start", "train.own_weight", "train.side_rate_power",
-                "train.own_step"))
+       ignores=("train.method", *(f"train.{key}" for key in METHODS["bge"].ignores)))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
     from eges.methods import backend
