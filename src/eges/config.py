@@ -123,7 +123,7 @@ class TrainConfig:
     window: int = opt(5, "Context window on each side of the centre node.", min=1, max=1000)
     negative: int = opt(5, "Negative samples per positive pair.", min=1, max=1000)
     epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: enough passes that training sees 400 million "
-                      "walk tokens, between 1 and 10 (logs up to a few million events get ten, larger logs fewer; the "
+                      "walk tokens, between 1 and 10 (logs up to about 10 million events get ten, larger logs fewer; the "
                       "study is in docs/evaluation.md, 'How many epochs'). An explicit number wins.", min=0, max=1000)
     alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0, max=10)
     min_alpha: float = opt(0.0001, "Final learning rate (at most alpha).", min=0, max=10)
