@@ -50,6 +50,8 @@ def test_file_and_overrides(tmp_path):
         ("sessions.format=csv", "sessions.format must be one of"),
         ("graph.undirected=1", "graph.undirected must be true or false"),
         ("walks", "section.key=value"),
+        ("train.cold_share=-0.5", "train.cold_share (-0.5) must be between 0 and 1, or -1"),
+        ("train.cold_share=2", "train.cold_share must be at most 1"),
     ],
 )
 def test_bad_config_names_the_key(override, message):

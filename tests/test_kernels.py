@@ -78,7 +78,7 @@ def test_centre_step_matches_numpy_reference(n_fields, eges, own_step, own_logit
     lr = 0.5
     side_rate = np.full(len(t) - 8, 0.5, dtype=np.float32)  # side-information rows take half steps
     loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(n_fields + 1), np.empty(5, np.float32),
-                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, own_step)
+                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, own_step, *no_cold(5))
     assert loss == pytest.approx(loss_ref, rel=1e-4)
     row_scale = np.concatenate([np.ones(8), side_rate])[:, None]
     if own_step != OWN_SHARE:
@@ -89,6 +89,43 @@ def test_centre_step_matches_numpy_reference(n_fields, eges, own_step, own_logit
     np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
     np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)
     assert np.abs(g_context[targets[n_pos:]]).sum() > 0  # the negatives were scored
+
+
+def no_cold(dim: int) -> tuple:
+    """centre_step's last arguments without train.cold_share's step: the flag off and its scratch buffers."""
+    return False, np.empty(3), np.empty(dim, np.float32), np.empty(dim, np.float32)
+
+
+@pytest.mark.parametrize("eges", [False, True])
+def test_cold_step_adds_the_side_mean_gradient_to_the_side_rows_only(eges):
+    """train.cold_share's step for a centre: besides H_v, the plain mean of its side rows (an item without its own
+    row) is scored against the same targets, and the side rows move by lr times that mean's gradient as well, taken
+    at the same parameters; the context rows and the attention follow H_v only."""
+    p = make_problem(2, n_nodes=8, dim=5)
+    v, targets, n_pos = 3, np.array([1, 6, 0, 2, 7]), 2
+    p["codes"][v] = [1, 2]
+    labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    pw = np.array([1.0, 1.0, n_pos, n_pos, n_pos])
+    ref = {k: p[k].astype(np.float64) for k in ("table", "context", "attention")}
+    no_own = p["has_own"].copy()
+    no_own[v] = False
+    grads = {own: pair_gradients(ref["table"], ref["context"], ref["attention"], has, p["codes"], p["field_offset"],
+                                 v, targets, labels, eges and own, pw) for own, has in ((True, p["has_own"]),
+                                                                                         (False, no_own))}
+    t, z, a = p["table"].copy(), p["context"].copy(), p["attention"].copy()
+    rows, slots = np.empty(3, np.int64), np.empty(3, np.int64)
+    m = item_parts(v, True, p["codes"], p["field_offset"], 8, rows, slots)
+    lr, side_rate = 0.5, np.full(8, 0.5, dtype=np.float32)
+    loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(3), np.empty(5, np.float32),
+                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, OWN_SHARE, True,
+                       np.empty(3), np.empty(5, np.float32), np.empty(5, np.float32))
+    (loss_h, g_h, gz_h, ga_h), (_, g_cold, _, _) = grads[True], grads[False]
+    assert loss == pytest.approx(loss_h, rel=1e-4)  # the loss reported is H_v's
+    assert np.abs(g_cold[8:]).sum() > 0 and not np.abs(g_cold[:8]).any()  # side rows only
+    row_scale = np.concatenate([np.ones(8), side_rate])[:, None]
+    np.testing.assert_allclose(t - p["table"], -lr * (g_h + g_cold) * row_scale, atol=2e-6)
+    np.testing.assert_allclose(z - p["context"], -lr * gz_h, atol=2e-6)
+    np.testing.assert_allclose(a - p["attention"], -lr * ga_h, atol=2e-6)
 
 
 @pytest.mark.parametrize("n_fields,eges", [(0, False), (2, True)])

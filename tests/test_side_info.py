@@ -282,3 +282,18 @@ def test_own_rows_take_larger_steps():
     ratio = {step: _side_to_own_length(train(values, offsets, n, side, TrainConfig(
         dimension=16, epochs=1, threads=1, own_step=step), "eges"), n) for step in ("share", "full", "item")}
     assert ratio["item"] < 0.6 * ratio["full"] and ratio["full"] < 0.6 * ratio["share"], ratio
+
+
+def test_cold_share_defaults_by_method():
+    """train.cold_share = -1 (the default) is 1 for GES and 0 for EGES; an explicit value wins. One thread: the default
+    GES run differs from one without the cold-start step, the default EGES run is that run bit for bit."""
+    from eges.methods import cold_share
+
+    assert (cold_share("ges", -1), cold_share("eges", -1), cold_share("eges", 0.5)) == (1.0, 0.0, 0.5)
+    n = 200
+    values, offsets, side = _group_walks(n)
+    runs = {(method, share): train(values, offsets, n, side, TrainConfig(dimension=8, epochs=1, threads=1,
+                                                                         cold_share=share), method).table
+            for method in ("ges", "eges") for share in (-1.0, 0.0)}
+    assert not np.array_equal(runs["ges", -1.0], runs["ges", 0.0])
+    np.testing.assert_array_equal(runs["eges", -1.0], runs["eges", 0.0])

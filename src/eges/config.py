@@ -149,6 +149,13 @@ class TrainConfig:
                         "'share' by its attention share w_0 dL/dH_v, the paper's plain gradient, under which an own "
                         "row trains at a fraction of BGE's rate and an item's vector is mostly its catalogue's "
                         "(docs/evaluation.md, 'The item's own row').", choices=("item", "full", "share"))
+    cold_share: float = opt(-1.0, "GES/EGES: the share of centres whose side-information mean, the vector the item "
+                            "would get without behaviour, is also scored against the centre's window and negatives, "
+                            "its gradient going into the side rows (the context rows follow H_v only). -1 is the "
+                            "method's default: 1 for GES, whose cold-start items otherwise rank below popularity; 0 "
+                            "(the paper's training) for EGES, whose attention would shift to side rows trained that "
+                            "way and rank worse (docs/evaluation.md, 'Training the cold-start vector').",
+                            min=-1, max=1)
     cold_start: str = opt("mean", "GES/EGES: vectors of items without behaviour are the mean of their side-info "
                           "value vectors (the paper's rule) or weighted by the mean EGES attention per field.",
                           choices=("mean", "attention"))
@@ -156,6 +163,9 @@ class TrainConfig:
     def check(self) -> None:
         if self.min_alpha > self.alpha:
             raise ConfigError(f"train.min_alpha ({self.min_alpha}) must not exceed train.alpha ({self.alpha})")
+        if -1 < self.cold_share < 0:
+            raise ConfigError(f"train.cold_share ({self.cold_share}) must be between 0 and 1, or -1 for the method's "
+                              "default")
         if self.backend == "gensim" and self.method in ("ges", "eges"):
             raise ConfigError(f"train.backend 'gensim' trains bge only; {self.method} needs 'native' (or 'auto')")
 

@@ -19,16 +19,19 @@ class Method:
     #: ``train`` keys this method does not read: setting one on the command line prints a warning.
     ignores: tuple[str, ...]
     summary: str
+    #: ``train.cold_share`` when it is left at -1: GES trains its cold-start vector on every centre; EGES, whose
+    #: attention would follow side rows trained that way, not (docs/evaluation.md, "Training the cold-start vector").
+    cold_share: float = 0.0
 
 
 METHODS: dict[str, Method] = {
     "bge": Method("bge", "skipgram", "skipgram/vectors.parquet", "skipgram/vectors.kv", False,
-                  ("cold_start", "own_weight", "side_rate_power", "own_step"),
+                  ("cold_start", "own_weight", "side_rate_power", "own_step", "cold_share"),
                   "skip-gram on item ids (Base Graph Embedding)"),
     "ges": Method("ges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend", "own_weight"),
-                  "mean of the item's and its side-information embeddings"),
+                  "mean of the item's and its side-information embeddings", 1.0),
     "eges": Method("eges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend",),
-                   "attention-weighted item and side-information embeddings"),
+                   "attention-weighted item and side-information embeddings", 0.0),
 }
 
 
@@ -52,6 +55,11 @@ def backend(method: str, configured: str) -> str:
     if configured == "auto":
         return "native"
     return configured
+
+
+def cold_share(method: str, configured: float) -> float:
+    """``train.cold_share`` with -1 resolved to ``method``'s default."""
+    return METHODS[method].cold_share if configured < 0 else configured
 
 
 def ignored_settings(method: str, overrides: list[tuple[str, str, Any]]) -> list[str]:

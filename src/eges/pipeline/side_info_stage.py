@@ -146,5 +146,6 @@ def eges_stage(ctx: StageContext) -> StageResult:
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "
-               f"{tcfg.epochs} epoch(s), {d['words_per_second'] / 1e3:,.0f}k words/s; mean weights: {weights_text}")
+               f"{tcfg.epochs} epoch(s), cold share {d['cold_share']:g}, {d['words_per_second'] / 1e3:,.0f}k words/s; "
+               f"mean weights: {weights_text}")
     return StageResult(n_walks, len(emb.item_ids), summary, d)

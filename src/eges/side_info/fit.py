@@ -13,6 +13,7 @@ import pandas as pd
 
 from eges.config import TrainConfig
 from eges.errors import InputError
+from eges.methods import cold_share
 from eges.side_info.encode import encode
 from eges.side_info.train import behaviour_vectors, cold_start_vectors, seen_values, train_stream
 
@@ -85,7 +86,8 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
         value_vectors=model.value_vectors(),
         attention=weights,
     )
-    out.details = {"method": method, "epochs": len(model.losses), "fields": how, "mean_attention": out.mean_attention,
+    out.details = {"method": method, "epochs": len(model.losses), "cold_share": cold_share(method, cfg.cold_share),
+                   "fields": how, "mean_attention": out.mean_attention,
                    "losses": model.losses, "cold_items": len(cold_ids), "cold_with_vector": int(ok.sum()),
                    "cold_without_vector": int((~ok).sum()),
                    "unvisited_nodes": int((~visited).sum()), "unvisited_without_vector": int((~node_ok).sum()),

@@ -117,7 +117,7 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
 def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
                 slots: np.ndarray, m: int, eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray,
                 targets: np.ndarray, n_pos: int, n_targets: int, lr: float, side_rate: np.ndarray,
-                own_step: int = OWN_SHARE) -> float:
+                own_step: int, cold: bool, cold_weights: np.ndarray, hc: np.ndarray, dhc: np.ndarray) -> float:
     """One shared-negative update for centre v; returns its loss.
 
     ``targets[:n_pos]`` are the window's nodes (label 1), ``targets[n_pos:n_targets]`` the negatives shared
@@ -125,8 +125,17 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v
     negative term appears ``n_pos`` times with the same H_v, so it is scored once with weight ``n_pos``:
     the expected gradient of word2vec's K negatives per pair at K per centre. The context rows are updated
     in place, then the accumulated ascent direction for H_v goes into its parts.
+
+    With ``cold`` (and the item's own row first among m > 1 parts), the plain mean of the side rows, the
+    vector the item would get without behaviour, is scored against the same targets from the same context
+    rows, and its gradient goes into the side rows too (``train.cold_share``); the context rows follow H_v only.
+    Scoring both while a context row is loaded costs little more than H_v alone.
     """
     aggregate(table, attention, v, rows, slots, m, eges, weights, h)
+    n_side = m - 1 if cold and m > 1 and slots[0] == 0 else 0
+    if n_side > 0:
+        aggregate(table, attention, v, rows[1:], slots[1:], n_side, False, cold_weights, hc)
+        dhc[:] = 0.0
     dim = h.shape[0]
     dh[:] = 0.0
     # -log sigmoid(f) = log(1 + e) and -log(1 - sigmoid(f)) = log(1 + e) + f with e = exp(-f): the loss
@@ -155,10 +164,21 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v
             loss += np.log(pos_prod) + scale * np.log(neg_prod)
             pos_prod = 1.0
             neg_prod = 1.0
+        if n_side > 0:
+            fc = np.float32(0.0)
+            for d in range(dim):
+                fc += hc[d] * z[d]
+            fc = min(max(fc, np.float32(-30.0)), np.float32(30.0))
+            ec = np.exp(-fc)
+            gc = np.float32(ec / (1.0 + ec) * lr) if k < n_pos else np.float32(-lr * scale / (1.0 + ec))
+            for d in range(dim):
+                dhc[d] += gc * z[d]
         for d in range(dim):
             dh[d] += g * z[d]
             z[d] += g * h[d]
     backprop(table, attention, v, rows, slots, m, eges, weights, h, dh, side_rate, own_step)
+    if n_side > 0:
+        backprop(table, attention, v, rows[1:], slots[1:], n_side, False, cold_weights, hc, dhc, side_rate, own_step)
     return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
 
 
@@ -167,12 +187,13 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
                 neg_table: np.ndarray, keep_prob: np.ndarray, max_len: int, window: int, negative: int, eges: bool,
                 alpha: float, min_alpha: float, done_tokens: int, total_tokens: int, seed: int, epoch: int,
                 chunk: int, trace: np.ndarray | None = None, side_rate: np.ndarray | None = None,
-                own_step: int = OWN_SHARE) -> float:
+                own_step: int = OWN_SHARE, cold_share: float = 0.0) -> float:
     """One pass over the walks; returns the mean negative log-likelihood per scored pair.
 
     Frequent nodes are down-sampled as in word2vec: node v stays in a walk with probability
     ``keep_prob[v]`` (drawn per occurrence), before windows are taken. Each centre is scored against its
-    window's nodes and ``negative`` negatives shared by the window (``centre_step``).
+    window's nodes and ``negative`` negatives shared by the window (``centre_step``); a share ``cold_share`` of
+    the centres that have both their own row and side rows also train the mean of their side rows on it.
 
     Walks are split into chunks of ``chunk`` walks, handled without locks (Hogwild) and interleaved: thread
     t of T takes chunks t, t+T, t+2T, ..., so the threads work near the same corpus position and the
@@ -187,13 +208,13 @@ def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.nda
         side_rate = np.ones(table.shape[0] - context.shape[0], dtype=np.float32)
     return _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,
                         neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,
-                        total_tokens, seed, epoch, chunk, get_num_threads(), trace, side_rate, own_step)
+                        total_tokens, seed, epoch, chunk, get_num_threads(), trace, side_rate, own_step, cold_share)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
 def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,  # noqa: ANN001
                  neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,  # noqa: ANN001
-                 total_tokens, seed, epoch, chunk, n_threads, trace, side_rate, own_step):  # noqa: ANN001, ANN202
+                 total_tokens, seed, epoch, chunk, n_threads, trace, side_rate, own_step, cold_share):  # noqa: ANN001, ANN202
     n_walks = len(walk_offsets) - 1
     n_items = context.shape[0]
     dim = table.shape[1]
@@ -209,6 +230,9 @@ def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, 
         weights = np.empty(n_fields + 1, dtype=np.float64)
         h = np.empty(dim, dtype=np.float32)
         dh = np.empty(dim, dtype=np.float32)
+        cold_weights = np.empty(n_fields + 1, dtype=np.float64)
+        hc = np.empty(dim, dtype=np.float32)
+        dhc = np.empty(dim, dtype=np.float32)
         buf = np.empty(max_len, dtype=np.int32)
         targets = np.empty(2 * window + negative, dtype=np.int64)
         k = 0
@@ -255,8 +279,13 @@ def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, 
                         if not clash:
                             targets[n_targets] = neg
                             n_targets += 1
+                    cold = False
+                    if cold_share > 0.0 and m > 1 and slots[0] == 0:
+                        state, r = _next(state)
+                        cold = (r >> _S32) * _INV32 < cold_share
                     loss += centre_step(table, context, attention, v, rows, slots, m, eges, weights, h, dh,
-                                        targets, n_pos, n_targets, lr, side_rate, own_step)
+                                        targets, n_pos, n_targets, lr, side_rate, own_step, cold, cold_weights,
+                                        hc, dhc)
                     count += n_pos * (1 + n_targets - n_pos)
             losses[c] = loss
             pairs[c] = count

@@ -9,6 +9,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from eges.config import TrainConfig
+from eges.methods import cold_share
 from eges.side_info.encode import SideInfo
 from eges.side_info.kernels import OWN_STEPS, aggregate, item_parts, train_epoch
 from eges.walks.generate import numba_threads
@@ -152,6 +153,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     total = int(counts.sum()) * cfg.epochs
     keep = keep_probabilities(counts, cfg.sample)
     rates = side_rates(counts, side, cfg.side_rate_power)
+    share = cold_share(method, cfg.cold_share) if side.fields else 0.0
     losses = []
     done = 0
     with numba_threads(cfg.threads):
@@ -170,7 +172,8 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                 loss = train_epoch(values, offsets, table, context, attention, has_own, codes, side.field_offset,
                                    neg, keep, max_len, cfg.window, cfg.negative, method == "eges", cfg.alpha,
                                    cfg.min_alpha, done, total, cfg.seed, epoch * _STREAMS_PER_EPOCH + b, chunk,
-                                   side_rate=rates, own_step=OWN_STEPS[cfg.own_step])
+                                   side_rate=rates, own_step=OWN_STEPS[cfg.own_step],
+                                   cold_share=share)
                 loss_sum += float(loss) * len(values)
                 tokens += len(values)
                 done += len(values)
