@@ -1,6 +1,7 @@
 """The numba skip-gram trainer against gensim and against an earlier revision's trainer, on the same walks.
 
-    .venv/bin/python benchmarks/bench_trainer.py [--repeat 3] [--against REV] [--threads 1 2]
+    .venv/bin/python benchmarks/bench_trainer.py [--repeat 3] [--against REV] [--threads 1 2] [--data sample gen1m]
+        [--trainers gensim old bge eges ges old_eges]
 
 Data: the repository's sample (data/events.parquet + data/items.parquet) and a generated log of about one
 million events (`eges sample --events 1000000`). Each log is split by time (the last 10% of its events are held
@@ -9,7 +10,9 @@ the same settings (dimension 64, window 5, negative 5, down-sampling 1e-3, alpha
 
 - gensim: Word2Vec sg=1, hs=0, min_count=1 (BGE); the time of ``train()`` only, vocabulary built before;
 - old: ``eges.side_info.train.train`` of revision ``--against`` in BGE mode (no side fields);
-- bge / eges: this tree's trainer with no side fields / with the catalogue's four fields (EGES attention).
+- bge / eges / ges: this tree's trainer with no side fields / with the catalogue's four fields (EGES attention;
+  GES, which also trains each centre's cold-start vector at its default ``train.cold_share``);
+- old_eges: ``--against``'s trainer with the four fields (EGES), to see a kernel change's cost.
 
 Runs alternate (gensim, old, bge, eges, gensim, ...), each in a fresh process, so drift on a shared machine
 hits all alike; figures are medians of tokens per second of training time. Quality of every run's item
@@ -58,7 +61,7 @@ if args["trainer"] == "gensim":
 else:
     from eges.side_info.encode import SideInfo
     from eges.side_info.train import behaviour_vectors, train
-    if args["trainer"] == "eges":
+    if args["trainer"] in ("eges", "ges"):
         items = pq.read_table(args["items"]).to_pandas().set_index("item_id").reindex(nodes["item_id"])
         fields, codes, values = [], [], []
         for name in ("category", "brand", "shop", "price"):
@@ -70,7 +73,7 @@ else:
             codes.append(c)
             values.append([str(u) for u in uniq])
         side = SideInfo(fields, np.stack(codes, axis=1).astype(np.int32), values)
-        method = "eges"
+        method = args["trainer"]
     else:
         side = SideInfo([], np.zeros((n, 0), np.int32), [])
         method = "ges"
@@ -136,12 +139,19 @@ def quality(vectors: np.ndarray, src: np.ndarray, dst: np.ndarray, k: int = 50) 
     return hits / len(src), float(auc)
 
 
+def _kernel(trainer: str) -> str:
+    """The RUN script's trainer for a benchmark row: 'old' is BGE and 'old_eges' EGES of the old revision."""
+    return {"old": "bge", "old_eges": "eges"}.get(trainer, trainer)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--against", default="5a1b68b", help="revision whose trainer is 'old'")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--data", nargs="+", default=["sample", "gen1m"])
+    ap.add_argument("--trainers", nargs="+", default=["gensim", "old", "bge", "eges"],
+                    choices=["gensim", "old", "bge", "eges", "ges", "old_eges"])
     args = ap.parse_args()
     old_src = source_tree(args.against)
     logs = {"sample": (ROOT / "data" / "events.parquet", ROOT / "data" / "items.parquet")}
@@ -151,25 +161,25 @@ def main() -> None:
             subprocess.run([*EGES, "sample", "--out", str(gen), "--events", "1000000"], check=True,
                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         logs["gen1m"] = (gen / "events.parquet", gen / "items.parquet")
-    trainers = ("gensim", "old", "bge", "eges")
+    trainers = tuple(dict.fromkeys(["gensim", *args.trainers]))  # gensim is every row's reference
     for name in args.data:
         paths = prepare(name, *logs[name])
         src, dst = held_out_pairs(paths)
         results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         vec_file = WORK / "trainer_vectors.npy"
         for threads in args.threads:  # warm numba's caches (old and new) before timing
-            for trainer, source in (("bge", ROOT / "src"), ("eges", ROOT / "src"), ("old", old_src)):
-                spec = {**{k: str(p) for k, p in paths.items()}, "trainer": "bge" if trainer == "old" else trainer,
+            for trainer in trainers[1:]:
+                spec = {**{k: str(p) for k, p in paths.items()}, "trainer": _kernel(trainer),
                         "threads": threads,
                         "settings": SETTINGS, "vectors": str(vec_file)}
-                measured([PYTHON, "-c", RUN, json.dumps(spec)], source=source)
+                measured([PYTHON, "-c", RUN, json.dumps(spec)], source=old_src if trainer.startswith("old") else ROOT / "src")
         tokens = 0
         for _ in range(args.repeat):
             for threads in args.threads:
                 for trainer in trainers:
-                    spec = {**{k: str(p) for k, p in paths.items()}, "trainer": trainer if trainer != "old" else "bge",
+                    spec = {**{k: str(p) for k, p in paths.items()}, "trainer": _kernel(trainer),
                             "threads": threads, "settings": SETTINGS, "vectors": str(vec_file)}
-                    source = old_src if trainer == "old" else ROOT / "src"
+                    source = old_src if trainer.startswith("old") else ROOT / "src"
                     _, _, stdout = measured([PYTHON, "-c", RUN, json.dumps(spec)], source=source)
                     n, secs = stdout.split()
                     tokens = int(n)
