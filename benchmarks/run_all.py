@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (slow: about 15 minutes, plus 10 to make the 100-million-event log once).
+"""Run every benchmark in turn (slow: about 30 minutes, plus 10 to make the 100-million-event log once).
 
     .venv/bin/python benchmarks/run_all.py
 
