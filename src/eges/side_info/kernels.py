@@ -129,7 +129,8 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v
     With ``cold`` (and the item's own row first among m > 1 parts), the plain mean of the side rows, the
     vector the item would get without behaviour, is scored against the same targets from the same context
     rows, and its gradient goes into the side rows too (``train.cold_share``); the context rows follow H_v only.
-    Scoring both while a context row is loaded costs little more than H_v alone.
+    Both are scored while a context row is loaded, so the targets are read once (GES's training rate with it:
+    docs/benchmarks.md).
     """
     aggregate(table, attention, v, rows, slots, m, eges, weights, h)
     n_side = m - 1 if cold and m > 1 and slots[0] == 0 else 0
