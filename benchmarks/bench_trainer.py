@@ -144,6 +144,14 @@ def _kernel(trainer: str) -> str:
     return {"old": "bge", "old_eges": "eges"}.get(trainer, trainer)
 
 
+def run_trainer(trainer: str, threads: int, paths: dict[str, Path], vectors: Path, old_src: Path) -> str:
+    """One benchmark row's trainer in a fresh process (the old revision's source for 'old*' rows); its stdout."""
+    spec = {**{k: str(p) for k, p in paths.items()}, "trainer": _kernel(trainer), "threads": threads,
+            "settings": SETTINGS, "vectors": str(vectors)}
+    source = old_src if trainer.startswith("old") else ROOT / "src"
+    return measured([PYTHON, "-c", RUN, json.dumps(spec)], source=source)[2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -167,20 +175,15 @@ def main() -> None:
         src, dst = held_out_pairs(paths)
         results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         vec_file = WORK / "trainer_vectors.npy"
+
         for threads in args.threads:  # warm numba's caches (old and new) before timing
             for trainer in trainers[1:]:
-                spec = {**{k: str(p) for k, p in paths.items()}, "trainer": _kernel(trainer),
-                        "threads": threads,
-                        "settings": SETTINGS, "vectors": str(vec_file)}
-                measured([PYTHON, "-c", RUN, json.dumps(spec)], source=old_src if trainer.startswith("old") else ROOT / "src")
+                run_trainer(trainer, threads, paths, vec_file, old_src)
         tokens = 0
         for _ in range(args.repeat):
             for threads in args.threads:
                 for trainer in trainers:
-                    spec = {**{k: str(p) for k, p in paths.items()}, "trainer": _kernel(trainer),
-                            "threads": threads, "settings": SETTINGS, "vectors": str(vec_file)}
-                    source = old_src if trainer.startswith("old") else ROOT / "src"
-                    _, _, stdout = measured([PYTHON, "-c", RUN, json.dumps(spec)], source=source)
+                    stdout = run_trainer(trainer, threads, paths, vec_file, old_src)
                     n, secs = stdout.split()
                     tokens = int(n)
                     hr, auc = quality(np.load(vec_file), src, dst)
