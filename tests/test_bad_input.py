@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import DATA
-from eges.pipeline import stages
+from eges import layout
 
 FAST = ["--set", "walks.walks_per_node=2", "--set", "train.epochs=1", "--set", "train.dimension=8",
         "--quiet"]
@@ -116,7 +116,7 @@ def test_interrupted_stage_leaves_nothing_that_looks_complete(good_run, cli, mon
     monkeypatch.setattr(gen, "iter_walk_batches", broken)
     result = cli("run", "--events", root / "events.parquet", "--out", out, *FAST, ok=False)
     assert result.exit_code == 1 and "Aborted" in result.output  # click's answer to Ctrl-C
-    assert not (out / stages.WALKS).exists()
+    assert not (out / layout.WALKS).exists()
     assert not [p for p in out.rglob("*.tmp")]
     manifest = json.loads((out / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["sessions", "graph"]

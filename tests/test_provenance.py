@@ -7,7 +7,8 @@ import json
 
 import pyarrow.parquet as pq
 
-from eges.pipeline.recall_stage import NEIGHBOURS, USERS, read_provenance
+from eges.layout import NEIGHBOURS, USERS
+from eges.pipeline.recall_stage import read_provenance
 from trust import FAST, copy_run, run_cli
 
 VECTORS = "skipgram/vectors.parquet"

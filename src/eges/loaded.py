@@ -17,9 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from eges.errors import EgesError
-
-NEIGHBOURS = "neighbours/neighbours.parquet"
-USERS = "users/vectors.parquet"
+from eges.layout import MANIFEST, NEIGHBOURS, USERS
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -178,7 +176,7 @@ def load(out: str | Path, method: str | None = None) -> Run:
     from eges.pipeline.runner import resume
 
     out = Path(out)
-    if not (out / "manifest.json").is_file():
+    if not (out / MANIFEST).is_file():
         raise EgesError(f"{out} holds no eges run (no manifest.json)")
     config, inputs = resume(out)
     chosen = method_of(method).name if method else resolved_method(inputs, config)

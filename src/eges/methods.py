@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eges.errors import ConfigError
+from eges.layout import BGE_KEYED_VECTORS, BGE_VECTORS, EGES_KEYED_VECTORS, EGES_VECTORS
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,12 @@ class Method:
     stage: str  # the stage that trains it
     vectors: str  # item vectors, relative to the run folder
     keyed_vectors: str  # gensim KeyedVectors of the same vectors
-    needs_catalog: bool
+    #: trains side-information rows from a catalog (GES, EGES), so it needs ``--items``
+    side_info: bool
+    #: learns per-item attention over the item and its fields (the kernel's EGES switch); else a plain mean
+    attention: bool
+    #: gives items without behaviour a vector from their side information
+    cold_start: bool
     #: ``train`` keys this method does not read: setting one on the command line prints a warning.
     ignores: tuple[str, ...]
     summary: str
@@ -23,16 +29,35 @@ class Method:
     #: attention would follow side rows trained that way, not (docs/evaluation.md, "Training the cold-start vector").
     cold_share: float = 0.0
 
+    @property
+    def needs_catalog(self) -> bool:
+        return self.side_info
+
 
 METHODS: dict[str, Method] = {
-    "bge": Method("bge", "skipgram", "skipgram/vectors.parquet", "skipgram/vectors.kv", False,
-                  ("cold_start", "own_weight", "side_rate_power", "own_step", "cold_share"),
-                  "skip-gram on item ids (Base Graph Embedding)"),
-    "ges": Method("ges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend", "own_weight"),
-                  "mean of the item's and its side-information embeddings", 1.0),
-    "eges": Method("eges", "eges", "eges/vectors.parquet", "eges/vectors.kv", True, ("backend",),
-                   "attention-weighted item and side-information embeddings", 0.0),
+    "bge": Method("bge", "skipgram", BGE_VECTORS, BGE_KEYED_VECTORS, side_info=False, attention=False,
+                  cold_start=False,
+                  ignores=("cold_start", "own_weight", "side_rate_power", "own_step", "cold_share"),
+                  summary="skip-gram on item ids (Base Graph Embedding)"),
+    "ges": Method("ges", "eges", EGES_VECTORS, EGES_KEYED_VECTORS, side_info=True, attention=False, cold_start=True,
+                  ignores=("backend", "own_weight"),
+                  summary="mean of the item's and its side-information embeddings", cold_share=1.0),
+    "eges": Method("eges", "eges", EGES_VECTORS, EGES_KEYED_VECTORS, side_info=True, attention=True,
+                   cold_start=True, ignores=("backend",),
+                   summary="attention-weighted item and side-information embeddings", cold_share=0.0),
 }
+#: The method names, in the order tables and choices list them.
+NAMES: tuple[str, ...] = tuple(METHODS)
+#: ``train.method`` choices: a method, or auto (see :func:`resolve`).
+CHOICES: tuple[str, ...] = ("auto", *NAMES)
+#: What auto picks with and without a catalog.
+AUTO_WITH_CATALOG = "eges"
+AUTO_WITHOUT_CATALOG = "bge"
+
+
+def allowed(has_catalog: bool) -> list[str]:
+    """Every method the inputs allow: all of them with a catalog, else those without side information."""
+    return [name for name, m in METHODS.items() if has_catalog or not m.side_info]
 
 
 def method_of(name: str) -> Method:
@@ -43,7 +68,7 @@ def method_of(name: str) -> Method:
 
 def resolve(method: str, has_catalog: bool) -> Method:
     """``train.method`` with auto resolved: eges when a catalog is given, else bge."""
-    return method_of(("eges" if has_catalog else "bge") if method == "auto" else method)
+    return method_of((AUTO_WITH_CATALOG if has_catalog else AUTO_WITHOUT_CATALOG) if method == "auto" else method)
 
 
 def backend(method: str, configured: str) -> str:

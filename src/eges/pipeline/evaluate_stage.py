@@ -38,36 +38,24 @@ from eges.evaluation.splits import (
     segments_without,
     undirected_holdout,
 )
+from eges.layout import EDGES, EVALUATION_FULL, METRICS_SCHEMA, SESSIONS, VOCAB, metrics_path, summary_path
 from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline import recall_stage as _recall  # noqa: F401  (registered first: evaluation runs last)
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
-from eges.pipeline.stages import EDGES, SESSIONS, VOCAB
 from eges.sessions.clean import predecessors
 from eges.sessions.events import EventsSource, open_events
 
-FULL = "evaluation/full"
 #: Every section that changes what the nested runs train, plus the protocol settings.
 SECTIONS = ("sessions", "graph", "walks", "side_info", "train", "evaluate")
 #: The nested runs train every method in evaluate.methods, whatever the main run's method is.
 IGNORES = ("train.method",)
-METRICS_SCHEMA = pa.schema([("protocol", pa.string()), ("method", pa.string()), ("kind", pa.string()),
-                            ("metric", pa.string()), ("k", pa.int32()), ("value", pa.float64()),
-                            ("pairs", pa.int64()), ("coverage", pa.float64())])
 #: The event columns of split files: the normalised view of any input format, read back with these settings.
 SPLIT_EVENTS = {"format": "generic", "user_col": "user_id", "item_col": "item_id", "time_col": "timestamp",
                 "timestamp_unit": "ms", "behaviour_col": "behaviour", "dwell_col": "dwell"}
 
 
 NOT_REQUESTED = "not requested (eges evaluate, or evaluate.protocols)"
-
-
-def metrics_path(protocol: str) -> str:
-    return f"evaluation/{protocol}/metrics.parquet"
-
-
-def summary_path(protocol: str) -> str:
-    return f"evaluation/{protocol}/summary.json"
 
 
 def _inputs(inp: RunInputs, cfg: Any) -> tuple[str, ...]:
@@ -116,7 +104,7 @@ def whole_log(ctx: StageContext) -> Path:
     if states.get("sessions") == states.get("graph") == "fresh":
         ctx.echo("  [full] the run's own sessions and graph are fresh: reused")
         return ctx.out_dir
-    return run_nested(ctx, FULL, config, inputs, "graph")
+    return run_nested(ctx, EVALUATION_FULL, config, inputs, "graph")
 
 
 def method_scorers(ctx: StageContext, sub: str, config: Config, inputs: RunInputs, methods: list[str],

@@ -27,11 +27,13 @@ import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 
 from eges.errors import InputError
+from eges.layout import EXPORT_MARKER as MARKER
+from eges.layout import EXPORT_MARKER_KEY as MARKER_KEY
+from eges.layout import NODES, PADDING_KEY
 from eges.pipeline import io
 from eges.pipeline.recall_stage import method_vectors
 from eges.pipeline.registry import resolved_method
 from eges.pipeline.side_info_stage import catalog_by_id
-from eges.pipeline.stages import NODES
 
 FORMATS = ("parquet", "npy", "word2vec", "projector", "neighbours")
 
@@ -93,12 +95,6 @@ def build_matrix(out_dir: Path, method: str | None = None) -> Matrix:
     return Matrix(matrix, vocabulary, chosen)
 
 
-#: The marker every export carries: ``export.json`` in a folder export, Parquet schema metadata in a Parquet
-#: export, a ``NAME.export.json`` file beside a word2vec export. Only a path holding eges' own export is replaced.
-MARKER = "export.json"
-MARKER_KEY = b"eges.export"
-#: Schema metadata of the npy export's vocabulary: the matrix row reserved for padding and unknown items.
-PADDING_KEY = b"eges.padding_row"
 FOLDER_FORMATS = ("npy", "projector")
 
 

@@ -13,9 +13,8 @@ import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 
 from eges.errors import InputError
+from eges.layout import NEIGHBOURS
 from eges.pipeline import io
-
-NEIGHBOURS = "neighbours/neighbours.parquet"
 
 
 def long_form(group: pa.Table) -> pa.Table:

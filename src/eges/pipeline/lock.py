@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from eges.errors import EgesError
+from eges.layout import LOCK, MANIFEST
 
-LOCK = ".eges.lock"
-MANIFEST = "manifest.json"
 #: Names of eges' own temporary files and folders: ``.NAME.<8 hex>.tmp`` / ``.old`` (atomic writes) and
 #: ``.NAME.<pid>.<8 hex>.scratch`` (a stage's scratch file).
 TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.(tmp|old)$|^\..+\.\d+\.[0-9a-f]{8}\.scratch$")

@@ -13,14 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.errors import ConfigError, InputError
+from eges.layout import FAISS_IDS, FAISS_INDEX, NEIGHBOURS, NODES, PROVENANCE_KEY, SESSIONS, USERS, VOCAB
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
-from eges.pipeline.stages import NODES, SESSIONS, VOCAB, _progress
-
-NEIGHBOURS = "neighbours/neighbours.parquet"
-
-#: Parquet schema metadata key of neighbours and users outputs: which method's vectors they were computed from.
-PROVENANCE_KEY = b"eges.provenance"
+from eges.pipeline.stages import _progress
 
 log = logging.getLogger("eges")
 
@@ -109,10 +105,6 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
                        {"index": index, **prov})
 
 
-FAISS_INDEX = "neighbours/index.faiss"
-FAISS_IDS = "neighbours/index_ids.parquet"
-
-
 def _save_index(ctx: StageContext, index: Any, ids: pa.Array) -> None:
     """Keep the faiss index the stage built, with its row -> item id map, for serving user-to-item recall; an
     earlier run's index is removed when this one searched exactly (it would describe other vectors)."""
@@ -125,9 +117,6 @@ def _save_index(ctx: StageContext, index: Any, ids: pa.Array) -> None:
     with io.atomic_path(ctx.path(FAISS_INDEX)) as tmp:
         faiss.write_index(index, str(tmp))
     io.write_table(pa.table({"row": pa.array(np.arange(len(ids), dtype=np.int64)), "item_id": ids}), ctx.path(FAISS_IDS))
-
-
-USERS = "users/vectors.parquet"
 
 
 @stage("users", sections=("users",), outputs=(USERS,),

@@ -16,13 +16,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from eges.errors import InputError
+from eges.layout import ATTENTION, EDGES, GRAPH_STATS, NEIGHBOURS, NODES, REPORT, USERS
 from eges.pipeline import io
-from eges.pipeline.recall_stage import NEIGHBOURS, USERS, method_vectors, read_provenance
+from eges.pipeline.recall_stage import method_vectors, read_provenance
 from eges.pipeline.runner import load_manifest, resume
-from eges.pipeline.side_info_stage import ATTENTION, catalog_by_id
-from eges.pipeline.stages import EDGES, GRAPH_STATS, NODES
+from eges.pipeline.side_info_stage import catalog_by_id
 
-REPORT = "report.html"
 SECTIONS = ("stages", "graph", "attention", "evaluation", "map", "neighbours")
 DROP_REASONS = {"spam_events": "events of over-active users", "behaviour_dropped": "behaviour type not kept",
                 "short_dwell_dropped": "dwell under the minimum", "repeats_collapsed": "consecutive repeats collapsed",

@@ -20,11 +20,10 @@ from typing import Any
 
 from eges.config import Config, load_config, section_to_dict
 from eges.errors import EgesError, StageError
+from eges.layout import MANIFEST
 from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
 from eges.pipeline.lock import check_run_folder, run_lock
 from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, producer_of
-
-MANIFEST = "manifest.json"
 
 
 def load_manifest(out_dir: Path) -> dict[str, Any]:

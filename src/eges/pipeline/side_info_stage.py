@@ -12,14 +12,10 @@ import pyarrow.parquet as pq
 
 from eges.config import Config
 from eges.errors import InputError
+from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
-from eges.pipeline.stages import NODES, WALKS, _progress, walk_batches, walk_counts
-
-VECTORS = "eges/vectors.parquet"
-SIDE_VECTORS = "eges/side_info_vectors.parquet"
-ATTENTION = "eges/attention.parquet"
-KEYED_VECTORS = "eges/vectors.kv"
+from eges.pipeline.stages import _progress, walk_batches, walk_counts
 
 log = logging.getLogger("eges")
 
@@ -113,7 +109,7 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
     return pa.int64() if pa.types.is_floating(field.type) else field.type
 
 
-@stage("eges", sections=("side_info", "train"), outputs=(VECTORS, KEYED_VECTORS, SIDE_VECTORS, ATTENTION),
+@stage("eges", sections=("side_info", "train"), outputs=(EGES_VECTORS, EGES_KEYED_VECTORS, SIDE_VECTORS, ATTENTION),
        ignores=("train.backend",), check=_check_catalog,
        inputs=lambda inp, cfg: (WALKS, NODES, "@items"), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
@@ -135,8 +131,8 @@ def eges_stage(ctx: StageContext) -> StageResult:
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update)
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
-                   ctx.path(VECTORS), compression="none")
-    io.write_keyed_vectors(ids.to_pylist(), emb.vectors, ctx.path(KEYED_VECTORS))
+                   ctx.path(EGES_VECTORS), compression="none")
+    io.write_keyed_vectors(ids.to_pylist(), emb.vectors, ctx.path(EGES_KEYED_VECTORS))
     io.write_table(pa.table({"field": emb.value_field, "value": emb.value_label,
                              "vector": io.vector_column(emb.value_vectors)}), ctx.path(SIDE_VECTORS), compression="none")
     attention = {"item_id": nodes["item_id"], "item": pa.array(emb.attention[:, 0], pa.float32())}

@@ -31,25 +31,23 @@ from eges.graph.transitions import (
     null_ids_message,
     weight_type_message,
 )
+from eges.layout import (
+    BGE_KEYED_VECTORS,
+    BGE_VECTORS,
+    EDGES,
+    GRAPH_STATS,
+    NODES,
+    SESSIONS,
+    SESSIONS_DELTA,
+    VOCAB,
+    WALKS,
+    WALKS_SCHEMA,
+)
 from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
 from eges.sessions.events import open_events
-
-SESSIONS = "sessions/sessions.parquet"
-VOCAB = "sessions/items.parquet"
-EDGES = "graph/edges.parquet"
-NODES = "graph/nodes.parquet"
-GRAPH_STATS = "graph/stats.json"
-WALKS = "walks/walks.parquet"
-VECTORS = "skipgram/vectors.parquet"
-KEYED_VECTORS = "skipgram/vectors.kv"
-
-#: Integer columns of sessions.parquet written with delta encoding (see io.AtomicParquetWriter): sorted ids and
-#: times, small counters, and item indices (most frequent first), for which delta beats zstd in time and size.
-SESSIONS_DELTA = ("user_id", "session", "position", "item_index", "ts")
-WALKS_SCHEMA = pa.schema([pa.field("walk", pa.list_(pa.int32()), nullable=False)])
 
 
 def _uses_events(inputs: RunInputs, config: Any) -> bool:
@@ -294,7 +292,7 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 
 
 # --------------------------------------------------------------------------------------------- skipgram
-@stage("skipgram", sections=("train",), outputs=(VECTORS, KEYED_VECTORS),
+@stage("skipgram", sections=("train",), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS),
        inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge",
        ignores=("train.method", *(f"train.{key}" for key in METHODS["bge"].ignores)))
 def skipgram_stage(ctx: StageContext) -> StageResult:
@@ -332,8 +330,8 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
-    io.write_table(table, ctx.path(VECTORS), compression="none")  # float vectors barely compress
-    io.write_keyed_vectors(ids.to_pylist(), vectors, ctx.path(KEYED_VECTORS))
+    io.write_table(table, ctx.path(BGE_VECTORS), compression="none")  # float vectors barely compress
+    io.write_keyed_vectors(ids.to_pylist(), vectors, ctx.path(BGE_KEYED_VECTORS))
     words = int(counts.sum()) * cfg.epochs
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),

@@ -15,12 +15,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eges.layout import EDGES, NODES, SESSIONS, SESSIONS_DELTA, VOCAB, WALKS
 from eges.pipeline import io
 from eges.pipeline.registry import StageContext, StageResult
 from eges.sessions.clean import SessionsReport
 from eges.spark.session import spark_session
-
-SESSIONS_SCHEMA_TYPES = {"session": pa.int32(), "position": pa.int32(), "item_index": pa.int32(), "ts": pa.int64()}
 
 
 def _session(ctx: StageContext, stage: str) -> Any:
@@ -65,7 +64,6 @@ def copy_parts(folder: Path, path: Path, delta: tuple[str, ...] = (),
 
 
 def sessions(ctx: StageContext) -> StageResult:
-    from eges.pipeline.stages import SESSIONS, SESSIONS_DELTA, VOCAB
     from eges.spark.sessions import spark_sessions
 
     spark = _session(ctx, "sessions")
@@ -98,7 +96,6 @@ def graph(ctx: StageContext) -> tuple[int, dict[str, Any]]:
     accumulated on the way (``eges.graph.stats``: per-node counters, no per-edge state), so the driver's memory is
     bounded by the nodes, never the edges."""
     from eges.graph.stats import GraphStatsAccumulator
-    from eges.pipeline.stages import EDGES, NODES, SESSIONS, VOCAB
     from eges.spark.graph import edge_list_graph, read_edge_list, transition_edges
 
     spark = _session(ctx, "graph")
@@ -130,7 +127,6 @@ def graph(ctx: StageContext) -> tuple[int, dict[str, Any]]:
 
 def walks(ctx: StageContext, schema: pa.Schema) -> tuple[int, int]:
     """Walks written to the stage's contract file in the local engine's order; (walks, steps)."""
-    from eges.pipeline.stages import EDGES, NODES, WALKS
     from eges.spark.walks import spark_walks
 
     spark = _session(ctx, "walks")
