@@ -27,7 +27,8 @@ def _ordered(events: pd.DataFrame, exact_time: pd.Series) -> pd.DataFrame:
     order = np.lexsort((exact_time.to_numpy(), events["user_id"].to_numpy()))  # lexsort is stable
     out = events.iloc[order].reset_index(drop=True)
     out["timestamp"] = np.floor(exact_time.to_numpy()[order]).astype(np.int64)
-    return out
+    extras = [c for c in out.columns if c not in ("user_id", "item_id", "timestamp")]
+    return out[["user_id", "item_id", "timestamp", *extras]]
 
 
 def _epoch_seconds(times: pd.Series) -> np.ndarray:
@@ -115,3 +116,25 @@ def groceries(raw: Path) -> Frames:
     day = _epoch_seconds(pd.to_datetime(data["date"], format="%d-%m-%Y"))
     events = pd.DataFrame({"user_id": data["transaction_number"], "item_id": data["items"].astype(str)})
     return _ordered(events, pd.Series(day)), None
+
+
+def amazon_beauty(raw: Path) -> Frames:
+    """Amazon Beauty reviews (5-core), as S3-Rec ships them: one line per user, items in time order, *without*
+    times. Timestamps are ordinal (the k-th item of a user at 60 k seconds after 1970-01-01, so each user is one
+    session): fit for link and cold-start protocols, not for a split by date. Catalog: the first and the last
+    of each item's anonymised attributes (S3-Rec lists the brand, when frequent, then category paths)."""
+    users, items, positions = [], [], []
+    for line in (raw / "Beauty.txt").read_text().split("\n"):
+        ids = line.split()
+        if len(ids) > 1:
+            users.extend([int(ids[0])] * (len(ids) - 1))
+            items.extend(int(i) for i in ids[1:])
+            positions.extend(range(len(ids) - 1))
+    events = pd.DataFrame({"user_id": np.array(users, np.int64), "item_id": np.array(items, np.int64)})
+    events = _ordered(events, pd.Series(60.0 * np.array(positions, np.float64)))
+    attrs = pd.read_json(raw / "Beauty_item2attributes.json", typ="series")
+    catalog = pd.DataFrame({"item_id": attrs.index.astype(np.int64),
+                            "attr_first": [a[0] if a else -1 for a in attrs],
+                            "attr_last": [a[-1] if a else -1 for a in attrs]}).astype(np.int64)
+    catalog = catalog[catalog["item_id"].isin(events["item_id"].unique())]
+    return events, catalog.sort_values("item_id").reset_index(drop=True)

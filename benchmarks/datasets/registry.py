@@ -86,6 +86,15 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             commit="272e6f97bb8d89a39d53306ffd3734bf9f8e142a",
             terms="Kaggle 'Groceries dataset' (heeraldedhia), published under GPL-2 on Kaggle",
             rule="all 38,765 lines; basket = member + day, at midnight; item id = item name; no catalog"),
+    Dataset("amazon-beauty", "sparse reviews (no times)", readers.amazon_beauty, "git",
+            "github:aHuiWang/CIKM2020-S3Rec",
+            {"Beauty.txt": ("data/Beauty.txt", "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8"),
+             "Beauty_item2attributes.json": ("data/Beauty_item2attributes.json",
+                                             "129e40f67486f6877eff0f5318cfa8530ee8ac23d8b0d1de04e1bb7a2ba0b2d4")},
+            commit="49a890dcb516c9ed3126564495234ea74d5cd566",
+            terms="Amazon product data (McAuley et al., UCSD): research use; S3-Rec's 5-core preprocessing",
+            rule="all 5-core sequences; ORDINAL timestamps (60 s apart, one session per user): no date split; "
+                 "catalog: first and last anonymised attribute"),
 ]}
 
 
