@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from benchmarks.datasets.registry import DATASETS, DatasetMissing, folder, prepare, spec
+from benchmarks.datasets.registry import DATASETS, DatasetMissing, folder, is_fresh, prepare, spec
 
 
 def summary(name: str) -> dict[str, object]:
@@ -26,7 +26,8 @@ def summary(name: str) -> dict[str, object]:
     return {**row, "events": n, "users": users, "items": n_items, "catalog": ",".join(fields) or "-",
             "span": f"{first:%Y-%m-%d}..{last:%Y-%m-%d} ({(last - first).days} d)",
             "ev/user": round(n / users, 1), "ev/item": round(n / n_items, 1),
-            "source": d.origin + (f"@{d.commit[:10]}" if d.commit else "")}
+            "source": d.origin + (f"@{d.commit[:10]}" if d.commit else "")
+            + ("" if is_fresh(name) else " (stale: prepare again)")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ The cache lives outside the repository (``$EGES_DATASETS``, default ``~/.cache/e
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import subprocess
@@ -208,15 +209,31 @@ def prepare(name: str, git_dir: Path | None = None) -> Path:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, out / file)
     meta = {"name": d.name, "shape": d.shape, "origin": d.origin, "commit": d.commit, "rule": d.rule,
-            "terms": d.terms, "raw_sha256": {n: sha256(raw / n) for n in d.files}}
+            "terms": d.terms, "raw_sha256": {n: sha256(raw / n) for n in d.files}, "reader": reader_digest(d)}
     _write_atomic(out / "meta.json", json.dumps(meta, indent=2).encode())
     return out
 
 
-def load(name: str, git_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(events, catalog or None) of a log, prepared into the cache first when needed."""
+def reader_digest(d: Dataset) -> str:
+    """Digest of the reader's source and the log's rule: a prepared copy made by another reader is stale."""
+    text = inspect.getsource(d.reader) + d.rule + repr(sorted(d.files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def is_fresh(name: str) -> bool:
     out = folder(name)
-    if not (out / "events.parquet").exists():
+    try:
+        meta = json.loads((out / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (out / "events.parquet").exists() and meta.get("reader") == reader_digest(spec(name))
+
+
+def load(name: str, git_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(events, catalog or None) of a log, prepared into the cache first when missing or made by another
+    version of its reader."""
+    out = folder(name)
+    if not is_fresh(name):
         prepare(name, git_dir)
     items = out / "items.parquet"
     return pd.read_parquet(out / "events.parquet"), (pd.read_parquet(items) if items.exists() else None)
