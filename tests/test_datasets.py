@@ -1,7 +1,6 @@
-"""Readers and cache rules on tiny hand-made raw files (no real data): ``pytest benchmarks/datasets/test_readers.py``.
+"""The benchmark datasets' readers and cache rules on tiny hand-made raw files (no real data).
 
-Kept beside the loaders because the datasets helper owns only this folder; the lead may move it to
-``tests/test_datasets.py`` (it needs nothing but the repository root on the path).
+It needs the repository root on the path (``python -m pytest`` from the root puts it there).
 """
 
 from __future__ import annotations
