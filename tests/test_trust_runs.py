@@ -283,3 +283,83 @@ def test_a_read_only_install_with_an_unwritable_home_still_runs():
             if path.is_dir():
                 path.chmod(0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- a stage's files
+def folder_stages(fail_after_first: BaseException | None = None) -> dict:
+    """One toy stage that owns folder x/ and writes x/a.txt then x/b.txt (or fails in between)."""
+    from eges.pipeline.registry import Stage, StageResult
+
+    def body(ctx):
+        ctx.path("x/a.txt").write_text(f"new a {ctx.config.walks.walk_length}")
+        if fail_after_first is not None:
+            raise fail_after_first
+        ctx.path("x/b.txt").write_text(f"new b {ctx.config.walks.walk_length}")
+        return StageResult(1, 2)
+
+    return {"x": Stage("x", body, ("walks",), ("x/a.txt", "x/b.txt"), lambda i, c: (), lambda i, c: True)}
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt(), OSError(28, "No space left on device")],
+                         ids=["error", "interrupt", "full disk"])
+def test_a_stage_that_fails_after_one_of_its_files_leaves_the_folder_as_it_was(error, tmp_path):
+    from eges.config import load_config
+    from eges.pipeline.registry import RunInputs
+    from eges.pipeline.runner import run
+
+    inputs = RunInputs(events="/dev/null")
+    run(tmp_path, load_config(), inputs, stages=folder_stages(), echo=lambda _: None)
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    with pytest.raises(type(error)):
+        run(tmp_path, load_config(overrides=["walks.walk_length=3"]), inputs, stages=folder_stages(error),
+            echo=lambda _: None)
+    assert snapshot(tmp_path) == before  # both old files, the manifest, and no temporary folder left
+    run(tmp_path, load_config(overrides=["walks.walk_length=3"]), inputs, stages=folder_stages(), echo=lambda _: None)
+    assert (tmp_path / "x" / "a.txt").read_text() == "new a 3" and (tmp_path / "x" / "b.txt").read_text() == "new b 3"
+    assert (tmp_path / "x" / "notes.txt").read_text() == "mine"  # the user's file in the folder is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".eges.lock", "manifest.json", "x"]
+
+
+def test_a_killed_stage_leaves_its_old_files_and_the_next_run_removes_the_orphan(tmp_path):
+    from eges.config import load_config
+    from eges.pipeline.registry import RunInputs
+    from eges.pipeline.runner import run
+
+    inputs = RunInputs(events="/dev/null")
+    run(tmp_path, load_config(), inputs, stages=folder_stages(), echo=lambda _: None)
+    before = snapshot(tmp_path)
+    script = ("import dataclasses, os, signal, sys; sys.path[:0] = sys.argv[2:]; from pathlib import Path\n"
+              "from test_trust_runs import folder_stages\nfrom eges.config import load_config\n"
+              "from eges.pipeline.registry import RunInputs\nfrom eges.pipeline.runner import run\n"
+              "def dying(ctx):\n    ctx.path('x/a.txt').write_text('half')\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "stages = {'x': dataclasses.replace(folder_stages()['x'], run=dying)}\n"
+              "run(Path(sys.argv[1]), load_config(overrides=['walks.walk_length=3']), RunInputs(events='/dev/null'), "
+              "stages=stages, echo=print)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(ROOT / "src"), str(ROOT / "tests")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    orphans = [p for p in tmp_path.iterdir() if p.name.startswith(".x.") and p.name.endswith(".tmp")]
+    assert len(orphans) == 1 and (orphans[0] / "a.txt").read_text() == "half"
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(".x.")} == before
+    run(tmp_path, load_config(), inputs, stages=folder_stages(), echo=lambda _: None)
+    assert not orphans[0].exists()
+
+
+def test_an_interrupted_training_leaves_no_unrecorded_vectors(good_run, monkeypatch):
+    """The issue's case: a rerun at another dimension fails after vectors.parquet is written (full disk while
+    writing vectors.kv): the old vectors and their manifest stay, with nothing new beside them."""
+    from eges.pipeline import io
+
+    events, out = good_run
+    before = snapshot(out)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io, "write_keyed_vectors", full_disk)
+    outcome = run_cli("run", "--events", events, "--out", out, "--set", "train.dimension=16", "--quiet")
+    assert_named_error(outcome, "no space left on the device")
+    assert snapshot(out) == before
+    status = run_cli("status", "--out", out)
+    assert "changed outside the pipeline" not in status.output

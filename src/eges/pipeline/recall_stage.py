@@ -31,7 +31,7 @@ def method_vectors(inputs: RunInputs, config: Any) -> str:
 def _check_k(ctx: StageContext, will_run: set[str]) -> None:
     """neighbours.k against the items, when their number is known before training: a BGE run has at most one
     vector per graph node, so a k that is not below the recorded node count cannot be met."""
-    nodes = ctx.path(NODES)
+    nodes = ctx.input_path(NODES)
     if resolved_method(ctx.inputs, ctx.config) != "bge" or not nodes.exists() or "graph" in will_run:
         return
     n = io.parquet_num_rows(nodes)
@@ -62,7 +62,7 @@ def _with_provenance(schema: pa.Schema, prov: dict[str, str]) -> pa.Schema:
     return schema.with_metadata({**(schema.metadata or {}), PROVENANCE_KEY: json.dumps(prov)})
 
 
-@stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,),
+@stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,), may_write=(FAISS_INDEX, FAISS_IDS),
        inputs=lambda inp, cfg: (method_vectors(inp, cfg),), check=_check_k)
 def neighbours_stage(ctx: StageContext) -> StageResult:
     """Top-K neighbours of every item (exact blocked matrix products, or a faiss HNSW index for very many items),
@@ -107,10 +107,8 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
 
 def _save_index(ctx: StageContext, index: Any, ids: pa.Array) -> None:
     """Keep the faiss index the stage built, with its row -> item id map, for serving user-to-item recall; an
-    earlier run's index is removed when this one searched exactly (it would describe other vectors)."""
+    earlier run's index goes with the old folder when this one searched exactly (it would describe other vectors)."""
     if index is None:
-        for rel in (FAISS_INDEX, FAISS_IDS):
-            ctx.path(rel).unlink(missing_ok=True)
         return
     import faiss
 

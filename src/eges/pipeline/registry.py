@@ -53,8 +53,14 @@ class StageContext:
     inputs: RunInputs
     progress: bool = True
     echo: Callable[[str], None] = print
+    #: The running stage's own folder -> the temporary folder its outputs go to (see ``pipeline.staging``).
+    staging: dict[str, Path] = field(default_factory=dict)
 
     def path(self, relative: str) -> Path:
+        """Where the running stage writes ``relative``: in its staging folder when the folder is its own."""
+        top, _, rest = relative.partition("/")
+        if rest and top in self.staging:
+            return self.staging[top] / rest
         return self.out_dir / relative
 
     def input_source(self, key: str) -> str:
@@ -106,6 +112,8 @@ class Stage:
     skipped_because: str = "not used by this run's inputs or method"
     ignores: tuple[str, ...] = ()
     check: Callable[[StageContext, set[str]], None] | None = None
+    #: Files the stage writes only sometimes (the faiss index): not fingerprinted, but its own, not the user's.
+    may_write: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {}
@@ -115,7 +123,8 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           inputs: Callable[[RunInputs, Config], tuple[str, ...]],
           enabled: Callable[[RunInputs, Config], bool] | None = None,
           skipped_because: str | None = None, ignores: tuple[str, ...] = (),
-          check: Callable[[StageContext, set[str]], None] | None = None) -> Callable:
+          check: Callable[[StageContext, set[str]], None] | None = None,
+          may_write: tuple[str, ...] = ()) -> Callable:
     """Register the decorated function as stage ``name`` (the order is set by ``eges.pipeline.PIPELINE``)."""
     unknown = [key for key in ignores if key.split(".")[0] not in sections or key.count(".") != 1]
     if unknown:
@@ -124,11 +133,12 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
     def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
         if name in STAGES:
             raise ValueError(f"stage {name!r} is registered twice")
-        clash = [(other.name, rel) for other in STAGES.values() for rel in outputs if rel in other.outputs]
+        clash = [(other.name, rel) for other in STAGES.values() for rel in (*outputs, *may_write)
+                 if rel in (*other.outputs, *other.may_write)]
         if clash:
             raise ValueError(f"stage {name!r} writes {clash[0][1]}, which stage {clash[0][0]!r} writes too")
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             skipped_because or Stage.skipped_because, ignores, check)
+                             skipped_because or Stage.skipped_because, ignores, check, may_write)
         return func
 
     return wrap

@@ -4,7 +4,9 @@ The manifest (``OUT/manifest.json``) records, per stage, the config keys it depe
 its inputs and outputs, row counts, duration and package versions. A stage is out of date when it never
 ran, an output is missing or was changed by hand, its config changed, an input changed, or a stage it
 reads from reruns. The manifest is rewritten atomically after every stage, so an interrupted run leaves
-complete stages recorded and the interrupted one not.
+complete stages recorded and the interrupted one not; a stage that owns a folder writes a fresh one that takes
+the old one's place only when the stage returns (``pipeline.staging``), so the interrupted one's files are the
+old ones, as recorded.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import platform
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from eges.errors import EgesError, StageError
 from eges.layout import MANIFEST
 from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
 from eges.pipeline.lock import check_run_folder, run_lock
-from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, producer_of
+from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, StageResult, producer_of
+from eges.pipeline.staging import own_folder, staged_folder
 
 
 def load_manifest(out_dir: Path) -> dict[str, Any]:
@@ -231,7 +234,7 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
             continue
         _check_upstream(st, out_dir, inputs, config, stages)
         started = time.perf_counter()
-        result = st.run(ctx)
+        result = _run_staged(st, ctx, stages)
         seconds = time.perf_counter() - started
         manifest.setdefault("stages", {})[st.name] = {
             "config": stage_config(st, config),
@@ -250,6 +253,18 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
         echo(line + (f"; {result.summary}" if result.summary else ""))
     save_manifest(out_dir, manifest)
     return manifest
+
+
+def _run_staged(st: Stage, ctx: StageContext, stages: dict[str, Stage]) -> StageResult:
+    """Run ``st``; a stage that owns its folder writes into a fresh one swapped in when it returns (before the
+    manifest records it), so an interrupted stage leaves its old files as they were (``pipeline.staging``)."""
+    folder = own_folder(st.name, (*st.outputs, *st.may_write),
+                        {s.name: (*s.outputs, *s.may_write) for s in stages.values()})
+    if folder is None:
+        return st.run(ctx)
+    owned = [rel.split("/", 1)[1] for rel in (*st.outputs, *st.may_write)]
+    with staged_folder(ctx.out_dir, folder, owned) as tmp:
+        return st.run(replace(ctx, staging={folder: tmp}))
 
 
 def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config, stages: dict[str, Stage]) -> None:

@@ -86,7 +86,7 @@ def _check_catalog(ctx: StageContext, will_run: set[str]) -> None:
     if ctx.inputs.items is None:
         raise InputError(f"method {method} trains on side information and needs an item catalog: give --items "
                          "(or --method bge)")
-    nodes_path = ctx.path(NODES)
+    nodes_path = ctx.input_path(NODES)
     nodes = pq.read_table(nodes_path, columns=["item_id"]) if nodes_path.exists() and "graph" not in will_run \
         else None
     id_type = nodes.schema.field("item_id").type if nodes is not None else _events_id_type(ctx)
