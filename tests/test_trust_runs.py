@@ -363,3 +363,48 @@ def test_an_interrupted_training_leaves_no_unrecorded_vectors(good_run, monkeypa
     assert snapshot(out) == before
     status = run_cli("status", "--out", out)
     assert "changed outside the pipeline" not in status.output
+
+
+# --------------------------------------------------------------------------------------------- old runs
+#: [skipgram] (BGE's settings) and [train] (GES/EGES's) as the release before the one [train] section wrote them.
+OLD_SKIPGRAM = {"dimension": 128, "window": 5, "negative": 5, "epochs": 1, "alpha": 0.025, "min_alpha": 0.0001,
+                "sample": 0.001, "ns_exponent": 0.75, "threads": 0, "seed": 42}
+OLD_TRAIN = {"method": "auto", "dimension": 128, "window": 5, "negative": 5, "epochs": 1, "alpha": 0.025,
+             "min_alpha": 0.0001, "ns_exponent": 0.75, "sample": 0.001, "threads": 0, "seed": 42, "cold_start": "mean"}
+
+
+def test_a_run_from_before_the_train_section_keeps_its_settings(good_run):
+    """Issue 21 item 2: a run made with --set skipgram.dimension=16 by an older release is rerun at 16, and says
+    so (it used to drop the [skipgram] section and train at 128)."""
+    import pyarrow.parquet as pq
+
+    events, out = good_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["config"].pop("train")
+    manifest["config"]["skipgram"] = {**OLD_SKIPGRAM, "dimension": 16}
+    manifest["config"]["train"] = dict(OLD_TRAIN)
+    manifest["stages"]["skipgram"]["config"] = {"skipgram": {k: v for k, v in manifest["config"]["skipgram"].items()
+                                                             if k != "threads"}}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    status = run_cli("status", "--out", out)
+    assert "config [skipgram] is part of [train] since this stage ran" in status.output, status.output
+    assert "config skipgram.dimension is now train.dimension: carried over (16, which trained this bge run" \
+        in status.output
+    result = run_cli("run", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "remembered: config skipgram.dimension is now train.dimension: carried over (16" in result.output
+    assert pq.read_schema(out / "skipgram/vectors.parquet").field("vector").type.list_size == 16
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert "skipgram" not in config and config["train"]["dimension"] == 16 and config["train"]["epochs"] == 1
+
+
+def test_carried_settings_follow_the_method_that_trained_the_run():
+    from eges.config import carry_moved
+
+    old = {"skipgram": {**OLD_SKIPGRAM, "dimension": 16}, "train": {**OLD_TRAIN, "dimension": 32}}
+    for has_catalog, kept in ((False, 16), (True, 32)):  # a catalog: auto was eges, trained by [train]
+        carried, notes = carry_moved(old, has_catalog)
+        assert carried["train"]["dimension"] == kept and "skipgram" not in carried
+        assert len(notes) == 1 and "skipgram.dimension" in notes[0] and f"{kept}" in notes[0]
+    with pytest.raises(Exception, match="skipgram.workers = 3, which \\[train\\] no longer has"):
+        carry_moved({"skipgram": {"workers": 3}}, False)

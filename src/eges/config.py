@@ -363,8 +363,48 @@ def _check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} must be at most {meta['max']}, got {value!r}")
 
 
-#: Sections that were folded into others: a clear pointer instead of "unknown section".
+#: Sections that were folded into others (old name -> new): ``--set skipgram.x`` is an error naming train.x, and a
+#: config recorded by an older release is carried over by :func:`carry_moved` (a test rebuilds such a manifest).
 MOVED = {"skipgram": "train"}
+
+
+def carry_moved(recorded: Mapping[str, Any], has_catalog: bool) -> tuple[dict[str, Any], list[str]]:
+    """A recorded config with its moved sections' keys in their new place, and one note per key whose value that
+    changes (so the user reads what happened; nothing is dropped).
+
+    Before [train] held every method, [skipgram] held BGE's settings and [train] those of GES/EGES, and an old
+    manifest records both. The old section's value is the one that trained the run when the run's method (its
+    recorded ``train.method``, auto resolved by the catalog) has no side information; otherwise [train]'s was, and
+    the unused old value is named in a note. A key with no place in the new section is a named error.
+    """
+    from eges.methods import METHODS, resolve
+
+    out = {name: dict(values) for name, values in recorded.items() if name not in MOVED}
+    notes: list[str] = []
+    for old, new in MOVED.items():
+        values = recorded.get(old)
+        if not isinstance(values, Mapping):
+            continue
+        target = out.setdefault(new, {})
+        method_name = target.get("method", "auto")
+        method = resolve(method_name if method_name in METHODS else "auto", has_catalog)
+        old_in_force = not method.side_info
+        known = {f.name for f in dataclasses.fields(SECTIONS[new])}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"this run's recorded config has {old}.{key} = {value!r}, which [{new}] no longer "
+                                  f"has; give a --config without it to rerun, or a new --out")
+            if key not in target:
+                target[key] = value
+                notes.append(f"config {old}.{key} is now {new}.{key}: carried over ({value!r})")
+            elif target[key] != value and old_in_force:
+                notes.append(f"config {old}.{key} is now {new}.{key}: carried over ({value!r}, which trained this "
+                             f"{method.name} run, not {new}.{key} = {target[key]!r})")
+                target[key] = value
+            elif target[key] != value:
+                notes.append(f"config {old}.{key} ({value!r}) is now {new}.{key}, which trained this {method.name} "
+                             f"run as {target[key]!r}: kept {target[key]!r}")
+    return out, notes
 
 
 def build_section(name: str, values: Mapping[str, Any]) -> Any:
@@ -406,7 +446,10 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
                 base: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
     """Build a validated :class:`Config` from defaults, an optional base dict, a TOML file and ``--set``s."""
     raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    if base:  # a config recorded by an earlier run: sections and keys since removed or moved are left out
+    if base:  # a config recorded by an earlier run (moved sections carried over first: carry_moved)
+        moved = sorted(set(base) & set(MOVED))
+        if moved:
+            raise ConfigError(f"a recorded config with a [{moved[0]}] section must be carried over (carry_moved)")
         for name, values in base.items():
             if name in SECTIONS and isinstance(values, dict):
                 known = {f.name for f in dataclasses.fields(SECTIONS[name])}

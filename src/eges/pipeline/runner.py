@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eges.config import Config, load_config, section_to_dict
+from eges.config import MOVED, Config, carry_moved, load_config, section_to_dict
 from eges.errors import EgesError, StageError
 from eges.layout import MANIFEST
 from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
@@ -104,10 +104,15 @@ class StageStatus:
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     for section, values in new.items():
+        moved = [name for name, to in MOVED.items() if to == section and name in old]
+        if section not in old and moved:
+            return f"config [{moved[0]}] is part of [{section}] since this stage ran"
         before = old.get(section, {})
         for key, value in values.items():
-            if before.get(key) != value:
-                return f"config {section}.{key} changed: {before.get(key)!r} -> {value!r}"
+            if key not in before:
+                return f"config {section}.{key} is new since this stage ran ({value!r})"
+            if before[key] != value:
+                return f"config {section}.{key} changed: {before[key]!r} -> {value!r}"
     return "config changed"
 
 
@@ -302,8 +307,11 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
     items_now = None if drop_items else items if items is not None else before.get("items")
     inputs = RunInputs(events=events_now, items=items_now, edges=edges_now)
     recorded_config = manifest.get("config")
-    config = load_config(config_path, overrides, base=recorded_config if config_path is None else None)
     notes = []
+    if recorded_config and set(recorded_config) & set(MOVED):  # a run from before a section moved keeps its settings
+        recorded_config, carried = carry_moved(recorded_config, bool(before.get("items")))
+        notes += carried if config_path is None else []
+    config = load_config(config_path, overrides, base=recorded_config if config_path is None else None)
     if recorded:
         notes += [f"input {k}: {before.get(k) or '(none)'} -> {v or '(none)'}" for k, v in inputs.to_dict().items()
                   if before.get(k) != v]
