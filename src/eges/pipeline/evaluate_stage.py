@@ -39,9 +39,8 @@ from eges.evaluation.splits import (
     undirected_holdout,
 )
 from eges.layout import EDGES, EVALUATION_FULL, METRICS_SCHEMA, SESSIONS, VOCAB, metrics_path, summary_path
-from eges.methods import METHODS
+from eges.methods import METHODS, allowed
 from eges.pipeline import io
-from eges.pipeline import recall_stage as _recall  # noqa: F401  (registered first: evaluation runs last)
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
 from eges.sessions.clean import predecessors
 from eges.sessions.events import EventsSource, open_events
@@ -68,8 +67,8 @@ def _requested(protocol: str) -> Callable[[RunInputs, Config], bool]:
 
 def methods_of(ctx: StageContext) -> list[str]:
     """The methods to score: ``evaluate.methods``, or every method the inputs allow."""
-    methods = list(ctx.config.evaluate.methods) or (["bge", "ges", "eges"] if ctx.inputs.items else ["bge"])
-    needs_catalog = [m for m in methods if m != "bge"]
+    methods = list(ctx.config.evaluate.methods) or allowed(ctx.inputs.items is not None)
+    needs_catalog = [m for m in methods if METHODS[m].side_info]
     if needs_catalog and ctx.inputs.items is None:
         raise InputError(f"evaluate.methods includes {needs_catalog[0]!r}, which needs an item catalog (--items)")
     return methods
@@ -112,7 +111,7 @@ def method_scorers(ctx: StageContext, sub: str, config: Config, inputs: RunInput
     """Train each method on the split's training part and wrap its vectors over the universe of item ids."""
     scorers = []
     for method in methods:
-        out = run_nested(ctx, sub, config.replace("train", method=method), inputs, "eges")
+        out = run_nested(ctx, sub, config.replace("train", method=method), inputs, METHODS[method].stage)
         ids, vectors = io.read_vectors(out / METHODS[method].vectors)
         scorers.append(CosineScorer(method, *placed(universe.get_indexer(ids.to_pandas()), vectors, len(universe))))
     return scorers
@@ -318,7 +317,7 @@ def evaluate_cold(ctx: StageContext) -> StageResult:
     if ctx.inputs.items is None:
         raise InputError("evaluate cold: the cold-start protocol needs an item catalog (--items)")
     cfg = ctx.config.evaluate
-    methods = [m for m in methods_of(ctx) if m != "bge"]  # BGE has no vector for an item without behaviour
+    methods = [m for m in methods_of(ctx) if METHODS[m].cold_start]  # the others give a hidden item no vector
     full = whole_log(ctx)
     universe, _, item, prev = read_sessions(full)
     n = len(universe)

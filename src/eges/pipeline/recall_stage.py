@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from eges.errors import ConfigError, InputError
 from eges.layout import FAISS_IDS, FAISS_INDEX, NEIGHBOURS, NODES, PROVENANCE_KEY, SESSIONS, USERS, VOCAB
 from eges.pipeline import io
-from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import _progress
 
 log = logging.getLogger("eges")
@@ -23,16 +23,14 @@ log = logging.getLogger("eges")
 
 def method_vectors(inputs: RunInputs, config: Any) -> str:
     """The vectors file the run's method writes."""
-    from eges.methods import METHODS
-
-    return METHODS[resolved_method(inputs, config)].vectors
+    return run_method(inputs, config).vectors
 
 
 def _check_k(ctx: StageContext, will_run: set[str]) -> None:
-    """neighbours.k against the items, when their number is known before training: a BGE run has at most one
-    vector per graph node, so a k that is not below the recorded node count cannot be met."""
+    """neighbours.k against the items, when their number is known before training: a method without cold-start
+    vectors has at most one vector per graph node, so a k that is not below the recorded node count cannot be met."""
     nodes = ctx.input_path(NODES)
-    if resolved_method(ctx.inputs, ctx.config) != "bge" or not nodes.exists() or "graph" in will_run:
+    if run_method(ctx.inputs, ctx.config).cold_start or not nodes.exists() or "graph" in will_run:
         return
     n = io.parquet_num_rows(nodes)
     if ctx.config.neighbours.k >= n:

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eges.config import Config
 from eges.errors import StageError
+
+if TYPE_CHECKING:
+    from eges.methods import Method
 
 #: External inputs are named with a leading '@': these are the ones a run can be given.
 EXTERNAL_INPUTS = ("@events", "@items", "@edges")
@@ -162,14 +165,21 @@ def producer_of(relative: str, stages: dict[str, Stage] | None = None) -> str | 
     return None
 
 
-def resolved_method(inputs: RunInputs, config: Config) -> str:
-    """The training method of a run: ``train.method``, with auto = eges when a catalog is given, else bge."""
+def run_method(inputs: RunInputs, config: Config) -> Method:
+    """The training method of a run (its row of the method table): ``train.method``, auto resolved by the catalog."""
     from eges.methods import resolve
 
-    return resolve(config["train"].method, bool(inputs.items)).name
+    return resolve(config["train"].method, bool(inputs.items))
 
 
-def get_stage(name: str) -> Stage:
-    if name not in STAGES:
-        raise StageError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
-    return STAGES[name]
+def resolved_method(inputs: RunInputs, config: Config) -> str:
+    """The name of the run's training method (see :func:`run_method`)."""
+    return run_method(inputs, config).name
+
+
+def get_stage(name: str, stages: dict[str, Stage] | None = None) -> Stage:
+    """Stage ``name`` of ``stages`` (the registry by default); an unknown name is a named error."""
+    stages = STAGES if stages is None else stages
+    if name not in stages:
+        raise StageError(f"unknown stage {name!r}; stages are: {', '.join(stages)}")
+    return stages[name]

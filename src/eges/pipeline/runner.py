@@ -25,7 +25,7 @@ from eges.errors import EgesError, StageError
 from eges.layout import MANIFEST
 from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
 from eges.pipeline.lock import check_run_folder, run_lock
-from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, StageResult, producer_of
+from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, StageResult, get_stage, producer_of
 from eges.pipeline.staging import own_folder, staged_folder
 
 
@@ -201,9 +201,7 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
                 to_stage: str | None, select: Iterable[str] | None, progress: bool, echo: Callable[[str], None],
                 stages: dict[str, Stage]) -> dict[str, Any]:
     def named(name: str) -> Stage:
-        if name not in stages:
-            raise StageError(f"unknown stage {name!r}; stages are: {', '.join(stages)}")
-        return stages[name]
+        return get_stage(name, stages)
 
     names = list(stages)
     force: list[str] = []

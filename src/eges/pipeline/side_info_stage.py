@@ -14,7 +14,7 @@ from eges.config import Config
 from eges.errors import InputError
 from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
 from eges.pipeline import io
-from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import _progress, walk_batches, walk_counts
 
 log = logging.getLogger("eges")
@@ -76,7 +76,7 @@ def catalog_by_id(path: Any, id_col: str) -> Any:
 
 
 def _uses_side_info(inputs: RunInputs, config: Config) -> bool:
-    return resolved_method(inputs, config) in ("ges", "eges")
+    return run_method(inputs, config).side_info
 
 
 def _check_catalog(ctx: StageContext, will_run: set[str]) -> None:
