@@ -408,3 +408,22 @@ def test_carried_settings_follow_the_method_that_trained_the_run():
         assert len(notes) == 1 and "skipgram.dimension" in notes[0] and f"{kept}" in notes[0]
     with pytest.raises(Exception, match="skipgram.workers = 3, which \\[train\\] no longer has"):
         carry_moved({"skipgram": {"workers": 3}}, False)
+
+
+# --------------------------------------------------------------------------------------------- errors in time
+def test_neighbours_k_above_the_items_fails_before_walks_and_training(tmp_path):
+    """Issue 21 item 9: a 9-item log with k = 10 (and a self-loop-only edge list) used to fail only after sessions,
+    graph, walks and training were written."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 600
+    pd.DataFrame({"user_id": rng.integers(0, 30, n), "item_id": rng.integers(0, 9, n),
+                  "timestamp": 1_511_539_200 + np.arange(n) * 60}).to_parquet(tmp_path / "events.parquet")
+    pd.DataFrame({"src": [1, 2, 3], "dst": [1, 2, 3]}).to_parquet(tmp_path / "loops.parquet")
+    for flag, source, items in (("--events", "events.parquet", 9), ("--edges", "loops.parquet", 3)):
+        out = tmp_path / f"run-{source}"
+        outcome = run_cli("run", flag, tmp_path / source, "--out", out, *FAST, "--set", "neighbours.k=10")
+        assert_named_error(outcome, f"neighbours.k = 10 but the graph has only {items} items; use at most {items - 1}")
+        assert not [p for p in out.iterdir() if p.name in ("walks", "skipgram", "neighbours")]

@@ -27,8 +27,9 @@ def method_vectors(inputs: RunInputs, config: Any) -> str:
 
 
 def _check_k(ctx: StageContext, will_run: set[str]) -> None:
-    """neighbours.k against the items, when their number is known before training: a method without cold-start
-    vectors has at most one vector per graph node, so a k that is not below the recorded node count cannot be met."""
+    """neighbours.k against the items, as soon as their number is known: before the first stage when the graph
+    stays, else again right after the graph stage (before walks and training). A method without cold-start
+    vectors has at most one vector per graph node, so a k that is not below the node count cannot be met."""
     nodes = ctx.input_path(NODES)
     if run_method(ctx.inputs, ctx.config).cold_start or not nodes.exists() or "graph" in will_run:
         return
@@ -61,7 +62,7 @@ def _with_provenance(schema: pa.Schema, prov: dict[str, str]) -> pa.Schema:
 
 
 @stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,), may_write=(FAISS_INDEX, FAISS_IDS),
-       inputs=lambda inp, cfg: (method_vectors(inp, cfg),), check=_check_k)
+       inputs=lambda inp, cfg: (method_vectors(inp, cfg),), check=_check_k, recheck_after=("graph",))
 def neighbours_stage(ctx: StageContext) -> StageResult:
     """Top-K neighbours of every item (exact blocked matrix products, or a faiss HNSW index for very many items),
     for item-to-item recall."""

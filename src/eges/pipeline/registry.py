@@ -117,6 +117,9 @@ class Stage:
     check: Callable[[StageContext, set[str]], None] | None = None
     #: Files the stage writes only sometimes (the faiss index): not fingerprinted, but its own, not the user's.
     may_write: tuple[str, ...] = ()
+    #: Stages after which ``check`` runs again, with what they wrote (neighbours.k against the graph's node count,
+    #: known once the graph is built: before walks and training).
+    recheck_after: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {}
@@ -127,7 +130,7 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           enabled: Callable[[RunInputs, Config], bool] | None = None,
           skipped_because: str | None = None, ignores: tuple[str, ...] = (),
           check: Callable[[StageContext, set[str]], None] | None = None,
-          may_write: tuple[str, ...] = ()) -> Callable:
+          may_write: tuple[str, ...] = (), recheck_after: tuple[str, ...] = ()) -> Callable:
     """Register the decorated function as stage ``name`` (the order is set by ``eges.pipeline.PIPELINE``)."""
     unknown = [key for key in ignores if key.split(".")[0] not in sections or key.count(".") != 1]
     if unknown:
@@ -141,7 +144,7 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
         if clash:
             raise ValueError(f"stage {name!r} writes {clash[0][1]}, which stage {clash[0][0]!r} writes too")
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             skipped_because or Stage.skipped_because, ignores, check, may_write)
+                             skipped_because or Stage.skipped_because, ignores, check, may_write, recheck_after)
         return func
 
     return wrap

@@ -254,6 +254,11 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
         save_manifest(out_dir, manifest)
         line = f"{st.name}: {result.rows_in:,} rows in -> {result.rows_out:,} out in {seconds:.1f} s"
         echo(line + (f"; {result.summary}" if result.summary else ""))
+        will_run.discard(st.name)
+        for name in sorted(will_run, key=names.index):  # checks that learn from what this stage wrote
+            later = stages[name]
+            if later.check is not None and st.name in later.recheck_after:
+                later.check(ctx, will_run)
     save_manifest(out_dir, manifest)
     return manifest
 
