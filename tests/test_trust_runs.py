@@ -427,3 +427,44 @@ def test_neighbours_k_above_the_items_fails_before_walks_and_training(tmp_path):
         outcome = run_cli("run", flag, tmp_path / source, "--out", out, *FAST, "--set", "neighbours.k=10")
         assert_named_error(outcome, f"neighbours.k = 10 but the graph has only {items} items; use at most {items - 1}")
         assert not [p for p in out.iterdir() if p.name in ("walks", "skipgram", "neighbours")]
+
+
+def test_a_manifest_eges_did_not_write_is_not_a_run(trust_template, tmp_path):
+    """Issue 21 item 12: a folder with a manifest.json of {} and the user's own users/vectors.parquet was taken as a
+    run and its file overwritten."""
+    events, _ = trust_template
+    out = tmp_path / "theirs"
+    (out / "users").mkdir(parents=True)
+    (out / "users" / "vectors.parquet").write_bytes(b"the user's own file")
+    for foreign in ("{}", '{"inputs": {"events": null}, "config": {}}'):
+        (out / "manifest.json").write_text(foreign)
+        before = snapshot(out)
+        for args in (["run", "--events", events, "--out", out, *FAST], ["status", "--out", out],
+                     ["stage", "users", "--out", out]):
+            assert_named_error(run_cli(*args), "was not written by eges (no 'eges' marker and no 'stages')")
+        assert snapshot(out) == before and not (out / ".eges.lock").exists()
+
+
+def test_every_manifest_is_marked_and_an_earlier_releases_manifest_is_still_a_run(good_run):
+    events, out = good_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest)[0] == "eges" and manifest["eges"]["format"] == 1
+    del manifest["eges"]  # as a release before the marker wrote it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    status = run_cli("status", "--out", out)
+    assert status.exit_code == 0 and "skipgram" in status.output and "fresh" in status.output, status.output
+    assert run_cli("run", "--out", out, "--quiet").exit_code == 0
+    assert "eges" in json.loads((out / "manifest.json").read_text())
+
+
+def test_a_run_that_finished_no_stage_is_told_as_such(trust_template, tmp_path):
+    """An interrupted first run leaves {"stages": {}} (every release wrote it before the first stage): status said
+    'no manifest.json' although there is one."""
+    events, _ = trust_template
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"stages": {}}')
+    assert_named_error(run_cli("status", "--out", out), "holds an eges run that has not finished a stage yet")
+    for args in (["run", "--out", out], ["stage", "graph", "--out", out]):
+        assert_named_error(run_cli(*args), "(its first run finished no stage): give --events")
+    assert run_cli("run", "--events", events, "--out", out, *FAST).exit_code == 0

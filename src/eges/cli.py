@@ -219,12 +219,10 @@ def stage(name, out_dir, config_path, overrides, quiet) -> None:
 @_set_option
 def status(out_dir, config_path, overrides) -> None:
     """Show each stage as fresh, stale or missing, and why."""
-    from eges.pipeline.runner import load_manifest, plan
+    from eges.pipeline.runner import plan, require_run
 
     out = Path(out_dir)
-    manifest = load_manifest(out)
-    if "inputs" not in manifest:
-        raise EgesError(f"{out} holds no pipeline run (no manifest.json); use `eges run` first")
+    manifest = require_run(out)
     config, inputs, changes = _resolve(out, config_path, list(overrides))
     recorded = manifest.get("stages", {})
     statuses = plan(out, config, inputs)

@@ -11,6 +11,7 @@ old ones, as recorded.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import time
@@ -24,7 +25,15 @@ from eges.config import MOVED, Config, carry_moved, load_config, section_to_dict
 from eges.errors import EgesError, StageError
 from eges.layout import MANIFEST
 from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
-from eges.pipeline.lock import check_run_folder, run_lock
+from eges.pipeline.lock import (
+    MANIFEST_FORMAT,
+    MARKER,
+    NotAnEgesRun,
+    check_run_folder,
+    foreign_manifest_message,
+    is_eges_manifest,
+    run_lock,
+)
 from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, StageResult, get_stage, producer_of
 from eges.pipeline.staging import own_folder, staged_folder
 
@@ -43,7 +52,20 @@ def load_manifest(out_dir: Path) -> dict[str, Any]:
     problem = _manifest_problem(manifest)
     if problem:
         raise EgesError(f"manifest {path} is damaged ({problem}); move it away to rebuild every stage")
+    if not is_eges_manifest(manifest):
+        raise NotAnEgesRun(foreign_manifest_message(path))
     manifest.setdefault("stages", {})
+    return manifest
+
+
+def require_run(out_dir: Path) -> dict[str, Any]:
+    """The manifest of a run that has finished at least one stage, or an error that says which it is not."""
+    if not (out_dir / MANIFEST).is_file():
+        raise StageError(f"{out_dir} holds no pipeline run (no {MANIFEST}); use `eges run` first")
+    manifest = load_manifest(out_dir)
+    if "inputs" not in manifest:
+        raise StageError(f"{out_dir} holds an eges run that has not finished a stage yet (its first run stopped "
+                         "early); run `eges run --events ... --out` again")
     return manifest
 
 
@@ -70,8 +92,11 @@ def _manifest_problem(manifest: Any) -> str | None:
 
 
 def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically, marked as eges's (``lock.MARKER``) whoever's release wrote it before."""
+    marked = {MARKER: {"format": MANIFEST_FORMAT, "version": _eges_version()},
+              **{k: v for k, v in manifest.items() if k != MARKER}}
     with atomic_path(out_dir / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str))
+        tmp.write_text(json.dumps(marked, indent=2, sort_keys=False, default=str))
 
 
 def stage_config(stage: Stage, config: Config) -> dict[str, Any]:
@@ -81,6 +106,16 @@ def stage_config(stage: Stage, config: Config) -> dict[str, Any]:
         section, name = key.split(".")
         out[section].pop(name, None)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _eges_version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("eges")
+    except md.PackageNotFoundError:
+        return "unknown"
 
 
 def versions() -> dict[str, str]:
@@ -298,8 +333,8 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
     manifest = load_manifest(out_dir)
     recorded = manifest.get("inputs")
     if events is None and edges is None and not recorded:
-        raise StageError(f"{out_dir} holds no pipeline run to take inputs from (no earlier `eges run`): give --events "
-                         "(or --edges)")
+        why = "its first run finished no stage" if (out_dir / MANIFEST).is_file() else "no earlier `eges run`"
+        raise StageError(f"{out_dir} holds no pipeline run to take inputs from ({why}): give --events (or --edges)")
     before = recorded or {}
     if events is not None:
         events_now, edges_now = events, None
@@ -329,8 +364,8 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
 def resume(out_dir: Path, config_path: str | None = None, overrides: Iterable[str] = (),
            inputs: RunInputs | None = None) -> tuple[Config, RunInputs]:
     """The config and inputs of an existing output directory, with a new config file or ``--set``s on top."""
-    if inputs is None and "inputs" not in load_manifest(out_dir):
-        raise StageError(f"{out_dir} holds no pipeline run (no {MANIFEST}); use `eges run` first")
+    if inputs is None:
+        require_run(out_dir)
     if inputs is not None:
         config, _, _ = resolve(out_dir, config_path, overrides, events=inputs.events, items=inputs.items,
                                edges=inputs.edges, drop_items=inputs.items is None)
