@@ -7,11 +7,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.config import Config
-from eges.errors import InputError
+from eges.errors import InputError, plain
 from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
@@ -50,7 +51,7 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
         conflicting = int(frame[frame[cfg.id_col].duplicated(keep=False)].drop_duplicates().duplicated(
             subset=[cfg.id_col]).sum())
         message = (f"item catalog file {path}: {int(dup.sum())} duplicate item id row(s), "
-                   f"{conflicting} with conflicting side information, e.g. {frame[cfg.id_col][dup].iloc[0]!r}")
+                   f"{conflicting} with conflicting side information, e.g. {plain(frame[cfg.id_col][dup].iloc[0])!r}")
         if cfg.duplicates == "error":
             raise InputError(message + " (side_info.duplicates = 'error')")
         log.warning("%s; keeping the first row of each", message)
@@ -61,10 +62,24 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     if empty:
         log.warning("item catalog file %s: column(s) %s are entirely null and are not used", path, ", ".join(empty))
         notes["null_fields_skipped"] = empty
-        fields = [f for f in fields if f not in empty]
+    # A number column with no finite value (all inf, or inf and NaN) says as little as an empty one: encoding
+    # would make every item's value unknown.
+    unknown = [f for f in fields if f not in empty and _numeric(frame[f])
+               and not np.isfinite(frame[f].to_numpy(dtype=np.float64, na_value=np.nan)).any()]
+    if unknown:
+        log.warning("item catalog file %s: number column(s) %s hold no finite value (only inf, -inf or NaN) and are "
+                    "not used", path, ", ".join(unknown))
+        notes["non_finite_fields_skipped"] = unknown
+    fields = [f for f in fields if f not in empty and f not in unknown]
     if not fields:
         raise InputError(f"item catalog file {path} has no usable side-information column")
     return frame, fields, notes
+
+
+def _numeric(values: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def catalog_by_id(path: Any, id_col: str) -> Any:
