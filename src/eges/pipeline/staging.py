@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import errno
 import os
 import shutil
 import uuid
@@ -86,16 +85,11 @@ def _remove(path: Path) -> None:
 
 
 def exchange(a: Path, b: Path) -> bool:
-    """Atomically exchange two paths with ``renameat2(RENAME_EXCHANGE)``; False where the system has no such call."""
+    """Atomically exchange two paths with ``renameat2(RENAME_EXCHANGE)``; False where the system has no such call
+    or the call fails (ENOSYS, EINVAL or EOPNOTSUPP from a file system without it): a failed call changed nothing,
+    and the two renames that follow name any real problem themselves."""
     func = _renameat2()
-    if func is None:
-        return False
-    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False  # ENOSYS, EINVAL, EOPNOTSUPP: the kernel or file system cannot; fall back to two renames
-    raise OSError(err, os.strerror(err), str(b))
+    return func is not None and func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
 _libc: list = []
