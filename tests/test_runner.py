@@ -59,3 +59,25 @@ def test_registering_a_stage_twice_or_an_output_twice_fails():
     with pytest.raises(ValueError, match="which stage 'graph' writes too"):
         stage("toy", sections=(), outputs=("graph/edges.parquet",), inputs=lambda i, c: ())(lambda ctx: None)
     assert "toy" not in STAGES
+
+
+@pytest.mark.parametrize("kernel_exchange", [True, False], ids=["renameat2", "two renames"])
+def test_a_staged_folder_takes_the_old_ones_place_whole(kernel_exchange, tmp_path, monkeypatch):
+    from eges.pipeline import staging
+
+    if not kernel_exchange:
+        monkeypatch.setattr(staging, "exchange", lambda a, b: False)
+    elif not staging.exchange(tmp_path, tmp_path):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) here")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "a.txt").write_text("old a")
+    (tmp_path / "x" / "gone.txt").write_text("old, no longer written")
+    (tmp_path / "x" / "mine").mkdir()
+    (tmp_path / "x" / "mine" / "notes.txt").write_text("the user's")
+    with staging.staged_folder(tmp_path, "x", ["a.txt", "gone.txt"]) as tmp:
+        (tmp / "a.txt").write_text("new a")
+        assert (tmp_path / "x" / "a.txt").read_text() == "old a"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == \
+        ["x", "x/a.txt", "x/mine", "x/mine/notes.txt"]
+    assert (tmp_path / "x" / "a.txt").read_text() == "new a"
+    assert (tmp_path / "x" / "mine" / "notes.txt").read_text() == "the user's"

@@ -237,3 +237,26 @@ def test_ties_keep_file_order_end_to_end(tmp_path):
         edges = pq.read_table(out / "graph" / "edges.parquet").to_pandas()
         pairs = {(nodes[s], nodes[d]) for s, d in zip(edges["src"], edges["dst"])}
         assert pairs == {(30, 10), (10, 20), (20, 40)}, name
+
+
+def test_catalog_messages_show_plain_ids_and_an_all_inf_column_warns_like_an_all_null_one(good_run, tmp_path):
+    """Issue 21 item 12: messages showed numpy reprs (np.int64(103378)), and a price column of only inf was
+    silently unknown for every item while an all-NaN one warned."""
+    import json
+
+    events, out = good_run
+    catalog = _catalog()
+    first = int(catalog["item_id"].iloc[0])
+    shifted = _parquet(tmp_path, catalog.assign(item_id=catalog["item_id"] + 10**9), "shifted.parquet")
+    outcome = run_cli("run", "--events", events, "--items", shifted, "--out", out, *FAST)
+    assert_named_error(outcome, f"catalog ids look like {first + 10**9}, log ids like ")
+    assert "np." not in outcome.output
+    odd = pd.concat([catalog, catalog.iloc[:2]], ignore_index=True).assign(price=float("inf"), weight=float("nan"))
+    outcome = run_cli("run", "--events", events, "--items", _parquet(tmp_path, odd, "odd.parquet"), "--out", out, *FAST)
+    assert outcome.exit_code == 0, outcome.output
+    assert f"2 duplicate item id row(s), 0 with conflicting side information, e.g. {first}" in outcome.output
+    assert "column(s) weight are entirely null and are not used" in outcome.output
+    assert "number column(s) price hold no finite value (only inf, -inf or NaN) and are not used" in outcome.output
+    assert "np." not in outcome.output
+    details = json.loads((out / "manifest.json").read_text())["stages"]["eges"]["details"]
+    assert details["non_finite_fields_skipped"] == ["price"] and "price" not in details["fields"]

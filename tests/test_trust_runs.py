@@ -283,3 +283,188 @@ def test_a_read_only_install_with_an_unwritable_home_still_runs():
             if path.is_dir():
                 path.chmod(0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- a stage's files
+def folder_stages(fail_after_first: BaseException | None = None) -> dict:
+    """One toy stage that owns folder x/ and writes x/a.txt then x/b.txt (or fails in between)."""
+    from eges.pipeline.registry import Stage, StageResult
+
+    def body(ctx):
+        ctx.path("x/a.txt").write_text(f"new a {ctx.config.walks.walk_length}")
+        if fail_after_first is not None:
+            raise fail_after_first
+        ctx.path("x/b.txt").write_text(f"new b {ctx.config.walks.walk_length}")
+        return StageResult(1, 2)
+
+    return {"x": Stage("x", body, ("walks",), ("x/a.txt", "x/b.txt"), lambda i, c: (), lambda i, c: True)}
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt(), OSError(28, "No space left on device")],
+                         ids=["error", "interrupt", "full disk"])
+def test_a_stage_that_fails_after_one_of_its_files_leaves_the_folder_as_it_was(error, tmp_path):
+    from eges.config import load_config
+    from eges.pipeline.registry import RunInputs
+    from eges.pipeline.runner import run
+
+    inputs = RunInputs(events="/dev/null")
+    run(tmp_path, load_config(), inputs, stages=folder_stages(), echo=lambda _: None)
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    with pytest.raises(type(error)):
+        run(tmp_path, load_config(overrides=["walks.walk_length=3"]), inputs, stages=folder_stages(error),
+            echo=lambda _: None)
+    assert snapshot(tmp_path) == before  # both old files, the manifest, and no temporary folder left
+    run(tmp_path, load_config(overrides=["walks.walk_length=3"]), inputs, stages=folder_stages(), echo=lambda _: None)
+    assert (tmp_path / "x" / "a.txt").read_text() == "new a 3" and (tmp_path / "x" / "b.txt").read_text() == "new b 3"
+    assert (tmp_path / "x" / "notes.txt").read_text() == "mine"  # the user's file in the folder is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".eges.lock", "manifest.json", "x"]
+
+
+def test_a_killed_stage_leaves_its_old_files_and_the_next_run_removes_the_orphan(tmp_path):
+    from eges.config import load_config
+    from eges.pipeline.registry import RunInputs
+    from eges.pipeline.runner import run
+
+    inputs = RunInputs(events="/dev/null")
+    run(tmp_path, load_config(), inputs, stages=folder_stages(), echo=lambda _: None)
+    before = snapshot(tmp_path)
+    script = ("import dataclasses, os, signal, sys; sys.path[:0] = sys.argv[2:]; from pathlib import Path\n"
+              "from test_trust_runs import folder_stages\nfrom eges.config import load_config\n"
+              "from eges.pipeline.registry import RunInputs\nfrom eges.pipeline.runner import run\n"
+              "def dying(ctx):\n    ctx.path('x/a.txt').write_text('half')\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "stages = {'x': dataclasses.replace(folder_stages()['x'], run=dying)}\n"
+              "run(Path(sys.argv[1]), load_config(overrides=['walks.walk_length=3']), RunInputs(events='/dev/null'), "
+              "stages=stages, echo=print)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(ROOT / "src"), str(ROOT / "tests")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    orphans = [p for p in tmp_path.iterdir() if p.name.startswith(".x.") and p.name.endswith(".tmp")]
+    assert len(orphans) == 1 and (orphans[0] / "a.txt").read_text() == "half"
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(".x.")} == before
+    run(tmp_path, load_config(), inputs, stages=folder_stages(), echo=lambda _: None)
+    assert not orphans[0].exists()
+
+
+def test_an_interrupted_training_leaves_no_unrecorded_vectors(good_run, monkeypatch):
+    """The issue's case: a rerun at another dimension fails after vectors.parquet is written (full disk while
+    writing vectors.kv): the old vectors and their manifest stay, with nothing new beside them."""
+    from eges.pipeline import io
+
+    events, out = good_run
+    before = snapshot(out)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io, "write_keyed_vectors", full_disk)
+    outcome = run_cli("run", "--events", events, "--out", out, "--set", "train.dimension=16", "--quiet")
+    assert_named_error(outcome, "no space left on the device")
+    assert snapshot(out) == before
+    status = run_cli("status", "--out", out)
+    assert "changed outside the pipeline" not in status.output
+
+
+# --------------------------------------------------------------------------------------------- old runs
+#: [skipgram] (BGE's settings) and [train] (GES/EGES's) as the release before the one [train] section wrote them.
+OLD_SKIPGRAM = {"dimension": 128, "window": 5, "negative": 5, "epochs": 1, "alpha": 0.025, "min_alpha": 0.0001,
+                "sample": 0.001, "ns_exponent": 0.75, "threads": 0, "seed": 42}
+OLD_TRAIN = {"method": "auto", "dimension": 128, "window": 5, "negative": 5, "epochs": 1, "alpha": 0.025,
+             "min_alpha": 0.0001, "ns_exponent": 0.75, "sample": 0.001, "threads": 0, "seed": 42, "cold_start": "mean"}
+
+
+def test_a_run_from_before_the_train_section_keeps_its_settings(good_run):
+    """Issue 21 item 2: a run made with --set skipgram.dimension=16 by an older release is rerun at 16, and says
+    so (it used to drop the [skipgram] section and train at 128)."""
+    import pyarrow.parquet as pq
+
+    events, out = good_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["config"].pop("train")
+    manifest["config"]["skipgram"] = {**OLD_SKIPGRAM, "dimension": 16}
+    manifest["config"]["train"] = dict(OLD_TRAIN)
+    manifest["stages"]["skipgram"]["config"] = {"skipgram": {k: v for k, v in manifest["config"]["skipgram"].items()
+                                                             if k != "threads"}}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    status = run_cli("status", "--out", out)
+    assert "config [skipgram] is part of [train] since this stage ran" in status.output, status.output
+    assert "config skipgram.dimension is now train.dimension: carried over (16, which trained this bge run" \
+        in status.output
+    result = run_cli("run", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "remembered: config skipgram.dimension is now train.dimension: carried over (16" in result.output
+    assert pq.read_schema(out / "skipgram/vectors.parquet").field("vector").type.list_size == 16
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert "skipgram" not in config and config["train"]["dimension"] == 16 and config["train"]["epochs"] == 1
+
+
+def test_carried_settings_follow_the_method_that_trained_the_run():
+    from eges.config import carry_moved
+
+    old = {"skipgram": {**OLD_SKIPGRAM, "dimension": 16}, "train": {**OLD_TRAIN, "dimension": 32}}
+    for has_catalog, kept in ((False, 16), (True, 32)):  # a catalog: auto was eges, trained by [train]
+        carried, notes = carry_moved(old, has_catalog)
+        assert carried["train"]["dimension"] == kept and "skipgram" not in carried
+        assert len(notes) == 1 and "skipgram.dimension" in notes[0] and f"{kept}" in notes[0]
+    with pytest.raises(Exception, match="skipgram.workers = 3, which \\[train\\] no longer has"):
+        carry_moved({"skipgram": {"workers": 3}}, False)
+
+
+# --------------------------------------------------------------------------------------------- errors in time
+def test_neighbours_k_above_the_items_fails_before_walks_and_training(tmp_path):
+    """Issue 21 item 9: a 9-item log with k = 10 (and a self-loop-only edge list) used to fail only after sessions,
+    graph, walks and training were written."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 600
+    pd.DataFrame({"user_id": rng.integers(0, 30, n), "item_id": rng.integers(0, 9, n),
+                  "timestamp": 1_511_539_200 + np.arange(n) * 60}).to_parquet(tmp_path / "events.parquet")
+    pd.DataFrame({"src": [1, 2, 3], "dst": [1, 2, 3]}).to_parquet(tmp_path / "loops.parquet")
+    for flag, source, items in (("--events", "events.parquet", 9), ("--edges", "loops.parquet", 3)):
+        out = tmp_path / f"run-{source}"
+        outcome = run_cli("run", flag, tmp_path / source, "--out", out, *FAST, "--set", "neighbours.k=10")
+        assert_named_error(outcome, f"neighbours.k = 10 but the graph has only {items} items; use at most {items - 1}")
+        assert not [p for p in out.iterdir() if p.name in ("walks", "skipgram", "neighbours")]
+
+
+def test_a_manifest_eges_did_not_write_is_not_a_run(trust_template, tmp_path):
+    """Issue 21 item 12: a folder with a manifest.json of {} and the user's own users/vectors.parquet was taken as a
+    run and its file overwritten."""
+    events, _ = trust_template
+    out = tmp_path / "theirs"
+    (out / "users").mkdir(parents=True)
+    (out / "users" / "vectors.parquet").write_bytes(b"the user's own file")
+    for foreign in ("{}", '{"inputs": {"events": null}, "config": {}}'):
+        (out / "manifest.json").write_text(foreign)
+        before = snapshot(out)
+        for args in (["run", "--events", events, "--out", out, *FAST], ["status", "--out", out],
+                     ["stage", "users", "--out", out]):
+            assert_named_error(run_cli(*args), "was not written by eges (no 'eges' marker and no 'stages')")
+        assert snapshot(out) == before and not (out / ".eges.lock").exists()
+
+
+def test_every_manifest_is_marked_and_an_earlier_releases_manifest_is_still_a_run(good_run):
+    events, out = good_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest)[0] == "eges" and manifest["eges"]["format"] == 1
+    del manifest["eges"]  # as a release before the marker wrote it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    status = run_cli("status", "--out", out)
+    assert status.exit_code == 0 and "skipgram" in status.output and "fresh" in status.output, status.output
+    assert run_cli("run", "--out", out, "--quiet").exit_code == 0
+    assert "eges" in json.loads((out / "manifest.json").read_text())
+
+
+def test_a_run_that_finished_no_stage_is_told_as_such(trust_template, tmp_path):
+    """An interrupted first run leaves {"stages": {}} (every release wrote it before the first stage): status said
+    'no manifest.json' although there is one."""
+    events, _ = trust_template
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"stages": {}}')
+    assert_named_error(run_cli("status", "--out", out), "holds an eges run that has not finished a stage yet")
+    for args in (["run", "--out", out], ["stage", "graph", "--out", out]):
+        assert_named_error(run_cli(*args), "(its first run finished no stage): give --events")
+    assert run_cli("run", "--events", events, "--out", out, *FAST).exit_code == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from eges.errors import EgesError
+from eges.methods import NAMES
 
 
 def _echo(line: str) -> None:
@@ -121,7 +122,7 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
               help="Rerun this stage and every stage after it, even if fresh.")
 @click.option("--until", "to_stage", type=click.Choice(_stage_names()),
               help="Stop after this stage (the stages after it are left as they are).")
-@click.option("--method", type=click.Choice(["bge", "ges", "eges"]),
+@click.option("--method", type=click.Choice(NAMES),
               help="Embedding method (same as --set train.method=...); default eges with --items, else bge.")
 @click.option("--no-items", "no_items", is_flag=True,
               help="Drop the catalog this run folder remembers (a rerun without --items keeps it).")
@@ -218,12 +219,10 @@ def stage(name, out_dir, config_path, overrides, quiet) -> None:
 @_set_option
 def status(out_dir, config_path, overrides) -> None:
     """Show each stage as fresh, stale or missing, and why."""
-    from eges.pipeline.runner import load_manifest, plan
+    from eges.pipeline.runner import plan, require_run
 
     out = Path(out_dir)
-    manifest = load_manifest(out)
-    if "inputs" not in manifest:
-        raise EgesError(f"{out} holds no pipeline run (no manifest.json); use `eges run` first")
+    manifest = require_run(out)
     config, inputs, changes = _resolve(out, config_path, list(overrides))
     recorded = manifest.get("stages", {})
     statuses = plan(out, config, inputs)
@@ -245,7 +244,7 @@ def status(out_dir, config_path, overrides) -> None:
 @click.option("--protocol", "protocol_names", multiple=True, type=click.Choice(["link", "temporal", "cold", "all"]),
               help="link: held-out graph edges (the paper's); temporal: next item after a cut time; cold: items "
                    "whose behaviour is hidden. Repeatable. Default: all ('all' runs cold only with --items).")
-@click.option("--method", "methods", multiple=True, type=click.Choice(["bge", "ges", "eges"]),
+@click.option("--method", "methods", multiple=True, type=click.Choice(NAMES),
               help="Method to train and score; repeatable. Default: every method the inputs allow.")
 @click.option("--vary", "varies", multiple=True, metavar="SECTION.KEY=V1,V2,...",
               help="Evaluate once per value (every combination when repeated), each in OUT/variants/<setting>/, "
@@ -317,7 +316,7 @@ def compare(dirs, to_path) -> None:
                    ".csv.")
 @click.option("--to", "to_path", required=True, type=click.Path(),
               help="The file or folder to write: new, empty, or eges' own earlier export of this format.")
-@click.option("--method", type=click.Choice(["bge", "ges", "eges"]), help="Whose vectors; default the run's method.")
+@click.option("--method", type=click.Choice(NAMES), help="Whose vectors; default the run's method.")
 @click.option("--force", is_flag=True, help="Replace an eges export of another format at --to (eges never replaces "
               "anything but its own exports).")
 def export(out_dir, fmt, to_path, method, force) -> None:

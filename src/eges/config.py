@@ -23,6 +23,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from eges.errors import ConfigError
+from eges.methods import AUTO_WITH_CATALOG, AUTO_WITHOUT_CATALOG, CHOICES, NAMES, allowed, method_of
+from eges.methods import METHODS as METHODS_TABLE
 
 
 def opt(default: Any, help: str, *, choices: Iterable[Any] | None = None, min: float | None = None,
@@ -113,9 +115,9 @@ class SideInfoConfig:
 class TrainConfig:
     """Skip-gram training of every method: BGE (the item's own vector), GES and EGES (with side information)."""
 
-    method: str = opt("auto", "bge: skip-gram on item ids only; ges: mean of the item's and its side-info "
-                      "embeddings; eges: attention-weighted. auto is eges when a catalog is given, else bge.",
-                      choices=("auto", "bge", "ges", "eges"))
+    method: str = opt("auto", "; ".join(f"{m.name}: {m.summary}" for m in METHODS_TABLE.values())
+                      + f". auto is {AUTO_WITH_CATALOG} when a catalog is given, else {AUTO_WITHOUT_CATALOG}.",
+                      choices=CHOICES)
     backend: str = opt("auto", "Who trains: 'native' is eges' own trainer (every method); 'gensim' is gensim's "
                        "Word2Vec (bge only; the reference). auto is native (faster at equal quality: docs/benchmarks.md).",
                        choices=("auto", "native", "gensim"))
@@ -166,8 +168,9 @@ class TrainConfig:
         if -1 < self.cold_share < 0:
             raise ConfigError(f"train.cold_share ({self.cold_share}) must be between 0 and 1, or -1 for the method's "
                               "default")
-        if self.backend == "gensim" and self.method in ("ges", "eges"):
-            raise ConfigError(f"train.backend 'gensim' trains bge only; {self.method} needs 'native' (or 'auto')")
+        if self.backend == "gensim" and self.method != "auto" and method_of(self.method).side_info:
+            raise ConfigError(f"train.backend 'gensim' trains {' and '.join(allowed(False))} only; {self.method} "
+                              "needs 'native' (or 'auto')")
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,8 @@ class UsersConfig:
 
 
 PROTOCOLS = ("link", "temporal", "cold")
-METHODS = ("bge", "ges", "eges")
+#: The method names (the method table's): compare.py reads them here.
+METHODS = NAMES
 BASELINES = ("popularity", "cooccurrence", "item2vec")
 
 
@@ -209,8 +213,9 @@ class EvaluateConfig:
 
     protocols: list[str] = opt([], "Protocols `eges run` evaluates too; `eges evaluate --protocol` sets this.",
                                choices=PROTOCOLS, affects_output=False)
-    methods: list[str] = opt([], "Methods to train and score; empty is every method the inputs allow (bge, and "
-                             "ges and eges with --items).", choices=METHODS)
+    methods: list[str] = opt([], f"Methods to train and score; empty is every method the inputs allow "
+                             f"({', '.join(allowed(False))}, and {', '.join(n for n in NAMES if n not in allowed(False))} "
+                             "with --items).", choices=NAMES)
     baselines: list[str] = opt(list(BASELINES), "Baselines scored on the same split: popularity, item "
                                "co-occurrence (cosine over sessions), item2vec (skip-gram on sessions, no graph).",
                                choices=BASELINES)
@@ -363,8 +368,48 @@ def _check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} must be at most {meta['max']}, got {value!r}")
 
 
-#: Sections that were folded into others: a clear pointer instead of "unknown section".
+#: Sections that were folded into others (old name -> new): ``--set skipgram.x`` is an error naming train.x, and a
+#: config recorded by an older release is carried over by :func:`carry_moved` (a test rebuilds such a manifest).
 MOVED = {"skipgram": "train"}
+
+
+def carry_moved(recorded: Mapping[str, Any], has_catalog: bool) -> tuple[dict[str, Any], list[str]]:
+    """A recorded config with its moved sections' keys in their new place, and one note per key whose value that
+    changes (so the user reads what happened; nothing is dropped).
+
+    Before [train] held every method, [skipgram] held BGE's settings and [train] those of GES/EGES, and an old
+    manifest records both. The old section's value is the one that trained the run when the run's method (its
+    recorded ``train.method``, auto resolved by the catalog) has no side information; otherwise [train]'s was, and
+    the unused old value is named in a note. A key with no place in the new section is a named error.
+    """
+    from eges.methods import resolve
+
+    out = {name: dict(values) for name, values in recorded.items() if name not in MOVED}
+    notes: list[str] = []
+    for old, new in MOVED.items():
+        values = recorded.get(old)
+        if not isinstance(values, Mapping):
+            continue
+        target = out.setdefault(new, {})
+        method_name = target.get("method", "auto")
+        method = resolve(method_name if method_name in NAMES else "auto", has_catalog)
+        old_in_force = not method.side_info
+        known = {f.name for f in dataclasses.fields(SECTIONS[new])}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"this run's recorded config has {old}.{key} = {value!r}, which [{new}] no longer "
+                                  f"has; give a --config without it to rerun, or a new --out")
+            if key not in target:
+                target[key] = value
+                notes.append(f"config {old}.{key} is now {new}.{key}: carried over ({value!r})")
+            elif target[key] != value and old_in_force:
+                notes.append(f"config {old}.{key} is now {new}.{key}: carried over ({value!r}, which trained this "
+                             f"{method.name} run, not {new}.{key} = {target[key]!r})")
+                target[key] = value
+            elif target[key] != value:
+                notes.append(f"config {old}.{key} ({value!r}) is now {new}.{key}, which trained this {method.name} "
+                             f"run as {target[key]!r}: kept {target[key]!r}")
+    return out, notes
 
 
 def build_section(name: str, values: Mapping[str, Any]) -> Any:
@@ -406,7 +451,10 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
                 base: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
     """Build a validated :class:`Config` from defaults, an optional base dict, a TOML file and ``--set``s."""
     raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    if base:  # a config recorded by an earlier run: sections and keys since removed or moved are left out
+    if base:  # a config recorded by an earlier run (moved sections carried over first: carry_moved)
+        moved = sorted(set(base) & set(MOVED))
+        if moved:
+            raise ConfigError(f"a recorded config with a [{moved[0]}] section must be carried over (carry_moved)")
         for name, values in base.items():
             if name in SECTIONS and isinstance(values, dict):
                 known = {f.name for f in dataclasses.fields(SECTIONS[name])}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EgesError(Exception):
     """Base class; the CLI prints these as one line and exits with status 2."""
@@ -17,6 +19,12 @@ class InputError(EgesError):
 
 class StageError(EgesError):
     """A stage cannot run (a missing upstream output, an unknown stage name, ...)."""
+
+
+def plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds, for messages: ``103378``, not ``np.int64(103378)``."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", None) == 0 else value
 
 
 def require_columns(available: list[str], needed: list[str], where: str) -> None:

@@ -1,5 +1,6 @@
-"""Evaluation kernels: splits, scorers (embeddings and baselines) and metrics. No files are touched here;
-the evaluation stages in :mod:`eges.pipeline.evaluate_stage` read and write them."""
+"""Evaluation: splits, scorers (embeddings and baselines) and metrics are pure kernels that touch no files;
+``protocols`` (link, temporal, cold) and ``nested`` (nested training runs, split files) run them over a run
+folder through the pipeline's io, and :mod:`eges.pipeline.evaluate_stage` registers the protocols as stages."""
 
 from __future__ import annotations
 

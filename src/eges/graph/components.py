@@ -47,11 +47,3 @@ def component_labels(parent: np.ndarray) -> np.ndarray:
             next_label += 1
         labels[v] = root_label[r]
     return labels
-
-
-def weak_component_labels(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Component labels of a CSR graph; nodes joined by an edge in either direction share one."""
-    n = len(indptr) - 1
-    parent = np.arange(n, dtype=np.int64)
-    union_edges(parent, np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)), indices)
-    return component_labels(parent)

@@ -4,7 +4,11 @@ Every command that writes a run folder holds an exclusive ``flock`` on ``OUT/.eg
 it when the process dies, however it dies); a second writer fails at once naming the holder's pid. ``eges
 status`` takes no lock. While holding it, a writer removes the temporary files a killed writer left behind
 (only names eges itself makes). A folder eges did not create is never written into: a non-empty folder
-without an eges manifest is refused.
+without an eges manifest is refused, and so is one whose ``manifest.json`` is not eges's.
+
+Which manifest is eges's: every manifest eges writes carries the marker ``"eges": {"format": 1, "version": ...}``.
+Releases before the marker wrote a ``"stages"`` object from the first moment (``{"stages": {}}`` before the
+first stage), so a manifest with either is eges's; one with neither (``{}``, another tool's JSON) is not.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -28,15 +33,41 @@ TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.(tmp|old)$|^\..+\.\d+\.[0-9a-f]{8}\
 _held: dict[str, tuple[int, int]] = {}  # resolved folder -> (fd, depth): re-entrant within one process
 
 
+#: The top-level key of every manifest eges writes (see the module docstring for older manifests).
+MARKER = "eges"
+#: The manifest format written under the marker.
+MANIFEST_FORMAT = 1
+
+
 class RunLocked(EgesError):
     """Another process is writing the run folder."""
+
+
+class NotAnEgesRun(EgesError):
+    """The folder's manifest.json was not written by eges."""
+
+
+def is_eges_manifest(manifest: object) -> bool:
+    """A parsed manifest eges wrote: the marker, or (releases before the marker) a ``stages`` key. Anything that is
+    not a JSON object is left to the manifest's reader, which names it damaged."""
+    return not isinstance(manifest, dict) or MARKER in manifest or "stages" in manifest
+
+
+def foreign_manifest_message(path: Path) -> str:
+    return (f"{path} was not written by eges (no '{MARKER}' marker and no 'stages'), so {path.parent} is not an eges "
+            "run; eges does not write into folders it did not create: give a new or empty --out")
 
 
 def check_run_folder(out: Path) -> None:
     """Refuse a path that is a file, or a non-empty folder that holds no eges run (eges never merges into it)."""
     if out.exists() and not out.is_dir():
         raise EgesError(f"--out {out} is a file, not a folder")
-    if not out.is_dir() or (out / MANIFEST).is_file():
+    if (out / MANIFEST).is_file():
+        with contextlib.suppress(OSError, ValueError):  # unreadable or not JSON: the manifest's reader names it
+            if not is_eges_manifest(json.loads((out / MANIFEST).read_text(encoding="utf-8"))):
+                raise NotAnEgesRun(foreign_manifest_message(out / MANIFEST))
+        return
+    if not out.is_dir():
         return
     others = [p.name for p in out.iterdir() if p.name != LOCK and not TEMP_NAME.match(p.name)]
     if others:

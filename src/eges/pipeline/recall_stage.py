@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from eges.errors import ConfigError, InputError
 from eges.layout import FAISS_IDS, FAISS_INDEX, NEIGHBOURS, NODES, PROVENANCE_KEY, SESSIONS, USERS, VOCAB
 from eges.pipeline import io
-from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import _progress
 
 log = logging.getLogger("eges")
@@ -23,16 +23,15 @@ log = logging.getLogger("eges")
 
 def method_vectors(inputs: RunInputs, config: Any) -> str:
     """The vectors file the run's method writes."""
-    from eges.methods import METHODS
-
-    return METHODS[resolved_method(inputs, config)].vectors
+    return run_method(inputs, config).vectors
 
 
 def _check_k(ctx: StageContext, will_run: set[str]) -> None:
-    """neighbours.k against the items, when their number is known before training: a BGE run has at most one
-    vector per graph node, so a k that is not below the recorded node count cannot be met."""
-    nodes = ctx.path(NODES)
-    if resolved_method(ctx.inputs, ctx.config) != "bge" or not nodes.exists() or "graph" in will_run:
+    """neighbours.k against the items, as soon as their number is known: before the first stage when the graph
+    stays, else again right after the graph stage (before walks and training). A method without cold-start
+    vectors has at most one vector per graph node, so a k that is not below the node count cannot be met."""
+    nodes = ctx.input_path(NODES)
+    if run_method(ctx.inputs, ctx.config).cold_start or not nodes.exists() or "graph" in will_run:
         return
     n = io.parquet_num_rows(nodes)
     if ctx.config.neighbours.k >= n:
@@ -62,8 +61,8 @@ def _with_provenance(schema: pa.Schema, prov: dict[str, str]) -> pa.Schema:
     return schema.with_metadata({**(schema.metadata or {}), PROVENANCE_KEY: json.dumps(prov)})
 
 
-@stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,),
-       inputs=lambda inp, cfg: (method_vectors(inp, cfg),), check=_check_k)
+@stage("neighbours", sections=("neighbours",), outputs=(NEIGHBOURS,), may_write=(FAISS_INDEX, FAISS_IDS),
+       inputs=lambda inp, cfg: (method_vectors(inp, cfg),), check=_check_k, recheck_after=("graph",))
 def neighbours_stage(ctx: StageContext) -> StageResult:
     """Top-K neighbours of every item (exact blocked matrix products, or a faiss HNSW index for very many items),
     for item-to-item recall."""
@@ -107,10 +106,8 @@ def neighbours_stage(ctx: StageContext) -> StageResult:
 
 def _save_index(ctx: StageContext, index: Any, ids: pa.Array) -> None:
     """Keep the faiss index the stage built, with its row -> item id map, for serving user-to-item recall; an
-    earlier run's index is removed when this one searched exactly (it would describe other vectors)."""
+    earlier run's index goes with the old folder when this one searched exactly (it would describe other vectors)."""
     if index is None:
-        for rel in (FAISS_INDEX, FAISS_IDS):
-            ctx.path(rel).unlink(missing_ok=True)
         return
     import faiss
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eges.config import Config
 from eges.errors import StageError
+
+if TYPE_CHECKING:
+    from eges.methods import Method
 
 #: External inputs are named with a leading '@': these are the ones a run can be given.
 EXTERNAL_INPUTS = ("@events", "@items", "@edges")
@@ -53,8 +56,14 @@ class StageContext:
     inputs: RunInputs
     progress: bool = True
     echo: Callable[[str], None] = print
+    #: The running stage's own folder -> the temporary folder its outputs go to (see ``pipeline.staging``).
+    staging: dict[str, Path] = field(default_factory=dict)
 
     def path(self, relative: str) -> Path:
+        """Where the running stage writes ``relative``: in its staging folder when the folder is its own."""
+        top, _, rest = relative.partition("/")
+        if rest and top in self.staging:
+            return self.staging[top] / rest
         return self.out_dir / relative
 
     def input_source(self, key: str) -> str:
@@ -106,6 +115,11 @@ class Stage:
     skipped_because: str = "not used by this run's inputs or method"
     ignores: tuple[str, ...] = ()
     check: Callable[[StageContext, set[str]], None] | None = None
+    #: Files the stage writes only sometimes (the faiss index): not fingerprinted, but its own, not the user's.
+    may_write: tuple[str, ...] = ()
+    #: Stages after which ``check`` runs again, with what they wrote (neighbours.k against the graph's node count,
+    #: known once the graph is built: before walks and training).
+    recheck_after: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {}
@@ -115,7 +129,8 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           inputs: Callable[[RunInputs, Config], tuple[str, ...]],
           enabled: Callable[[RunInputs, Config], bool] | None = None,
           skipped_because: str | None = None, ignores: tuple[str, ...] = (),
-          check: Callable[[StageContext, set[str]], None] | None = None) -> Callable:
+          check: Callable[[StageContext, set[str]], None] | None = None,
+          may_write: tuple[str, ...] = (), recheck_after: tuple[str, ...] = ()) -> Callable:
     """Register the decorated function as stage ``name`` (the order is set by ``eges.pipeline.PIPELINE``)."""
     unknown = [key for key in ignores if key.split(".")[0] not in sections or key.count(".") != 1]
     if unknown:
@@ -124,11 +139,12 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
     def wrap(func: Callable[[StageContext], StageResult]) -> Callable[[StageContext], StageResult]:
         if name in STAGES:
             raise ValueError(f"stage {name!r} is registered twice")
-        clash = [(other.name, rel) for other in STAGES.values() for rel in outputs if rel in other.outputs]
+        clash = [(other.name, rel) for other in STAGES.values() for rel in (*outputs, *may_write)
+                 if rel in (*other.outputs, *other.may_write)]
         if clash:
             raise ValueError(f"stage {name!r} writes {clash[0][1]}, which stage {clash[0][0]!r} writes too")
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             skipped_because or Stage.skipped_because, ignores, check)
+                             skipped_because or Stage.skipped_because, ignores, check, may_write, recheck_after)
         return func
 
     return wrap
@@ -152,14 +168,21 @@ def producer_of(relative: str, stages: dict[str, Stage] | None = None) -> str | 
     return None
 
 
-def resolved_method(inputs: RunInputs, config: Config) -> str:
-    """The training method of a run: ``train.method``, with auto = eges when a catalog is given, else bge."""
+def run_method(inputs: RunInputs, config: Config) -> Method:
+    """The training method of a run (its row of the method table): ``train.method``, auto resolved by the catalog."""
     from eges.methods import resolve
 
-    return resolve(config["train"].method, bool(inputs.items)).name
+    return resolve(config["train"].method, bool(inputs.items))
 
 
-def get_stage(name: str) -> Stage:
-    if name not in STAGES:
-        raise StageError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
-    return STAGES[name]
+def resolved_method(inputs: RunInputs, config: Config) -> str:
+    """The name of the run's training method (see :func:`run_method`)."""
+    return run_method(inputs, config).name
+
+
+def get_stage(name: str, stages: dict[str, Stage] | None = None) -> Stage:
+    """Stage ``name`` of ``stages`` (the registry by default); an unknown name is a named error."""
+    stages = STAGES if stages is None else stages
+    if name not in stages:
+        raise StageError(f"unknown stage {name!r}; stages are: {', '.join(stages)}")
+    return stages[name]

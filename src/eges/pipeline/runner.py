@@ -4,26 +4,38 @@ The manifest (``OUT/manifest.json``) records, per stage, the config keys it depe
 its inputs and outputs, row counts, duration and package versions. A stage is out of date when it never
 ran, an output is missing or was changed by hand, its config changed, an input changed, or a stage it
 reads from reruns. The manifest is rewritten atomically after every stage, so an interrupted run leaves
-complete stages recorded and the interrupted one not.
+complete stages recorded and the interrupted one not; a stage that owns a folder writes a fresh one that takes
+the old one's place only when the stage returns (``pipeline.staging``), so the interrupted one's files are the
+old ones, as recorded.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eges.config import Config, load_config, section_to_dict
+from eges.config import MOVED, Config, carry_moved, load_config, section_to_dict
 from eges.errors import EgesError, StageError
 from eges.layout import MANIFEST
 from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
-from eges.pipeline.lock import check_run_folder, run_lock
-from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, producer_of
+from eges.pipeline.lock import (
+    MANIFEST_FORMAT,
+    MARKER,
+    NotAnEgesRun,
+    check_run_folder,
+    foreign_manifest_message,
+    is_eges_manifest,
+    run_lock,
+)
+from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, StageResult, get_stage, producer_of
+from eges.pipeline.staging import own_folder, staged_folder
 
 
 def load_manifest(out_dir: Path) -> dict[str, Any]:
@@ -40,7 +52,20 @@ def load_manifest(out_dir: Path) -> dict[str, Any]:
     problem = _manifest_problem(manifest)
     if problem:
         raise EgesError(f"manifest {path} is damaged ({problem}); move it away to rebuild every stage")
+    if not is_eges_manifest(manifest):
+        raise NotAnEgesRun(foreign_manifest_message(path))
     manifest.setdefault("stages", {})
+    return manifest
+
+
+def require_run(out_dir: Path) -> dict[str, Any]:
+    """The manifest of a run that has finished at least one stage, or an error that says which it is not."""
+    if not (out_dir / MANIFEST).is_file():
+        raise StageError(f"{out_dir} holds no pipeline run (no {MANIFEST}); use `eges run` first")
+    manifest = load_manifest(out_dir)
+    if "inputs" not in manifest:
+        raise StageError(f"{out_dir} holds an eges run that has not finished a stage yet (its first run stopped "
+                         "early); run `eges run --events ... --out` again")
     return manifest
 
 
@@ -67,8 +92,11 @@ def _manifest_problem(manifest: Any) -> str | None:
 
 
 def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically, marked as eges's (``lock.MARKER``) whoever's release wrote it before."""
+    marked = {MARKER: {"format": MANIFEST_FORMAT, "version": _eges_version()},
+              **{k: v for k, v in manifest.items() if k != MARKER}}
     with atomic_path(out_dir / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str))
+        tmp.write_text(json.dumps(marked, indent=2, sort_keys=False, default=str))
 
 
 def stage_config(stage: Stage, config: Config) -> dict[str, Any]:
@@ -78,6 +106,16 @@ def stage_config(stage: Stage, config: Config) -> dict[str, Any]:
         section, name = key.split(".")
         out[section].pop(name, None)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _eges_version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("eges")
+    except md.PackageNotFoundError:
+        return "unknown"
 
 
 def versions() -> dict[str, str]:
@@ -101,10 +139,15 @@ class StageStatus:
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     for section, values in new.items():
+        moved = [name for name, to in MOVED.items() if to == section and name in old]
+        if section not in old and moved:
+            return f"config [{moved[0]}] is part of [{section}] since this stage ran"
         before = old.get(section, {})
         for key, value in values.items():
-            if before.get(key) != value:
-                return f"config {section}.{key} changed: {before.get(key)!r} -> {value!r}"
+            if key not in before:
+                return f"config {section}.{key} is new since this stage ran ({value!r})"
+            if before[key] != value:
+                return f"config {section}.{key} changed: {before[key]!r} -> {value!r}"
     return "config changed"
 
 
@@ -193,9 +236,7 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
                 to_stage: str | None, select: Iterable[str] | None, progress: bool, echo: Callable[[str], None],
                 stages: dict[str, Stage]) -> dict[str, Any]:
     def named(name: str) -> Stage:
-        if name not in stages:
-            raise StageError(f"unknown stage {name!r}; stages are: {', '.join(stages)}")
-        return stages[name]
+        return get_stage(name, stages)
 
     names = list(stages)
     force: list[str] = []
@@ -231,7 +272,7 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
             continue
         _check_upstream(st, out_dir, inputs, config, stages)
         started = time.perf_counter()
-        result = st.run(ctx)
+        result = _run_staged(st, ctx, stages)
         seconds = time.perf_counter() - started
         manifest.setdefault("stages", {})[st.name] = {
             "config": stage_config(st, config),
@@ -248,8 +289,25 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
         save_manifest(out_dir, manifest)
         line = f"{st.name}: {result.rows_in:,} rows in -> {result.rows_out:,} out in {seconds:.1f} s"
         echo(line + (f"; {result.summary}" if result.summary else ""))
+        will_run.discard(st.name)
+        for name in sorted(will_run, key=names.index):  # checks that learn from what this stage wrote
+            later = stages[name]
+            if later.check is not None and st.name in later.recheck_after:
+                later.check(ctx, will_run)
     save_manifest(out_dir, manifest)
     return manifest
+
+
+def _run_staged(st: Stage, ctx: StageContext, stages: dict[str, Stage]) -> StageResult:
+    """Run ``st``; a stage that owns its folder writes into a fresh one swapped in when it returns (before the
+    manifest records it), so an interrupted stage leaves its old files as they were (``pipeline.staging``)."""
+    folder = own_folder(st.name, (*st.outputs, *st.may_write),
+                        {s.name: (*s.outputs, *s.may_write) for s in stages.values()})
+    if folder is None:
+        return st.run(ctx)
+    owned = [rel.split("/", 1)[1] for rel in (*st.outputs, *st.may_write)]
+    with staged_folder(ctx.out_dir, folder, owned) as tmp:
+        return st.run(replace(ctx, staging={folder: tmp}))
 
 
 def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config, stages: dict[str, Stage]) -> None:
@@ -275,8 +333,8 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
     manifest = load_manifest(out_dir)
     recorded = manifest.get("inputs")
     if events is None and edges is None and not recorded:
-        raise StageError(f"{out_dir} holds no pipeline run to take inputs from (no earlier `eges run`): give --events "
-                         "(or --edges)")
+        why = "its first run finished no stage" if (out_dir / MANIFEST).is_file() else "no earlier `eges run`"
+        raise StageError(f"{out_dir} holds no pipeline run to take inputs from ({why}): give --events (or --edges)")
     before = recorded or {}
     if events is not None:
         events_now, edges_now = events, None
@@ -287,8 +345,11 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
     items_now = None if drop_items else items if items is not None else before.get("items")
     inputs = RunInputs(events=events_now, items=items_now, edges=edges_now)
     recorded_config = manifest.get("config")
-    config = load_config(config_path, overrides, base=recorded_config if config_path is None else None)
     notes = []
+    if recorded_config and set(recorded_config) & set(MOVED):  # a run from before a section moved keeps its settings
+        recorded_config, carried = carry_moved(recorded_config, bool(before.get("items")))
+        notes += carried if config_path is None else []
+    config = load_config(config_path, overrides, base=recorded_config if config_path is None else None)
     if recorded:
         notes += [f"input {k}: {before.get(k) or '(none)'} -> {v or '(none)'}" for k, v in inputs.to_dict().items()
                   if before.get(k) != v]
@@ -303,8 +364,8 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
 def resume(out_dir: Path, config_path: str | None = None, overrides: Iterable[str] = (),
            inputs: RunInputs | None = None) -> tuple[Config, RunInputs]:
     """The config and inputs of an existing output directory, with a new config file or ``--set``s on top."""
-    if inputs is None and "inputs" not in load_manifest(out_dir):
-        raise StageError(f"{out_dir} holds no pipeline run (no {MANIFEST}); use `eges run` first")
+    if inputs is None:
+        require_run(out_dir)
     if inputs is not None:
         config, _, _ = resolve(out_dir, config_path, overrides, events=inputs.events, items=inputs.items,
                                edges=inputs.edges, drop_items=inputs.items is None)

@@ -7,14 +7,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.config import Config
-from eges.errors import InputError
+from eges.errors import InputError, plain
 from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
 from eges.pipeline import io
-from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import _progress, walk_batches, walk_counts
 
 log = logging.getLogger("eges")
@@ -50,7 +51,7 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
         conflicting = int(frame[frame[cfg.id_col].duplicated(keep=False)].drop_duplicates().duplicated(
             subset=[cfg.id_col]).sum())
         message = (f"item catalog file {path}: {int(dup.sum())} duplicate item id row(s), "
-                   f"{conflicting} with conflicting side information, e.g. {frame[cfg.id_col][dup].iloc[0]!r}")
+                   f"{conflicting} with conflicting side information, e.g. {plain(frame[cfg.id_col][dup].iloc[0])!r}")
         if cfg.duplicates == "error":
             raise InputError(message + " (side_info.duplicates = 'error')")
         log.warning("%s; keeping the first row of each", message)
@@ -61,10 +62,24 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     if empty:
         log.warning("item catalog file %s: column(s) %s are entirely null and are not used", path, ", ".join(empty))
         notes["null_fields_skipped"] = empty
-        fields = [f for f in fields if f not in empty]
+    # A number column with no finite value (all inf, or inf and NaN) says as little as an empty one: encoding
+    # would make every item's value unknown.
+    unknown = [f for f in fields if f not in empty and _numeric(frame[f])
+               and not np.isfinite(frame[f].to_numpy(dtype=np.float64, na_value=np.nan)).any()]
+    if unknown:
+        log.warning("item catalog file %s: number column(s) %s hold no finite value (only inf, -inf or NaN) and are "
+                    "not used", path, ", ".join(unknown))
+        notes["non_finite_fields_skipped"] = unknown
+    fields = [f for f in fields if f not in empty and f not in unknown]
     if not fields:
         raise InputError(f"item catalog file {path} has no usable side-information column")
     return frame, fields, notes
+
+
+def _numeric(values: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def catalog_by_id(path: Any, id_col: str) -> Any:
@@ -76,7 +91,7 @@ def catalog_by_id(path: Any, id_col: str) -> Any:
 
 
 def _uses_side_info(inputs: RunInputs, config: Config) -> bool:
-    return resolved_method(inputs, config) in ("ges", "eges")
+    return run_method(inputs, config).side_info
 
 
 def _check_catalog(ctx: StageContext, will_run: set[str]) -> None:
@@ -86,7 +101,7 @@ def _check_catalog(ctx: StageContext, will_run: set[str]) -> None:
     if ctx.inputs.items is None:
         raise InputError(f"method {method} trains on side information and needs an item catalog: give --items "
                          "(or --method bge)")
-    nodes_path = ctx.path(NODES)
+    nodes_path = ctx.input_path(NODES)
     nodes = pq.read_table(nodes_path, columns=["item_id"]) if nodes_path.exists() and "graph" not in will_run \
         else None
     id_type = nodes.schema.field("item_id").type if nodes is not None else _events_id_type(ctx)

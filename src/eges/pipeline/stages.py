@@ -45,7 +45,7 @@ from eges.layout import (
 )
 from eges.methods import METHODS
 from eges.pipeline import io
-from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, run_method, stage
 from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
 from eges.sessions.events import open_events
 
@@ -292,9 +292,12 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 
 
 # --------------------------------------------------------------------------------------------- skipgram
+_SKIPGRAM = next(m for m in METHODS.values() if m.stage == "skipgram")  # the method this stage trains (BGE)
+
+
 @stage("skipgram", sections=("train",), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS),
-       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: resolved_method(inp, cfg) == "bge",
-       ignores=("train.method", *(f"train.{key}" for key in METHODS["bge"].ignores)))
+       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
+       ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores)))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
     from eges.methods import backend

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from eges.config import TrainConfig
-from eges.errors import InputError
+from eges.errors import InputError, plain
 from eges.methods import cold_share
 from eges.side_info.encode import encode
 from eges.side_info.train import behaviour_vectors, cold_start_vectors, seen_values, train_stream
@@ -23,8 +23,8 @@ def check_overlap(catalog_ids: pd.Series, node_ids: list[Any], id_col: str) -> n
     in_graph = catalog_ids.isin(pd.Index(node_ids)).to_numpy()
     if len(node_ids) and len(catalog_ids) and not in_graph.any():
         raise InputError(f"no item id of the catalog's column {id_col!r} occurs in the log (catalog ids look like "
-                         f"{catalog_ids.iloc[0]!r}, log ids like {node_ids[0]!r}); check side_info.id_col and the "
-                         "id types")
+                         f"{plain(catalog_ids.iloc[0])!r}, log ids like {plain(node_ids[0])!r}); check side_info.id_col "
+                         "and the id types")
     return in_graph
 
 
