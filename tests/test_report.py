@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, invoke_cli
-from eges.pipeline.report import SECTIONS
+from eges.outputs.report import SECTIONS
 
 SMALL = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "train.dimension=16",
          "--quiet"]
@@ -115,7 +115,7 @@ def test_the_map_search_highlights_the_item_in_a_real_browser(report, tmp_path):
 
 def test_report_needs_a_run(cli, tmp_path):
     result = cli("report", "--out", tmp_path, ok=False)
-    assert result.exit_code == 2 and "holds no pipeline run" in result.output
+    assert result.exit_code == 2 and "holds no eges run" in result.output
 
 
 def test_report_shows_the_run_methods_vectors(tmp_path, cli):

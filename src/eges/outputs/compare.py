@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from eges.config import BASELINES, METHODS, PROTOCOLS
+from eges.config import BASELINES, PROTOCOLS
 from eges.errors import InputError
+from eges.methods import NAMES
 from eges.pipeline.runner import load_manifest
 
 
@@ -46,7 +47,7 @@ def comparison(dirs: Sequence[str | Path]) -> pd.DataFrame:
     # Rows: protocols in their usual order, metrics as recorded; columns: methods, then baselines.
     data["p_order"] = data["protocol"].map({p: i for i, p in enumerate(PROTOCOLS)})
     data["m_order"] = data["method"].str.split(": ").str[-1].map(
-        {m: i for i, m in enumerate(METHODS + BASELINES)}).fillna(len(METHODS + BASELINES))
+        {m: i for i, m in enumerate(NAMES + BASELINES)}).fillna(len(NAMES + BASELINES))
     data["row"] = range(len(data))
     rows = data.sort_values(["p_order", "row"]).drop_duplicates(["protocol", "metric"])[["protocol", "metric"]]
     methods = data.sort_values(["kind", "m_order", "row"], ascending=[False, True, True])["method"].unique()
