@@ -58,6 +58,66 @@ def test_most_similar_by_vector(eges_run):
     assert [s for _, s in found] == sorted([s for _, s in found], reverse=True)
 
 
+def test_every_id_the_run_hands_out_is_accepted_by_its_own_methods(eges_run):
+    """issue 21: run.most_similar(run.ids[0]) raised KeyError (ids[0] was a pyarrow scalar)."""
+    run = eges.load(eges_run)
+    assert isinstance(run.ids, list) and type(run.ids[0]) is int
+    by_id = run.most_similar(run.ids[0], k=3)
+    assert run.most_similar(run.id_array[0], k=3) == by_id  # an Arrow scalar of the id
+    assert run.most_similar(np.int64(run.ids[0]), k=3) == by_id  # a NumPy scalar of the id
+    assert run.index_of(run.id_array[0]) == 0 and run.id_array[0] in run
+    # Returned ids are plain Python values for item and vector queries alike (was np.int64 against int).
+    by_vector = run.most_similar(run.vectors[0], k=3)
+    assert all(type(i) is int for i, _ in by_id + by_vector) and all(type(s) is float for _, s in by_id)
+    by_item_exact = run.most_similar(run.ids[0], k=50)  # more than the neighbours table holds: exact search
+    assert all(type(i) is int for i, _ in by_item_exact)
+
+
+def test_repr_is_one_line_with_path_method_items_and_dimension(eges_run):
+    run = eges.load(eges_run)
+    text = repr(run)
+    assert "\n" not in text and len(text) < 200, text
+    assert str(eges_run) in text and "eges" in text and f"items={len(run)}" in text and "dimension=16" in text
+
+
+def test_most_similar_documents_its_query_types():
+    doc = eges.load.__globals__["Run"].most_similar.__doc__
+    assert "item id" in doc and "vector" in doc and "list or tuple" in doc and "plain Python" in doc
+
+
+@pytest.mark.parametrize("k", [-1, 0, 2.5, True, "3", None])
+def test_a_k_that_is_not_a_positive_whole_number_is_a_named_error(eges_run, k):
+    run = eges.load(eges_run)
+    with pytest.raises(EgesError, match="k must be a whole number of at least 1"):
+        run.most_similar(run.ids[0], k=k)
+    with pytest.raises(EgesError, match="k must be a whole number of at least 1"):
+        run.most_similar(run.vectors[0], k=k)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_query_vector_with_nan_or_inf_is_a_named_error(eges_run, bad):
+    run = eges.load(eges_run)
+    vector = run.vectors[0].copy()
+    vector[3] = bad
+    with pytest.raises(EgesError, match="NaN or inf"):
+        run.most_similar(vector)
+
+
+@pytest.mark.parametrize("shape", ["2-D array", "short list", "long tuple", "empty list", "text list"])
+def test_a_query_of_the_wrong_shape_says_what_was_expected(eges_run, shape):
+    run = eges.load(eges_run)
+    query = {"2-D array": run.vectors[:2], "short list": [0.1] * 15, "long tuple": (0.1,) * 17,
+             "empty list": [], "text list": ["a"] * 16}[shape]
+    with pytest.raises(EgesError, match=f"expected an item id like {run.ids[0]!r} or a vector of dimension 16"):
+        run.most_similar(query)
+
+
+def test_an_unknown_id_names_the_ids_type(eges_run):
+    run = eges.load(eges_run)
+    with pytest.raises(KeyError, match="item '50' has no vector in this run \\(ids are int, like"):
+        run.most_similar("50")
+
+
 def test_keyed_vectors_and_users(eges_run):
     run = eges.load(eges_run)
     kv = run.to_keyed_vectors()
