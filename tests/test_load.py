@@ -142,8 +142,52 @@ def test_outputs_from_other_vectors_are_not_served(eges_run, tmp_path):
 def test_load_errors_are_named(tmp_path, eges_run):
     with pytest.raises(EgesError, match="holds no eges run"):
         eges.load(tmp_path)
-    with pytest.raises(EgesError, match="holds no bge vectors"):
+    # The command it suggests must make the vectors (a plain `eges run --out OUT` skips everything as fresh).
+    with pytest.raises(EgesError, match=f"holds no bge vectors .*run `eges run --out {eges_run} --method bge`"):
         eges.load(eges_run, method="bge")
+
+
+def _copy(eges_run, tmp_path):
+    import shutil
+
+    return shutil.copytree(eges_run, tmp_path / "run")
+
+
+def test_vectors_the_manifest_does_not_record_are_refused(eges_run, tmp_path):
+    """issue 21 item 3: an interrupted stage left 16-dimensional vectors nobody recorded, and load served them."""
+    out = _copy(eges_run, tmp_path)
+    table = pq.read_table(out / "eges" / "vectors.parquet")
+    half = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(table.num_rows * 8, np.float32)), 8)
+    pq.write_table(table.set_column(table.column_names.index("vector"), "vector", half), out / "eges" / "vectors.parquet")
+    with pytest.raises(EgesError, match=f"is not the file .* records .*rerun `eges run --out {out}`"):
+        eges.load(out)
+
+
+def test_an_untouched_file_with_a_new_mtime_still_loads(eges_run, tmp_path):
+    """The size+mtime fast path falls back to the digest: a copy or a touch is not a change."""
+    import os
+
+    out = _copy(eges_run, tmp_path)
+    os.utime(out / "eges" / "vectors.parquet", (1, 1))
+    assert len(eges.load(out)) > 0
+
+
+def test_a_neighbours_table_the_manifest_does_not_record_is_not_served(eges_run, tmp_path):
+    out = _copy(eges_run, tmp_path)
+    table = pq.read_table(out / "neighbours" / "neighbours.parquet")
+    pq.write_table(table.slice(1), out / "neighbours" / "neighbours.parquet")  # provenance metadata kept
+    run = eges.load(out)
+    assert run.neighbours is None and run.neighbours_by_item is None
+    assert len(run.most_similar(run.ids[0], k=3)) == 3  # exact search answers
+
+
+@pytest.mark.parametrize("manifest", ["{}", '{"stages": {}}', '{"stages": {}, "inputs": {"events": "e.parquet"}}'])
+def test_a_manifest_that_is_not_eges_is_not_a_run(tmp_path, manifest):
+    (tmp_path / "manifest.json").write_text(manifest)
+    (tmp_path / "users").mkdir()
+    pq.write_table(pa.table({"user_id": [1], "vector": [[0.5, 0.5]]}), tmp_path / "users" / "vectors.parquet")
+    with pytest.raises(EgesError, match="holds no eges run"):
+        eges.load(tmp_path)
 
 
 def test_the_finetuning_example_runs_and_learns(eges_run):

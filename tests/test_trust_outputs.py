@@ -116,6 +116,34 @@ def test_an_empty_folder_is_a_fine_destination(run, tmp_path):
     assert (tmp_path / "empty" / "embeddings.npy").exists()
 
 
+@pytest.mark.parametrize("manifest", ["{}", '{"stages": {}}'])
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_a_folder_whose_manifest_is_not_eges_is_refused_and_left_alone(tmp_path, manifest, command):
+    """issue 21 item 12: a manifest of {} beside the user's own users/vectors.parquet was taken as a run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "mine"
+    (folder / "users").mkdir(parents=True)
+    (folder / "manifest.json").write_text(manifest)
+    pq.write_table(pa.table({"user_id": [1], "vector": [[0.5, 0.5]]}), folder / "users" / "vectors.parquet")
+    args = ("report", "--out", folder) if command == "report" else \
+        ("export", "--out", folder, "--format", "npy", "--to", tmp_path / "npy")
+    before = snapshot(tmp_path)
+    assert_named_error(run_cli(*args), "holds no eges run")
+    assert snapshot(tmp_path) == before
+
+
+def test_vectors_the_manifest_does_not_record_are_refused_by_export_and_report(run, tmp_path):
+    _, out = run
+    vectors = out / "skipgram" / "vectors.parquet"
+    vectors.write_bytes(vectors.read_bytes()[:-8] + b"PAR1PAR1")  # changed outside the pipeline
+    before = snapshot(tmp_path)
+    for args in (("report", "--out", out), ("export", "--out", out, "--format", "npy", "--to", tmp_path / "npy")):
+        assert_named_error(run_cli(*args), f"rerun `eges run --out {out}`")
+    assert snapshot(tmp_path) == before
+
+
 # --------------------------------------------------------------------------------------------- disks
 @contextlib.contextmanager
 def tmpfs(path: Path, options: str):
