@@ -120,3 +120,34 @@ def test_an_interrupted_directory_export_keeps_the_old_one(tmp_path):
         raise RuntimeError("interrupted")
     assert (target / "a.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+def _example(name: str):
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ranking_example_finds_the_export_the_demo_prints_and_uses_row_0_for_padding(run_dir, cli, tmp_path,
+                                                                                        capsys):
+    """issue 22: with no argument it looked in out/sample/export while the printed command wrote .../export/npy;
+    and it must agree with the export on the padding row (0, as Keras' mask_zero and padding_idx=0 expect)."""
+    pytest.importorskip("torch", reason="the example needs PyTorch (the test extra installs it)")
+    from pathlib import Path
+
+    from eges.cli import next_steps
+    from eges.pipeline import RunInputs
+
+    example = _example("ranking_embedding")
+    printed = next_steps(Path("out/sample"), RunInputs(events="data/events.parquet"))
+    assert f"--format npy --to {example.DEFAULT_EXPORT} " in printed
+    cli("export", "--out", run_dir, "--format", "npy", "--to", tmp_path / "npy")
+    example.main(str(tmp_path / "npy"))
+    assert "embedding layer" in capsys.readouterr().out
+    vocab = pq.read_table(tmp_path / "npy" / "vocabulary.parquet")
+    assert min(vocab["row"].to_pylist()) == 1 and not np.load(tmp_path / "npy" / "embeddings.npy")[0].any()
