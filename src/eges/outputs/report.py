@@ -35,10 +35,22 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _table(frame: pd.DataFrame, index: bool = False) -> str:
-    """An HTML table; counts print as integers (1,234, not 1234.0000) even where a missing value made them float."""
+def _is_id(column: Any) -> bool:
+    name = str(column).lower()
+    return name == "id" or name.endswith("_id")
+
+
+def _table(frame: pd.DataFrame, index: bool = False, plain: tuple[str, ...] = ()) -> str:
+    """An HTML table; counts print as integers (1,234, not 1234.0000) even where a missing value made them float.
+
+    Ids (``item_id``, any ``*_id``) and the ``plain`` columns print as written (330773, never 330,773), so an id
+    copied from the page finds the item.
+    """
     frame = frame.copy()
     for col in frame.columns:
+        if _is_id(col) or col in plain:
+            frame[col] = frame[col].map(lambda v: "n/a" if _missing(v) else _plain(v))
+            continue
         values = frame[col]
         known = values.dropna() if values.dtype.kind == "f" else None
         # Whole numbers beyond [0, 1] are counts; a metric column of exact 0s and 1s stays a metric.
@@ -137,12 +149,34 @@ def evaluation_section(run: Run) -> str:
     table = comparison([run.out])
     table.columns.name = None
     table = table.reset_index()
-    body = _table(table)
+    body = _table(table) + _note(reading_note([str(c) for c in table.columns]))
     for path in sorted((run.out / EVALUATION).glob("*/summary.json")):
         split = json.loads(path.read_text())["split"]
         body += _note(f"{path.parent.name}: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int)
                                                            else f"{k.replace('_', ' ')} {v}" for k, v in split.items()))
     return _section("evaluation", "Evaluation", body)
+
+
+#: What each baseline is, for the note under the evaluation table (docs/evaluation.md has the details).
+BASELINE_NOTES = {
+    "popularity": "popularity recommends the most frequent training items to every query; a method below it has "
+                  "learnt less than the item counts",
+    "cooccurrence": "cooccurrence recommends the items seen most often right after the query item in the training "
+                    "sessions (the graph's own edge counts); on a log where next items repeat, it is hard to beat "
+                    "for items with many sessions, and it has nothing to say for items without any (cold and "
+                    "long-tail items), which is where vectors earn their place",
+    "item2vec": "item2vec is skip-gram on the raw sessions without the graph, trained by the same trainer: the "
+                "difference to BGE is what the graph and its walks add",
+}
+
+
+def reading_note(columns: list[str]) -> str:
+    """How to read the evaluation table: what its baselines are and how to hold the methods against them."""
+    present = [BASELINE_NOTES[c] for c in BASELINE_NOTES if c in columns]
+    text = ("How to read this table: every column is scored on the same held-out pairs, and higher is better for "
+            "every metric (AUC: a held-out pair scores above a random one; HitRate@k and the others: the held-out "
+            "item is among the k recommended). The baselines are yardsticks, not alternatives to ship: ")
+    return text + "; ".join(present) + "." if present else text.rstrip(": ") + "."
 
 
 def _evaluate_command(run: Run) -> str:
@@ -193,6 +227,13 @@ def map_section(run: Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarra
     return _section("map", "Map of the item vectors", body)
 
 
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or array value
+        return False
+
+
 def _plain(value: Any) -> str:
     """A catalog value as a person writes it: 12, not 12.0; 3.5, not np.float64(3.5)."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -219,7 +260,9 @@ def neighbours_section(run: Run, ids: pd.Series, vectors: np.ndarray, source: np
                              "score": np.r_[np.nan, scores[best]], "source": source[np.r_[r, best]]})
         if run.catalog is not None:
             rows = rows.join(run.catalog, on="item_id")
-        body += f"<h3>{kind} item {html.escape(str(ids.iloc[r]))} and its {k} nearest</h3>" + _table(rows)
+        side_columns = tuple(c for c in rows.columns if c not in ("score", "source"))
+        body += f"<h3>{kind} item {html.escape(_plain(ids.iloc[r]))} and its {k} nearest</h3>" + \
+            _table(rows, plain=side_columns)
     if not any(kind == "cold" for kind, _ in chosen):
         body += _note("No cold-start items in this run (they need GES/EGES and a catalog).")
     return _section("neighbours", "Nearest neighbours of popular and cold items", body)
