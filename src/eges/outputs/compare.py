@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from eges.config import BASELINES, PROTOCOLS
 from eges.errors import InputError
+from eges.layout import metrics_path
 from eges.methods import NAMES
 from eges.pipeline.runner import load_manifest
 
@@ -35,7 +36,7 @@ def comparison(dirs: Sequence[str | Path]) -> pd.DataFrame:
     frames = []
     labels = setting_differences(dirs) if len(dirs) > 1 else {}
     for d in dirs:
-        files = sorted((d / "evaluation").glob("*/metrics.parquet"))
+        files = sorted(d.glob(metrics_path("*")))
         if not files:
             raise InputError(f"{d} holds no evaluation results; run `eges evaluate --out {d}` first")
         frame = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from eges.layout import EDGES, EVALUATION, GRAPH_STATS, NEIGHBOURS, NODES, REPORT, USERS
+from eges.layout import EDGES, GRAPH_STATS, NEIGHBOURS, NODES, REPORT, USERS, metrics_path, summary_path
 from eges.methods import METHODS
 from eges.outputs.run import Run, read_manifest
 from eges.pipeline import io
@@ -144,13 +144,13 @@ def attention_section(run: Run) -> str:
 def evaluation_section(run: Run) -> str:
     from eges.outputs.compare import comparison
 
-    if not list((run.out / EVALUATION).glob("*/metrics.parquet")):
+    if not list(run.out.glob(metrics_path("*"))):
         return _section("evaluation", "Evaluation", _note(f"No evaluation yet: {_evaluate_command(run)}"))
     table = comparison([run.out])
     table.columns.name = None
     table = table.reset_index()
     body = _table(table) + _note(reading_note([str(c) for c in table.columns]))
-    for path in sorted((run.out / EVALUATION).glob("*/summary.json")):
+    for path in sorted(run.out.glob(summary_path("*"))):
         split = json.loads(path.read_text())["split"]
         body += _note(f"{path.parent.name}: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int)
                                                            else f"{k.replace('_', ' ')} {v}" for k, v in split.items()))
