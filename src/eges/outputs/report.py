@@ -165,8 +165,8 @@ BASELINE_NOTES = {
                     "sessions (the graph's own edge counts); on a log where next items repeat, it is hard to beat "
                     "for items with many sessions, and it has nothing to say for items without any (cold and "
                     "long-tail items), which is where vectors earn their place",
-    "item2vec": "item2vec is skip-gram on the raw sessions without the graph, trained by the same trainer: the "
-                "difference to BGE is what the graph and its walks add",
+    "item2vec": "item2vec is skip-gram on the raw sessions without the graph: its distance to BGE is about what "
+                "the graph and its walks add",
 }
 
 
