@@ -54,7 +54,7 @@ def finetune(out: str | Path, steps: int = 200, batch: int = 512, lr: float = 1e
     torch.manual_seed(seed)
     out = Path(out)
     run = eges.load(out)
-    row_of = id_to_row(run.ids.to_pylist())
+    row_of = id_to_row(run.ids)
     layer = embedding_layer(run.vectors)
     pairs = next_item_pairs(out, row_of)
     optimiser = torch.optim.Adam(layer.parameters(), lr=lr)

@@ -1,12 +1,12 @@
 """Initialise a ranking model's item embedding layer from an eges export (PyTorch; Keras in docs/exports.md).
 
     eges run --events data/events.parquet --items data/items.parquet --out out/sample
-    eges export --out out/sample --format npy --to out/sample/export
-    python examples/ranking_embedding.py out/sample/export
+    eges export --out out/sample --format npy --to out/sample/export/npy    # the command `eges run` prints
+    python examples/ranking_embedding.py          # reads out/sample/export/npy; or give the export folder
 
-PyTorch is needed for this example only; eges itself does not depend on it. The matrix's row i is item index i
-(the item_index of the run's vocabulary), cold-start items follow, and the last row is the padding/unknown row,
-so sequences of item indices index the layer directly and unknown items map to the padding row.
+PyTorch is needed for this example only; eges itself does not depend on it. Row 0 of the matrix is the
+padding/unknown row (zeros; PyTorch ``padding_idx=0``, Keras ``mask_zero=True``), item index i is row i + 1 and
+cold-start items follow; the vocabulary gives each item's row, and unknown items map to row 0.
 """
 
 from __future__ import annotations
@@ -35,12 +35,18 @@ class TwoTower(nn.Module):
         return (user * self.items(candidate)).sum(-1)
 
 
-def main(export_dir: str) -> None:
+#: Where the export command that ``eges run`` prints for the demo writes (``make demo``: out/sample).
+DEFAULT_EXPORT = "out/sample/export/npy"
+
+
+def main(export_dir: str = DEFAULT_EXPORT) -> None:
     folder = Path(export_dir)
+    if not (folder / "export.json").is_file():
+        sys.exit(f"{folder} holds no eges npy export; run: eges export --out out/sample --format npy --to {folder}")
     info = json.loads((folder / "export.json").read_text())
     matrix = np.load(folder / "embeddings.npy")
     vocab = pq.read_table(folder / "vocabulary.parquet").to_pandas()
-    row_of = dict(zip(vocab["item_id"], vocab["row"]))  # raw item id -> row; unknown ids -> padding row
+    row_of = dict(zip(vocab["item_id"], vocab["row"]))  # raw item id -> row (from 1); unknown ids -> row 0
     model = TwoTower(matrix, info["padding_row"])
     ids = vocab["item_id"].dropna().tolist()
     history = torch.tensor([[row_of.get(i, info["padding_row"]) for i in ids[:5]] + [info["padding_row"]] * 3])
@@ -50,4 +56,4 @@ def main(export_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "out/sample/export")
+    main(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_EXPORT)

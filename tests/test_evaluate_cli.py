@@ -119,7 +119,7 @@ def test_vary_evaluates_each_setting_into_one_table(cli, tmp_path):
 
 
 def test_split_values_keeps_lists_and_quotes_whole():
-    from eges.pipeline.compare import _split_values, variants
+    from eges.outputs.compare import _split_values, variants
 
     assert _split_values('1, [10,50], "a,b"') == ["1", "[10,50]", '"a,b"']
     assert variants(["a.x=1,2", "b.y=3"]) == [["a.x=1", "b.y=3"], ["a.x=2", "b.y=3"]]

@@ -28,21 +28,23 @@ def vectors_by_id(out):
     return {i: np.asarray(v, dtype=np.float32) for i, v in zip(table["item_id"].to_pylist(), table["vector"].to_pylist())}
 
 
-def test_matrix_rows_are_item_indices_then_cold_items_then_padding(run_dir, cli, tmp_path):
+def test_matrix_rows_are_padding_then_item_indices_then_cold_items(run_dir, cli, tmp_path):
+    """Row 0 is padding/unknown (Keras mask_zero, PyTorch padding_idx=0); item index i is row i + 1."""
     cli("export", "--out", run_dir, "--format", "parquet", "--to", tmp_path / "m.parquet")
     arrow = pq.read_table(tmp_path / "m.parquet")
     assert arrow.schema.field("item_id").type == pa.int64()  # ids keep their type, the padding id is null
-    assert arrow["item_id"][-1].as_py() is None and arrow["item_id"].null_count == 1
+    assert arrow["item_id"][0].as_py() is None and arrow["item_id"].null_count == 1
+    assert json.loads(arrow.schema.metadata[b"eges.export"])["padding_row"] == 0
     table = arrow.to_pandas()
     nodes = pq.read_table(run_dir / "graph" / "nodes.parquet").to_pandas().sort_values("item_index")
     n = len(nodes)
     assert table["row"].tolist() == list(range(len(table)))
-    assert table["item_id"].iloc[:n].tolist() == nodes["item_id"].tolist()  # row i is item index i
-    assert set(table["source"].iloc[n:-1]) == {"cold_start"} and len(table) > n + 1
-    assert table["source"].iloc[-1] == "padding"
-    assert not np.any(table["vector"].iloc[-1])
+    assert table["item_id"].iloc[1:n + 1].tolist() == nodes["item_id"].tolist()  # row i + 1 is item index i
+    assert set(table["source"].iloc[n + 1:]) == {"cold_start"} and len(table) > n + 1
+    assert table["source"].iloc[0] == "padding"
+    assert not np.any(table["vector"].iloc[0])
     expected = vectors_by_id(run_dir)
-    for row in table.iloc[:-1].sample(200, random_state=0).itertuples():
+    for row in table.iloc[1:].sample(200, random_state=0).itertuples():
         np.testing.assert_array_equal(np.asarray(row.vector, dtype=np.float32), expected[int(row.item_id)])
 
 
@@ -52,12 +54,12 @@ def test_npy_export_matches_the_parquet_one(run_dir, cli, tmp_path):
     matrix = np.load(tmp_path / "npy" / "embeddings.npy")
     info = json.loads((tmp_path / "npy" / "export.json").read_text())
     table = pq.read_table(tmp_path / "m.parquet")
-    assert matrix.shape == (table.num_rows, 16) and info["padding_row"] == table.num_rows - 1
+    assert matrix.shape == (table.num_rows, 16) and info["padding_row"] == 0 and not matrix[0].any()
     np.testing.assert_array_equal(matrix, np.asarray(table["vector"].to_pylist(), dtype=np.float32))
     vocab = pq.read_table(tmp_path / "npy" / "vocabulary.parquet")
-    # The vocabulary lists real items only; the padding row is named in export.json and the schema metadata.
-    assert vocab["item_id"].to_pylist() == table["item_id"].to_pylist()[:-1]
-    assert vocab["row"].to_pylist() == list(range(info["padding_row"]))
+    # The vocabulary lists real items only, from row 1; the padding row is named in export.json and the metadata.
+    assert vocab["item_id"].to_pylist() == table["item_id"].to_pylist()[1:]
+    assert vocab["row"].to_pylist() == list(range(1, table.num_rows))
     assert int(vocab.schema.metadata[b"eges.padding_row"]) == info["padding_row"]
 
 
@@ -106,7 +108,7 @@ def test_export_bad_input(cli, tmp_path, run_dir):
     result = cli("export", "--out", run_dir, "--format", "npy", "--to", tmp_path / "x", "--method", "bge", ok=False)
     assert result.exit_code == 2 and "holds no bge vectors" in result.output
     result = cli("export", "--out", tmp_path / "nothing", "--format", "npy", "--to", tmp_path / "x", ok=False)
-    assert result.exit_code == 2 and "no pipeline run" in result.output
+    assert result.exit_code == 2 and "holds no eges run" in result.output
 
 
 def test_an_interrupted_directory_export_keeps_the_old_one(tmp_path):
@@ -118,3 +120,34 @@ def test_an_interrupted_directory_export_keeps_the_old_one(tmp_path):
         raise RuntimeError("interrupted")
     assert (target / "a.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+def _example(name: str):
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ranking_example_finds_the_export_the_demo_prints_and_uses_row_0_for_padding(run_dir, cli, tmp_path,
+                                                                                        capsys):
+    """issue 22: with no argument it looked in out/sample/export while the printed command wrote .../export/npy;
+    and it must agree with the export on the padding row (0, as Keras' mask_zero and padding_idx=0 expect)."""
+    pytest.importorskip("torch", reason="the example needs PyTorch (the test extra installs it)")
+    from pathlib import Path
+
+    from eges.cli import next_steps
+    from eges.pipeline import RunInputs
+
+    example = _example("ranking_embedding")
+    printed = next_steps(Path("out/sample"), RunInputs(events="data/events.parquet"))
+    assert f"--format npy --to {example.DEFAULT_EXPORT} " in printed
+    cli("export", "--out", run_dir, "--format", "npy", "--to", tmp_path / "npy")
+    example.main(str(tmp_path / "npy"))
+    assert "embedding layer" in capsys.readouterr().out
+    vocab = pq.read_table(tmp_path / "npy" / "vocabulary.parquet")
+    assert min(vocab["row"].to_pylist()) == 1 and not np.load(tmp_path / "npy" / "embeddings.npy")[0].any()

@@ -27,11 +27,11 @@ def eges_run(tmp_path_factory):
 def test_load_gives_the_runs_vectors_with_their_ids_method_and_source(eges_run):
     run = eges.load(eges_run)
     table = pq.read_table(eges_run / "eges" / "vectors.parquet")
-    assert run.method == "eges" and run.ids.type == pa.int64()
-    assert run.ids.to_pylist() == table["item_id"].to_pylist()
+    assert run.method == "eges" and run.id_array.type == pa.int64()
+    assert run.ids == table["item_id"].to_pylist() and all(type(i) is int for i in run.ids)
     assert run.vectors.dtype == np.float32 and run.vectors.shape == (table.num_rows, 16)
     assert set(run.source) == {"behaviour", "cold_start"}
-    item = run.ids[5].as_py()
+    item = run.ids[5]
     assert item in run and run.index_of(item) == 5
     np.testing.assert_array_equal(run.vector(item), run.vectors[5])
     with pytest.raises(KeyError, match="has no vector in this run"):
@@ -40,7 +40,7 @@ def test_load_gives_the_runs_vectors_with_their_ids_method_and_source(eges_run):
 
 def test_most_similar_by_item_comes_from_the_neighbours_table_and_matches_exact_search(eges_run):
     run = eges.load(eges_run)
-    item = run.ids[0].as_py()
+    item = run.ids[0]
     stored = run.neighbours.set_index("item_id").loc[item]
     got = run.most_similar(item, k=5)
     assert [i for i, _ in got] == list(stored["neighbours"][:5])
@@ -54,18 +54,78 @@ def test_most_similar_by_item_comes_from_the_neighbours_table_and_matches_exact_
 def test_most_similar_by_vector(eges_run):
     run = eges.load(eges_run)
     found = run.most_similar(run.vectors[3], k=3)
-    assert found[0][0] == run.ids[3].as_py() and found[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert found[0][0] == run.ids[3] and found[0][1] == pytest.approx(1.0, abs=1e-5)
     assert [s for _, s in found] == sorted([s for _, s in found], reverse=True)
+
+
+def test_every_id_the_run_hands_out_is_accepted_by_its_own_methods(eges_run):
+    """issue 21: run.most_similar(run.ids[0]) raised KeyError (ids[0] was a pyarrow scalar)."""
+    run = eges.load(eges_run)
+    assert isinstance(run.ids, list) and type(run.ids[0]) is int
+    by_id = run.most_similar(run.ids[0], k=3)
+    assert run.most_similar(run.id_array[0], k=3) == by_id  # an Arrow scalar of the id
+    assert run.most_similar(np.int64(run.ids[0]), k=3) == by_id  # a NumPy scalar of the id
+    assert run.index_of(run.id_array[0]) == 0 and run.id_array[0] in run
+    # Returned ids are plain Python values for item and vector queries alike (was np.int64 against int).
+    by_vector = run.most_similar(run.vectors[0], k=3)
+    assert all(type(i) is int for i, _ in by_id + by_vector) and all(type(s) is float for _, s in by_id)
+    by_item_exact = run.most_similar(run.ids[0], k=50)  # more than the neighbours table holds: exact search
+    assert all(type(i) is int for i, _ in by_item_exact)
+
+
+def test_repr_is_one_line_with_path_method_items_and_dimension(eges_run):
+    run = eges.load(eges_run)
+    text = repr(run)
+    assert "\n" not in text and len(text) < 200, text
+    assert str(eges_run) in text and "eges" in text and f"items={len(run)}" in text and "dimension=16" in text
+
+
+def test_most_similar_documents_its_query_types():
+    doc = eges.load.__globals__["Run"].most_similar.__doc__
+    assert "item id" in doc and "vector" in doc and "list or tuple" in doc and "plain Python" in doc
+
+
+@pytest.mark.parametrize("k", [-1, 0, 2.5, True, "3", None])
+def test_a_k_that_is_not_a_positive_whole_number_is_a_named_error(eges_run, k):
+    run = eges.load(eges_run)
+    with pytest.raises(EgesError, match="k must be a whole number of at least 1"):
+        run.most_similar(run.ids[0], k=k)
+    with pytest.raises(EgesError, match="k must be a whole number of at least 1"):
+        run.most_similar(run.vectors[0], k=k)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_query_vector_with_nan_or_inf_is_a_named_error(eges_run, bad):
+    run = eges.load(eges_run)
+    vector = run.vectors[0].copy()
+    vector[3] = bad
+    with pytest.raises(EgesError, match="NaN or inf"):
+        run.most_similar(vector)
+
+
+@pytest.mark.parametrize("shape", ["2-D array", "short list", "long tuple", "empty list", "text list"])
+def test_a_query_of_the_wrong_shape_says_what_was_expected(eges_run, shape):
+    run = eges.load(eges_run)
+    query = {"2-D array": run.vectors[:2], "short list": [0.1] * 15, "long tuple": (0.1,) * 17,
+             "empty list": [], "text list": ["a"] * 16}[shape]
+    with pytest.raises(EgesError, match=f"expected an item id like {run.ids[0]!r} or a vector of dimension 16"):
+        run.most_similar(query)
+
+
+def test_an_unknown_id_names_the_ids_type(eges_run):
+    run = eges.load(eges_run)
+    with pytest.raises(KeyError, match="item '50' has no vector in this run \\(ids are int, like"):
+        run.most_similar("50")
 
 
 def test_keyed_vectors_and_users(eges_run):
     run = eges.load(eges_run)
     kv = run.to_keyed_vectors()
-    item = run.ids[7].as_py()
+    item = run.ids[7]
     np.testing.assert_array_equal(kv[item], run.vector(item))
     user_ids, matrix = run.users
     assert len(user_ids) == matrix.shape[0] > 0 and matrix.shape[1] == 16
-    np.testing.assert_array_equal(run.user_vector(user_ids[0].as_py()), matrix[0])
+    np.testing.assert_array_equal(run.user_vector(user_ids[0]), matrix[0])
 
 
 def test_outputs_from_other_vectors_are_not_served(eges_run, tmp_path):
@@ -75,30 +135,59 @@ def test_outputs_from_other_vectors_are_not_served(eges_run, tmp_path):
     assert run_cli("run", "--out", out, "--set", "train.seed=7", "--until", "eges", "--quiet").exit_code == 0
     run = eges.load(out)
     assert run.neighbours is None and run.users is None  # computed from the previous training
-    item = run.ids[0].as_py()
+    item = run.ids[0]
     assert [i for i, _ in run.most_similar(item, 3)] == [i for i, _ in run._exact(run.vector(item), 3, exclude=0)]
-
-
-def test_a_folder_of_parquet_parts_loads_too(eges_run, tmp_path):
-    import shutil
-
-    out = shutil.copytree(eges_run, tmp_path / "run")
-    table = pq.read_table(out / "eges" / "vectors.parquet")
-    (out / "eges" / "vectors.parquet").unlink()
-    parts = out / "eges" / "vectors.parquet"
-    parts.mkdir()
-    half = table.num_rows // 2
-    pq.write_table(table.slice(0, half), parts / "part-0.parquet")
-    pq.write_table(table.slice(half), parts / "part-1.parquet")
-    run = eges.load(out)
-    assert len(run) == table.num_rows and sorted(run.ids.to_pylist()) == sorted(table["item_id"].to_pylist())
 
 
 def test_load_errors_are_named(tmp_path, eges_run):
     with pytest.raises(EgesError, match="holds no eges run"):
         eges.load(tmp_path)
-    with pytest.raises(EgesError, match="holds no bge vectors"):
+    # The command it suggests must make the vectors (a plain `eges run --out OUT` skips everything as fresh).
+    with pytest.raises(EgesError, match=f"holds no bge vectors .*run `eges run --out {eges_run} --method bge`"):
         eges.load(eges_run, method="bge")
+
+
+def _copy(eges_run, tmp_path):
+    import shutil
+
+    return shutil.copytree(eges_run, tmp_path / "run")
+
+
+def test_vectors_the_manifest_does_not_record_are_refused(eges_run, tmp_path):
+    """issue 21 item 3: an interrupted stage left 16-dimensional vectors nobody recorded, and load served them."""
+    out = _copy(eges_run, tmp_path)
+    table = pq.read_table(out / "eges" / "vectors.parquet")
+    half = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(table.num_rows * 8, np.float32)), 8)
+    pq.write_table(table.set_column(table.column_names.index("vector"), "vector", half), out / "eges" / "vectors.parquet")
+    with pytest.raises(EgesError, match=f"is not the file .* records .*rerun `eges run --out {out}`"):
+        eges.load(out)
+
+
+def test_an_untouched_file_with_a_new_mtime_still_loads(eges_run, tmp_path):
+    """The size+mtime fast path falls back to the digest: a copy or a touch is not a change."""
+    import os
+
+    out = _copy(eges_run, tmp_path)
+    os.utime(out / "eges" / "vectors.parquet", (1, 1))
+    assert len(eges.load(out)) > 0
+
+
+def test_a_neighbours_table_the_manifest_does_not_record_is_not_served(eges_run, tmp_path):
+    out = _copy(eges_run, tmp_path)
+    table = pq.read_table(out / "neighbours" / "neighbours.parquet")
+    pq.write_table(table.slice(1), out / "neighbours" / "neighbours.parquet")  # provenance metadata kept
+    run = eges.load(out)
+    assert run.neighbours is None and run.neighbours_by_item is None
+    assert len(run.most_similar(run.ids[0], k=3)) == 3  # exact search answers
+
+
+@pytest.mark.parametrize("manifest", ["{}", '{"stages": {}}', '{"stages": {}, "inputs": {"events": "e.parquet"}}'])
+def test_a_manifest_that_is_not_eges_is_not_a_run(tmp_path, manifest):
+    (tmp_path / "manifest.json").write_text(manifest)
+    (tmp_path / "users").mkdir()
+    pq.write_table(pa.table({"user_id": [1], "vector": [[0.5, 0.5]]}), tmp_path / "users" / "vectors.parquet")
+    with pytest.raises(EgesError, match="holds no eges run"):
+        eges.load(tmp_path)
 
 
 def test_the_finetuning_example_runs_and_learns(eges_run):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, invoke_cli
-from eges.pipeline.report import SECTIONS
+from eges.outputs.report import SECTIONS
 
 SMALL = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "train.dimension=16",
          "--quiet"]
@@ -75,6 +75,72 @@ def test_the_map_shows_ids_and_side_information_and_outlines_cold_items(report):
     assert 'id="map-search"' in page
 
 
+def test_ids_print_plainly_so_a_pasted_id_finds_the_item(report):
+    """issue 22: ids were shown with thousands separators (330,773), and a pasted id found nothing."""
+    page = report.read_text()
+    neighbours = re.search(r'<section id="neighbours">.*?</section>', page, re.S).group(0)
+    headed = re.findall(r"<h3>(?:popular|cold) item (\S+) and its", neighbours)
+    assert len(headed) == 6 and all(h.isdigit() for h in headed)
+    cells = re.findall(r"<td>([^<]*)</td>", neighbours)
+    assert not [c for c in cells if re.fullmatch(r"\d{1,3}(,\d{3})+", c)], "an id or a value printed with separators"
+    for item in headed:
+        assert f"<td>{item}</td>" in neighbours  # the id as pasted into the map's search box
+
+
+def test_tables_print_ids_and_catalog_values_plainly_and_counts_with_separators():
+    import pandas as pd
+
+    from eges.outputs.report import _table
+
+    page = _table(pd.DataFrame({"item_id": [330773, 5], "category_id": [12345, None], "events": [1234567, 8]}))
+    assert "<td>330773</td>" in page and "<td>12345</td>" in page and "<td>1,234,567</td>" in page
+    assert "<td>n/a</td>" in page and "12345.0" not in page
+    assert "<td>1234</td>" in _table(pd.DataFrame({"brand": [1234]}), plain=("brand",))
+
+
+def test_the_evaluation_table_says_how_to_read_it_against_the_baselines(report):
+    evaluation = re.search(r'<section id="evaluation">.*?</section>', report.read_text(), re.S).group(0)
+    assert "How to read this table" in evaluation and "higher is better" in evaluation
+    assert "popularity recommends the most frequent training items" in evaluation  # the baseline evaluated here
+    assert "cooccurrence recommends" not in evaluation  # only the baselines in the table are explained
+
+
+def test_the_reading_note_explains_each_baseline_it_is_given():
+    from eges.outputs.report import reading_note
+
+    note = reading_note(["eges", "bge", "popularity", "cooccurrence", "item2vec"])
+    assert "cold and long-tail items" in note and "without the graph" in note and "item counts" in note
+    assert "baselines" in reading_note(["eges"]) and "recommends" not in reading_note(["eges"])
+
+
+SEARCHES = [  # (query, tooltip, matches): whole values only, spaces around the query do not matter
+    ("brand17", "item 1 · category: cat3 · brand: brand17", True),
+    ("brand17", "item 1 · category: cat3 · brand: brand170", False),
+    ("item 123456 ", "item 123456 · brand: brand1", True),  # the documented exact match, trailing space
+    ("item 123456", "item 1234567 · brand: brand1", False),
+    ("  Category:  CAT3 ", "item 1 · category: cat3 · brand: brand1", True),
+    ("cat3", "item 1 · category: cat30", False),
+    ("", "item 1", False),
+    ("   ", "item 1", False),
+]
+
+
+@pytest.mark.parametrize("query,tooltip,expected", SEARCHES)
+def test_the_map_search_matches_whole_values(query, tooltip, expected):
+    """The page's own matching function, run by node (the same script Chromium runs in the test below)."""
+    import json
+
+    from eges.outputs.item_map import MATCHES, searchable
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (the Chromium test covers the page)")
+    script = f"{MATCHES}\nprocess.stdout.write(JSON.stringify(matches({json.dumps(searchable(tooltip))}, " \
+             f"{json.dumps(query)})));"
+    got = subprocess.run([node, "-e", script], check=True, capture_output=True, text=True, timeout=60).stdout
+    assert json.loads(got) is expected
+
+
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -113,9 +179,22 @@ def test_the_map_search_highlights_the_item_in_a_real_browser(report, tmp_path):
     assert "1 matching item" in dom
 
 
+def test_the_map_search_matches_whole_values_in_a_real_browser(report, tmp_path):
+    """``brand1`` finds brand1's items, not brand10's to brand199's (issue 22: brand17 matched brand170)."""
+    page = report.read_text()
+    brands = re.findall(r"<title>[^<]*brand: (brand\d+)", page)
+    short = min(brands, key=len)
+    expected = sum(1 for b in brands if b == short)
+    assert any(b != short and b.startswith(short) for b in brands)  # a longer brand that starts the same
+    dom = subprocess.run(headless(tmp_path, "--dump-dom", report.as_uri() + f"#search={short}"), check=True,
+                         capture_output=True, timeout=120, text=True).stdout
+    hits = re.findall(r'<circle [^>]*class="[^"]*hit[^"]*"[^>]*>.*?</circle>', dom)
+    assert len(hits) == expected and all(f"brand: {short} " in h or f"brand: {short}<" in h for h in hits)
+
+
 def test_report_needs_a_run(cli, tmp_path):
     result = cli("report", "--out", tmp_path, ok=False)
-    assert result.exit_code == 2 and "holds no pipeline run" in result.output
+    assert result.exit_code == 2 and "holds no eges run" in result.output
 
 
 def test_report_shows_the_run_methods_vectors(tmp_path, cli):

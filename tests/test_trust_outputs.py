@@ -85,6 +85,54 @@ def test_an_eges_export_is_replaced_by_the_same_kind(fmt, name, run, tmp_path):
     assert sorted(p.name for p in to.parent.iterdir() if not p.name.endswith(".export.json")) == [name]
 
 
+@pytest.mark.parametrize("fmt", ["npy", "projector"])
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_a_second_export_never_deletes_the_users_files_in_the_first(fmt, force, run, tmp_path):
+    """issue 21 item 8: X/notes.txt and X/mydir/a.txt were deleted by a second export into X, with exit 0."""
+    _, out = run
+    to = tmp_path / "x"
+    assert run_cli("export", "--out", out, "--format", fmt, "--to", to).exit_code == 0
+    assert sorted(json.loads((to / "export.json").read_text())["files"]) == sorted(p.name for p in to.iterdir())
+    (to / "notes.txt").write_text("mine")
+    (to / "mydir").mkdir()
+    (to / "mydir" / "a.txt").write_text("mine too")
+    before = snapshot(tmp_path)
+    assert_named_error(run_cli("export", "--out", out, "--format", fmt, "--to", to, *(["--force"] if force else [])),
+                       "holds mydir/, notes.txt beside the eges export, which the export did not write")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_killed_exports_temporaries_are_removed_at_the_next_export(run, tmp_path):
+    """issue 21 item 12: .w.txt.<hex>.tmp and .npy.<hex>.tmp/ of a killed export outside the run stayed forever."""
+    _, out = run
+    (tmp_path / ".npy.0123abcd.tmp").mkdir()
+    (tmp_path / ".npy.0123abcd.tmp" / "embeddings.npy").write_bytes(b"half")
+    (tmp_path / ".npy.89abcdef.old").mkdir()
+    (tmp_path / ".w.txt.0123abcd.tmp").write_text("half")
+    (tmp_path / ".w.txt.export.json.0123abcd.tmp").write_text("half")
+    mine = [".npy.mine.tmp", ".w.txt.0123abcd.tmp.bak", "w.txt.0123abcd.tmp", ".other.0123abcd.tmp"]
+    for name in mine:
+        (tmp_path / name).write_text("not eges'")
+    assert run_cli("export", "--out", out, "--format", "npy", "--to", tmp_path / "npy").exit_code == 0
+    assert run_cli("export", "--out", out, "--format", "word2vec", "--to", tmp_path / "w.txt").exit_code == 0
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["npy", "w.txt", "w.txt.export.json", "run", *mine]), left
+
+
+@pytest.mark.parametrize("fmt,to,message", [
+    ("word2vec", "DIR/", "the word2vec export is one file, not a folder; give a file name ending .txt (text) or .bin"),
+    ("parquet", "matrix", "the parquet export is one file, not a folder; give a file name ending .parquet"),
+    ("npy", "x.npy", "the npy export is a folder (embeddings.npy, vocabulary.parquet, vocabulary.tsv, ...), not a "
+                     ".npy file; give a folder path, e.g. --to "),
+    ("projector", "p.tsv", "the projector export is a folder")])
+def test_a_path_of_the_other_kind_is_refused(run, tmp_path, fmt, to, message):
+    """issue 22: --format word2vec --to DIR/ wrote a file named DIR, and --format npy --to x.npy made a folder."""
+    _, out = run
+    before = snapshot(tmp_path)
+    assert_named_error(run_cli("export", "--out", out, "--format", fmt, "--to", f"{tmp_path}/{to}"), message)
+    assert snapshot(tmp_path) == before and not (tmp_path / to.rstrip("/")).exists()
+
+
 def test_another_kind_of_eges_export_needs_force(run, tmp_path):
     _, out = run
     to = tmp_path / "x"
@@ -114,6 +162,34 @@ def test_an_empty_folder_is_a_fine_destination(run, tmp_path):
     (tmp_path / "empty").mkdir()
     assert run_cli("export", "--out", out, "--format", "npy", "--to", tmp_path / "empty").exit_code == 0
     assert (tmp_path / "empty" / "embeddings.npy").exists()
+
+
+@pytest.mark.parametrize("manifest", ["{}", '{"stages": {}}'])
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_a_folder_whose_manifest_is_not_eges_is_refused_and_left_alone(tmp_path, manifest, command):
+    """issue 21 item 12: a manifest of {} beside the user's own users/vectors.parquet was taken as a run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "mine"
+    (folder / "users").mkdir(parents=True)
+    (folder / "manifest.json").write_text(manifest)
+    pq.write_table(pa.table({"user_id": [1], "vector": [[0.5, 0.5]]}), folder / "users" / "vectors.parquet")
+    args = ("report", "--out", folder) if command == "report" else \
+        ("export", "--out", folder, "--format", "npy", "--to", tmp_path / "npy")
+    before = snapshot(tmp_path)
+    assert_named_error(run_cli(*args), "holds no eges run")
+    assert snapshot(tmp_path) == before
+
+
+def test_vectors_the_manifest_does_not_record_are_refused_by_export_and_report(run, tmp_path):
+    _, out = run
+    vectors = out / "skipgram" / "vectors.parquet"
+    vectors.write_bytes(vectors.read_bytes()[:-8] + b"PAR1PAR1")  # changed outside the pipeline
+    before = snapshot(tmp_path)
+    for args in (("report", "--out", out), ("export", "--out", out, "--format", "npy", "--to", tmp_path / "npy")):
+        assert_named_error(run_cli(*args), f"rerun `eges run --out {out}`")
+    assert snapshot(tmp_path) == before
 
 
 # --------------------------------------------------------------------------------------------- disks
@@ -151,6 +227,19 @@ def test_a_full_disk_while_cutting_sessions_removes_the_scratch_file(trust_templ
         result = run_cli("run", "--events", events, "--out", disk / "run", "--quiet", *FAST)
         assert_named_error(result, "no space left on the device")
         assert not [p for p in (disk / "run").rglob("*") if p.name.endswith((".tmp", ".scratch"))]
+
+
+@pytest.mark.parametrize("fmt,name", [("npy", "npy"), ("parquet", "m.parquet"), ("word2vec", "v.txt"),
+                                      ("projector", "proj")])
+def test_a_full_disk_during_an_export_says_how_much_to_free(run, tmp_path, fmt, name):
+    """issue 21 item 10: pyarrow's "102240 requested and 66528 written" instead of the promised message."""
+    _, out = run
+    with tmpfs(tmp_path / "small", "size=64k") as disk:
+        (disk / "keep.txt").write_text("mine")
+        result = run_cli("export", "--out", out, "--format", fmt, "--to", disk / name)
+        assert_named_error(result, f"no space left on {disk}: free ")
+        assert " MB (the export of " in result.output and "requested" not in result.output
+        assert sorted(p.name for p in disk.iterdir()) == ["keep.txt"]  # no partial export, no temporaries
 
 
 def test_a_read_only_destination_is_a_named_error(run, tmp_path):

@@ -44,7 +44,7 @@ __all__ = ["__version__", "build_graph", "load", "random_walks", "run", "session
 def __getattr__(name: str) -> Any:
     # Imported lazily so `import eges` (and the CLI's start-up) does not load DuckDB, numba and gensim.
     if name == "load":
-        from eges.loaded import load
+        from eges.outputs.run import load
 
         return load
     if name == "run":

@@ -253,8 +253,8 @@ def status(out_dir, config_path, overrides) -> None:
 def evaluate(events, items, out_dir, config_path, overrides, protocol_names, methods, varies, quiet) -> None:
     """Split the log, train on the training part, score methods and baselines on the same held-out pairs."""
     from eges.config import PROTOCOLS, load_config
+    from eges.outputs.compare import comparison, format_table
     from eges.pipeline import RunInputs
-    from eges.pipeline.compare import comparison, format_table
     from eges.pipeline.runner import run as run_pipeline
 
     for flag, value in (("--events", events), ("--items", items)):
@@ -270,7 +270,7 @@ def evaluate(events, items, out_dir, config_path, overrides, protocol_names, met
     out = Path(out_dir)
     runs = [(out, [])]
     if varies:
-        from eges.pipeline.compare import variant_dir_name, variants
+        from eges.outputs.compare import variant_dir_name, variants
 
         runs = [(out / "variants" / variant_dir_name(v), v) for v in variants(varies)]
     configs = [load_config(config_path, [*overrides, *v, *extra]) for _, v in runs]  # all validated up front
@@ -289,7 +289,7 @@ def evaluate(events, items, out_dir, config_path, overrides, protocol_names, met
 @click.option("--to", "to_path", type=click.Path(dir_okay=False), help="Also write the table (.csv or .parquet).")
 def compare(dirs, to_path) -> None:
     """Compare evaluation results side by side: the methods of one DIR, or several DIRs run with other settings."""
-    from eges.pipeline.compare import comparison, format_table
+    from eges.outputs.compare import comparison, format_table
 
     table = comparison(dirs)
     _echo(format_table(table))
@@ -321,7 +321,7 @@ def compare(dirs, to_path) -> None:
               "anything but its own exports).")
 def export(out_dir, fmt, to_path, method, force) -> None:
     """Export the run's item vectors: an aligned matrix for embedding layers, word2vec, or the TensorBoard projector."""
-    from eges.pipeline.export import export as run_export
+    from eges.outputs.export import export as run_export
 
     _echo(run_export(Path(out_dir), fmt, Path(to_path), method, force=force))
 
@@ -334,7 +334,7 @@ def report(out_dir) -> None:
 
     if importlib.util.find_spec("matplotlib") is None:
         raise EgesError("eges report draws its plots with matplotlib: pip install 'eges[report]'")
-    from eges.pipeline.report import write_report
+    from eges.outputs.report import write_report
 
     _echo(f"report: {write_report(Path(out_dir))}")
 

@@ -44,7 +44,7 @@ def atomic_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
     interrupted export never leaves a directory of partial files.
 
     An existing non-empty ``final`` is replaced (and deleted) only with ``replace``, which callers pass after
-    checking that it is eges' own earlier output (``export.check_destination``); otherwise it is an error.
+    checking that it is eges' own earlier output (``outputs.destination.check_destination``); otherwise it is an error.
     """
     import shutil
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from eges.errors import InputError
 from eges.layout import NEIGHBOURS
+from eges.outputs.destination import sidecar
 from eges.pipeline import io
 
 
@@ -47,7 +48,7 @@ def write_neighbours(out_dir: Path, to: Path, marker: dict[str, Any]) -> str:
                 part = long_form(table.read_row_group(i))
                 out.write_table(part)
                 rows += part.num_rows
-        with io.atomic_path(to.with_name(to.name + ".export.json")) as tmp:
+        with io.atomic_path(sidecar(to)) as tmp:
             tmp.write_text(json.dumps(marker, indent=2))
     else:
         with io.AtomicParquetWriter(to, schema) as out:

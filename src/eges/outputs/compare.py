@@ -10,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from eges.config import BASELINES, METHODS, PROTOCOLS
+from eges.config import BASELINES, PROTOCOLS
 from eges.errors import InputError
+from eges.layout import metrics_path
+from eges.methods import NAMES
 from eges.pipeline.runner import load_manifest
 
 
@@ -34,7 +36,7 @@ def comparison(dirs: Sequence[str | Path]) -> pd.DataFrame:
     frames = []
     labels = setting_differences(dirs) if len(dirs) > 1 else {}
     for d in dirs:
-        files = sorted((d / "evaluation").glob("*/metrics.parquet"))
+        files = sorted(d.glob(metrics_path("*")))
         if not files:
             raise InputError(f"{d} holds no evaluation results; run `eges evaluate --out {d}` first")
         frame = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
@@ -46,7 +48,7 @@ def comparison(dirs: Sequence[str | Path]) -> pd.DataFrame:
     # Rows: protocols in their usual order, metrics as recorded; columns: methods, then baselines.
     data["p_order"] = data["protocol"].map({p: i for i, p in enumerate(PROTOCOLS)})
     data["m_order"] = data["method"].str.split(": ").str[-1].map(
-        {m: i for i, m in enumerate(METHODS + BASELINES)}).fillna(len(METHODS + BASELINES))
+        {m: i for i, m in enumerate(NAMES + BASELINES)}).fillna(len(NAMES + BASELINES))
     data["row"] = range(len(data))
     rows = data.sort_values(["p_order", "row"]).drop_duplicates(["protocol", "metric"])[["protocol", "metric"]]
     methods = data.sort_values(["kind", "m_order", "row"], ascending=[False, True, True])["method"].unique()

@@ -20,13 +20,23 @@ STYLE = """#item-map{width:100%;height:auto;border:1px solid #eee;background:#ff
 .legend span{display:inline-block;margin-right:1em;font-size:90%}.legend i{display:inline-block;width:.8em;
 height:.8em;border-radius:50%;margin-right:.3em;vertical-align:middle}#map-search{width:28em;padding:3px}"""
 
-SCRIPT = """(function(){const box=document.getElementById('map-search'),map=document.getElementById('item-map'),
+#: Whole values only: ``brand17`` finds brand17, not brand170; ``item 123`` finds item 123, not item 1234; a query
+#: of several words (``category: cat3``) matches them in a row. Spaces around the query do not matter.
+MATCHES = """function matches(s,q){q=q.trim().toLowerCase().replace(/\\s+/g,' ');
+return q.length>0&&(' '+s+' ').includes(' '+q+' ');}"""
+
+SCRIPT = MATCHES + """(function(){const box=document.getElementById('map-search'),map=document.getElementById('item-map'),
 count=document.getElementById('map-count'),dots=[...map.querySelectorAll('circle')];
-function find(){const q=box.value.trim().toLowerCase();let n=0;map.classList.toggle('searching',q.length>0);
-for(const d of dots){const hit=q.length>0&&d.dataset.s.includes(q);d.classList.toggle('hit',hit);if(hit)n++;}
+function find(){const q=box.value.trim();let n=0;map.classList.toggle('searching',q.length>0);
+for(const d of dots){const hit=matches(d.dataset.s,q);d.classList.toggle('hit',hit);if(hit)n++;}
 count.textContent=q?n+' matching item'+(n===1?'':'s'):'';}
 box.addEventListener('input',find);const m=location.hash.match(/search=([^&]*)/);
 if(m){box.value=decodeURIComponent(m[1]);}find();})();"""
+
+
+def searchable(tooltip: str) -> str:
+    """The text a point is searched by: its tooltip in lower case, runs of whitespace as one space (as the query)."""
+    return " ".join(tooltip.lower().split())
 
 
 def _scale(values: np.ndarray, size: int) -> np.ndarray:
@@ -54,7 +64,7 @@ def item_map_svg(points: np.ndarray, labels: np.ndarray, tooltips: list[str], co
         cls = ' class="cold"' if cold[i] else ""
         radius = 4 if cold[i] else 2.5
         circles.append(f'<circle cx="{x[i]:.1f}" cy="{y[i]:.1f}" r="{radius}" fill="{colour.get(labels[i], OTHER)}"'
-                       f'{cls} data-s="{html.escape(tooltips[i].lower())}"><title>{tip}</title></circle>')
+                       f'{cls} data-s="{html.escape(searchable(tooltips[i]))}"><title>{tip}</title></circle>')
     legend = "".join(f'<span><i style="background:{c}"></i>{html.escape(str(v))}</span>' for v, c in colour.items())
     legend += f'<span><i style="background:{OTHER}"></i>other</span>'
     if cold.any():

@@ -15,12 +15,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from eges.errors import InputError
-from eges.layout import ATTENTION, EDGES, GRAPH_STATS, NEIGHBOURS, NODES, REPORT, USERS
+from eges.layout import EDGES, GRAPH_STATS, NEIGHBOURS, NODES, REPORT, USERS, metrics_path, summary_path
+from eges.methods import METHODS
+from eges.outputs.run import Run, read_manifest
 from eges.pipeline import io
-from eges.pipeline.recall_stage import method_vectors, read_provenance
-from eges.pipeline.runner import load_manifest, resume
-from eges.pipeline.side_info_stage import catalog_by_id
+from eges.pipeline.recall_stage import read_provenance
 
 SECTIONS = ("stages", "graph", "attention", "evaluation", "map", "neighbours")
 DROP_REASONS = {"spam_events": "events of over-active users", "behaviour_dropped": "behaviour type not kept",
@@ -36,10 +35,22 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _table(frame: pd.DataFrame, index: bool = False) -> str:
-    """An HTML table; counts print as integers (1,234, not 1234.0000) even where a missing value made them float."""
+def _is_id(column: Any) -> bool:
+    name = str(column).lower()
+    return name == "id" or name.endswith("_id")
+
+
+def _table(frame: pd.DataFrame, index: bool = False, plain: tuple[str, ...] = ()) -> str:
+    """An HTML table; counts print as integers (1,234, not 1234.0000) even where a missing value made them float.
+
+    Ids (``item_id``, any ``*_id``) and the ``plain`` columns print as written (330773, never 330,773), so an id
+    copied from the page finds the item.
+    """
     frame = frame.copy()
     for col in frame.columns:
+        if _is_id(col) or col in plain:
+            frame[col] = frame[col].map(lambda v: "n/a" if _missing(v) else _plain(v))
+            continue
         values = frame[col]
         known = values.dropna() if values.dtype.kind == "f" else None
         # Whole numbers beyond [0, 1] are counts; a metric column of exact 0s and 1s stays a metric.
@@ -58,29 +69,11 @@ def _section(key: str, title: str, body: str) -> str:
     return f'<section id="{key}"><h2>{html.escape(title)}</h2>\n{body}\n</section>'
 
 
-class _Run:
-    """What the report reads from an output directory."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self.manifest = load_manifest(out)
-        if not self.manifest.get("stages"):
-            raise InputError(f"{out} holds no pipeline run (no stages in {out / 'manifest.json'}); run `eges run` first")
-        self.stages: dict[str, Any] = self.manifest["stages"]
-        config, inputs = resume(out)
-        self.catalog = None
-        if inputs.items and Path(inputs.items).exists():
-            self.catalog = catalog_by_id(inputs.items, config.side_info.id_col)
-        # The vectors of the method the recorded run used (an earlier method's files may still be there).
-        rel = method_vectors(inputs, config)
-        self.vectors_file = out / rel if (out / rel).exists() else None
-
-
-def stages_section(run: _Run) -> str:
+def stages_section(run: Run) -> str:
     rows = [{"stage": name, "rows in": e.get("rows_in"), "rows out": e.get("rows_out"), "seconds": e.get("seconds"),
-             "finished": e.get("finished_at", "")} for name, e in run.stages.items()]
+             "finished": e.get("finished_at", "")} for name, e in run.manifest["stages"].items()]
     body = _table(pd.DataFrame(rows))
-    sessions = run.stages.get("sessions", {}).get("details")
+    sessions = run.stage_entry("sessions").get("details")
     if sessions:
         dropped = pd.DataFrame([{"reason": why, "events": sessions.get(key, 0)} for key, why in DROP_REASONS.items()])
         body += "<h3>Cleaning: what was dropped and why</h3>" + _table(dropped)
@@ -91,10 +84,11 @@ def stages_section(run: _Run) -> str:
     return _section("stages", "Stages", body + provenance_table(run))
 
 
-def provenance_table(run: _Run) -> str:
+def provenance_table(run: Run) -> str:
     """Which method's vectors the neighbours and user vectors were computed from, read from their own Parquet
     metadata (not assumed from the config), and whether those are the run's current vectors."""
-    current = io.fingerprint(run.vectors_file)["digest"] if run.vectors_file is not None else None
+    current = None if run.vectors_file is None else \
+        io.fingerprint(run.vectors_file, run.recorded(str(run.vectors_file.relative_to(run.out))))["digest"]
     rows = []
     for rel in (NEIGHBOURS, USERS):
         if not (run.out / rel).exists():
@@ -110,8 +104,8 @@ def provenance_table(run: _Run) -> str:
     return "<h3>What the recall outputs were computed from</h3>" + _table(pd.DataFrame(rows))
 
 
-def graph_section(run: _Run) -> str:
-    from eges.report.plots import degree_distribution
+def graph_section(run: Run) -> str:
+    from eges.outputs.plots import degree_distribution
 
     if not (run.out / GRAPH_STATS).exists():
         return _section("graph", "Item graph", _note("The graph stage has not run."))
@@ -128,40 +122,64 @@ def graph_section(run: _Run) -> str:
     return _section("graph", "Item graph", body)
 
 
-def attention_section(run: _Run) -> str:
-    from eges.report.plots import attention_weights
+def attention_section(run: Run) -> str:
+    from eges.outputs.plots import attention_weights
 
-    if "eges" not in run.stages or not (run.out / ATTENTION).exists():
+    trained = [m for m in METHODS.values() if m.side_info and run.stage_entry(m.stage)]
+    table = run.attention() if trained else None
+    if table is None:
         return _section("attention", "EGES attention weights", _note("No GES/EGES training in this run."))
-    table = pq.read_table(run.out / ATTENTION).to_pandas()
     fields = [c for c in table.columns if c != "item_id"]
     weights = table[fields].to_numpy()
     summary = pd.DataFrame({"field": fields, "mean weight": weights.mean(axis=0), "median": np.median(weights, axis=0)})
-    method = run.stages["eges"].get("details", {}).get("method", "eges")
+    method = METHODS.get(run.stage_entry(trained[0].stage).get("details", {}).get("method"), trained[0])
     body = _table(summary)
-    if method == "ges":
-        body += _note("GES averages the item and its side information with equal weights; EGES learns them.")
+    if not method.attention:
+        body += _note(f"{method.name.upper()} averages the item and its side information with equal weights; "
+                      "the attention methods learn them.")
     body += _img(attention_weights(fields, weights), "attention weights")
-    return _section("attention", f"Attention weights ({method.upper()})", body)
+    return _section("attention", f"Attention weights ({method.name.upper()})", body)
 
 
-def evaluation_section(run: _Run) -> str:
-    from eges.pipeline.compare import comparison
+def evaluation_section(run: Run) -> str:
+    from eges.outputs.compare import comparison
 
-    if not list((run.out / "evaluation").glob("*/metrics.parquet")):
+    if not list(run.out.glob(metrics_path("*"))):
         return _section("evaluation", "Evaluation", _note(f"No evaluation yet: {_evaluate_command(run)}"))
     table = comparison([run.out])
     table.columns.name = None
     table = table.reset_index()
-    body = _table(table)
-    for path in sorted((run.out / "evaluation").glob("*/summary.json")):
+    body = _table(table) + _note(reading_note([str(c) for c in table.columns]))
+    for path in sorted(run.out.glob(summary_path("*"))):
         split = json.loads(path.read_text())["split"]
         body += _note(f"{path.parent.name}: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int)
                                                            else f"{k.replace('_', ' ')} {v}" for k, v in split.items()))
     return _section("evaluation", "Evaluation", body)
 
 
-def _evaluate_command(run: _Run) -> str:
+#: What each baseline is, for the note under the evaluation table (docs/evaluation.md has the details).
+BASELINE_NOTES = {
+    "popularity": "popularity recommends the most frequent training items to every query; a method below it has "
+                  "learnt less than the item counts",
+    "cooccurrence": "cooccurrence recommends the items seen most often right after the query item in the training "
+                    "sessions (the graph's own edge counts); on a log where next items repeat, it is hard to beat "
+                    "for items with many sessions, and it has nothing to say for items without any (cold and "
+                    "long-tail items), which is where vectors earn their place",
+    "item2vec": "item2vec is skip-gram on the raw sessions without the graph: its distance to BGE is about what "
+                "the graph and its walks add",
+}
+
+
+def reading_note(columns: list[str]) -> str:
+    """How to read the evaluation table: what its baselines are and how to hold the methods against them."""
+    present = [BASELINE_NOTES[c] for c in BASELINE_NOTES if c in columns]
+    text = ("How to read this table: every column is scored on the same held-out pairs, and higher is better for "
+            "every metric (AUC: a held-out pair scores above a random one; HitRate@k and the others: the held-out "
+            "item is among the k recommended). The baselines are yardsticks, not alternatives to ship: ")
+    return text + "; ".join(present) + "." if present else text.rstrip(": ") + "."
+
+
+def _evaluate_command(run: Run) -> str:
     """The command that evaluates this run, complete and pasteable (its own inputs and folder)."""
     import shlex
 
@@ -175,10 +193,10 @@ def _evaluate_command(run: _Run) -> str:
     return shlex.join([*args, "--out", str(run.out)])
 
 
-def map_section(run: _Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarray, seed: int = 0,
+def map_section(run: Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarray, seed: int = 0,
                 limit: int = 5000) -> str:
-    from eges.report.item_map import item_map_svg
-    from eges.report.plots import pca_2d
+    from eges.outputs.item_map import item_map_svg
+    from eges.outputs.plots import pca_2d
 
     rng = np.random.default_rng(seed)
     cold_rows = np.flatnonzero(source == "cold_start")
@@ -209,6 +227,13 @@ def map_section(run: _Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarr
     return _section("map", "Map of the item vectors", body)
 
 
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or array value
+        return False
+
+
 def _plain(value: Any) -> str:
     """A catalog value as a person writes it: 12, not 12.0; 3.5, not np.float64(3.5)."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -216,12 +241,12 @@ def _plain(value: Any) -> str:
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
-def neighbours_section(run: _Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarray, k: int = 5,
+def neighbours_section(run: Run, ids: pd.Series, vectors: np.ndarray, source: np.ndarray, k: int = 5,
                        per_kind: int = 3) -> str:
     from eges.recall.neighbours import normalised
 
     unit = normalised(vectors)
-    vocab = pq.read_table(run.out / "graph" / "nodes.parquet", columns=["item_id", "count"]).to_pandas()
+    vocab = pq.read_table(run.out / NODES, columns=["item_id", "count"]).to_pandas()
     popular = vocab.sort_values("count", ascending=False)["item_id"].head(per_kind)
     row_of = pd.Index(ids)
     chosen = [("popular", row_of.get_loc(i)) for i in popular if i in row_of]
@@ -235,7 +260,9 @@ def neighbours_section(run: _Run, ids: pd.Series, vectors: np.ndarray, source: n
                              "score": np.r_[np.nan, scores[best]], "source": source[np.r_[r, best]]})
         if run.catalog is not None:
             rows = rows.join(run.catalog, on="item_id")
-        body += f"<h3>{kind} item {html.escape(str(ids.iloc[r]))} and its {k} nearest</h3>" + _table(rows)
+        side_columns = tuple(c for c in rows.columns if c not in ("score", "source"))
+        body += f"<h3>{kind} item {html.escape(_plain(ids.iloc[r]))} and its {k} nearest</h3>" + \
+            _table(rows, plain=side_columns)
     if not any(kind == "cold" for kind, _ in chosen):
         body += _note("No cold-start items in this run (they need GES/EGES and a catalog).")
     return _section("neighbours", "Nearest neighbours of popular and cold items", body)
@@ -245,26 +272,24 @@ def write_report(out: Path) -> Path:
     """Render ``out/report.html`` atomically; returns its path.
 
     Raises:
-        InputError: ``out`` holds no pipeline run.
+        EgesError: ``out`` holds no eges run, or vectors its manifest does not record.
     """
     from eges.pipeline.lock import run_lock
 
-    if not load_manifest(out).get("stages"):  # checked before the lock: eges creates nothing in a non-run folder
-        raise InputError(f"{out} holds no pipeline run (no stages in {out / 'manifest.json'}); run `eges run` first")
+    read_manifest(out)  # checked before the lock: eges creates nothing in a folder that holds no run
     with run_lock(out):
         return _write_report(out)
 
 
 def _write_report(out: Path) -> Path:
-    run = _Run(out)
+    run = Run(out)
     parts = [stages_section(run), graph_section(run), attention_section(run), evaluation_section(run)]
     if run.vectors_file is None:
         parts += [_section(key, title, _note("No item vectors in this run yet."))
                   for key, title in (("map", "Map of the item vectors"), ("neighbours", "Nearest neighbours"))]
     else:
-        ids, vectors = io.read_vectors(run.vectors_file)
-        source = io.read_sources(run.vectors_file)
-        parts += [map_section(run, ids.to_pandas(), vectors, source), neighbours_section(run, ids.to_pandas(), vectors, source)]
+        ids = pd.Series(run.ids, dtype=object)
+        parts += [map_section(run, ids, run.vectors, run.source), neighbours_section(run, ids, run.vectors, run.source)]
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     inputs = ", ".join(f"{k}: {v}" for k, v in (run.manifest.get("inputs") or {}).items() if v)
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>eges report: {html.escape(out.name)}"

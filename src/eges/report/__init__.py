@@ -1,1 +1,0 @@
-"""Plots and HTML pieces for ``eges report`` (arrays in, PNG bytes and HTML text out; no files)."""
