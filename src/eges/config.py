@@ -202,8 +202,6 @@ class UsersConfig:
 
 
 PROTOCOLS = ("link", "temporal", "cold")
-#: The method names (the method table's): compare.py reads them here.
-METHODS = NAMES
 BASELINES = ("popularity", "cooccurrence", "item2vec")
 
 
