@@ -74,15 +74,18 @@ def random_walks(graph: CSRGraph, config: WalksConfig | None = None) -> np.ndarr
 
 
 def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config: Config | None = None,
-                    method: str = "eges") -> Any:
-    """GES or EGES from a padded walk matrix over ``node_ids`` and a catalog (pandas) with side information.
+                    method: str = "auto") -> Any:
+    """GES or EGES from a padded walk matrix over ``node_ids`` and a catalog (pandas) with side information
+    (``method`` auto: what ``train.method = auto`` picks with a catalog).
 
     Returns :class:`eges.side_info.fit.SideInfoEmbeddings` (item ids, vectors, source, value vectors,
     attention weights), using the ``[side_info]`` and ``[train]`` settings of ``config``.
     """
+    from eges.methods import resolve
     from eges.side_info.fit import fit_side_info
     from eges.walks.generate import flatten_walks
 
+    method = resolve(method, has_catalog=True).name
     config = config or default_config()
     scfg = config.side_info
     fields = list(scfg.fields) or [c for c in catalog.columns if c != scfg.id_col]
@@ -94,8 +97,8 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
 
 def train_skipgram(walks: np.ndarray, config: TrainConfig | None = None) -> Any:
     """BGE vectors from a padded walk matrix (gensim's trainer): gensim KeyedVectors keyed by node index."""
-    from eges.side_info.train import resolve_epochs
-    from eges.skipgram.bge import WalkCorpus, padded_batches, train_bge
+    from eges.train.gensim_ref import WalkCorpus, padded_batches, train_bge
+    from eges.train.stream import resolve_epochs
     from eges.walks.generate import flatten_walks
 
     values, _ = flatten_walks(walks)

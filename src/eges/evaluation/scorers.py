@@ -139,7 +139,7 @@ def item2vec_vectors(item: np.ndarray, segment_starts: np.ndarray, n_universe: i
     Returns:
         (matrix over the universe, mask of items with a vector).
     """
-    from eges.skipgram.bge import WalkCorpus, train_bge, vectors_by_index
+    from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
 
     values = item.astype(np.int32)
     offsets = segment_starts.astype(np.int64)

@@ -1,4 +1,5 @@
-"""BGE: skip-gram with negative sampling on the walks, trained by gensim.
+"""gensim's Word2Vec as the reference backend (``train.backend = "gensim"``, BGE only): what the native trainer is
+checked and benchmarked against. Every method, and every baseline eges compares, trains natively by default.
 
 Walks stay integer node indices end to end: gensim is given lists of Python ints (its vocabulary keys)
 built walk by walk from the Arrow/NumPy buffers, and the vocabulary is built from a ``bincount`` of the
@@ -87,3 +88,4 @@ def vectors_by_index(model: Any, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     keys = np.asarray(model.wv.index_to_key, dtype=np.int64)
     order = np.argsort(keys)
     return keys[order], np.ascontiguousarray(model.wv.vectors[order], dtype=np.float32)
+
