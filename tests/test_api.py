@@ -1,4 +1,4 @@
-"""The in-memory API's skip-gram: planted structure, single-thread reproducibility."""
+"""The in-memory API's skip-gram: the native trainer, keyed by node index, reproducible, with a progress bar."""
 
 from __future__ import annotations
 
@@ -48,3 +48,20 @@ def test_single_thread_training_is_reproducible():
     c = train_skipgram(walks, TrainConfig(dimension=8, threads=1, seed=6))
     assert not np.array_equal(a.vectors, c.vectors)
 
+
+def test_vectors_are_keyed_by_node_index_for_visited_nodes_only():
+    """KeyedVectors keyed by node index (plain ints); a node no walk visits gets no vector, as with gensim."""
+    walks = np.array([[0, 2, 3, 2], [3, 0, -1, -1]], dtype=np.int32)
+    kv = train_skipgram(walks, TrainConfig(dimension=4, epochs=1, sample=0, threads=1), progress=False)
+    assert kv.index_to_key == [0, 2, 3] and all(type(k) is int for k in kv.index_to_key)
+    assert 1 not in kv.key_to_index and kv.get_index(2) == 1  # (gensim reads an unknown int key as a position)
+
+
+def test_progress_bar_on_request(capsys):
+    """A long in-memory training run is not silent: progress=True draws a bar of training tokens on stderr."""
+    walks = random_walks(two_communities(), WalksConfig(walks_per_node=2, seed=2))
+    train_skipgram(walks, TrainConfig(dimension=4, epochs=1, threads=1), progress=True)
+    err = capsys.readouterr().err
+    assert "skipgram" in err and "token" in err
+    train_skipgram(walks, TrainConfig(dimension=4, epochs=1, threads=1), progress=False)
+    assert capsys.readouterr().err == ""

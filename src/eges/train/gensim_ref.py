@@ -89,3 +89,19 @@ def vectors_by_index(model: Any, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(keys)
     return keys[order], np.ascontiguousarray(model.wv.vectors[order], dtype=np.float32)
 
+
+def keyed_vectors(keys: list[Any], vectors: np.ndarray) -> Any:
+    """gensim KeyedVectors of ``vectors`` keyed by ``keys``, with no lifecycle log (gensim's record of when and
+    where an object was made and saved: a save time and a file name would make identical runs' files differ).
+
+    Filled directly: ``KeyedVectors.add_vectors`` does per-key Python work (seconds for a few hundred thousand).
+    """
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vectors.shape[1], count=0, dtype=np.float32)
+    kv.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    kv.index_to_key = list(keys)
+    kv.key_to_index = {key: i for i, key in enumerate(kv.index_to_key)}
+    kv.next_index = len(kv.index_to_key)
+    kv.lifecycle_events = None
+    return kv
