@@ -115,7 +115,8 @@ def step(p: dict, v: int, targets: np.ndarray, n_pos: int, eges: bool, own_step:
     s = scratch(n_fields, p["table"].shape[1], len(targets))
     s.targets[:] = targets
     m = item_parts(v, True, p["codes"], p["field_offset"], len(p["context"]), s.rows, s.slots)
-    loss = centre_step(arrays(q, side_rate), hyper(eges, own_step), s, v, m, n_pos, len(targets), lr, cold)
+    loss = centre_step(q["table"], q["context"], q["attention"], side_rate, s, v, m, n_pos, len(targets), lr, eges,
+                       own_step, cold)
     return loss, q, s.slots[:m].copy()
 
 
