@@ -1,4 +1,7 @@
-"""GES and EGES skip-gram training (paper, section 2.3) as compiled, lock-free (Hogwild) numba loops.
+"""Skip-gram training of every method as compiled, lock-free (Hogwild) numba loops: BGE (each item its own row
+only), GES and EGES (paper, section 2.3). The passes take the model arrays and the hyper-parameters as two named
+tuples (``Arrays``, ``Hyper``); the method table's flags set the switches (``Hyper.attention``: EGES' softmax
+attention, else the plain mean).
 
 An item v has embeddings W_v^0 (its own, a row of ``W``) and W_v^s for each side-information field s (a
 row of ``S`` shared by every item with the same value). Its aggregated vector is
@@ -62,9 +65,9 @@ def item_parts(v: int, has_own: bool, codes: np.ndarray, field_offset: np.ndarra
 
 @njit(cache=True)
 def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
-              eges: bool, weights: np.ndarray, h: np.ndarray) -> None:
+              use_attention: bool, weights: np.ndarray, h: np.ndarray) -> None:
     """H_v into ``h`` and the part weights into ``weights`` (mean for GES, softmax of a_v for EGES)."""
-    if eges:
+    if use_attention:
         top = -1e30
         for j in range(m):
             top = max(top, attention[v, slots[j]])
@@ -87,7 +90,7 @@ def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray
 
 @njit(cache=True)
 def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
-             eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray, side_rate: np.ndarray,
+             use_attention: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray, side_rate: np.ndarray,
              own_step: int) -> None:
     """Push the (already learning-rate-scaled) ascent direction ``dh`` for H_v into the parts and a_v.
 
@@ -100,7 +103,7 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
     for j in range(m):
         row = table[rows[j]]
         wj = h.dtype.type(weights[j])
-        if eges:
+        if use_attention:
             dot = h.dtype.type(0.0)
             for d in range(h.shape[0]):
                 dot += dh[d] * (row[d] - h[d])
@@ -179,7 +182,8 @@ def scratch(n_fields: int, dim: int, n_targets: int) -> Scratch:
 
 @njit(cache=True, fastmath=True)
 def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, side_rate: np.ndarray, s: Scratch,
-                v: int, m: int, n_pos: int, n_targets: int, lr: float, eges: bool, own_step: int, cold: bool) -> float:
+                v: int, m: int, n_pos: int, n_targets: int, lr: float, use_attention: bool, own_step: int,
+                cold: bool) -> float:
     """One shared-negative update for centre v (its m parts in ``s.rows``/``s.slots``); returns its loss.
 
     Takes the four arrays it updates or reads, not the whole :class:`Arrays` and :class:`Hyper`: numba passes a named
@@ -200,7 +204,7 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, s
     """
     rows, slots, weights, h, dh, targets = s.rows, s.slots, s.weights, s.h, s.dh, s.targets
     cold_weights, hc, dhc = s.cold_weights, s.hc, s.dhc
-    aggregate(table, attention, v, rows, slots, m, eges, weights, h)
+    aggregate(table, attention, v, rows, slots, m, use_attention, weights, h)
     n_side = m - 1 if cold and m > 1 and slots[0] == 0 else 0
     if n_side > 0:
         aggregate(table, attention, v, rows[1:], slots[1:], n_side, False, cold_weights, hc)
@@ -245,7 +249,7 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, s
         for d in range(dim):
             dh[d] += g * z[d]
             z[d] += g * h[d]
-    backprop(table, attention, v, rows, slots, m, eges, weights, h, dh, side_rate, own_step)
+    backprop(table, attention, v, rows, slots, m, use_attention, weights, h, dh, side_rate, own_step)
     if n_side > 0:
         backprop(table, attention, v, rows[1:], slots[1:], n_side, False, cold_weights, hc, dhc, side_rate, own_step)
     return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
@@ -283,7 +287,8 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
     dim = a.table.shape[1]
     table, context, attention, side_rate = a.table, a.context, a.attention, a.side_rate
     codes, field_offset, has_own, keep_prob, neg_table = a.codes, a.field_offset, a.has_own, a.keep_prob, a.neg_table
-    window, negative, cold_share, eges, own_step = hp.window, hp.negative, hp.cold_share, hp.attention, hp.own_step
+    window, negative, cold_share = hp.window, hp.negative, hp.cold_share
+    use_attention, own_step = hp.attention, hp.own_step
     alpha, min_alpha = hp.alpha, hp.min_alpha
     n_fields = codes.shape[1]
     n_chunks = (n_walks + chunk - 1) // chunk
@@ -343,8 +348,8 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
                     if cold_share > 0.0 and m > 1 and slots[0] == 0:
                         state, r = _next(state)
                         cold = (r >> _S32) * _INV32 < cold_share
-                    loss += centre_step(table, context, attention, side_rate, s, v, m, n_pos, n_targets, lr, eges,
-                                        own_step, cold)
+                    loss += centre_step(table, context, attention, side_rate, s, v, m, n_pos, n_targets, lr,
+                                        use_attention, own_step, cold)
                     count += n_pos * (1 + n_targets - n_pos)
             losses[c] = loss
             pairs[c] = count
@@ -354,7 +359,7 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
 
 def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray, has_own: np.ndarray,
                    codes: np.ndarray, field_offset: np.ndarray, v: int, targets: np.ndarray,
-                   labels: np.ndarray, eges: bool, pair_weights: np.ndarray | None = None,
+                   labels: np.ndarray, use_attention: bool, pair_weights: np.ndarray | None = None,
                    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Loss of centre ``v`` against ``targets`` (each term times ``pair_weights``, default 1) and its
     gradients w.r.t. table, context and attention.
@@ -369,7 +374,7 @@ def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray
     weights = np.empty(n)
     m = item_parts(v, has_own[v], codes, field_offset, context.shape[0], rows, slots)
     h = np.empty(table.shape[1], dtype=table.dtype)
-    aggregate(t, a, v, rows, slots, m, eges, weights, h)
+    aggregate(t, a, v, rows, slots, m, use_attention, weights, h)
     dh = np.zeros_like(h)
     loss = 0.0
     pw = np.ones(len(targets)) if pair_weights is None else pair_weights
@@ -379,6 +384,6 @@ def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray
         g = -(label - sig) * weight  # learning rate -1: the update is the gradient of the loss
         dh += g * z[target]
         z[target] = z[target] + g * h
-    backprop(t, a, v, rows, slots, m, eges, weights, h, dh, np.ones(len(table) - len(context), dtype=np.float32),
-             OWN_SHARE)  # the plain gradient
+    backprop(t, a, v, rows, slots, m, use_attention, weights, h, dh,
+             np.ones(len(table) - len(context), dtype=np.float32), OWN_SHARE)  # the plain gradient
     return loss, t - table, z - context, a - attention
