@@ -21,7 +21,7 @@ import sys, time
 import numpy as np, pyarrow.parquet as pq
 from eges.side_info.encode import SideInfo
 from eges.config import TrainConfig
-from eges.side_info.train import train
+from eges.train.stream import train
 col = pq.read_table(sys.argv[1])["walk"].combine_chunks()
 off = col.offsets.to_numpy().astype(np.int64)
 flat = col.values.to_numpy()[off[0]:off[-1]].astype(np.int32)

@@ -9,7 +9,8 @@ out); `eges run --to walks` makes the walks from the first 90%. Every trainer se
 the same settings (dimension 64, window 5, negative 5, down-sampling 1e-3, alpha 0.025 -> 0.0001, one epoch):
 
 - gensim: Word2Vec sg=1, hs=0, min_count=1 (BGE); the time of ``train()`` only, vocabulary built before;
-- old: ``eges.side_info.train.train`` of revision ``--against`` in BGE mode (no side fields);
+- old: the trainer (``eges.train.stream.train``, ``eges.side_info.train.train`` before it moved) of revision
+  ``--against`` in BGE mode (no side fields);
 - bge / eges / ges: this tree's trainer with no side fields / with the catalogue's four fields (EGES attention;
   GES, which also trains each centre's cold-start vector at its default ``train.cold_share``);
 - old_eges: ``--against``'s trainer with the four fields (EGES), to see a kernel change's cost.
@@ -60,7 +61,10 @@ if args["trainer"] == "gensim":
     vecs[keys] = model.wv.vectors
 else:
     from eges.side_info.encode import SideInfo
-    from eges.side_info.train import behaviour_vectors, train
+    try:
+        from eges.train.stream import behaviour_vectors, train
+    except ImportError:  # revisions before the trainer had its own package
+        from eges.side_info.train import behaviour_vectors, train
     if args["trainer"] in ("eges", "ges"):
         items = pq.read_table(args["items"]).to_pandas().set_index("item_id").reindex(nodes["item_id"])
         fields, codes, values = [], [], []
@@ -76,7 +80,7 @@ else:
         method = args["trainer"]
     else:
         side = SideInfo([], np.zeros((n, 0), np.int32), [])
-        method = "ges"
+        method = "ges"  # no fields: the same kernel as bge, and a name every revision accepts
     try:  # revisions before the one [train] section took TrainSettings
         from eges.side_info.train import TrainSettings
         cfg, extra = TrainSettings(method=method, threads=args["threads"], seed=42, **s), ()

@@ -149,3 +149,23 @@ def test_popularity_lists_the_most_popular_but_never_the_query():
     scorer = PopularityScorer(np.array([5, 9, 0, 7]))
     assert scorer.top_k(np.array([1, 2]), 2).tolist() == [[3, 0], [1, 3]]
     assert scorer.pairs(np.array([0]), np.array([3])).tolist() == [7.0]
+
+
+@pytest.mark.parametrize("backend", ["auto", "gensim"])
+def test_item2vec_trains_with_the_trainer_bge_uses(monkeypatch, backend):
+    """The item2vec baseline trains on the same trainer as the methods it is compared with (the native one unless
+    train.backend picks gensim, the reference), so a comparison measures sessions against walks, not trainers."""
+    from eges.config import TrainConfig
+    from eges.evaluation.scorers import item2vec_vectors
+    from eges.train import gensim_ref, stream
+
+    used = []
+    for module, name in ((gensim_ref, "train_bge"), (stream, "native_skipgram")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: used.append(_name) or _real(*a, **k))
+    rng = np.random.default_rng(0)
+    item = rng.integers(0, 6, 300)
+    starts = np.arange(0, 301, 10)
+    matrix, has = item2vec_vectors(item, starts, 8, TrainConfig(dimension=4, epochs=1, threads=1, backend=backend))
+    assert used == (["native_skipgram"] if backend == "auto" else ["train_bge"])
+    assert matrix.shape == (8, 4) and has[:6].all() and not has[6:].any()

@@ -110,3 +110,23 @@ def test_read_column_fills_row_group_by_row_group(tmp_path):
     got = io.read_column(path, "b", np.int64)
     assert got.dtype == np.int64 and np.array_equal(got, values.astype(np.int64) * 2)
     assert np.array_equal(io.read_column(path, "a", np.int32), values)
+
+
+def test_keyed_vectors_are_byte_stable_and_load(tmp_path):
+    """The same keys and vectors written twice (at different times, through different temporary names) give the
+    same bytes, and gensim loads the file. gensim's own save records a save time and the file name in it."""
+    import time
+
+    import numpy as np
+    from gensim.models import KeyedVectors
+
+    keys = ["a", 7, "c"]
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    io.write_keyed_vectors(keys, vectors, tmp_path / "one.kv")
+    time.sleep(0.01)
+    io.write_keyed_vectors(keys, vectors, tmp_path / "two.kv")
+    assert (tmp_path / "one.kv").read_bytes() == (tmp_path / "two.kv").read_bytes()
+    kv = KeyedVectors.load(str(tmp_path / "two.kv"))
+    assert kv.index_to_key == keys and kv.key_to_index == {"a": 0, 7: 1, "c": 2}
+    np.testing.assert_array_equal(kv["c"], vectors[2])
+    assert kv.most_similar("a", topn=1)[0][0] in (7, "c")

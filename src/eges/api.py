@@ -5,7 +5,7 @@ Example::
     sessions, vocab, report = sessionize(events_df)
     graph = build_graph(sessions, n_items=vocab.num_rows)
     walks = random_walks(graph)
-    kv = train_skipgram(walks)          # KeyedVectors keyed by item index
+    kv = train_skipgram(walks)          # KeyedVectors keyed by item index (native trainer)
 """
 
 from __future__ import annotations
@@ -74,15 +74,18 @@ def random_walks(graph: CSRGraph, config: WalksConfig | None = None) -> np.ndarr
 
 
 def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config: Config | None = None,
-                    method: str = "eges") -> Any:
-    """GES or EGES from a padded walk matrix over ``node_ids`` and a catalog (pandas) with side information.
+                    method: str = "auto") -> Any:
+    """GES or EGES from a padded walk matrix over ``node_ids`` and a catalog (pandas) with side information
+    (``method`` auto: what ``train.method = auto`` picks with a catalog).
 
     Returns :class:`eges.side_info.fit.SideInfoEmbeddings` (item ids, vectors, source, value vectors,
     attention weights), using the ``[side_info]`` and ``[train]`` settings of ``config``.
     """
+    from eges.methods import resolve
     from eges.side_info.fit import fit_side_info
     from eges.walks.generate import flatten_walks
 
+    method = resolve(method, has_catalog=True).name
     config = config or default_config()
     scfg = config.side_info
     fields = list(scfg.fields) or [c for c in catalog.columns if c != scfg.id_col]
@@ -92,14 +95,31 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
                          scfg.numeric_buckets, config.train, method)
 
 
-def train_skipgram(walks: np.ndarray, config: TrainConfig | None = None) -> Any:
-    """BGE vectors from a padded walk matrix (gensim's trainer): gensim KeyedVectors keyed by node index."""
-    from eges.side_info.train import resolve_epochs
-    from eges.skipgram.bge import WalkCorpus, padded_batches, train_bge
+def train_skipgram(walks: np.ndarray, config: TrainConfig | None = None, progress: bool | None = None) -> Any:
+    """BGE vectors from a padded walk matrix on eges' own trainer (the one every method and baseline uses): gensim
+    KeyedVectors keyed by node index, for the nodes some walk visits.
+
+    ``progress``: a progress bar of training tokens on stderr; None shows it when stderr is a terminal.
+    """
+    import sys
+
+    from eges.train.gensim_ref import keyed_vectors
+    from eges.train.stream import compile_kernel, native_skipgram, resolve_epochs
     from eges.walks.generate import flatten_walks
 
-    values, _ = flatten_walks(walks)
-    counts = np.bincount(values, minlength=int(values.max()) + 1 if len(values) else 0)
+    values, offsets = flatten_walks(walks)
+    n_nodes = int(values.max()) + 1 if len(values) else 0
+    counts = np.bincount(values, minlength=n_nodes)
     cfg = resolve_epochs(config or TrainConfig(), int(counts.sum()))
-    model = train_bge(WalkCorpus(padded_batches(walks)), counts, len(walks), cfg)
-    return model.wv
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        index, vectors = native_skipgram(lambda: iter([(values, offsets)]), counts, n_nodes, cfg)
+        return keyed_vectors(index.tolist(), vectors)
+    from tqdm.auto import tqdm
+
+    compile_kernel()  # before the bar: its rate and ETA are training's
+    with tqdm(total=int(counts.sum()) * cfg.epochs, unit="token", unit_scale=True, desc="skipgram",
+              leave=False) as bar:
+        index, vectors = native_skipgram(lambda: iter([(values, offsets)]), counts, n_nodes, cfg,
+                                         on_tokens=bar.update)
+    return keyed_vectors(index.tolist(), vectors)

@@ -129,7 +129,10 @@ def cooccurrence_matrix(segment: np.ndarray, item: np.ndarray, n_universe: int) 
 
 
 def item2vec_vectors(item: np.ndarray, segment_starts: np.ndarray, n_universe: int, cfg: Any) -> tuple[np.ndarray, np.ndarray]:
-    """item2vec (Barkan & Koenigstein 2016): gensim skip-gram straight on sessions, no graph, no walks.
+    """item2vec (Barkan & Koenigstein 2016): skip-gram straight on sessions, no graph, no walks.
+
+    Trained by the trainer BGE uses (``train.backend``: the native one unless gensim, the reference, is chosen), so
+    a comparison with the methods measures sessions against walks, not one trainer against another.
 
     Args:
         item: universe index of each event, sessions laid out one after another.
@@ -139,10 +142,17 @@ def item2vec_vectors(item: np.ndarray, segment_starts: np.ndarray, n_universe: i
     Returns:
         (matrix over the universe, mask of items with a vector).
     """
-    from eges.skipgram.bge import WalkCorpus, train_bge, vectors_by_index
+    from eges.methods import backend, resolve
 
     values = item.astype(np.int32)
     offsets = segment_starts.astype(np.int64)
     counts = np.bincount(values, minlength=n_universe)
-    model = train_bge(WalkCorpus(lambda: iter([(values, offsets)])), counts, len(offsets) - 1, cfg)
-    return placed(*vectors_by_index(model, n_universe), n_universe)
+    plain = resolve("auto", has_catalog=False).name  # the method without side information
+    if backend(plain, cfg.backend) == "gensim":
+        from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
+
+        model = train_bge(WalkCorpus(lambda: iter([(values, offsets)])), counts, len(offsets) - 1, cfg)
+        return placed(*vectors_by_index(model, n_universe), n_universe)
+    from eges.train.stream import native_skipgram
+
+    return placed(*native_skipgram(lambda: iter([(values, offsets)]), counts, n_universe, cfg, plain), n_universe)

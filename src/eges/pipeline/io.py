@@ -224,19 +224,18 @@ def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])
 
 
+#: The pickle protocol of KeyedVectors files: fixed, so a file does not change with gensim's default.
+KEYED_VECTORS_PICKLE = 4
+
+
 def write_keyed_vectors(keys: list[Any], vectors: np.ndarray, path: str | Path) -> None:
-    """gensim KeyedVectors keyed by the original item ids, written atomically.
+    """gensim KeyedVectors keyed by the original item ids, written atomically and byte-stable: the same keys and
+    vectors give the same bytes (no save time or temporary file name in it; a fixed pickle protocol)."""
+    from eges.train.gensim_ref import keyed_vectors
 
-    Filled directly: ``KeyedVectors.add_vectors`` does per-key Python work (seconds for a few hundred thousand).
-    """
-    from gensim.models import KeyedVectors
-
-    kv = KeyedVectors(vectors.shape[1], count=0, dtype=np.float32)
-    kv.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    kv.index_to_key = list(keys)
-    kv.key_to_index = {key: i for i, key in enumerate(kv.index_to_key)}
+    kv = keyed_vectors(keys, vectors)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        kv.save(fh)
+        kv.save(fh, pickle_protocol=KEYED_VECTORS_PICKLE)
 
 
 def read_vectors(path: str | Path) -> tuple[pa.Array, np.ndarray]:

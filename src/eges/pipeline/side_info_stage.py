@@ -130,7 +130,7 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
-    from eges.side_info.train import compile_kernel, resolve_epochs
+    from eges.train.stream import compile_kernel, resolve_epochs
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])

@@ -1,7 +1,7 @@
 """The BGE pipeline's stages: sessions -> graph -> walks -> skipgram, each Parquet in / Parquet out.
 
 Each stage is a thin wrapper: it opens its inputs, calls the pure code in ``eges.sessions``,
-``eges.graph``, ``eges.walks`` or ``eges.skipgram``, and writes its outputs atomically.
+``eges.graph``, ``eges.walks`` or ``eges.train``, and writes its outputs atomically.
 """
 
 from __future__ import annotations
@@ -310,26 +310,26 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
-    from eges.side_info.train import resolve_epochs
+    from eges.train.stream import resolve_epochs
 
-    trainer = backend("bge", cfg.backend)
+    method = resolved_method(ctx.inputs, ctx.config)
+    trainer = backend(method, cfg.backend)
     cfg = resolve_epochs(cfg, int(counts.sum()))
     started = time.perf_counter()
     if trainer == "gensim":
-        from eges.skipgram.bge import WalkCorpus, train_bge, vectors_by_index
+        from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
 
         with _progress(ctx, n_walks * cfg.epochs, "walk", "skipgram") as bar:
             corpus = WalkCorpus(lambda: walk_batches(walks_path, rows=100_000), on_batch=bar.update)
             model = train_bge(corpus, counts, n_walks, cfg)
         index, vectors = vectors_by_index(model, n_nodes)
     else:
-        from eges.side_info.train import compile_kernel
-        from eges.skipgram.native import train_native_bge
+        from eges.train.stream import compile_kernel, native_skipgram
 
         compile_kernel()
         with _progress(ctx, int(counts.sum()) * cfg.epochs, "token", "skipgram") as bar:
-            index, vectors = train_native_bge(lambda: walk_batches(walks_path), counts, n_nodes, cfg,
-                                              on_tokens=bar.update)
+            index, vectors = native_skipgram(lambda: walk_batches(walks_path), counts, n_nodes, cfg, method,
+                                             on_tokens=bar.update)
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})

@@ -1,8 +1,9 @@
-"""Side information (paper, section 2.3): encoding the catalog, GES/EGES training, cold-start vectors."""
+"""Side information (paper, section 2.3): encoding the catalog, and placing cold-start items from it (``fit``).
+Training lives in :mod:`eges.train`; this package's ``__init__`` imports only the encoding, so the trainer can use it
+without an import loop."""
 
 from __future__ import annotations
 
 from eges.side_info.encode import SideInfo, encode
-from eges.side_info.train import EgesModel, behaviour_vectors, cold_start_vectors, train
 
-__all__ = ["EgesModel", "SideInfo", "behaviour_vectors", "cold_start_vectors", "encode", "train"]
+__all__ = ["SideInfo", "encode"]

@@ -1,5 +1,5 @@
-"""From walks and a catalog to everything the eges stage writes: the one place GES/EGES are assembled,
-used by the stage and by the in-memory API."""
+"""From walks and a catalog to everything the eges stage writes: the one place GES/EGES are assembled (training by
+:mod:`eges.train`, then cold-start placement from side information), used by the stage and by the in-memory API."""
 
 from __future__ import annotations
 
@@ -14,8 +14,42 @@ import pandas as pd
 from eges.config import TrainConfig
 from eges.errors import InputError, plain
 from eges.methods import cold_share
-from eges.side_info.encode import encode
-from eges.side_info.train import behaviour_vectors, cold_start_vectors, seen_values, train_stream
+from eges.side_info.encode import SideInfo, encode
+from eges.train.stream import EgesModel, behaviour_vectors, train_stream
+
+
+def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
+                       field_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors for items without behaviour from their side-information value vectors.
+
+    ``field_weights=None`` is the paper's rule (the mean of the known values); otherwise a weighted mean
+    with one weight per field (the mean EGES attention), renormalised over the fields an item has.
+    Values never seen in training (``seen`` False at their row) are skipped. Returns (vectors, has_vector).
+    """
+    values = model.value_vectors()
+    offsets = model.side.field_offset
+    n, f = codes.shape
+    vecs = np.zeros((n, values.shape[1]), dtype=np.float32)
+    total = np.zeros(n, dtype=np.float64)
+    weights = np.ones(f) if field_weights is None else np.asarray(field_weights, dtype=np.float64)
+    for s in range(f):
+        rows = offsets[s] + codes[:, s]
+        usable = (codes[:, s] >= 0) & seen[np.where(codes[:, s] >= 0, rows, 0)]
+        vecs[usable] += weights[s] * values[rows[usable]]
+        total[usable] += weights[s]
+    ok = total > 0
+    vecs[ok] /= total[ok, None].astype(np.float32)
+    return vecs, ok
+
+
+def seen_values(side: SideInfo, n_nodes: int, visited: np.ndarray | None = None) -> np.ndarray:
+    """Which side-information values belong to at least one behaviour item some walk visits (so were trained)."""
+    seen = np.zeros(side.n_values, dtype=bool)
+    codes = side.codes[:n_nodes] if visited is None else side.codes[:n_nodes][visited]
+    for s, off in enumerate(side.field_offset):
+        known = codes[:, s] >= 0
+        seen[off + codes[known, s]] = True
+    return seen
 
 
 def check_overlap(catalog_ids: pd.Series, node_ids: list[Any], id_col: str) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""GES and EGES skip-gram training (paper, section 2.3) as compiled, lock-free (Hogwild) numba loops.
+"""Skip-gram training of every method as compiled, lock-free (Hogwild) numba loops: BGE (each item its own row
+only), GES and EGES (paper, section 2.3). The passes take the model arrays and the hyper-parameters as two named
+tuples (``Arrays``, ``Hyper``); the method table's flags set the switches (``Hyper.attention``: EGES' softmax
+attention, else the plain mean).
 
 An item v has embeddings W_v^0 (its own, a row of ``W``) and W_v^s for each side-information field s (a
 row of ``S`` shared by every item with the same value). Its aggregated vector is
@@ -18,6 +21,8 @@ accumulated gradient dH is then pushed back into the parts:
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import get_num_threads, njit, prange
@@ -60,9 +65,9 @@ def item_parts(v: int, has_own: bool, codes: np.ndarray, field_offset: np.ndarra
 
 @njit(cache=True)
 def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
-              eges: bool, weights: np.ndarray, h: np.ndarray) -> None:
+              use_attention: bool, weights: np.ndarray, h: np.ndarray) -> None:
     """H_v into ``h`` and the part weights into ``weights`` (mean for GES, softmax of a_v for EGES)."""
-    if eges:
+    if use_attention:
         top = -1e30
         for j in range(m):
             top = max(top, attention[v, slots[j]])
@@ -85,7 +90,7 @@ def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray
 
 @njit(cache=True)
 def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
-             eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray, side_rate: np.ndarray,
+             use_attention: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray, side_rate: np.ndarray,
              own_step: int) -> None:
     """Push the (already learning-rate-scaled) ascent direction ``dh`` for H_v into the parts and a_v.
 
@@ -98,7 +103,7 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
     for j in range(m):
         row = table[rows[j]]
         wj = h.dtype.type(weights[j])
-        if eges:
+        if use_attention:
             dot = h.dtype.type(0.0)
             for d in range(h.shape[0]):
                 dot += dh[d] * (row[d] - h[d])
@@ -113,14 +118,79 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
             row[d] += wj * dh[d]
 
 
-@njit(cache=True, fastmath=True)
-def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
-                slots: np.ndarray, m: int, eges: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray,
-                targets: np.ndarray, n_pos: int, n_targets: int, lr: float, side_rate: np.ndarray,
-                own_step: int, cold: bool, cold_weights: np.ndarray, hc: np.ndarray, dhc: np.ndarray) -> float:
-    """One shared-negative update for centre v; returns its loss.
+class Arrays(NamedTuple):
+    """The arrays a training pass reads and updates: the model and the per-node tables it samples from.
 
-    ``targets[:n_pos]`` are the window's nodes (label 1), ``targets[n_pos:n_targets]`` the negatives shared
+    ``table`` is [W; S] (item rows, then side-information value rows), ``context`` the context rows Z,
+    ``attention`` the logits a_v; ``has_own``, ``codes`` and ``field_offset`` say which rows make up an item
+    (``item_parts``); ``side_rate`` scales each side row's step; ``neg_table`` is the unigram table negatives are
+    drawn from and ``keep_prob`` each node's down-sampling keep probability."""
+
+    table: np.ndarray
+    context: np.ndarray
+    attention: np.ndarray
+    has_own: np.ndarray
+    codes: np.ndarray
+    field_offset: np.ndarray
+    side_rate: np.ndarray
+    neg_table: np.ndarray
+    keep_prob: np.ndarray
+
+
+class Hyper(NamedTuple):
+    """The hyper-parameters of a pass (gensim passes its config struct the same way).
+
+    ``attention`` is the method table's switch (``Method.attention``): softmax attention over the parts, else their
+    plain mean. The learning rate falls linearly from ``alpha`` to ``min_alpha`` over ``total_tokens``; ``seed``
+    and the pass's ``stream`` seed each walk's generator."""
+
+    window: int
+    negative: int
+    attention: bool
+    own_step: int
+    cold_share: float
+    alpha: float
+    min_alpha: float
+    total_tokens: int
+    seed: int
+
+
+class Scratch(NamedTuple):
+    """One thread's work buffers for ``centre_step``: the centre's parts and weights, H_v and its ascent direction,
+    the targets, and the same for the cold-start mean of its side rows."""
+
+    rows: np.ndarray
+    slots: np.ndarray
+    weights: np.ndarray
+    h: np.ndarray
+    dh: np.ndarray
+    targets: np.ndarray
+    cold_weights: np.ndarray
+    hc: np.ndarray
+    dhc: np.ndarray
+
+
+@njit(cache=True)
+def scratch(n_fields: int, dim: int, n_targets: int) -> Scratch:
+    """Buffers for a centre with up to ``n_fields`` side fields and ``n_targets`` targets."""
+    return Scratch(np.empty(n_fields + 1, dtype=np.int64), np.empty(n_fields + 1, dtype=np.int64),
+                   np.empty(n_fields + 1, dtype=np.float64), np.empty(dim, dtype=np.float32),
+                   np.empty(dim, dtype=np.float32), np.empty(n_targets, dtype=np.int64),
+                   np.empty(n_fields + 1, dtype=np.float64), np.empty(dim, dtype=np.float32),
+                   np.empty(dim, dtype=np.float32))
+
+
+@njit(cache=True, fastmath=True)
+def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, side_rate: np.ndarray, s: Scratch,
+                v: int, m: int, n_pos: int, n_targets: int, lr: float, use_attention: bool, own_step: int,
+                cold: bool) -> float:
+    """One shared-negative update for centre v (its m parts in ``s.rows``/``s.slots``); returns its loss.
+
+    Takes the four arrays it updates or reads, not the whole :class:`Arrays` and :class:`Hyper`: numba passes a named
+    tuple as all its fields, and this is called once per centre (151 words per call against 107 before the named
+    tuples; passing only these is as many as before).
+
+    ``s.targets[:n_pos]`` are the window's nodes (label 1), ``s.targets[n_pos:n_targets]`` the negatives shared
     by the whole window (label 0). Scoring every window node against the same K negatives means each
     negative term appears ``n_pos`` times with the same H_v, so it is scored once with weight ``n_pos``:
     the expected gradient of word2vec's K negatives per pair at K per centre. The context rows are updated
@@ -132,7 +202,9 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v
     Both are scored while a context row is loaded, so the targets are read once (GES's training rate with it:
     docs/benchmarks.md).
     """
-    aggregate(table, attention, v, rows, slots, m, eges, weights, h)
+    rows, slots, weights, h, dh, targets = s.rows, s.slots, s.weights, s.h, s.dh, s.targets
+    cold_weights, hc, dhc = s.cold_weights, s.hc, s.dhc
+    aggregate(table, attention, v, rows, slots, m, use_attention, weights, h)
     n_side = m - 1 if cold and m > 1 and slots[0] == 0 else 0
     if n_side > 0:
         aggregate(table, attention, v, rows[1:], slots[1:], n_side, False, cold_weights, hc)
@@ -177,65 +249,57 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, v
         for d in range(dim):
             dh[d] += g * z[d]
             z[d] += g * h[d]
-    backprop(table, attention, v, rows, slots, m, eges, weights, h, dh, side_rate, own_step)
+    backprop(table, attention, v, rows, slots, m, use_attention, weights, h, dh, side_rate, own_step)
     if n_side > 0:
         backprop(table, attention, v, rows[1:], slots[1:], n_side, False, cold_weights, hc, dhc, side_rate, own_step)
     return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
 
 
-def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, table: np.ndarray, context: np.ndarray,
-                attention: np.ndarray, has_own: np.ndarray, codes: np.ndarray, field_offset: np.ndarray,
-                neg_table: np.ndarray, keep_prob: np.ndarray, max_len: int, window: int, negative: int, eges: bool,
-                alpha: float, min_alpha: float, done_tokens: int, total_tokens: int, seed: int, epoch: int,
-                chunk: int, trace: np.ndarray | None = None, side_rate: np.ndarray | None = None,
-                own_step: int = OWN_SHARE, cold_share: float = 0.0) -> float:
+def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, a: Arrays, hp: Hyper, done_tokens: int,
+                stream: int, chunk: int, trace: np.ndarray | None = None) -> float:
     """One pass over the walks; returns the mean negative log-likelihood per scored pair.
 
     Frequent nodes are down-sampled as in word2vec: node v stays in a walk with probability
-    ``keep_prob[v]`` (drawn per occurrence), before windows are taken. Each centre is scored against its
-    window's nodes and ``negative`` negatives shared by the window (``centre_step``); a share ``cold_share`` of
-    the centres that have both their own row and side rows also train the mean of their side rows on it.
+    ``a.keep_prob[v]`` (drawn per occurrence), before windows are taken. Each centre is scored against its
+    window's nodes and ``hp.negative`` negatives shared by the window (``centre_step``); a share ``hp.cold_share``
+    of the centres that have both their own row and side rows also train the mean of their side rows on it.
 
     Walks are split into chunks of ``chunk`` walks, handled without locks (Hogwild) and interleaved: thread
     t of T takes chunks t, t+T, t+2T, ..., so the threads work near the same corpus position and the
-    learning rate, set by that position, follows global progress, with no barrier between chunks. Each
-    walk's random numbers come from its own generator seeded by (seed, epoch, walk), so one thread gives
-    bit-for-bit the same result every time. ``trace`` (tests only), an array of shape (n_chunks, 2), if
-    given receives per chunk its rank among its thread's chunks and the learning rate of its first walk.
+    learning rate, set by that position (``done_tokens`` before this pass), follows global progress, with no
+    barrier between chunks. Each walk's random numbers come from its own generator seeded by (seed, stream, walk),
+    so one thread gives bit-for-bit the same result every time. ``trace`` (tests only), an array of shape
+    (n_chunks, 2), if given receives per chunk its rank among its thread's chunks and the learning rate of its
+    first walk.
     """
     if trace is None:
         trace = np.empty((0, 2))
-    if side_rate is None:
-        side_rate = np.ones(table.shape[0] - context.shape[0], dtype=np.float32)
-    return _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,
-                        neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,
-                        total_tokens, seed, epoch, chunk, get_num_threads(), trace, side_rate, own_step, cold_share)
+    max_len = int(np.diff(walk_offsets).max()) if len(walk_offsets) > 1 else 0
+    return _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, max_len, get_num_threads(),
+                        trace)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, codes, field_offset,  # noqa: ANN001
-                 neg_table, keep_prob, max_len, window, negative, eges, alpha, min_alpha, done_tokens,  # noqa: ANN001
-                 total_tokens, seed, epoch, chunk, n_threads, trace, side_rate, own_step, cold_share):  # noqa: ANN001, ANN202
+def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, max_len, n_threads,  # noqa: ANN001
+                 trace):  # noqa: ANN001, ANN202
     n_walks = len(walk_offsets) - 1
-    n_items = context.shape[0]
-    dim = table.shape[1]
+    n_items = a.context.shape[0]
+    dim = a.table.shape[1]
+    table, context, attention, side_rate = a.table, a.context, a.attention, a.side_rate
+    codes, field_offset, has_own, keep_prob, neg_table = a.codes, a.field_offset, a.has_own, a.keep_prob, a.neg_table
+    window, negative, cold_share = hp.window, hp.negative, hp.cold_share
+    use_attention, own_step = hp.attention, hp.own_step
+    alpha, min_alpha = hp.alpha, hp.min_alpha
     n_fields = codes.shape[1]
     n_chunks = (n_walks + chunk - 1) // chunk
     losses = np.zeros(n_chunks)
     pairs = np.zeros(n_chunks)
-    base = _mix(np.uint64(seed) * _GOLDEN + np.uint64(epoch + 7))
-    span = max(total_tokens, 1)
+    base = _mix(np.uint64(hp.seed) * _GOLDEN + np.uint64(stream + 7))
+    span = max(hp.total_tokens, 1)
     for t in prange(n_threads):
-        rows = np.empty(n_fields + 1, dtype=np.int64)
-        slots = np.empty(n_fields + 1, dtype=np.int64)
-        weights = np.empty(n_fields + 1, dtype=np.float64)
-        h = np.empty(dim, dtype=np.float32)
-        dh = np.empty(dim, dtype=np.float32)
-        cold_weights = np.empty(n_fields + 1, dtype=np.float64)
-        hc = np.empty(dim, dtype=np.float32)
-        dhc = np.empty(dim, dtype=np.float32)
+        s = scratch(n_fields, dim, 2 * window + negative)
+        rows, slots, targets = s.rows, s.slots, s.targets
         buf = np.empty(max_len, dtype=np.int32)
-        targets = np.empty(2 * window + negative, dtype=np.int64)
         k = 0
         for c in range(t, n_chunks, n_threads):
             loss = 0.0
@@ -284,9 +348,8 @@ def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, 
                     if cold_share > 0.0 and m > 1 and slots[0] == 0:
                         state, r = _next(state)
                         cold = (r >> _S32) * _INV32 < cold_share
-                    loss += centre_step(table, context, attention, v, rows, slots, m, eges, weights, h, dh,
-                                        targets, n_pos, n_targets, lr, side_rate, own_step, cold, cold_weights,
-                                        hc, dhc)
+                    loss += centre_step(table, context, attention, side_rate, s, v, m, n_pos, n_targets, lr,
+                                        use_attention, own_step, cold)
                     count += n_pos * (1 + n_targets - n_pos)
             losses[c] = loss
             pairs[c] = count
@@ -296,7 +359,7 @@ def _train_epoch(walk_values, walk_offsets, table, context, attention, has_own, 
 
 def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray, has_own: np.ndarray,
                    codes: np.ndarray, field_offset: np.ndarray, v: int, targets: np.ndarray,
-                   labels: np.ndarray, eges: bool, pair_weights: np.ndarray | None = None,
+                   labels: np.ndarray, use_attention: bool, pair_weights: np.ndarray | None = None,
                    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Loss of centre ``v`` against ``targets`` (each term times ``pair_weights``, default 1) and its
     gradients w.r.t. table, context and attention.
@@ -311,7 +374,7 @@ def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray
     weights = np.empty(n)
     m = item_parts(v, has_own[v], codes, field_offset, context.shape[0], rows, slots)
     h = np.empty(table.shape[1], dtype=table.dtype)
-    aggregate(t, a, v, rows, slots, m, eges, weights, h)
+    aggregate(t, a, v, rows, slots, m, use_attention, weights, h)
     dh = np.zeros_like(h)
     loss = 0.0
     pw = np.ones(len(targets)) if pair_weights is None else pair_weights
@@ -321,6 +384,6 @@ def pair_gradients(table: np.ndarray, context: np.ndarray, attention: np.ndarray
         g = -(label - sig) * weight  # learning rate -1: the update is the gradient of the loss
         dh += g * z[target]
         z[target] = z[target] + g * h
-    backprop(t, a, v, rows, slots, m, eges, weights, h, dh, np.ones(len(table) - len(context), dtype=np.float32),
-             OWN_SHARE)  # the plain gradient
+    backprop(t, a, v, rows, slots, m, use_attention, weights, h, dh,
+             np.ones(len(table) - len(context), dtype=np.float32), OWN_SHARE)  # the plain gradient
     return loss, t - table, z - context, a - attention

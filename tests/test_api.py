@@ -1,4 +1,4 @@
-"""BGE training on integer walks: the corpus adapter, planted structure, single-thread reproducibility."""
+"""The in-memory API's skip-gram: the native trainer, keyed by node index, reproducible, with a progress bar."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import numpy as np
 from eges.api import random_walks, train_skipgram
 from eges.config import TrainConfig, WalksConfig
 from eges.graph.csr import from_edges
-from eges.skipgram.bge import WalkCorpus, padded_batches
 
 
 def two_communities(n=20):
@@ -23,14 +22,6 @@ def two_communities(n=20):
     src += [0, n]
     dst += [n, 0]
     return from_edges(np.array(src), np.array(dst), None, 2 * n)
-
-
-def test_corpus_yields_int_lists_every_epoch():
-    walks = np.array([[0, 1, 2], [3, 4, -1]], dtype=np.int32)
-    corpus = WalkCorpus(padded_batches(walks))
-    assert list(corpus) == [[0, 1, 2], [3, 4]]
-    assert list(corpus) == [[0, 1, 2], [3, 4]]  # restartable
-    assert all(type(x) is int for walk in corpus for x in walk)
 
 
 def test_vectors_separate_planted_communities():
@@ -58,29 +49,19 @@ def test_single_thread_training_is_reproducible():
     assert not np.array_equal(a.vectors, c.vectors)
 
 
-def _separation(vecs: np.ndarray, n: int) -> tuple[float, float]:
-    vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
-    sims = vecs @ vecs.T
-    group = np.arange(2 * n) < n
-    same = sims[group[:, None] == group[None, :]].mean()
-    np.fill_diagonal(sims, -2)
-    return float(same - sims[group[:, None] != group[None, :]].mean()), float(np.mean(group[sims.argmax(1)] == group))
+def test_vectors_are_keyed_by_node_index_for_visited_nodes_only():
+    """KeyedVectors keyed by node index (plain ints); a node no walk visits gets no vector, as with gensim."""
+    walks = np.array([[0, 2, 3, 2], [3, 0, -1, -1]], dtype=np.int32)
+    kv = train_skipgram(walks, TrainConfig(dimension=4, epochs=1, sample=0, threads=1), progress=False)
+    assert kv.index_to_key == [0, 2, 3] and all(type(k) is int for k in kv.index_to_key)
+    assert 1 not in kv.key_to_index and kv.get_index(2) == 1  # (gensim reads an unknown int key as a position)
 
 
-def test_native_bge_matches_gensim_on_the_same_walks():
-    """The native trainer (the default backend) against gensim, the reference, on the same walks and settings."""
-    from eges.skipgram.native import train_native_bge
-    from eges.walks.generate import flatten_walks
-
-    n = 20
-    walks = random_walks(two_communities(n), WalksConfig(walks_per_node=20, walk_length=10, seed=1))
-    cfg = TrainConfig(dimension=16, epochs=5, sample=0, threads=1, seed=3)
-    kv = train_skipgram(walks, cfg)
-    gensim_gap, gensim_nearest = _separation(np.stack([kv[i] for i in range(2 * n)]), n)
-    values, offsets = flatten_walks(walks)
-    index, native = train_native_bge(lambda: iter([(values, offsets)]), np.bincount(values, minlength=2 * n), 2 * n,
-                                     cfg)
-    assert index.tolist() == list(range(2 * n))
-    native_gap, native_nearest = _separation(native, n)
-    assert native_nearest == gensim_nearest == 1.0
-    assert native_gap > 0.3 and native_gap > 0.8 * gensim_gap
+def test_progress_bar_on_request(capsys):
+    """A long in-memory training run is not silent: progress=True draws a bar of training tokens on stderr."""
+    walks = random_walks(two_communities(), WalksConfig(walks_per_node=2, seed=2))
+    train_skipgram(walks, TrainConfig(dimension=4, epochs=1, threads=1), progress=True)
+    err = capsys.readouterr().err
+    assert "skipgram" in err and "token" in err
+    train_skipgram(walks, TrainConfig(dimension=4, epochs=1, threads=1), progress=False)
+    assert capsys.readouterr().err == ""

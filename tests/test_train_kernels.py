@@ -1,5 +1,6 @@
-"""The skip-gram kernel itself: shared-negative gradients, determinism, the global learning-rate schedule,
-where negatives come from, and learning planted structure in BGE (no side fields) and EGES mode."""
+"""The skip-gram kernel itself: gradients against finite differences, shared-negative updates, determinism, the
+global learning-rate schedule, where negatives come from, and learning planted structure in BGE (no side fields) and
+EGES mode."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import numba
 import numpy as np
 import pytest
 
-from eges.side_info.kernels import (
+from eges.train.kernels import (
     OWN_FULL,
     OWN_ITEM,
     OWN_SHARE,
+    Arrays,
+    Hyper,
+    aggregate,
     centre_step,
     item_parts,
     pair_gradients,
+    scratch,
     train_epoch,
 )
 
@@ -29,6 +34,48 @@ def make_problem(n_fields: int, n_nodes: int = 32, dim: int = 8, seed: int = 0) 
             "has_own": np.ones(n_nodes, dtype=np.bool_), "codes": codes, "field_offset": field_offset}
 
 
+def small_problem(seed=0):
+    """Five items, two fields of two values each, float64 parameters."""
+    rng = np.random.default_rng(seed)
+    n_nodes, dim = 5, 4
+    codes = np.array([[0, 1], [1, -1], [0, 0], [-1, 1], [1, 1]], dtype=np.int32)
+    field_offset = np.array([0, 2], dtype=np.int64)  # two fields with two values each
+    table = rng.normal(0, 0.5, (n_nodes + 4, dim))
+    context = rng.normal(0, 0.5, (n_nodes, dim))
+    attention = rng.normal(0, 0.5, (n_nodes, 3))
+    return table, context, attention, np.ones(n_nodes, dtype=np.bool_), codes, field_offset
+
+
+def loss_only(table, context, attention, has_own, codes, field_offset, v, targets, labels, eges):
+    loss, *_ = pair_gradients(table, context, attention, has_own, codes, field_offset, v, targets, labels, eges)
+    return loss
+
+
+@pytest.mark.parametrize("eges", [False, True])
+@pytest.mark.parametrize("v", [0, 1, 3])
+def test_gradients_match_finite_differences(eges, v):
+    table, context, attention, has_own, codes, off = small_problem()
+    targets, labels = np.array([2, 4, 1]), np.array([1.0, 0.0, 0.0])
+    args = (has_own, codes, off, v, targets, labels, eges)
+    _, g_table, g_context, g_att = pair_gradients(table, context, attention, *args)
+    eps = 1e-6
+    for name, arr, grad in (("table", table, g_table), ("context", context, g_context), ("attention", attention, g_att)):
+        numeric = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            plus, minus = arr.copy(), arr.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            mats = {"table": table, "context": context, "attention": attention}
+            lp = loss_only(**{**mats, name: plus}, has_own=has_own, codes=codes, field_offset=off, v=v,
+                           targets=targets, labels=labels, eges=eges)
+            lm = loss_only(**{**mats, name: minus}, has_own=has_own, codes=codes, field_offset=off, v=v,
+                           targets=targets, labels=labels, eges=eges)
+            numeric[idx] = (lp - lm) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, atol=1e-6, err_msg=name)
+    if not eges:
+        assert not g_att.any()
+
+
 def planted(n_groups: int = 4, per_group: int = 8, n_walks: int = 400, length: int = 8, seed: int = 0):
     """Walks that stay inside one group of nodes each: flat values, offsets, node count, group of each node."""
     rng = np.random.default_rng(seed)
@@ -38,19 +85,39 @@ def planted(n_groups: int = 4, per_group: int = 8, n_walks: int = 400, length: i
     return values, offsets, n_groups * per_group, np.arange(n_groups * per_group) // per_group
 
 
+def arrays(p: dict, side_rate: np.ndarray | None = None, neg: np.ndarray | None = None) -> Arrays:
+    """The kernel's arrays over problem ``p`` (every side row at full step and every node kept by default)."""
+    n = p["context"].shape[0]
+    return Arrays(p["table"], p["context"], p["attention"], p["has_own"], p["codes"], p["field_offset"],
+                  np.ones(len(p["table"]) - n, np.float32) if side_rate is None else side_rate,
+                  np.arange(n, dtype=np.int32).repeat(50) if neg is None else neg, np.ones(n))
+
+
+def hyper(eges: bool, own_step: int = OWN_SHARE, alpha: float = 0.025, min_alpha: float = 0.0001,
+          total_tokens: int = 0, seed: int = 3) -> Hyper:
+    return Hyper(window=3, negative=4, attention=eges, own_step=own_step, cold_share=0.0, alpha=alpha,
+                 min_alpha=min_alpha, total_tokens=total_tokens, seed=seed)
+
+
 def run(values, offsets, p, *, eges=True, epochs=1, alpha=0.025, min_alpha=0.0001, chunk=16, neg=None,
         trace=None, seed=3):
     """Train ``epochs`` passes with train_epoch in place on ``p``; returns the per-epoch losses."""
-    n = p["context"].shape[0]
-    neg = np.arange(n, dtype=np.int32).repeat(50) if neg is None else neg
-    keep = np.ones(n)
-    max_len = int(np.diff(offsets).max())
-    losses = []
-    for e in range(epochs):
-        losses.append(train_epoch(values, offsets, p["table"], p["context"], p["attention"], p["has_own"],
-                                  p["codes"], p["field_offset"], neg, keep, max_len, 3, 4, eges, alpha, min_alpha,
-                                  e * len(values), epochs * len(values), seed, e, chunk, trace))
-    return losses
+    a = arrays(p, neg=neg)
+    hp = hyper(eges, alpha=alpha, min_alpha=min_alpha, total_tokens=epochs * len(values), seed=seed)
+    return [train_epoch(values, offsets, a, hp, e * len(values), e, chunk, trace) for e in range(epochs)]
+
+
+def step(p: dict, v: int, targets: np.ndarray, n_pos: int, eges: bool, own_step: int, lr: float,
+         side_rate: np.ndarray, cold: bool = False) -> tuple[float, dict, np.ndarray]:
+    """``centre_step`` for centre v on a copy of ``p``: its loss, the updated copy and the centre's part slots."""
+    q = {**p, "table": p["table"].copy(), "context": p["context"].copy(), "attention": p["attention"].copy()}
+    n_fields = p["codes"].shape[1]
+    s = scratch(n_fields, p["table"].shape[1], len(targets))
+    s.targets[:] = targets
+    m = item_parts(v, True, p["codes"], p["field_offset"], len(p["context"]), s.rows, s.slots)
+    loss = centre_step(q["table"], q["context"], q["attention"], side_rate, s, v, m, n_pos, len(targets), lr, eges,
+                       own_step, cold)
+    return loss, q, s.slots[:m].copy()
 
 
 @pytest.mark.parametrize("n_fields,eges,own_step,own_logit", [
@@ -72,13 +139,11 @@ def test_centre_step_matches_numpy_reference(n_fields, eges, own_step, own_logit
     loss_ref, g_table, g_context, g_att = pair_gradients(ref["table"], ref["context"], ref["attention"],
                                                          p["has_own"], p["codes"], p["field_offset"], v, targets,
                                                          labels, eges, pw)
-    t, z, a = p["table"].copy(), p["context"].copy(), p["attention"].copy()
-    rows, slots = np.empty(n_fields + 1, np.int64), np.empty(n_fields + 1, np.int64)
-    m = item_parts(v, True, p["codes"], p["field_offset"], 8, rows, slots)
     lr = 0.5
-    side_rate = np.full(len(t) - 8, 0.5, dtype=np.float32)  # side-information rows take half steps
-    loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(n_fields + 1), np.empty(5, np.float32),
-                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, own_step, *no_cold(5))
+    side_rate = np.full(len(p["table"]) - 8, 0.5, dtype=np.float32)  # side-information rows take half steps
+    loss, q, slots = step(p, v, targets, n_pos, eges, own_step, lr, side_rate)
+    t, z, a = q["table"], q["context"], q["attention"]
+    m = len(slots)
     assert loss == pytest.approx(loss_ref, rel=1e-4)
     row_scale = np.concatenate([np.ones(8), side_rate])[:, None]
     if own_step != OWN_SHARE:
@@ -89,11 +154,6 @@ def test_centre_step_matches_numpy_reference(n_fields, eges, own_step, own_logit
     np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
     np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)
     assert np.abs(g_context[targets[n_pos:]]).sum() > 0  # the negatives were scored
-
-
-def no_cold(dim: int) -> tuple:
-    """centre_step's last arguments without train.cold_share's step: the flag off and its scratch buffers."""
-    return False, np.empty(3), np.empty(dim, np.float32), np.empty(dim, np.float32)
 
 
 @pytest.mark.parametrize("eges", [False, True])
@@ -112,13 +172,9 @@ def test_cold_step_adds_the_side_mean_gradient_to_the_side_rows_only(eges):
     grads = {own: pair_gradients(ref["table"], ref["context"], ref["attention"], has, p["codes"], p["field_offset"],
                                  v, targets, labels, eges and own, pw) for own, has in ((True, p["has_own"]),
                                                                                          (False, no_own))}
-    t, z, a = p["table"].copy(), p["context"].copy(), p["attention"].copy()
-    rows, slots = np.empty(3, np.int64), np.empty(3, np.int64)
-    m = item_parts(v, True, p["codes"], p["field_offset"], 8, rows, slots)
     lr, side_rate = 0.5, np.full(8, 0.5, dtype=np.float32)
-    loss = centre_step(t, z, a, v, rows, slots, m, eges, np.empty(3), np.empty(5, np.float32),
-                       np.empty(5, np.float32), targets, n_pos, len(targets), lr, side_rate, OWN_SHARE, True,
-                       np.empty(3), np.empty(5, np.float32), np.empty(5, np.float32))
+    loss, q, _ = step(p, v, targets, n_pos, eges, OWN_SHARE, lr, side_rate, cold=True)
+    t, z, a = q["table"], q["context"], q["attention"]
     (loss_h, g_h, gz_h, ga_h), (_, g_cold, _, _) = grads[True], grads[False]
     assert loss == pytest.approx(loss_h, rel=1e-4)  # the loss reported is H_v's
     assert np.abs(g_cold[8:]).sum() > 0 and not np.abs(g_cold[:8]).any()  # side rows only
@@ -204,8 +260,6 @@ def test_learns_planted_groups_and_loss_falls(n_fields, eges):
 
 
 def _aggregate(p: dict, n: int, eges: bool) -> np.ndarray:
-    from eges.side_info.kernels import aggregate
-
     k = p["codes"].shape[1] + 1
     out = np.zeros((n, p["table"].shape[1]), np.float32)
     rows, slots, weights = np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k)

@@ -1,4 +1,5 @@
-"""BGE: skip-gram with negative sampling on the walks, trained by gensim.
+"""gensim's Word2Vec as the reference backend (``train.backend = "gensim"``, BGE only): what the native trainer is
+checked and benchmarked against. Every method, and every baseline eges compares, trains natively by default.
 
 Walks stay integer node indices end to end: gensim is given lists of Python ints (its vocabulary keys)
 built walk by walk from the Arrow/NumPy buffers, and the vocabulary is built from a ``bincount`` of the
@@ -87,3 +88,20 @@ def vectors_by_index(model: Any, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     keys = np.asarray(model.wv.index_to_key, dtype=np.int64)
     order = np.argsort(keys)
     return keys[order], np.ascontiguousarray(model.wv.vectors[order], dtype=np.float32)
+
+
+def keyed_vectors(keys: list[Any], vectors: np.ndarray) -> Any:
+    """gensim KeyedVectors of ``vectors`` keyed by ``keys``, with no lifecycle log (gensim's record of when and
+    where an object was made and saved: a save time and a file name would make identical runs' files differ).
+
+    Filled directly: ``KeyedVectors.add_vectors`` does per-key Python work (seconds for a few hundred thousand).
+    """
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vectors.shape[1], count=0, dtype=np.float32)
+    kv.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    kv.index_to_key = list(keys)
+    kv.key_to_index = {key: i for i, key in enumerate(kv.index_to_key)}
+    kv.next_index = len(kv.index_to_key)
+    kv.lifecycle_events = None
+    return kv

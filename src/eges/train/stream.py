@@ -1,0 +1,200 @@
+"""The trainer of every method: skip-gram with negative sampling over streamed walks, with the item's own row only
+(BGE) or with its side-information rows (GES, EGES), on the numba kernel of :mod:`eges.train.kernels`.
+
+The method's row in the method table switches the kernel (``Method.attention``) and sets the cold-start share
+(``train.cold_share``); nothing here tests a method's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from eges.config import TrainConfig
+from eges.methods import cold_share, method_of, resolve
+from eges.side_info.encode import SideInfo
+from eges.train.kernels import OWN_STEPS, Arrays, Hyper, aggregate, item_parts, train_epoch
+from eges.train.negatives import keep_probabilities, negative_table, side_rates
+from eges.walks.generate import numba_threads
+
+
+@dataclasses.dataclass
+class EgesModel:
+    """Trained parameters. Rows 0..n_nodes-1 of ``table`` are item embeddings W^0, the rest side-info
+    values (field s, value k at ``n_nodes + field_offset[s] + k``). ``uses_attention``: H_v weighs its parts by
+    the softmax of ``attention`` (else their plain mean)."""
+
+    table: np.ndarray
+    context: np.ndarray
+    attention: np.ndarray
+    side: SideInfo
+    uses_attention: bool
+    losses: list[float]
+
+    @property
+    def n_nodes(self) -> int:
+        return self.context.shape[0]
+
+    def value_vectors(self) -> np.ndarray:
+        return self.table[self.n_nodes:]
+
+    def attention_weights(self) -> np.ndarray:
+        """Normalised weight of each part (own, field 1..n) per behaviour item; 0 where a part is missing."""
+        return _weights(self.attention, self.side.codes[: self.n_nodes], self.uses_attention)
+
+
+#: The epochs rule (train.epochs = 0): enough passes that training sees EPOCH_TOKEN_BUDGET walk tokens, at most
+#: MAX_AUTO_EPOCHS; a log whose walks already hold that many trains once. The study behind the numbers is in
+#: docs/evaluation.md ("How many epochs").
+EPOCH_TOKEN_BUDGET = 400_000_000
+MAX_AUTO_EPOCHS = 10
+
+
+def auto_epochs(tokens_per_epoch: int, budget: int = EPOCH_TOKEN_BUDGET, most: int = MAX_AUTO_EPOCHS) -> int:
+    """Passes over walks of ``tokens_per_epoch`` tokens: ceil(budget / tokens), between 1 and ``most``."""
+    if tokens_per_epoch <= 0:
+        return 1
+    return int(min(most, max(1, -(-budget // tokens_per_epoch))))
+
+
+def resolve_epochs(cfg: TrainConfig, tokens_per_epoch: int) -> TrainConfig:
+    """``cfg`` with its epochs decided: as set, or by :func:`auto_epochs` when ``train.epochs`` is 0."""
+    return cfg if cfg.epochs else dataclasses.replace(cfg, epochs=auto_epochs(int(tokens_per_epoch)))
+
+
+def initial_attention(n_nodes: int, n_fields: int, own_weight: float) -> np.ndarray:
+    """EGES attention logits before training: uniform (0, the paper's) or the item's own embedding at
+    ``own_weight`` of H_v and the fields sharing the rest equally (a_0 = log(own / (1 - own) * n_fields))."""
+    attention = np.zeros((n_nodes, n_fields + 1), dtype=np.float32)
+    if own_weight > 0 and n_fields:
+        attention[:, 0] = np.log(own_weight / (1 - own_weight) * n_fields)
+    return attention
+
+
+def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side: SideInfo, cfg: TrainConfig,
+          method: str, on_epoch: Callable[[int, float], None] | None = None) -> EgesModel:
+    """Train ``method`` (a name in the method table) on in-memory walks (flat node indices + offsets) with the
+    ``[train]`` settings. ``side.codes`` rows 0..n_nodes-1 are the nodes (no fields: each item its own row only)."""
+    counts = np.bincount(walk_values, minlength=n_nodes)
+    return train_stream(lambda: iter([(walk_values, walk_offsets)]), counts, n_nodes, side, cfg, method,
+                        on_epoch=on_epoch)
+
+
+def compile_kernel() -> None:
+    """Compile (or load from numba's cache) the training kernel on a toy problem, so a progress bar started after
+    this shows a rate and ETA of training, not of compilation."""
+    side = SideInfo(["f"], np.zeros((2, 1), dtype=np.int32), [["v"]])
+    cfg = TrainConfig(dimension=2, epochs=1, threads=1, sample=0)
+    train(np.array([0, 1, 0], dtype=np.int32), np.array([0, 3], dtype=np.int64), 2, side, cfg,
+          resolve("auto", has_catalog=True).name)
+
+
+#: Each batch of an epoch gets its own generator stream: the kernel seeds walk w of a batch by (seed, stream, w).
+_STREAMS_PER_EPOCH = 1_000_003
+
+
+def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray, n_nodes: int,
+                 side: SideInfo, cfg: TrainConfig, method: str,
+                 on_epoch: Callable[[int, float], None] | None = None,
+                 on_tokens: Callable[[int], None] | None = None) -> EgesModel:
+    """Train on walks streamed batch by batch, every epoch (``batches()`` is called once per epoch): memory is the
+    model plus one batch. ``counts`` are the node frequencies in the walks (for negatives and down-sampling).
+
+    The learning rate decays with the tokens done over all batches and epochs; one thread is bit-for-bit
+    reproducible for a seed and the same batches.
+    """
+    row = method_of(method)
+    cfg = resolve_epochs(cfg, int(np.sum(counts[:n_nodes])))
+    rng = np.random.default_rng(cfg.seed)
+    dim = cfg.dimension
+    table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+    counts = np.asarray(counts[:n_nodes], dtype=np.int64)
+    arrays = Arrays(table=table, context=np.zeros((n_nodes, dim), dtype=np.float32),
+                    attention=initial_attention(n_nodes, len(side.fields), cfg.own_weight), has_own=counts > 0,
+                    codes=np.ascontiguousarray(side.codes[:n_nodes]),
+                    field_offset=np.asarray(side.field_offset, dtype=np.int64),
+                    side_rate=side_rates(counts, side, cfg.side_rate_power),
+                    neg_table=negative_table(np.maximum(counts, 0), cfg.ns_exponent),
+                    keep_prob=keep_probabilities(counts, cfg.sample))
+    hyper = Hyper(window=int(cfg.window), negative=int(cfg.negative), attention=bool(row.attention),
+                  own_step=OWN_STEPS[cfg.own_step],
+                  cold_share=float(cold_share(method, cfg.cold_share) if side.fields else 0.0),
+                  alpha=float(cfg.alpha), min_alpha=float(cfg.min_alpha),
+                  total_tokens=int(counts.sum()) * cfg.epochs, seed=int(cfg.seed))
+    losses = []
+    done = 0
+    with numba_threads(cfg.threads):
+        threads = get_num_threads()
+        for epoch in range(cfg.epochs):
+            loss_sum, tokens = 0.0, 0
+            for b, (values, offsets) in enumerate(batches()):
+                values = np.ascontiguousarray(values, dtype=np.int32)
+                offsets = np.ascontiguousarray(offsets, dtype=np.int64) - offsets[0]
+                n_walks = len(offsets) - 1
+                if n_walks <= 0:
+                    continue
+                # Enough chunks that every thread has work in this batch (the kernel interleaves them).
+                chunk = max(1, min(4096, n_walks // (16 * max(threads, 1)) or 1))
+                loss = train_epoch(values, offsets, arrays, hyper, done, epoch * _STREAMS_PER_EPOCH + b, chunk)
+                loss_sum += float(loss) * len(values)
+                tokens += len(values)
+                done += len(values)
+                if on_tokens:
+                    on_tokens(len(values))
+            losses.append(loss_sum / max(tokens, 1))
+            if on_epoch:
+                on_epoch(epoch + 1, losses[-1])
+    return EgesModel(arrays.table, arrays.context, arrays.attention, side, bool(row.attention), losses)
+
+
+def native_skipgram(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
+                    n_nodes: int, cfg: TrainConfig, method: str | None = None,
+                    on_tokens: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Skip-gram without side information (BGE, and the item2vec baseline on sessions) on the native trainer:
+    (node indices that have a vector, their float32 vectors) ordered by node index, like the gensim reference.
+
+    ``method`` is a method without side information (default: the one the table picks without a catalog). Walks
+    are streamed (``batches()`` once per epoch); nodes no walk visits get no vector (gensim's vocabulary leaves them
+    out too).
+    """
+    method = method or resolve("auto", has_catalog=False).name
+    no_fields = SideInfo([], np.zeros((n_nodes, 0), dtype=np.int32), [])
+    model = train_stream(batches, counts, n_nodes, no_fields, cfg, method, on_tokens=on_tokens)
+    visited = np.flatnonzero(np.asarray(counts[:n_nodes]) > 0)
+    return visited.astype(np.int64), np.ascontiguousarray(behaviour_vectors(model)[visited])
+
+
+@njit(cache=True, parallel=True)
+def _aggregate_all(table, attention, has_own, codes, field_offset, n_nodes, uses_attention):  # noqa: ANN001, ANN202
+    n = codes.shape[0]
+    out = np.zeros((n, table.shape[1]), dtype=np.float32)
+    ok = np.zeros(n, dtype=np.bool_)
+    for v in prange(n):
+        rows = np.empty(codes.shape[1] + 1, dtype=np.int64)
+        slots = np.empty(codes.shape[1] + 1, dtype=np.int64)
+        weights = np.empty(codes.shape[1] + 1, dtype=np.float64)
+        m = item_parts(v, has_own[v], codes, field_offset, n_nodes, rows, slots)
+        if m > 0:
+            aggregate(table, attention, v, rows, slots, m, uses_attention, weights, out[v])
+            ok[v] = True
+    return out, ok
+
+
+def _weights(attention: np.ndarray, codes: np.ndarray, uses_attention: bool) -> np.ndarray:
+    present = np.concatenate([np.ones((len(codes), 1), bool), codes >= 0], axis=1)
+    logits = np.where(present, attention if uses_attention else 0.0, -np.inf)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    w = np.exp(logits) * present
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def behaviour_vectors(model: EgesModel) -> np.ndarray:
+    """H_v of every behaviour item (the paper's item embedding)."""
+    has_own = np.ones(model.n_nodes, dtype=np.bool_)
+    out, _ = _aggregate_all(model.table, model.attention, has_own,
+                            np.ascontiguousarray(model.side.codes[: model.n_nodes]), model.side.field_offset,
+                            model.n_nodes, model.uses_attention)
+    return out
