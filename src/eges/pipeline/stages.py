@@ -312,7 +312,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
         raise StageError(f"{walks_path} holds no walks")
     from eges.train.stream import resolve_epochs
 
-    method = resolved_method(ctx.inputs, ctx.config)
+    method = run_method(ctx.inputs, ctx.config).name
     trainer = backend(method, cfg.backend)
     cfg = resolve_epochs(cfg, int(counts.sum()))
     started = time.perf_counter()
