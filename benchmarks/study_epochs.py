@@ -5,7 +5,7 @@
 Each log comes from the sample generator (items in proportion to events); each runs ``eges evaluate`` with the
 link and temporal protocols, BGE only, once per epochs value (``--vary``), and the table lists link AUC, temporal
 HitRate@10 and @50, the walk tokens of one epoch and the training seconds. The figures behind the epochs rule in
-docs/evaluation.md.
+docs/studies/epochs.md.
 """
 
 from __future__ import annotations

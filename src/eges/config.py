@@ -119,14 +119,14 @@ class TrainConfig:
                       + f". auto is {AUTO_WITH_CATALOG} when a catalog is given, else {AUTO_WITHOUT_CATALOG}.",
                       choices=CHOICES)
     backend: str = opt("auto", "Who trains: 'native' is eges' own trainer (every method); 'gensim' is gensim's "
-                       "Word2Vec (bge only; the reference). auto is native (faster at equal quality: docs/benchmarks.md).",
+                       "Word2Vec (bge only; the reference). auto is native (faster at equal quality: docs/results.md).",
                        choices=("auto", "native", "gensim"))
     dimension: int = opt(128, "Vector dimension.", min=1, max=4096)
     window: int = opt(5, "Context window on each side of the centre node.", min=1, max=1000)
     negative: int = opt(5, "Negative samples per positive pair.", min=1, max=1000)
     epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: enough passes that training sees 400 million "
                       "walk tokens, between 1 and 10 (logs up to about 10 million events get ten, larger logs fewer; the "
-                      "study is in docs/evaluation.md, 'How many epochs'). An explicit number wins.", min=0, max=1000)
+                      "study is in docs/studies/epochs.md). An explicit number wins.", min=0, max=1000)
     alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0, max=10)
     min_alpha: float = opt(0.0001, "Final learning rate (at most alpha).", min=0, max=10)
     sample: float = opt(0.001, "Down-sampling threshold for frequent nodes, as in word2vec; 0 turns it off.",
@@ -139,24 +139,24 @@ class TrainConfig:
     own_weight: float = opt(0.5, "EGES: the weight of the item's own embedding in H_v when training starts (the "
                             "fields share the rest); the attention learns from there. 0 is uniform over the item "
                             "and its fields (the paper's), which on logs whose catalogue says little about "
-                            "behaviour left EGES far below BGE (docs/evaluation.md, 'EGES attention at the start').",
+                            "behaviour left EGES far below BGE (docs/studies/own-weight.md).",
                             min=0, max=0.99)
     side_rate_power: float = opt(0.5, "GES/EGES: each step into a side-information value's row is scaled by (mean "
                                  "item frequency / the value's frequency)^p, at most 1: a value shared by many items "
                                  "gets every one of their gradients, and with plain steps (p = 0, the paper's) its "
                                  "row outgrows the items' own rows until an item's vector is mostly its category's "
-                                 "(docs/evaluation.md, 'Shared rows').", min=0, max=1)
+                                 "(docs/studies/shared-rows.md).", min=0, max=1)
     own_step: str = opt("item", "GES/EGES: how far the item's own row steps: 'item' moves the item's part of H_v "
                         "(w_0 times the row) by BGE's step, dL/dH_v / max(w_0, 1/m); 'full' by the whole dL/dH_v; "
                         "'share' by its attention share w_0 dL/dH_v, the paper's plain gradient, under which an own "
                         "row trains at a fraction of BGE's rate and an item's vector is mostly its catalogue's "
-                        "(docs/evaluation.md, 'The item's own row').", choices=("item", "full", "share"))
+                        "(docs/studies/own-step.md).", choices=("item", "full", "share"))
     cold_share: float = opt(-1.0, "GES/EGES: the share of centres whose side-information mean, the vector the item "
                             "would get without behaviour, is also scored against the centre's window and negatives, "
                             "its gradient going into the side rows (the context rows follow H_v only). -1 is the "
                             "method's default: 1 for GES, whose cold-start items otherwise rank below popularity; 0 "
                             "(the paper's training) for EGES, whose attention would shift to side rows trained that "
-                            "way and rank worse (docs/evaluation.md, 'Training the cold-start vector').",
+                            "way and rank worse (docs/studies/cold-share.md).",
                             min=-1, max=1)
     cold_start: str = opt("mean", "GES/EGES: vectors of items without behaviour are the mean of their side-info "
                           "value vectors (the paper's rule) or weighted by the mean EGES attention per field.",

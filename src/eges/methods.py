@@ -26,7 +26,7 @@ class Method:
     ignores: tuple[str, ...]
     summary: str
     #: ``train.cold_share`` when it is left at -1: GES trains its cold-start vector on every centre; EGES, whose
-    #: attention would follow side rows trained that way, not (docs/evaluation.md, "Training the cold-start vector").
+    #: attention would follow side rows trained that way, not (docs/studies/cold-share.md).
     cold_share: float = 0.0
 
     @property
@@ -75,7 +75,7 @@ def backend(method: str, configured: str) -> str:
     """Who trains ``method``: gensim or the native trainer (``train.backend`` with auto resolved).
 
     auto is native for every method: on the same walks it trains BGE faster than gensim with HitRate@50 and link
-    AUC at or above gensim's (docs/benchmarks.md, bench_trainer.py).
+    AUC at or above gensim's (docs/results.md, "Speed against the peer stack").
     """
     if configured == "auto":
         return "native"

@@ -4,7 +4,7 @@ Session rows come in (user, session, position) order, so a transition is a row w
 not 0, paired with the row before it. :func:`count_transitions` turns them into CSR arrays with two
 counting-sort passes compiled with numba (by destination, then stably by source, so every source's
 destinations come out ascending) and one run-length pass: linear time, no comparison sort, no hash
-table, and no separate sort for the CSR order (docs/benchmarks.md has the figures against DuckDB's hash
+table, and no separate sort for the CSR order (docs/studies/sessions-graph-kernel.md has the figures against DuckDB's hash
 aggregation). The edge-list path (user-supplied item ids of any type)
 stays relational: DuckDB indexes the ids with a join. No files are touched here.
 """

@@ -3,7 +3,7 @@
 Each block of query rows is scored against every item with one BLAS matrix product (all cores); a numba
 loop then keeps the K best of each row in a small sorted buffer, one comparison per score for almost
 every candidate, rows in parallel, the item itself excluded (``np.argpartition`` would allocate an int64 index
-for every score). Memory is one block of scores (``block`` x n floats) at a time; figures in docs/benchmarks.md.
+for every score). Memory is one block of scores (``block`` x n floats) at a time; figures in docs/studies/neighbours-kernel.md.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, s
     vector the item would get without behaviour, is scored against the same targets from the same context
     rows, and its gradient goes into the side rows too (``train.cold_share``); the context rows follow H_v only.
     Both are scored while a context row is loaded, so the targets are read once (GES's training rate with it:
-    docs/benchmarks.md).
+    docs/studies/trainer-kernel.md).
     """
     rows, slots, weights, h, dh, targets = s.rows, s.slots, s.weights, s.h, s.dh, s.targets
     cold_weights, hc, dhc = s.cold_weights, s.hc, s.dhc

@@ -33,7 +33,7 @@ def side_rates(counts: np.ndarray, side: SideInfo, power: float) -> np.ndarray:
     Why: the row of a value receives the gradient of every item that has it, so with plain steps its norm grows with
     its items' total frequency (on the sample, category rows end three times as long as the items' own rows) and an
     item's H_v points mostly along its category. Scaling each row's step by its frequency, as per-row adaptive
-    optimisers do, keeps shared rows on the scale of the item rows (docs/evaluation.md, "Shared rows")."""
+    optimisers do, keeps shared rows on the scale of the item rows (docs/studies/shared-rows.md)."""
     n_nodes = len(counts)
     freq = np.zeros(side.n_values, dtype=np.float64)
     codes = side.codes[:n_nodes]

@@ -48,7 +48,7 @@ class EgesModel:
 
 #: The epochs rule (train.epochs = 0): enough passes that training sees EPOCH_TOKEN_BUDGET walk tokens, at most
 #: MAX_AUTO_EPOCHS; a log whose walks already hold that many trains once. The study behind the numbers is in
-#: docs/evaluation.md ("How many epochs").
+#: docs/studies/epochs.md.
 EPOCH_TOKEN_BUDGET = 400_000_000
 MAX_AUTO_EPOCHS = 10
 
