@@ -203,7 +203,7 @@ def test_missing_pyspark_is_a_named_error(monkeypatch):
     import sys
 
     from eges.config import EngineConfig
-    from eges.spark.session import SparkUnavailable, spark_session
+    from eges.engines.spark.session import SparkUnavailable, spark_session
 
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     with pytest.raises(SparkUnavailable, match=r"pip install 'eges\[spark\]'"):
