@@ -38,19 +38,6 @@ OUTPUTS = ("sessions/sessions.parquet", "sessions/items.parquet", "graph/edges.p
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "events.parquet"
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this interpreter's packages
-    session = (SparkSession.builder.master("local[2]").appName("eges-tests")
-               .config("spark.sql.shuffle.partitions", "4").config("spark.ui.enabled", "false")
-               .config("spark.sql.session.timeZone", "UTC").getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 def _run(out: Path, events: Path | None, sets: list[str], edges: Path | None = None,
          until: str = "walks") -> dict[str, pa.Table]:
     config, inputs, _ = runner.resolve(out, overrides=sets, events=str(events) if events else None,
