@@ -17,7 +17,7 @@ import pyarrow as pa
 from eges.config import SessionsConfig
 from eges.duck import ROW_COLUMN, ident, sql_path
 from eges.errors import InputError
-from eges.sessions.source import DUCKDB, EventsSource, configured_columns, normalise
+from eges.sessions.source import DUCKDB, EventsSource, configured_columns, normalise, resolve_columns
 
 __all__ = ["EVENTS_VIEW", "EventsSource", "open_events", "register_events", "sniff_format"]
 
@@ -80,17 +80,69 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
     if source.startswith("read_csv"):
         # row_number() OVER () numbers rows in file order only while DuckDB keeps insertion order.
         con.execute("SET preserve_insertion_order = true")
-    try:
-        con.execute(f"DROP TABLE IF EXISTS {REJECTS}; DROP TABLE IF EXISTS {REJECTS}_scans")
-        star = "* EXCLUDE (file_row_number)" if row.startswith("file_row_number") else "*"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT {star}, {row} FROM {source}")
-        schema = con.execute("DESCRIBE eges_raw").fetchall()
-    except Exception as exc:  # duckdb raises several exception types for unreadable files
-        raise InputError(f"cannot read events file {path} as {fmt}: {str(exc).splitlines()[0]}") from None
-    types = {name: typ for name, typ, *_ in schema}
+    where = f"events file {path}"
+
+    def create(source: str) -> dict[str, str]:
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {REJECTS}; DROP TABLE IF EXISTS {REJECTS}_scans")
+            star = "* EXCLUDE (file_row_number)" if row.startswith("file_row_number") else "*"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT {star}, {row} FROM {source}")
+            schema = con.execute("DESCRIBE eges_raw").fetchall()
+        except Exception as exc:  # duckdb raises several exception types for unreadable files
+            raise InputError(f"cannot read events file {path} as {fmt}: {str(exc).splitlines()[0]}") from None
+        return {name: typ for name, typ, *_ in schema}
+
+    types = create(source)
+    ids: dict[str, str] = {}
     if source.startswith("read_csv"):
+        if fmt != "taobao":
+            # DuckDB's CSV sniffer guesses a column's type from the first rows and then rounds a late 0.5 into a
+            # BIGINT id; numeric id columns are read as text instead and converted exactly (or refused).
+            numeric = _numeric_id_columns(types, cols, where)
+            if numeric:
+                text = ", ".join(f"'{sql_path(c)}': 'VARCHAR'" for c in numeric.values())
+                types = create(source.replace("header = true, ", f"header = true, types = {{{text}}}, ", 1))
         _check_csv(con, "eges_raw", types, cols, path)
-    return _normalise(con, "eges_raw", types, cols, unit, f"events file {path}")
+        if fmt != "taobao":
+            ids = {role: _exact_id(con, "eges_raw", col, where, f"{role} id") for role, col in numeric.items()}
+    return _normalise(con, "eges_raw", types, cols, unit, where, ids)
+
+
+def _numeric_id_columns(types: dict[str, str], cols: dict[str, str | None], where: str) -> dict[str, str]:
+    """The user and item columns (role -> column) the CSV sniffer typed as numbers."""
+    resolved, _ = resolve_columns([c for c in types if c != ROW_COLUMN], cols, where)
+    return {role: str(resolved[role]) for role in ("user", "item")
+            if DUCKDB.kind(types[str(resolved[role])]) in ("integer", "float")}
+
+
+def _exact_id(con: Any, raw: str, name: str, where: str, role: str) -> str:
+    """SQL for a CSV id column read as text whose values are numbers: BIGINT, converted exactly. Text among the
+    numbers names its line, a fraction anywhere is the not-whole error, and an integer beyond 64 bits is refused."""
+    from eges.ids import not_whole_message
+
+    c = ident(name)
+    number = f"TRY_CAST({c} AS DOUBLE)"
+    exact = (f"CASE WHEN regexp_full_match(trim({c}), '[+-]?[0-9]+') THEN TRY_CAST(trim({c}) AS BIGINT) "
+             f"ELSE TRY_CAST({number} AS BIGINT) END")
+    text, line, value, fraction, example, wide, big = con.execute(f"""
+        SELECT count(*) FILTER (WHERE {number} IS NULL), min({ROW_COLUMN}) FILTER (WHERE {number} IS NULL),
+               arg_min({c}, {ROW_COLUMN}) FILTER (WHERE {number} IS NULL),
+               count(*) FILTER (WHERE NOT isfinite({number}) OR {number} <> round({number})),
+               arg_min({c}, {ROW_COLUMN}) FILTER (WHERE NOT isfinite({number}) OR {number} <> round({number})),
+               count(*) FILTER (WHERE isfinite({number}) AND {number} = round({number}) AND {exact} IS NULL),
+               arg_min({c}, {ROW_COLUMN}) FILTER (WHERE isfinite({number}) AND {number} = round({number})
+                                                 AND {exact} IS NULL)
+        FROM {raw} WHERE {c} IS NOT NULL""").fetchall()[0]
+    if text:
+        raise InputError(f"{where}: {text:,} line(s) could not be read, the first at line {line + 2}: Error when "
+                         f"converting column \"{name}\": {value!r} is not a number like the column's other values; "
+                         "fix the file (eges does not skip rows silently)")
+    if fraction:
+        raise InputError(not_whole_message(where, name, role, int(fraction), float(example)))
+    if wide:
+        raise InputError(f"{where}: column {name!r} ({role}) holds {wide:,} whole number(s) beyond 64-bit integers, "
+                         f"e.g. {big}; ids must be integers or text")
+    return exact
 
 
 #: CSV lines DuckDB cannot read (too many or too few fields, a value that does not fit the column's type) are
@@ -140,9 +192,9 @@ def register_events(con: Any, events: Any, cfg: SessionsConfig) -> EventsSource:
 
 
 def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | None], unit: str,
-               where: str) -> EventsSource:
+               where: str, ids: dict[str, str] | None = None) -> EventsSource:
     """The shared checks and view (:func:`eges.sessions.source.normalise`) in DuckDB's dialect."""
     view_sql, source = normalise(lambda q: con.execute(q).fetchall(), DUCKDB, raw, types, cols, unit, where,
-                                 EVENTS_VIEW, ROW_COLUMN)
+                                 EVENTS_VIEW, ROW_COLUMN, ids)
     con.execute(view_sql)
     return source
