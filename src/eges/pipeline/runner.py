@@ -231,7 +231,11 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
             continue
         _check_upstream(st, out_dir, inputs, config, stages)
         started = time.perf_counter()
-        result = st.run(ctx)
+        try:
+            result = st.run(ctx)
+        except KeyboardInterrupt as interrupt:
+            interrupt.eges_stage = st.name  # type: ignore[attr-defined]  # the CLI names the stage cut short
+            raise
         seconds = time.perf_counter() - started
         manifest.setdefault("stages", {})[st.name] = {
             "config": stage_config(st, config),
