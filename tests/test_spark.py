@@ -257,3 +257,36 @@ def test_a_late_fraction_in_a_csv_id_is_the_same_named_error(spark, tmp_path, va
         with pytest.raises(InputError, match=re.escape(f"holds 1 number(s) that are not whole, e.g. {value}")):
             _run(tmp_path / name, events, extra, until="sessions")
         assert not (tmp_path / name / "sessions").exists()
+
+
+def test_spark_failures_are_one_named_line(spark, tmp_path, monkeypatch):
+    """A corrupt Parquet file (alone or as one part of a folder) is named as DuckDB names it, a missing path is
+    'does not exist', and any other failure names the stage and the input: one line, exit 2 (issue 21, item 6)."""
+    import eges.engines.spark.engine as spark_engine
+    from conftest import invoke_cli
+
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1" + np.random.default_rng(0).bytes(3000) + b"PAR1")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 500), parts / "part-00000.parquet")
+    (parts / "part-00001.parquet").write_bytes(corrupt.read_bytes())
+    good = tmp_path / "events.parquet"
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 2_000), good)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("the disk went away\nat org.apache.spark.SomeClass")
+
+    cases = [(corrupt, f"{corrupt} is not a readable Parquet file"),
+             (parts, f"{parts / 'part-00001.parquet'} is not a readable Parquet file"),
+             (tmp_path / "nowhere", "does not exist"),
+             (good, f"error: spark failed in the sessions stage reading events {good}: the disk went away")]
+    for k, (events, message) in enumerate(cases):
+        if k == 3:
+            monkeypatch.setattr(spark_engine, "copy_parts", boom)
+        result = invoke_cli("run", "--events", events, "--out", tmp_path / f"out{k}", "--until", "sessions",
+                            "--set", "engine.backend=spark", ok=False)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+        assert "Traceback" not in result.output

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eges.engines.spark.errors import named_failures
 from eges.engines.spark.session import spark_session
 from eges.layout import EDGES, NODES, SESSIONS, SESSIONS_DELTA, VOCAB, WALKS, WALKS_SCHEMA
 from eges.pipeline import io
@@ -68,13 +69,18 @@ class SparkEngine:
     label = "spark"
 
     def sessions(self, ctx: Any) -> SessionsReport:
-        return sessions(ctx)
+        with named_failures("sessions", f"events {ctx.input_source('@events')}"):
+            return sessions(ctx)
 
     def graph(self, ctx: Any) -> tuple[int, dict[str, Any]]:
-        return graph(ctx)
+        what = f"edge list {ctx.input_source('@edges')}" if ctx.inputs.edges is not None else \
+            f"sessions {ctx.input_path(SESSIONS)}"
+        with named_failures("graph", what):
+            return graph(ctx)
 
     def walks(self, ctx: Any) -> tuple[int, int]:
-        return walks(ctx)
+        with named_failures("walks", f"edges {ctx.input_path(EDGES)}"):
+            return walks(ctx)
 
 
 def sessions(ctx: Any) -> SessionsReport:

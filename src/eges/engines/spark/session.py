@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from eges.config import EngineConfig
-from eges.errors import EgesError, InputError
+from eges.errors import EgesError
 from eges.pipeline.io import TABLE_PREFIX
 
 INSTALL = ("the spark backend needs pyspark and a Java runtime: pip install 'eges[spark]' and install Java 17 "
@@ -89,5 +89,7 @@ def read_source(spark: Any, source: str, fmt: str, what: str) -> Any:
         if "/" in source or lower.endswith(".parquet") or fmt == "parquet":
             return spark.read.parquet(source)
         return spark.table(source)
-    except Exception as exc:  # AnalysisException and friends
-        raise InputError(f"cannot read {what} {source} with Spark: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # AnalysisException, Py4JJavaError (a corrupt footer) and friends
+        from eges.engines.spark.errors import translate
+
+        raise translate(exc, None, f"{what} {source}") from None
