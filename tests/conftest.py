@@ -64,7 +64,7 @@ def spark():
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this interpreter's packages
     session = (SparkSession.builder.master("local[2]").appName("eges-tests")
                .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
-               .config("spark.default.parallelism", "2")
+               .config("spark.default.parallelism", "2").config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.engines.spark.errors import named_failures
+from eges.engines.spark.progress import SparkProgress
 from eges.engines.spark.session import spark_session
 from eges.layout import EDGES, NODES, SESSIONS, SESSIONS_DELTA, VOCAB, WALKS, WALKS_SCHEMA
 from eges.pipeline import io
@@ -27,6 +28,19 @@ def _session(ctx: Any, stage: str) -> Any:
     spark = spark_session(ctx.config.engine)
     spark.sparkContext.setJobGroup(f"eges-{stage}", f"eges {stage} stage")
     return spark
+
+
+def scratch_folder(ctx: Any) -> Path:
+    """Where Spark writes a stage's parts before the driver copies them into the run folder: under
+    ``engine.temp_directory`` (on a cluster, a path the driver and every executor see) or OUT/.spill. One folder
+    per stage run, so runs that share a temp directory never meet."""
+    import os
+    import uuid
+
+    base = Path(ctx.config.engine.temp_directory) if ctx.config.engine.temp_directory else ctx.spill_dir
+    folder = base / f"eges-spark-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
 
 
 def part_batches(folder: Path) -> Iterator[pa.Table]:
@@ -69,17 +83,17 @@ class SparkEngine:
     label = "spark"
 
     def sessions(self, ctx: Any) -> SessionsReport:
-        with named_failures("sessions", f"events {ctx.input_source('@events')}"):
+        with named_failures("sessions", f"events {ctx.input_source('@events')}"), SparkProgress("sessions", ctx):
             return sessions(ctx)
 
     def graph(self, ctx: Any) -> tuple[int, dict[str, Any]]:
         what = f"edge list {ctx.input_source('@edges')}" if ctx.inputs.edges is not None else \
             f"sessions {ctx.input_path(SESSIONS)}"
-        with named_failures("graph", what):
+        with named_failures("graph", what), SparkProgress("graph", ctx):
             return graph(ctx)
 
     def walks(self, ctx: Any) -> tuple[int, int]:
-        with named_failures("walks", f"edges {ctx.input_path(EDGES)}"):
+        with named_failures("walks", f"edges {ctx.input_path(EDGES)}"), SparkProgress("walks", ctx):
             return walks(ctx)
 
 
@@ -90,8 +104,7 @@ def sessions(ctx: Any) -> SessionsReport:
     cfg = ctx.config.sessions
     report = SessionsReport()
     source = ctx.input_source("@events")
-    scratch = ctx.spill_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(ctx)
     try:
         indexed, vocab, events = spark_sessions(spark, source, cfg, report, f"events {source}")
         copy_parts(write_folder(indexed, scratch / "sessions"), ctx.path(SESSIONS), SESSIONS_DELTA)
@@ -114,8 +127,7 @@ def graph(ctx: Any) -> tuple[int, dict[str, Any]]:
 
     spark = _session(ctx, "graph")
     cfg = ctx.config.graph
-    scratch = ctx.spill_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(ctx)
     try:
         if ctx.inputs.edges is not None:
             edge_list, rows, has_weight = read_edge_list(spark, ctx.input_source("@edges"), cfg)
@@ -144,8 +156,7 @@ def walks(ctx: Any) -> tuple[int, int]:
     from eges.engines.spark.walks import spark_walks
 
     spark = _session(ctx, "walks")
-    scratch = ctx.spill_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(ctx)
     n_nodes = pq.ParquetFile(ctx.input_path(NODES)).metadata.num_rows
     n_walks = steps = 0
     schema = WALKS_SCHEMA
