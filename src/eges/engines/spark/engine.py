@@ -1,7 +1,7 @@
 """The Spark engine: the sessions, graph and walks stages as Spark jobs, with the local engine's contracts.
 
-Spark computes and writes each output as a Parquet folder of parts, sorted across parts, under the run's spill
-folder; the driver then streams the parts, one row group at a time, into the stage's single contract file
+Spark computes and writes each output as a Parquet folder of parts, sorted across parts, under a scratch folder
+(:func:`scratch_folder`: ``engine.temp_directory`` or the run's spill folder); the driver then streams the parts, one row group at a time, into the stage's single contract file
 (written atomically), so every later stage, ``eges.load`` and a rerun read the same files whatever the engine.
 """
 
