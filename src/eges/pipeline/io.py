@@ -175,7 +175,11 @@ class AtomicParquetWriter:
         if self._writer is None and exc_type is None and self._schema is not None:
             self._writer = self._open()
         if self._writer is not None:
-            self._writer.close()
+            if exc_type is None:
+                self._writer.close()
+            else:  # the file is thrown away; a write cut short (Ctrl-C cancels Arrow's work) fails to close
+                with contextlib.suppress(Exception):
+                    self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
 
 
