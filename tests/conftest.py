@@ -46,3 +46,26 @@ def good_run(trust_template, tmp_path):
 
     events, template = trust_template
     return events, copy_run(template, tmp_path / "run")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for every test that needs Spark (starting one costs seconds); skipped without
+    pyspark unless EGES_REQUIRE_SPARK=1 (set by .ci/run), where it fails instead."""
+    import os
+    import sys
+
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        if os.environ.get("EGES_REQUIRE_SPARK") == "1":
+            raise
+        pytest.skip("pyspark is not installed (pip install 'eges[spark]')")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this interpreter's packages
+    session = (SparkSession.builder.master("local[2]").appName("eges-tests")
+               .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
+               .config("spark.default.parallelism", "2").config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

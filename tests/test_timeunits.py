@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -75,3 +81,32 @@ def _run(rows, overrides=()):
     from eges.config import load_config
 
     return sessionize(events(rows), config=load_config(overrides=overrides))
+
+
+SECONDS = np.array([1_511_539_235 + 60 * k for k in range(6)] * 2)
+
+
+@pytest.mark.parametrize("form", ["int32.parquet", "int64.parquet", "csv"])
+@pytest.mark.parametrize("backend", ["duckdb", "spark"])
+def test_seconds_of_any_width_and_file_format_become_milliseconds(backend, form, tmp_path, request):
+    """int32 seconds (a downcast frame, a warehouse export; Spark infers int32 for a seconds CSV) are widened
+    before they are scaled: 1511539235 * 1000 overflows int32 (issue 21, item 5)."""
+    if backend == "spark":
+        request.getfixturevalue("spark")
+    from eges.pipeline import runner
+
+    users = np.repeat([1, 2], 6)
+    items = np.tile(np.arange(6), 2) + 10 * users
+    width = pa.int64() if form == "int64.parquet" else pa.int32()
+    table = pa.table({"user_id": users, "item_id": items, "timestamp": pa.array(SECONDS, width)})
+    events = tmp_path / f"events.{form.split('.')[-1]}"
+    if form == "csv":
+        pacsv.write_csv(table, events)
+    else:
+        pq.write_table(table, events)
+    out = tmp_path / "out"
+    config, inputs, _ = runner.resolve(out, overrides=[f"engine.backend={backend}"], events=str(events))
+    runner.run(out, config, inputs, to_stage="sessions", progress=False, echo=lambda s: None)
+    sessions = pq.read_table(out / "sessions/sessions.parquet")
+    assert sorted(sessions["ts"].to_pylist()) == sorted((SECONDS.astype(np.int64) * 1000).tolist())
+    assert json.loads((out / "manifest.json").read_text())["stages"]["sessions"]["details"]["timestamp_unit"] == "s"

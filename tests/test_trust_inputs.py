@@ -14,7 +14,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trust import BAD_EDGE_LISTS, DATA, FAST, assert_named_error, assert_refused, copy_run, run_cli, snapshot
+from trust import (
+    BAD_EDGE_LISTS,
+    DATA,
+    FAST,
+    assert_named_error,
+    assert_refused,
+    copy_run,
+    late_fraction,
+    run_cli,
+    snapshot,
+)
 
 
 def _events(n: int = 3000) -> pd.DataFrame:
@@ -57,6 +67,10 @@ def _late_type(tmp: Path) -> Path:
 
 
 EVENTS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "a fraction 0.5 on the last of 45,000 csv lines": (lambda t: late_fraction(t, "0.5"),
+                                                       "holds 1 number(s) that are not whole, e.g. 0.5"),
+    "a fraction 1.5 on the last of 45,000 csv lines": (lambda t: late_fraction(t, "1.5"),
+                                                       "holds 1 number(s) that are not whole, e.g. 1.5"),
     "corrupt parquet": (lambda t: _bytes(t / "events.parquet", b"PAR1" + os.urandom(3000) + b"PAR1"),
                         "cannot read events file"),
     "empty file": (lambda t: _bytes(t / "events.parquet", b""), "cannot read events file"),

@@ -98,3 +98,20 @@ BAD_EDGE_LISTS: dict[str, tuple[pa.Table, str]] = {
     "fractional ids": (pa.table({"src": [1.5, 2.0], "dst": [2.0, 3.0]}), "number(s) that are not whole, e.g. 1.5"),
     "NaN ids": (pa.table({"src": [1.0, float("nan")], "dst": [2.0, 3.0]}), "1 number(s) that are not whole, e.g. nan"),
 }
+
+
+def late_fraction(tmp: Path, value: str) -> Path:
+    """A CSV whose item ids are whole for 45,000 lines, then ``value`` on the last line (after the rows DuckDB's
+    sniffer samples: it typed the column BIGINT and rounded 0.5 to 1; issue 21, item 1)."""
+    import numpy as np
+    import pandas as pd
+
+    n = 45_000
+    frame = pd.DataFrame({"user_id": np.arange(n) // 20, "item_id": np.arange(n) % 997,
+                          "timestamp": 1_511_539_200 + np.arange(n) * 10})
+    path = tmp / "events.csv"
+    frame.to_csv(path, index=False)
+    lines = path.read_text().splitlines()
+    lines[n] = ",".join([lines[n].split(",")[0], value, lines[n].split(",")[2]])
+    path.write_text("\n".join(lines) + "\n")
+    return path

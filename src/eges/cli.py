@@ -74,7 +74,8 @@ def _os_error(exc: OSError) -> str:
 
 
 class _Group(click.Group):
-    """Turns EgesError into one clear line on stderr and exit status 2 (no traceback)."""
+    """Turns EgesError into one clear line on stderr and exit status 2 (no traceback), and an interrupt into one
+    line and exit status 130."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         _setup_logging()
@@ -83,6 +84,10 @@ class _Group(click.Group):
         except EgesError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt as exc:  # Ctrl-C: the stage's outputs were not recorded, earlier ones stand
+            stage = getattr(exc, "eges_stage", None)
+            click.echo(f"interrupted; nothing recorded for {stage}" if stage else "interrupted", err=True)
+            sys.exit(130)
         except OSError as exc:  # disk full, permission denied, a read-only folder: the system's words, one line
             click.echo(f"error: {_os_error(exc)}", err=True)
             sys.exit(2)

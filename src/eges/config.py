@@ -240,18 +240,25 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Resources for the relational stages (DuckDB)."""
+    """The engine of the sessions, graph and walks stages, and its resources."""
 
     memory_limit: str = opt("4GB", "Memory cap for the relational engine, a number and a unit (500MB, 4GB, 1.5GiB); "
                             "it spills to disk beyond this.")
     threads: int = opt(0, "Threads for the relational engine; 0 uses every core.", min=0, max=1024)
-    temp_directory: str = opt("", "Where the relational engine spills; empty uses OUT/.spill.")
-    backend: str = opt("duckdb", "Engine of the sessions and graph stages: duckdb (this machine) or spark "
+    temp_directory: str = opt("", "Scratch folder: where DuckDB spills, and where Spark writes each output's parts "
+                              "before the driver copies them into the run folder (also spark.local.dir for a local "
+                              "master). Empty uses OUT/.spill. On a cluster it must be a path the driver and every "
+                              "executor see (a shared mount), like --out.")
+    backend: str = opt("duckdb", "Engine of the sessions, graph and walks stages: duckdb (this machine) or spark "
                        "(a Spark cluster; pip install 'eges[spark]', docs/scale-out.md).",
                        choices=("duckdb", "spark"))
     spark_master: str = opt("local[*]", "Spark master when no SparkSession is active (local[*], yarn, "
                             "k8s://..., spark://host:7077); spark-submit's --master wins.")
     spark_conf: list[str] = opt([], "Extra Spark settings as key=value, e.g. spark.executor.memory=8g.")
+    spark_log_level: str = opt("FATAL", "Spark's own log on the terminal (log4j's root level), set before Spark "
+                               "starts; eges reports every Spark failure in one line, so FATAL keeps the terminal "
+                               "quiet. WARN or INFO show Spark's log.",
+                               choices=("OFF", "FATAL", "ERROR", "WARN", "INFO", "DEBUG"))
 
     def check(self) -> None:
         if not MEMORY_SIZE.fullmatch(self.memory_limit.strip()):

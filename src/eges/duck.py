@@ -44,10 +44,20 @@ def duckdb_session(engine: EngineConfig, spill_dir: str | Path | None = None) ->
     con = connect(engine, spill_dir)
     try:
         yield con
+    except Exception as exc:
+        if _interrupted(exc):  # DuckDB turns Ctrl-C during a query into an error: it is an interrupt
+            raise KeyboardInterrupt from None
+        raise
     finally:
         con.close()
         if spill_dir is not None and Path(spill_dir).is_dir() and not any(Path(spill_dir).iterdir()):
             Path(spill_dir).rmdir()
+
+
+def _interrupted(exc: Exception) -> bool:
+    import duckdb
+
+    return isinstance(exc, getattr(duckdb, "InterruptException", ())) or str(exc) == "Query interrupted"
 
 
 def connect(engine: EngineConfig, spill_dir: str | Path | None = None) -> Any:

@@ -8,33 +8,11 @@ log's id type, so 64-bit ids compare exactly (never through float64, which loses
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from eges.errors import InputError
-
-DUCKDB_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                   "UBIGINT"}
-DUCKDB_FLOATS = {"FLOAT", "DOUBLE", "REAL"}
-
-
-def id_sql(con: Any, raw: str, column: str, duck_type: str, where: str, name: str, role: str) -> str:
-    """SQL for an id column of a DuckDB relation: as it is (integers, text) or as BIGINT (whole floats)."""
-    kind = duck_type.upper()
-    if kind in DUCKDB_INTEGERS or kind == "VARCHAR":
-        return column
-    if kind in DUCKDB_FLOATS or kind.startswith("DECIMAL"):
-        bad = con.execute(f"SELECT count(*), any_value({column}) FROM {raw} "
-                          f"WHERE NOT isfinite({column}::DOUBLE) OR {column} <> round({column})"
-                          ).fetchall()[0]
-        if bad[0]:
-            raise InputError(f"{where}: column {name!r} ({role}) holds {bad[0]:,} number(s) that are not whole, e.g. "
-                             f"{bad[1]}; ids must be integers or text")
-        return f"CAST({column} AS BIGINT)"
-    raise InputError(f"{where}: column {name!r} ({role}) has type {duck_type}; ids must be integers or text")
 
 
 def check_id_array(values: pa.ChunkedArray | pa.Array, where: str, name: str, role: str) -> pa.ChunkedArray:

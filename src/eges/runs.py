@@ -32,7 +32,7 @@ def run(out: str | Path, *, events: str | None = None, items: str | None = None,
                              edges=absolute(edges))
     given = contextlib.nullcontext()
     if spark is not None:
-        from eges.spark.session import use_session
+        from eges.engines.spark.session import use_session
 
         given = use_session(spark)
     with given:

@@ -175,7 +175,11 @@ class AtomicParquetWriter:
         if self._writer is None and exc_type is None and self._schema is not None:
             self._writer = self._open()
         if self._writer is not None:
-            self._writer.close()
+            if exc_type is None:
+                self._writer.close()
+            else:  # the file is thrown away; a write cut short (Ctrl-C cancels Arrow's work) fails to close
+                with contextlib.suppress(Exception):
+                    self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
 
 
@@ -183,6 +187,10 @@ class BackgroundWriter:
     """Hands tables to ``writer.write`` on a second thread, so encoding one batch (Parquet or Arrow IPC, which
     release the GIL) overlaps preparing the next. At most ``depth`` batches wait, which bounds memory. An error
     on the writer thread is raised in the caller at the next ``write`` or at exit.
+
+    The thread has always stopped when the block is left, by an error or an interrupt too (Ctrl-C): the writer it
+    writes into is closed and its file removed right after, and a native writer closed under a running thread
+    crashes the process (issue 21, item 7). After an error the queued tables are dropped, not written.
     """
 
     def __init__(self, writer: Any, depth: int = 2):
@@ -192,12 +200,13 @@ class BackgroundWriter:
         self._writer = writer
         self._queue: Any = queue.Queue(depth)
         self._error: BaseException | None = None
+        self._abandon = False
         self._thread = threading.Thread(target=self._drain, name="eges-writer", daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
         while (table := self._queue.get()) is not None:
-            if self._error is None:
+            if self._error is None and not self._abandon:
                 try:
                     self._writer.write(table)
                 except BaseException as exc:  # re-raised in the caller
@@ -212,10 +221,29 @@ class BackgroundWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if exc_type is not None:
+            self._abandon = True
+        interrupt = self._stop()
+        if interrupt is not None and exc_type is None:
+            raise interrupt
         if self._error is not None and exc_type is None:
             raise self._error
+
+    def _stop(self) -> KeyboardInterrupt | None:
+        """End the thread and wait for it, even if the wait is interrupted; the interrupt is returned, to be
+        raised once the thread is gone."""
+        interrupt = None
+        sent = False
+        while True:
+            try:
+                if not sent:
+                    self._queue.put(None)
+                    sent = True
+                self._thread.join()
+                return interrupt
+            except KeyboardInterrupt as caught:
+                interrupt = caught
+                self._abandon = True
 
 
 def vector_column(matrix: np.ndarray) -> pa.FixedSizeListArray:

@@ -82,6 +82,13 @@ class StageContext:
         return self.out_dir / key
 
     @property
+    def engine(self) -> Any:
+        """The engine of the sessions, graph and walks stages (``eges.engines``), picked from engine.backend."""
+        from eges.engines import engine_for
+
+        return engine_for(self.config)
+
+    @property
     def spill_dir(self) -> Path:
         return self.out_dir / ".spill"
 

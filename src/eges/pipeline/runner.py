@@ -272,21 +272,18 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
             continue
         _check_upstream(st, out_dir, inputs, config, stages)
         started = time.perf_counter()
-        result = _run_staged(st, ctx, stages)
-        seconds = time.perf_counter() - started
-        manifest.setdefault("stages", {})[st.name] = {
-            "config": stage_config(st, config),
-            "inputs": {k: source_fingerprint(inputs.get(k)) if k.startswith("@") else fingerprint(ctx.input_path(k))
-                       for k in st.inputs(inputs, config)},
-            "outputs": {rel: fingerprint(out_dir / rel) for rel in st.outputs},
-            "rows_in": result.rows_in,
-            "rows_out": result.rows_out,
-            "seconds": round(seconds, 3),
-            "details": result.details,
-            "versions": versions(),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        save_manifest(out_dir, manifest)
+        try:  # until its record is saved, an interrupt leaves the stage unrecorded: the CLI names it
+            result = _run_staged(st, ctx, stages)
+            _record(manifest, st, config, inputs, ctx, out_dir, result, time.perf_counter() - started)
+        except BaseException as exc:
+            # An error raised while an interrupt was handled (a compiled kernel returning with it pending, a
+            # writer cut short) is that interrupt.
+            interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+            if not isinstance(interrupt, KeyboardInterrupt):
+                raise
+            interrupt.eges_stage = st.name  # type: ignore[attr-defined]
+            raise interrupt from None
+        seconds = manifest["stages"][st.name]["seconds"]
         line = f"{st.name}: {result.rows_in:,} rows in -> {result.rows_out:,} out in {seconds:.1f} s"
         echo(line + (f"; {result.summary}" if result.summary else ""))
         will_run.discard(st.name)
@@ -308,6 +305,24 @@ def _run_staged(st: Stage, ctx: StageContext, stages: dict[str, Stage]) -> Stage
     owned = [rel.split("/", 1)[1] for rel in (*st.outputs, *st.may_write)]
     with staged_folder(ctx.out_dir, folder, owned) as tmp:
         return st.run(replace(ctx, staging={folder: tmp}))
+
+
+def _record(manifest: dict[str, Any], st: Stage, config: Config, inputs: RunInputs, ctx: StageContext,
+            out_dir: Path, result: Any, seconds: float) -> None:
+    """Record a finished stage in the manifest and save it (one atomic write)."""
+    manifest.setdefault("stages", {})[st.name] = {
+        "config": stage_config(st, config),
+        "inputs": {k: source_fingerprint(inputs.get(k)) if k.startswith("@") else fingerprint(ctx.input_path(k))
+                   for k in st.inputs(inputs, config)},
+        "outputs": {rel: fingerprint(out_dir / rel) for rel in st.outputs},
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "seconds": round(seconds, 3),
+        "details": result.details,
+        "versions": versions(),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    save_manifest(out_dir, manifest)
 
 
 def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config, stages: dict[str, Stage]) -> None:

@@ -58,6 +58,16 @@ class SessionsReport:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def summary(self, engine: str = "") -> str:
+        """The sessions stage's log line, the same words on every engine (``engine`` prefixes it)."""
+        found = "".join(f"{role} column {col!r} (no {role}_col column), "
+                        for role, col in self.columns_recognised.items())
+        return (f"{engine + ': ' if engine else ''}{found}times read in {self.timestamp_unit}; "
+                f"{self.sessions_out:,} sessions, {self.users_out:,} users, {self.items_out:,} items; dropped "
+                f"{self.spam_events:,} events of {self.spam_users:,} over-active users, {self.behaviour_dropped:,} "
+                f"by behaviour, {self.short_dwell_dropped:,} with short dwell, {self.repeats_collapsed:,} repeats, "
+                f"{self.short_session_events_dropped:,} in {self.short_sessions_dropped:,} short sessions")
+
     def check_not_empty(self, cfg: SessionsConfig) -> None:
         if self.events_out == 0:
             raise InputError(

@@ -8,7 +8,6 @@ API does not import the file layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,9 @@ import pyarrow as pa
 from eges.config import SessionsConfig
 from eges.duck import ROW_COLUMN, ident, sql_path
 from eges.errors import InputError
+from eges.sessions.source import DUCKDB, EventsSource, configured_columns, normalise, resolve_columns
+
+__all__ = ["EVENTS_VIEW", "EventsSource", "open_events", "register_events", "sniff_format"]
 
 EVENTS_VIEW = "eges_events"
 
@@ -25,18 +27,6 @@ EVENTS_VIEW = "eges_events"
 TAOBAO_COLUMNS = {"user_id": "BIGINT", "item_id": "BIGINT", "category_id": "BIGINT",
                   "behaviour": "VARCHAR", "timestamp": "BIGINT"}
 RETAILROCKET = {"user": "visitorid", "item": "itemid", "time": "timestamp", "behaviour": "event"}
-
-
-@dataclass(frozen=True)
-class EventsSource:
-    """The normalised events view and which optional columns it has."""
-
-    view: str
-    has_behaviour: bool
-    has_dwell: bool
-    timestamp_unit: str
-    #: Columns recognised under a common name because the configured (default) one was absent: role -> column.
-    recognised: tuple[tuple[str, str], ...] = ()
 
 
 def sniff_format(path: Path) -> str:
@@ -69,8 +59,7 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
     check_readable(path, "events")
     fmt = sniff_format(path) if cfg.format == "auto" else cfg.format
     p = sql_path(path)
-    cols = {"user": cfg.user_col, "item": cfg.item_col, "time": cfg.time_col,
-            "behaviour": cfg.behaviour_col, "dwell": cfg.dwell_col}
+    cols = configured_columns(cfg)
     unit = cfg.timestamp_unit
     row = f"row_number() OVER () - 1 AS {ROW_COLUMN}"  # CSV: file order, with insertion order kept (below)
     if fmt == "taobao":
@@ -91,17 +80,69 @@ def open_events(con: Any, path: str | Path, cfg: SessionsConfig) -> EventsSource
     if source.startswith("read_csv"):
         # row_number() OVER () numbers rows in file order only while DuckDB keeps insertion order.
         con.execute("SET preserve_insertion_order = true")
-    try:
-        con.execute(f"DROP TABLE IF EXISTS {REJECTS}; DROP TABLE IF EXISTS {REJECTS}_scans")
-        star = "* EXCLUDE (file_row_number)" if row.startswith("file_row_number") else "*"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT {star}, {row} FROM {source}")
-        schema = con.execute("DESCRIBE eges_raw").fetchall()
-    except Exception as exc:  # duckdb raises several exception types for unreadable files
-        raise InputError(f"cannot read events file {path} as {fmt}: {str(exc).splitlines()[0]}") from None
-    types = {name: typ for name, typ, *_ in schema}
+    where = f"events file {path}"
+
+    def create(source: str) -> dict[str, str]:
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {REJECTS}; DROP TABLE IF EXISTS {REJECTS}_scans")
+            star = "* EXCLUDE (file_row_number)" if row.startswith("file_row_number") else "*"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW eges_raw AS SELECT {star}, {row} FROM {source}")
+            schema = con.execute("DESCRIBE eges_raw").fetchall()
+        except Exception as exc:  # duckdb raises several exception types for unreadable files
+            raise InputError(f"cannot read events file {path} as {fmt}: {str(exc).splitlines()[0]}") from None
+        return {name: typ for name, typ, *_ in schema}
+
+    types = create(source)
+    ids: dict[str, str] = {}
     if source.startswith("read_csv"):
+        if fmt != "taobao":
+            # DuckDB's CSV sniffer guesses a column's type from the first rows and then rounds a late 0.5 into a
+            # BIGINT id; numeric id columns are read as text instead and converted exactly (or refused).
+            numeric = _numeric_id_columns(types, cols, where)
+            if numeric:
+                text = ", ".join(f"'{sql_path(c)}': 'VARCHAR'" for c in numeric.values())
+                types = create(source.replace("header = true, ", f"header = true, types = {{{text}}}, ", 1))
         _check_csv(con, "eges_raw", types, cols, path)
-    return _normalise(con, "eges_raw", types, cols, unit, f"events file {path}")
+        if fmt != "taobao":
+            ids = {role: _exact_id(con, "eges_raw", col, where, f"{role} id") for role, col in numeric.items()}
+    return _normalise(con, "eges_raw", types, cols, unit, where, ids)
+
+
+def _numeric_id_columns(types: dict[str, str], cols: dict[str, str | None], where: str) -> dict[str, str]:
+    """The user and item columns (role -> column) the CSV sniffer typed as numbers."""
+    resolved, _ = resolve_columns([c for c in types if c != ROW_COLUMN], cols, where)
+    return {role: str(resolved[role]) for role in ("user", "item")
+            if DUCKDB.kind(types[str(resolved[role])]) in ("integer", "float")}
+
+
+def _exact_id(con: Any, raw: str, name: str, where: str, role: str) -> str:
+    """SQL for a CSV id column read as text whose values are numbers: BIGINT, converted exactly. Text among the
+    numbers names its line, a fraction anywhere is the not-whole error, and an integer beyond 64 bits is refused."""
+    from eges.ids import not_whole_message
+
+    c = ident(name)
+    number = f"TRY_CAST({c} AS DOUBLE)"
+    exact = (f"CASE WHEN regexp_full_match(trim({c}), '[+-]?[0-9]+') THEN TRY_CAST(trim({c}) AS BIGINT) "
+             f"ELSE TRY_CAST({number} AS BIGINT) END")
+    text, line, value, fraction, example, wide, big = con.execute(f"""
+        SELECT count(*) FILTER (WHERE {number} IS NULL), min({ROW_COLUMN}) FILTER (WHERE {number} IS NULL),
+               arg_min({c}, {ROW_COLUMN}) FILTER (WHERE {number} IS NULL),
+               count(*) FILTER (WHERE NOT isfinite({number}) OR {number} <> round({number})),
+               arg_min({c}, {ROW_COLUMN}) FILTER (WHERE NOT isfinite({number}) OR {number} <> round({number})),
+               count(*) FILTER (WHERE isfinite({number}) AND {number} = round({number}) AND {exact} IS NULL),
+               arg_min({c}, {ROW_COLUMN}) FILTER (WHERE isfinite({number}) AND {number} = round({number})
+                                                 AND {exact} IS NULL)
+        FROM {raw} WHERE {c} IS NOT NULL""").fetchall()[0]
+    if text:
+        raise InputError(f"{where}: {text:,} line(s) could not be read, the first at line {line + 2}: Error when "
+                         f"converting column \"{name}\": {value!r} is not a number like the column's other values; "
+                         "fix the file (eges does not skip rows silently)")
+    if fraction:
+        raise InputError(not_whole_message(where, name, role, int(fraction), float(example)))
+    if wide:
+        raise InputError(f"{where}: column {name!r} ({role}) holds {wide:,} whole number(s) beyond 64-bit integers, "
+                         f"e.g. {big}; ids must be integers or text")
+    return exact
 
 
 #: CSV lines DuckDB cannot read (too many or too few fields, a value that does not fit the column's type) are
@@ -146,97 +187,14 @@ def register_events(con: Any, events: Any, cfg: SessionsConfig) -> EventsSource:
     events = events.append_column(ROW_COLUMN, pa.array(np.arange(events.num_rows, dtype=np.int64)))
     con.register("eges_raw_mem", events)
     schema = con.execute("DESCRIBE eges_raw_mem").fetchall()
-    cols = {"user": cfg.user_col, "item": cfg.item_col, "time": cfg.time_col,
-            "behaviour": cfg.behaviour_col, "dwell": cfg.dwell_col}
+    cols = configured_columns(cfg)
     return _normalise(con, "eges_raw_mem", {n: t for n, t, *_ in schema}, cols, cfg.timestamp_unit, "events table")
 
 
 def _normalise(con: Any, raw: str, types: dict[str, str], cols: dict[str, str | None], unit: str,
-               where: str) -> EventsSource:
-    from eges.columns import resolve
-
-    available = [c for c in types if c != ROW_COLUMN]
-    recognised = []
-    for role in ("user", "item", "time"):
-        key = f"sessions.{role}_col"
-        cols[role], guessed = resolve(available, role, cols[role], getattr(SessionsConfig(), f"{role}_col"), key, where)
-        if guessed:
-            recognised.append((role, cols[role]))
-    has_beh = bool(cols["behaviour"]) and cols["behaviour"] in types
-    has_dwell = bool(cols["dwell"]) and cols["dwell"] in types
-    u, i, t = (ident(cols[k]) for k in ("user", "item", "time"))
-    ttype = types[cols["time"]].upper()
-
-    # count(*) - count(col) is answered from Parquet statistics where they exist: no scan.
-    nulls = con.execute(f"SELECT count(*) - count({u}), count(*) - count({i}), count(*) - count({t}), count(*) "
-                        f"FROM {raw}").fetchall()[0]
-    for n, (col, role) in zip(nulls[:3], [(cols["user"], "user id"), (cols["item"], "item id"),
-                                          (cols["time"], "timestamp")]):
-        if n:
-            raise InputError(f"{where}: column {col!r} ({role}) has {n} null value(s) out of {nulls[3]} rows")
-    if nulls[3] == 0:
-        raise InputError(f"{where} has no rows")
-
-    from eges.ids import id_sql
-
-    u = id_sql(con, raw, u, types[cols["user"]], where, cols["user"], "user id")
-    i = id_sql(con, raw, i, types[cols["item"]], where, cols["item"], "item id")
-    ts_expr, unit = _timestamp_expr(con, raw, t, ttype, unit, cols["time"], where)
-    neg = con.execute(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0").fetchall()[0]
-    if neg[0]:
-        raise InputError(f"{where}: column {cols['time']!r} has {neg[0]} negative timestamp(s), e.g. {neg[1]}")
-    beh = f'CAST({ident(cols["behaviour"])} AS VARCHAR)' if has_beh else "NULL::VARCHAR"
-    dwell = f'TRY_CAST({ident(cols["dwell"])} AS DOUBLE)' if has_dwell else "NULL::DOUBLE"
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW {EVENTS_VIEW} AS
-        SELECT {u} AS user_id, {i} AS item_id, {ts_expr} AS ts, {beh} AS behaviour, {dwell} AS dwell,
-               {ROW_COLUMN} AS seq
-        FROM {raw}""")
-    return EventsSource(EVENTS_VIEW, has_beh, has_dwell, unit, tuple(recognised))
-
-
-def _timestamp_expr(con: Any, raw: str, t: str, ttype: str, unit: str, name: str, where: str) -> tuple[str, str]:
-    """SQL turning the time column into BIGINT milliseconds, and the unit it was read in.
-
-    Integer units are decided by :mod:`eges.sessions.timeunits` from the median magnitude; a column whose values
-    disagree about their unit, NaN or infinite values, and values too large for milliseconds are errors.
-    """
-    from eges.sessions import timeunits
-
-    if ttype.startswith(("TIMESTAMP", "DATE")):
-        return f"epoch_ms(CAST({t} AS TIMESTAMP))", "timestamp"
-    numeric = ttype in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                        "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"} or ttype.startswith("DECIMAL")
-    if not numeric:
-        # A text column: numbers written as text, or date-times; decided by what most values are.
-        n_rows, n_numeric = con.execute(f"SELECT count(*), count(TRY_CAST({t} AS DOUBLE)) FROM {raw}").fetchall()[0]
-        as_numbers = unit != "timestamp" and 2 * n_numeric >= n_rows
-        parsed = f"TRY_CAST({t} AS DOUBLE)" if as_numbers else f"TRY_CAST({t} AS TIMESTAMP)"
-        bad = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} WHERE {parsed} IS NULL").fetchall()[0]
-        if bad[0]:
-            raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), e.g. {bad[1]!r}")
-        if not as_numbers:
-            return f"epoch_ms({parsed})", "timestamp"
-        t, ttype = parsed, "DOUBLE"
-    if unit == "timestamp":
-        raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
-    if ttype in {"FLOAT", "DOUBLE"}:
-        n_bad, example = con.execute(f"SELECT count(*), any_value({t}) FROM {raw} "
-                                     f"WHERE NOT isfinite({t})").fetchall()[0]
-        if n_bad:
-            raise InputError(f"{where}: column {name!r} has {n_bad:,} NaN or infinite timestamp(s), e.g. {example}")
-    n_rows, median, biggest = con.execute(f"SELECT count(*), approx_quantile(abs({t}::DOUBLE), 0.5), "
-                                          f"max(abs({t}::DOUBLE)) FROM {raw}").fetchall()[0]
-    if unit == "auto":
-        unit = timeunits.unit_of(float(median or 0))
-        predicate = timeunits.disagreeing_sql(f"{t}::DOUBLE", unit)
-        n_bad = con.execute(f"SELECT count(*) FROM {raw} WHERE {predicate}").fetchall()[0][0]
-        if n_bad:
-            examples = [r[0] for r in con.execute(f"SELECT {t} FROM {raw} WHERE {predicate} LIMIT 3").fetchall()]
-            raise InputError(timeunits.disagreement_message(where, name, unit, float(median), n_bad, n_rows,
-                                                            examples))
-    divisor = timeunits.TO_MS_DIVISOR[unit]
-    if float(biggest or 0) / divisor >= 9.2e18:
-        raise InputError(f"{where}: column {name!r} holds {biggest:.4g}, too large for a time in {unit}; "
-                         "check sessions.timestamp_unit")
-    scaled = f"({t}) * 1000" if unit == "s" else f"({t})" if unit == "ms" else f"({t}) // {divisor}"
-    return f"CAST({scaled} AS BIGINT)", unit
+               where: str, ids: dict[str, str] | None = None) -> EventsSource:
+    """The shared checks and view (:func:`eges.sessions.source.normalise`) in DuckDB's dialect."""
+    view_sql, source = normalise(lambda q: con.execute(q).fetchall(), DUCKDB, raw, types, cols, unit, where,
+                                 EVENTS_VIEW, ROW_COLUMN, ids)
+    con.execute(view_sql)
+    return source

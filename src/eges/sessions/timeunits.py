@@ -10,6 +10,9 @@ error that shows examples. Pure Python: DuckDB and Spark compute the inputs (a m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from eges.errors import InputError
 
 #: Units from coarsest to finest, the upper bound of each one's magnitudes, and how to reach milliseconds.
 UNITS = ("s", "ms", "us", "ns")
@@ -55,3 +58,57 @@ def _plain(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def time_to_ms_sql(fetch: Any, sql: Any, raw: str, t: str, type_name: str, unit: str, name: str,
+                   where: str) -> tuple[str, str]:
+    """SQL turning the time column ``t`` of ``raw`` into BIGINT milliseconds, and the unit it was read in, in the
+    engine's dialect (:class:`eges.sessions.source.Dialect`, queries run by ``fetch``).
+
+    Integer units are decided from the median magnitude (:func:`unit_of`); a column whose values disagree about
+    their unit, NaN or infinite values, and values too large for milliseconds are errors. Integers are widened
+    to BIGINT before they are scaled: int32 seconds times 1000 overflow int32.
+    """
+    kind = sql.kind(type_name)
+    if kind == "time":
+        return sql.epoch_ms.format(x=f"CAST({t} AS TIMESTAMP)"), "timestamp"
+    if kind == "text":
+        # Numbers written as text, or date-times: decided by what most values are.
+        n_rows, n_numeric = fetch(f"SELECT count(*), count(TRY_CAST({t} AS DOUBLE)) FROM {raw}")[0]
+        as_numbers = unit != "timestamp" and 2 * n_numeric >= n_rows
+        parsed = f"TRY_CAST({t} AS DOUBLE)" if as_numbers else f"TRY_CAST({t} AS TIMESTAMP)"
+        bad = fetch(f"SELECT count(*), {sql.any_value}({t}) FROM {raw} WHERE {parsed} IS NULL")[0]
+        if bad[0]:
+            raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), e.g. {bad[1]!r}")
+        if not as_numbers:
+            return sql.epoch_ms.format(x=parsed), "timestamp"
+        t, kind = parsed, "float"
+    if unit == "timestamp":
+        raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
+    x = f"CAST({t} AS DOUBLE)"
+    if kind == "float":
+        n_bad, example = fetch(f"SELECT count(*), {sql.any_value}({t}) FROM {raw} "
+                               f"WHERE {sql.not_finite.format(x=x)}")[0]
+        if n_bad:
+            raise InputError(f"{where}: column {name!r} has {n_bad:,} NaN or infinite timestamp(s), e.g. {example}")
+    n_rows, median, biggest = fetch(f"SELECT count(*), {sql.median.format(x=f'abs({x})')}, max(abs({x})) "
+                                    f"FROM {raw}")[0]
+    if unit == "auto":
+        unit = unit_of(float(median or 0))
+        predicate = disagreeing_sql(x, unit)
+        n_bad = fetch(f"SELECT count(*) FROM {raw} WHERE {predicate}")[0][0]
+        if n_bad:
+            examples = [r[0] for r in fetch(f"SELECT {t} FROM {raw} WHERE {predicate} LIMIT 3")]
+            raise InputError(disagreement_message(where, name, unit, float(median), n_bad, n_rows, examples))
+    divisor = TO_MS_DIVISOR[unit]
+    if float(biggest or 0) / divisor >= 9.2e18:
+        raise InputError(f"{where}: column {name!r} holds {biggest:.4g}, too large for a time in {unit}; "
+                         "check sessions.timestamp_unit")
+    if kind == "float":  # rounded to the nearest millisecond (Spark's cast would truncate); finer units floor
+        scaled = f"round({x} * 1000)" if unit == "s" else f"round({x})" if unit == "ms" else \
+            f"floor({x} / {divisor})"
+        return f"CAST({scaled} AS BIGINT)", unit
+    wide = f"CAST({t} AS BIGINT)"
+    scaled = f"{wide} * 1000" if unit == "s" else wide if unit == "ms" else \
+        f"CAST({sql.int_div.format(x=t, d=divisor)} AS BIGINT)"
+    return scaled, unit

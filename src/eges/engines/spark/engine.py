@@ -1,7 +1,7 @@
-"""The sessions and graph stages on Spark (``engine.backend = "spark"``), with the DuckDB stages' contracts.
+"""The Spark engine: the sessions, graph and walks stages as Spark jobs, with the local engine's contracts.
 
-Spark computes and writes each output as a Parquet folder of parts, sorted across parts, under the run's spill
-folder; the driver then streams the parts, one row group at a time, into the stage's single contract file
+Spark computes and writes each output as a Parquet folder of parts, sorted across parts, under a scratch folder
+(:func:`scratch_folder`: ``engine.temp_directory`` or the run's spill folder); the driver then streams the parts, one row group at a time, into the stage's single contract file
 (written atomically), so every later stage, ``eges.load`` and a rerun read the same files whatever the engine.
 """
 
@@ -15,18 +15,32 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eges.layout import EDGES, NODES, SESSIONS, SESSIONS_DELTA, VOCAB, WALKS
+from eges.engines.spark.errors import named_failures
+from eges.engines.spark.progress import SparkProgress
+from eges.engines.spark.session import spark_session
+from eges.layout import EDGES, NODES, SESSIONS, SESSIONS_DELTA, VOCAB, WALKS, WALKS_SCHEMA
 from eges.pipeline import io
-from eges.pipeline.registry import StageContext, StageResult
 from eges.sessions.clean import SessionsReport
-from eges.spark.session import spark_session
 
 
-def _session(ctx: StageContext, stage: str) -> Any:
+def _session(ctx: Any, stage: str) -> Any:
     """The session, with the stage's Spark jobs grouped as ``eges-STAGE`` (the UI, event logs, the benchmark)."""
     spark = spark_session(ctx.config.engine)
     spark.sparkContext.setJobGroup(f"eges-{stage}", f"eges {stage} stage")
     return spark
+
+
+def scratch_folder(ctx: Any) -> Path:
+    """Where Spark writes a stage's parts before the driver copies them into the run folder: under
+    ``engine.temp_directory`` (on a cluster, a path the driver and every executor see) or OUT/.spill. One folder
+    per stage run, so runs that share a temp directory never meet."""
+    import os
+    import uuid
+
+    base = Path(ctx.config.engine.temp_directory) if ctx.config.engine.temp_directory else ctx.spill_dir
+    folder = base / f"eges-spark-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
 
 
 def part_batches(folder: Path) -> Iterator[pa.Table]:
@@ -63,45 +77,57 @@ def copy_parts(folder: Path, path: Path, delta: tuple[str, ...] = (),
         return out.rows
 
 
-def sessions(ctx: StageContext) -> StageResult:
-    from eges.spark.sessions import spark_sessions
+class SparkEngine:
+    """Spark jobs (``engine.backend = "spark"``); each output is copied from Spark's parts into its one file."""
+
+    label = "spark"
+
+    def sessions(self, ctx: Any) -> SessionsReport:
+        with named_failures("sessions", f"events {ctx.input_source('@events')}"), SparkProgress("sessions", ctx):
+            return sessions(ctx)
+
+    def graph(self, ctx: Any) -> tuple[int, dict[str, Any]]:
+        what = f"edge list {ctx.input_source('@edges')}" if ctx.inputs.edges is not None else \
+            f"sessions {ctx.input_path(SESSIONS)}"
+        with named_failures("graph", what), SparkProgress("graph", ctx):
+            return graph(ctx)
+
+    def walks(self, ctx: Any) -> tuple[int, int]:
+        with named_failures("walks", f"edges {ctx.input_path(EDGES)}"), SparkProgress("walks", ctx):
+            return walks(ctx)
+
+
+def sessions(ctx: Any) -> SessionsReport:
+    from eges.engines.spark.sessions import spark_sessions
 
     spark = _session(ctx, "sessions")
     cfg = ctx.config.sessions
     report = SessionsReport()
     source = ctx.input_source("@events")
-    scratch = ctx.spill_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(ctx)
     try:
         indexed, vocab, events = spark_sessions(spark, source, cfg, report, f"events {source}")
         copy_parts(write_folder(indexed, scratch / "sessions"), ctx.path(SESSIONS), SESSIONS_DELTA)
         copy_parts(write_folder(vocab, scratch / "items"), ctx.path(VOCAB))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    r = report
-    r.timestamp_unit = events.timestamp_unit
-    r.columns_recognised = dict(events.recognised)
-    summary = (f"spark: times read in {r.timestamp_unit}; {r.sessions_out:,} sessions, {r.users_out:,} users, "
-               f"{r.items_out:,} items; dropped {r.spam_events:,} events of {r.spam_users:,} over-active users, "
-               f"{r.behaviour_dropped:,} by behaviour, {r.short_dwell_dropped:,} with short dwell, "
-               f"{r.repeats_collapsed:,} repeats, {r.short_session_events_dropped:,} in "
-               f"{r.short_sessions_dropped:,} short sessions")
-    return StageResult(r.events_in, r.events_out, summary, r.as_dict())
+    report.timestamp_unit = events.timestamp_unit
+    report.columns_recognised = dict(events.recognised)
+    return report
 
 
-def graph(ctx: StageContext) -> tuple[int, dict[str, Any]]:
+def graph(ctx: Any) -> tuple[int, dict[str, Any]]:
     """Write the graph stage's edges and nodes; (rows read, the statistics of ``graph/stats.json``).
 
     The edges stream from Spark's parts into the contract file one row group at a time, and the statistics are
     accumulated on the way (``eges.graph.stats``: per-node counters, no per-edge state), so the driver's memory is
     bounded by the nodes, never the edges."""
+    from eges.engines.spark.graph import edge_list_graph, read_edge_list, transition_edges
     from eges.graph.stats import GraphStatsAccumulator
-    from eges.spark.graph import edge_list_graph, read_edge_list, transition_edges
 
     spark = _session(ctx, "graph")
     cfg = ctx.config.graph
-    scratch = ctx.spill_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(ctx)
     try:
         if ctx.inputs.edges is not None:
             edge_list, rows, has_weight = read_edge_list(spark, ctx.input_source("@edges"), cfg)
@@ -125,15 +151,15 @@ def graph(ctx: StageContext) -> tuple[int, dict[str, Any]]:
     return rows, stats.result()
 
 
-def walks(ctx: StageContext, schema: pa.Schema) -> tuple[int, int]:
+def walks(ctx: Any) -> tuple[int, int]:
     """Walks written to the stage's contract file in the local engine's order; (walks, steps)."""
-    from eges.spark.walks import spark_walks
+    from eges.engines.spark.walks import spark_walks
 
     spark = _session(ctx, "walks")
-    scratch = ctx.spill_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(ctx)
     n_nodes = pq.ParquetFile(ctx.input_path(NODES)).metadata.num_rows
     n_walks = steps = 0
+    schema = WALKS_SCHEMA
     try:
         folder = write_folder(spark_walks(spark, spark.read.parquet(str(ctx.input_path(EDGES))), n_nodes,
                                           ctx.config.walks).select("walk"), scratch / "walks")

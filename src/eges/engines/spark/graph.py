@@ -13,6 +13,7 @@ from typing import Any
 
 from eges.columns import missing_message
 from eges.config import GraphConfig
+from eges.engines.spark.session import read_source
 from eges.errors import InputError
 from eges.graph.transitions import (
     bad_weights_message,
@@ -22,7 +23,6 @@ from eges.graph.transitions import (
     weight_type_message,
 )
 from eges.ids import id_type_message, not_whole_message
-from eges.spark.session import read_source
 
 
 def transition_edges(spark: Any, sessions: Any, cfg: GraphConfig) -> Any:
