@@ -201,16 +201,22 @@ class BackgroundWriter:
         self._queue: Any = queue.Queue(depth)
         self._error: BaseException | None = None
         self._abandon = False
+        # Set by the thread as its last act: waited on instead of ``Thread.join``, which an interrupt can cut short
+        # with the thread marked finished while it still writes (CPython's tstate-lock race).
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="eges-writer", daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
-        while (table := self._queue.get()) is not None:
-            if self._error is None and not self._abandon:
-                try:
-                    self._writer.write(table)
-                except BaseException as exc:  # re-raised in the caller
-                    self._error = exc
+        try:
+            while (table := self._queue.get()) is not None:
+                if self._error is None and not self._abandon:
+                    try:
+                        self._writer.write(table)
+                    except BaseException as exc:  # re-raised in the caller
+                        self._error = exc
+        finally:
+            self._done.set()
 
     def write(self, table: Any) -> None:
         if self._error is not None:
@@ -239,7 +245,8 @@ class BackgroundWriter:
                 if not sent:
                     self._queue.put(None)
                     sent = True
-                self._thread.join()
+                while not self._done.wait(0.05):
+                    pass
                 return interrupt
             except KeyboardInterrupt as caught:
                 interrupt = caught

@@ -11,11 +11,14 @@ old ones, as recorded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import platform
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -273,14 +276,18 @@ def _run_locked(out_dir: Path, config: Config, inputs: RunInputs, from_stage: st
         _check_upstream(st, out_dir, inputs, config, stages)
         started = time.perf_counter()
         try:  # until its record is saved, an interrupt leaves the stage unrecorded: the CLI names it
-            result = _run_staged(st, ctx, stages)
-            _record(manifest, st, config, inputs, ctx, out_dir, result, time.perf_counter() - started)
+            with _noting_interrupts() as interrupted:
+                result = _run_staged(st, ctx, stages)
+                _record(manifest, st, config, inputs, ctx, out_dir, result, time.perf_counter() - started)
         except BaseException as exc:
             # An error raised while an interrupt was handled (a compiled kernel returning with it pending, a
-            # writer cut short) is that interrupt.
+            # writer cut short, DuckDB turning the interrupt of a Python reader into its own error) is that
+            # interrupt.
             interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
             if not isinstance(interrupt, KeyboardInterrupt):
-                raise
+                if not interrupted:
+                    raise
+                interrupt = KeyboardInterrupt()
             interrupt.eges_stage = st.name  # type: ignore[attr-defined]
             raise interrupt from None
         seconds = manifest["stages"][st.name]["seconds"]
@@ -305,6 +312,29 @@ def _run_staged(st: Stage, ctx: StageContext, stages: dict[str, Stage]) -> Stage
     owned = [rel.split("/", 1)[1] for rel in (*st.outputs, *st.may_write)]
     with staged_folder(ctx.out_dir, folder, owned) as tmp:
         return st.run(replace(ctx, staging={folder: tmp}))
+
+
+@contextlib.contextmanager
+def _noting_interrupts() -> Iterator[list[bool]]:
+    """Note a SIGINT that arrives inside the block (the list becomes non-empty) and raise KeyboardInterrupt as usual:
+    a library that catches the interrupt and raises its own error (DuckDB reading a Python stream) still lets the
+    runner tell an interrupt from a failure. Only the main thread can set signal handlers; elsewhere nothing is
+    noted."""
+    noted: list[bool] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield noted
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        noted.append(True)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _record(manifest: dict[str, Any], st: Stage, config: Config, inputs: RunInputs, ctx: StageContext,
