@@ -22,6 +22,8 @@ class Engine(Protocol):
 
     #: Prefixes the stages' log lines ("" for the local engine).
     label: str
+    #: Whether it reads inputs given as a folder of parts, a URI or ``table:NAME`` (else one local file).
+    reads_sources: bool
 
     def sessions(self, ctx: Any) -> SessionsReport:
         """Write ``layout.SESSIONS`` and ``layout.VOCAB`` from the run's events; the filled report."""

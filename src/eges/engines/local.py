@@ -41,6 +41,7 @@ class LocalEngine:
     """DuckDB and the compiled kernels (``engine.backend = "duckdb"``)."""
 
     label = ""
+    reads_sources = False
 
     def sessions(self, ctx: Any) -> SessionsReport:
         cfg = ctx.config.sessions

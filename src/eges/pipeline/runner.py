@@ -226,8 +226,11 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
 
 
 def check_engine_inputs(config: Config, inputs: RunInputs) -> None:
-    """An input only Spark reads (a folder of parts, a URI, a table) with the DuckDB engine is a named error."""
-    if config.engine.backend == "spark":
+    """An input only Spark reads (a folder of parts, a URI, a table) with an engine that reads one file is a named
+    error."""
+    from eges.engines import engine_for
+
+    if engine_for(config).reads_sources:
         return
     for flag, source in (("--events", inputs.events), ("--edges", inputs.edges)):
         if source and spark_only(source):

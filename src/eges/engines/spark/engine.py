@@ -81,6 +81,7 @@ class SparkEngine:
     """Spark jobs (``engine.backend = "spark"``); each output is copied from Spark's parts into its one file."""
 
     label = "spark"
+    reads_sources = True
 
     def sessions(self, ctx: Any) -> SessionsReport:
         with named_failures("sessions", f"events {ctx.input_source('@events')}"), SparkProgress("sessions", ctx):
