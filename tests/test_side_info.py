@@ -10,6 +10,7 @@ from eges.config import TrainConfig
 from eges.side_info.encode import encode, encode_column
 from eges.side_info.fit import cold_start_vectors, seen_values
 from eges.train.stream import behaviour_vectors, train
+from test_train_stream import planted  # walks that stay within groups (group g has category value g)
 
 
 def test_encode_categorical_and_numeric_buckets():
@@ -21,20 +22,6 @@ def test_encode_categorical_and_numeric_buckets():
     assert side.codes.tolist() == [[0, 1], [-1, -1], [0, 0], [1, 1]]  # 99 is not in the catalog
     codes, labels, kind = encode_column(pd.Series([5.0, 5.0, 5.0]), 10)
     assert kind.startswith("numeric (one value") and labels == ["5"] and codes.tolist() == [0, 0, 0]
-
-
-def planted(n_groups=4, per_group=25, seed=0):
-    """Walks that stay within groups; each group has its own category value (field 0)."""
-    rng = np.random.default_rng(seed)
-    n = n_groups * per_group
-    walks = []
-    for _ in range(4000):
-        g = rng.integers(n_groups)
-        walks.append(g * per_group + rng.integers(0, per_group, 8))
-    values = np.concatenate(walks).astype(np.int32)
-    offsets = np.arange(0, len(values) + 1, 8, dtype=np.int64)
-    group = np.arange(n) // per_group
-    return values, offsets, n, group
 
 
 @pytest.mark.parametrize("method", ["ges", "eges"])
