@@ -14,12 +14,17 @@ CPU only, seconds on the sample. PyTorch is needed for this example only (``pip 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ImportError:  # the example's only extra dependency: say so in one line
+    sys.exit("this example needs PyTorch: pip install 'eges[example]' (make test installs it too)")
 
 import eges
 from eges.sessions.clean import predecessors

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ImportError:  # the example's only extra dependency: say so in one line
+    sys.exit("this example needs PyTorch: pip install 'eges[example]' (make test installs it too)")
 
 
 class TwoTower(nn.Module):
