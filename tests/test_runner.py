@@ -81,3 +81,61 @@ def test_a_staged_folder_takes_the_old_ones_place_whole(kernel_exchange, tmp_pat
         ["x", "x/a.txt", "x/mine", "x/mine/notes.txt"]
     assert (tmp_path / "x" / "a.txt").read_text() == "new a"
     assert (tmp_path / "x" / "mine" / "notes.txt").read_text() == "the user's"
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_file_or_link_at_a_stage_folders_name_is_refused_not_replaced(kind, tmp_path):
+    """A stage folder's name holding the user's file, or a link to a folder elsewhere, is named, never swapped away."""
+    from eges.errors import StageError
+    from eges.pipeline import staging
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "note.txt").write_text("the user's")
+    if kind == "file":
+        (tmp_path / "x").write_text("the user's file")
+    else:
+        (tmp_path / "x").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(StageError, match="not the folder eges writes"), staging.staged_folder(tmp_path, "x", ["a"]) as tmp:
+        (tmp / "a").write_text("new")
+    assert (tmp_path / "x").is_symlink() if kind == "link" else (tmp_path / "x").read_text() == "the user's file"
+    assert (elsewhere / "note.txt").read_text() == "the user's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "x"]  # no staging folder left
+
+
+def test_the_two_rename_swap_puts_the_old_folder_back_when_interrupted(tmp_path, monkeypatch):
+    """Without the kernel's exchange, an interrupt after the old folder moved aside puts it back."""
+    from eges.pipeline import staging
+
+    monkeypatch.setattr(staging, "exchange", lambda a, b: False)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "a").write_text("old")
+    (tmp_path / "new").mkdir()
+    real_rename = staging.os.rename
+
+    def rename(src, dst):  # noqa: ANN001, ANN202
+        real_rename(src, dst)
+        if str(dst).endswith(".old"):
+            raise KeyboardInterrupt  # right after the old folder moved aside
+
+    monkeypatch.setattr(staging.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        staging.swap_in(tmp_path / "new", tmp_path / "x")
+    monkeypatch.setattr(staging.os, "rename", real_rename)
+    assert (tmp_path / "x" / "a").read_text() == "old"
+
+
+def test_orphan_cleaning_leaves_nested_run_folders_to_their_own_writer(tmp_path):
+    """A nested run folder (its own .eges.lock) may be written by another process: its staging folder is live."""
+    from eges.layout import LOCK
+    from eges.pipeline.lock import remove_orphans
+
+    nested = tmp_path / "variants" / "a"
+    nested.mkdir(parents=True)
+    (nested / LOCK).write_text("")
+    live = nested / ".walks.0123abcd.tmp"
+    live.mkdir()
+    orphan = tmp_path / ".walks.89abcdef.tmp"
+    orphan.mkdir()
+    remove_orphans(tmp_path)
+    assert live.exists() and not orphan.exists()

@@ -164,9 +164,16 @@ def _write(m: Matrix, run: Run, fmt: str, to: Path) -> str:
             (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         where = f"{to}/embeddings.npy + vocabulary (row {m.padding_row} is padding/unknown, items from row 1)"
     elif fmt == "word2vec":
-        _write_word2vec(m, to)
+        # The marker first: killed between the two, a marker without its file is harmless, while a file without
+        # its marker would read as the user's and block every later export to this path.
         with io.atomic_path(sidecar(to)) as tmp:
             tmp.write_text(json.dumps(marker, indent=2))
+        try:
+            _write_word2vec(m, to)
+        except BaseException:
+            if not to.exists():  # a failed first export leaves nothing behind
+                sidecar(to).unlink(missing_ok=True)
+            raise
         where = str(to)
     else:
         _write_projector(m, run, to, marker)

@@ -131,5 +131,7 @@ def remove_orphans(out: Path) -> list[Path]:
                 else:
                     path.unlink(missing_ok=True)
                 removed.append(path)
-        dirs[:] = [d for d in dirs if not TEMP_NAME.match(d) and not os.path.islink(os.path.join(root, d))]
+        # A nested run folder (its own lock file) is cleaned by its own writer: another process may be writing it.
+        dirs[:] = [d for d in dirs if not TEMP_NAME.match(d) and not os.path.islink(os.path.join(root, d))
+                   and not os.path.exists(os.path.join(root, d, LOCK))]
     return removed

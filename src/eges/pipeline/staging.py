@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from eges.errors import StageError
 from eges.pipeline.lock import TEMP_NAME
 
 _RENAME_EXCHANGE = 2
@@ -47,6 +48,10 @@ def staged_folder(out_dir: Path, folder: str, owned: Iterable[str]) -> Iterator[
     otherwise. ``owned`` are the names (relative to the folder) the stage writes or may write: any other entry of
     the old folder is the user's and is carried over."""
     final = out_dir / folder
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        # eges made a folder here; a file or a link (to a folder elsewhere) is the user's: swapping would replace it
+        raise StageError(f"{final} is {'a link' if final.is_symlink() else 'a file'}, not the folder eges writes; "
+                         "move it away and rerun")
     tmp = out_dir / f".{folder}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
     try:
@@ -68,11 +73,12 @@ def swap_in(new: Path, final: Path) -> None:
         _remove(new)  # now holds the old folder
         return
     old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
-    os.rename(final, old)
     try:
+        os.rename(final, old)
         os.rename(new, final)
-    except BaseException:
-        os.rename(old, final)
+    except BaseException:  # an interrupt between or after the renames included: never leave the folder absent
+        if old.exists() and not final.exists():
+            os.rename(old, final)
         raise
     _remove(old)
 
