@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 class Engine(Protocol):
-    """The three stages an engine computes; each writes the stage's contract files under ``ctx.out_dir``."""
+    """The three stages an engine computes; each writes the stage's contract files at ``ctx.path(...)`` (the
+    stage's staging folder, swapped in by the runner when the stage returns)."""
 
     #: Prefixes the stages' log lines ("" for the local engine).
     label: str

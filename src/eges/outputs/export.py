@@ -201,13 +201,10 @@ def _check_ids_fit(m: Matrix, fmt: str) -> None:
 
 
 def _write_word2vec(m: Matrix, to: Path) -> None:
-    from gensim.models import KeyedVectors
+    from eges.train.gensim_ref import keyed_vectors
 
     keep = m.has_vector
-    kv = KeyedVectors(m.vectors.shape[1], count=0, dtype=np.float32)
-    kv.vectors = m.vectors[keep]
-    kv.index_to_key = [str(i) for i in m.vocabulary["item_id"].filter(pa.array(keep)).to_pylist()]
-    kv.key_to_index = {key: i for i, key in enumerate(kv.index_to_key)}
+    kv = keyed_vectors([str(i) for i in m.vocabulary["item_id"].filter(pa.array(keep)).to_pylist()], m.vectors[keep])
     with io.atomic_path(to) as tmp:
         kv.save_word2vec_format(str(tmp), binary=str(to).endswith(".bin"))
 

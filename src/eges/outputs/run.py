@@ -271,13 +271,9 @@ class Run:
 
     def to_keyed_vectors(self) -> Any:
         """The vectors as gensim KeyedVectors keyed by item id (what ``vectors.kv`` holds)."""
-        from gensim.models import KeyedVectors
+        from eges.train.gensim_ref import keyed_vectors
 
-        kv = KeyedVectors(self.dimension, count=0, dtype=np.float32)
-        kv.vectors = self.vectors.copy()
-        kv.index_to_key = list(self.ids)
-        kv.key_to_index = dict(self._index)
-        return kv
+        return keyed_vectors(list(self.ids), self.vectors.copy())
 
     # ------------------------------------------------------------------------------------ what else the run holds
     def nodes(self) -> pa.Table:

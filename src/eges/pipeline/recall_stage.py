@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 from eges.errors import ConfigError, InputError
 from eges.layout import FAISS_IDS, FAISS_INDEX, NEIGHBOURS, NODES, PROVENANCE_KEY, SESSIONS, USERS, VOCAB
 from eges.pipeline import io
+from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
-from eges.pipeline.stages import _progress
 
 log = logging.getLogger("eges")
 

@@ -15,8 +15,9 @@ from eges.config import Config
 from eges.errors import InputError, plain
 from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
 from eges.pipeline import io
+from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
-from eges.pipeline.stages import _progress, walk_batches, walk_counts
+from eges.pipeline.stages import walk_batches, walk_counts
 
 log = logging.getLogger("eges")
 

@@ -140,7 +140,6 @@ def graph(ctx: Any) -> tuple[int, dict[str, Any]]:
             edges = transition_edges(spark, spark.read.parquet(str(ctx.input_path(SESSIONS))), cfg)
             n_nodes = pq.ParquetFile(ctx.input_path(VOCAB)).metadata.num_rows
         stats = GraphStatsAccumulator(n_nodes)
-        # The edges' Spark job runs first: if it fails, the stage's earlier outputs are all still in place.
         copy_parts(write_folder(edges, scratch / "edges"), ctx.path(EDGES),
                    each=lambda t: stats.add(t["src"].to_numpy(), t["dst"].to_numpy(), t["weight"].to_numpy()))
         if ctx.inputs.edges is not None:
