@@ -22,7 +22,11 @@ class StageError(EgesError):
 
 
 def plain(value: Any) -> Any:
-    """A NumPy scalar as the Python value it holds, for messages: ``103378``, not ``np.int64(103378)``."""
+    """A NumPy or Arrow scalar as the Python value it holds (``103378``, not ``np.int64(103378)``): for messages,
+    and for ids a user passes back to a loaded run."""
+    as_py = getattr(value, "as_py", None)  # an Arrow scalar
+    if callable(as_py):
+        return as_py()
     item = getattr(value, "item", None)
     return item() if callable(item) and getattr(value, "ndim", None) == 0 else value
 

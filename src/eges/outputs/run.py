@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eges.errors import EgesError
+from eges.errors import EgesError, plain
 from eges.layout import ATTENTION, MANIFEST, NEIGHBOURS, NODES, USERS
 
 
@@ -30,17 +30,6 @@ class UnknownItem(EgesError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; say it plainly
         return str(self.args[0])
-
-
-def plain(value: Any) -> Any:
-    """An id as a plain Python value: Arrow and NumPy scalars (``np.int64(5)``) become ``5``."""
-    if isinstance(value, pa.Scalar):
-        return value.as_py()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        return value.item()
-    return value
 
 
 def _not_a_run(out: Path, why: str) -> EgesError:
