@@ -66,7 +66,7 @@ def table(name: str, out: Path) -> str:
             d["epochs"] = v.name.split("=")[-1]
             frames.append(d)
     d = pd.concat(frames)
-    rows = [r for r in ROWS if ((d.protocol == r[0])).any()]
+    rows = [r for r in ROWS if (d.protocol == r[0]).any()]
     secs = train_seconds(out / f"{name}.log")
     lines = ["| method | passes | " + " | ".join(r[3] for r in rows) + " | training (s) |",
              "|---|---|" + "---:|" * (len(rows) + 1)]
