@@ -22,6 +22,7 @@ from trust import (
     assert_refused,
     copy_run,
     late_fraction,
+    late_item_id,
     run_cli,
     snapshot,
 )
@@ -55,15 +56,7 @@ def _parquet(tmp: Path, table: pa.Table | pd.DataFrame, name: str = "events.parq
 
 def _late_type(tmp: Path) -> Path:
     """A CSV whose item ids turn into text after the rows DuckDB samples to guess the types."""
-    n = 60_000
-    frame = pd.DataFrame({"user_id": np.arange(n) // 20, "item_id": np.arange(n) % 997,
-                          "timestamp": 1_511_539_200 + np.arange(n) * 10})
-    path = tmp / "events.csv"
-    frame.to_csv(path, index=False)
-    lines = path.read_text().splitlines()
-    _set_field(lines, 55_000, 1, "sku-17")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return late_item_id(tmp, "sku-17", 60_000, 55_000)
 
 
 EVENTS: dict[str, tuple[Callable[[Path], Path], str]] = {

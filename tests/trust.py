@@ -100,18 +100,25 @@ BAD_EDGE_LISTS: dict[str, tuple[pa.Table, str]] = {
 }
 
 
-def late_fraction(tmp: Path, value: str) -> Path:
-    """A CSV whose item ids are whole for 45,000 lines, then ``value`` on the last line (after the rows DuckDB's
-    sniffer samples: it typed the column BIGINT and rounded 0.5 to 1; issue 21, item 1)."""
+def late_item_id(tmp: Path, value: str, n: int, line: int) -> Path:
+    """A CSV of ``n`` events with whole item ids, but ``value`` as the item id of data line ``line`` (1 = the first):
+    a value past the rows DuckDB's sniffer samples to guess the column's type."""
     import numpy as np
     import pandas as pd
 
-    n = 45_000
     frame = pd.DataFrame({"user_id": np.arange(n) // 20, "item_id": np.arange(n) % 997,
                           "timestamp": 1_511_539_200 + np.arange(n) * 10})
     path = tmp / "events.csv"
     frame.to_csv(path, index=False)
     lines = path.read_text().splitlines()
-    lines[n] = ",".join([lines[n].split(",")[0], value, lines[n].split(",")[2]])
+    parts = lines[line].split(",")
+    parts[1] = value
+    lines[line] = ",".join(parts)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def late_fraction(tmp: Path, value: str) -> Path:
+    """Whole item ids for 45,000 lines, then ``value`` on the last line (the sniffer typed the column BIGINT and
+    rounded 0.5 to 1; issue 21, item 1)."""
+    return late_item_id(tmp, value, 45_000, 45_000)
