@@ -147,3 +147,27 @@ def test_cold_share_defaults_by_method():
             for method in ("ges", "eges") for share in (-1.0, 0.0)}
     assert not np.array_equal(runs["ges", -1.0], runs["ges", 0.0])
     np.testing.assert_array_equal(runs["eges", -1.0], runs["eges", 0.0])
+
+
+def test_a_start_state_replaces_the_random_rows_and_on_epoch_can_stop_training():
+    """Training from a start state begins at its rows (a warm start continues the parent, not a fresh model), and an
+    epoch callback returning True ends training after that pass."""
+    values, offsets, n, _ = planted()
+    side = SideInfo([], np.zeros((n, 0), np.int32), [])
+    cfg = TrainConfig(dimension=8, epochs=4, sample=0, threads=1, seed=1)
+    method = resolve("auto", has_catalog=False).name
+    parent = train(values, offsets, n, side, cfg, method)
+    start = stream.StartState(parent.table, parent.context, parent.attention)
+    seen = []
+
+    def stop_after_one(epoch, loss, model):
+        seen.append((epoch, loss, model.table.copy()))
+        return True
+
+    child = train(values, offsets, n, side, cfg, method, on_epoch=stop_after_one, start=start)
+    assert len(child.losses) == 1 and [e for e, *_ in seen] == [1]
+    assert np.array_equal(seen[0][2], child.table)
+    fresh = train(values, offsets, n, side, cfg, method, on_epoch=stop_after_one)
+    # The parent has learned the groups, so a warm pass starts at a lower loss than a fresh one.
+    assert child.losses[0] < fresh.losses[0]
+    assert not np.shares_memory(child.table, parent.table)  # the parent's arrays are copied, not trained in place

@@ -46,6 +46,22 @@ class EgesModel:
         return _weights(self.attention, self.side.codes[: self.n_nodes], self.uses_attention)
 
 
+@dataclasses.dataclass
+class StartState:
+    """Where training starts instead of small random rows (a warm start from a parent run): ``table`` has the
+    kernel's layout (n_nodes item rows, then every side-information value row), ``context`` n_nodes rows,
+    ``attention`` (n_nodes, 1 + n_fields) logits. The caller aligns the parent's rows to this run's indices."""
+
+    table: np.ndarray
+    context: np.ndarray
+    attention: np.ndarray
+
+
+#: What ``on_epoch`` gets after each pass: (passes done, mean loss of the pass, the model as it stands). It returns
+#: True to stop training there (early stopping); the model it sees is live: copy what must outlive the next pass.
+EpochCallback = Callable[[int, float, "EgesModel"], "bool | None"]
+
+
 #: The epochs rule (train.epochs = 0): enough passes that training sees EPOCH_TOKEN_BUDGET walk tokens, at most
 #: MAX_AUTO_EPOCHS; a log whose walks already hold that many trains once. The study behind the numbers is in
 #: docs/studies/epochs.md.
@@ -75,12 +91,12 @@ def initial_attention(n_nodes: int, n_fields: int, own_weight: float) -> np.ndar
 
 
 def train(walk_values: np.ndarray, walk_offsets: np.ndarray, n_nodes: int, side: SideInfo, cfg: TrainConfig,
-          method: str, on_epoch: Callable[[int, float], None] | None = None) -> EgesModel:
+          method: str, on_epoch: EpochCallback | None = None, start: StartState | None = None) -> EgesModel:
     """Train ``method`` (a name in the method table) on in-memory walks (flat node indices + offsets) with the
     ``[train]`` settings. ``side.codes`` rows 0..n_nodes-1 are the nodes (no fields: each item its own row only)."""
     counts = np.bincount(walk_values, minlength=n_nodes)
     return train_stream(lambda: iter([(walk_values, walk_offsets)]), counts, n_nodes, side, cfg, method,
-                        on_epoch=on_epoch)
+                        on_epoch=on_epoch, start=start)
 
 
 def compile_kernel() -> None:
@@ -98,22 +114,27 @@ _STREAMS_PER_EPOCH = 1_000_003
 
 def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray, n_nodes: int,
                  side: SideInfo, cfg: TrainConfig, method: str,
-                 on_epoch: Callable[[int, float], None] | None = None,
-                 on_tokens: Callable[[int], None] | None = None) -> EgesModel:
+                 on_epoch: EpochCallback | None = None,
+                 on_tokens: Callable[[int], None] | None = None, start: StartState | None = None) -> EgesModel:
     """Train on walks streamed batch by batch, every epoch (``batches()`` is called once per epoch): memory is the
     model plus one batch. ``counts`` are the node frequencies in the walks (for negatives and down-sampling).
 
     The learning rate decays with the tokens done over all batches and epochs; one thread is bit-for-bit
-    reproducible for a seed and the same batches.
+    reproducible for a seed and the same batches. ``start`` replaces the random initial rows (a warm start);
+    ``on_epoch`` may stop training after any pass (the learning rate still decays over ``cfg.epochs`` passes, so a
+    stopped run has not reached ``min_alpha``).
     """
     row = method_of(method)
     cfg = resolve_epochs(cfg, int(np.sum(counts[:n_nodes])))
     rng = np.random.default_rng(cfg.seed)
     dim = cfg.dimension
     table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+    context = np.zeros((n_nodes, dim), dtype=np.float32)
+    attention = initial_attention(n_nodes, len(side.fields), cfg.own_weight)
+    if start is not None:
+        table, context, attention = _start_arrays(start, table.shape, context.shape, attention.shape)
     counts = np.asarray(counts[:n_nodes], dtype=np.int64)
-    arrays = Arrays(table=table, context=np.zeros((n_nodes, dim), dtype=np.float32),
-                    attention=initial_attention(n_nodes, len(side.fields), cfg.own_weight), has_own=counts > 0,
+    arrays = Arrays(table=table, context=context, attention=attention, has_own=counts > 0,
                     codes=np.ascontiguousarray(side.codes[:n_nodes]),
                     field_offset=np.asarray(side.field_offset, dtype=np.int64),
                     side_rate=side_rates(counts, side, cfg.side_rate_power),
@@ -145,9 +166,22 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                 if on_tokens:
                     on_tokens(len(values))
             losses.append(loss_sum / max(tokens, 1))
-            if on_epoch:
-                on_epoch(epoch + 1, losses[-1])
+            if on_epoch and on_epoch(epoch + 1, losses[-1], EgesModel(arrays.table, arrays.context, arrays.attention,
+                                                                      side, bool(row.attention), list(losses))):
+                break
     return EgesModel(arrays.table, arrays.context, arrays.attention, side, bool(row.attention), losses)
+
+
+def _start_arrays(start: StartState, table: tuple[int, ...], context: tuple[int, ...],
+                  attention: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the start state's arrays in the kernel's dtypes, checked against the shapes this run trains."""
+    out = []
+    for name, given, shape in (("table", start.table, table), ("context", start.context, context),
+                               ("attention", start.attention, attention)):
+        if given.shape != shape:
+            raise ValueError(f"the start state's {name} has shape {given.shape}, this run trains {shape}")
+        out.append(np.array(given, dtype=np.float32, order="C", copy=True))
+    return out[0], out[1], out[2]
 
 
 def native_skipgram(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
