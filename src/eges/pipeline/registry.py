@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from eges.methods import Method
 
 #: External inputs are named with a leading '@': these are the ones a run can be given.
-EXTERNAL_INPUTS = ("@events", "@items", "@edges")
+#: '@parent' is the run a warm start continues (``--warm-start``), '@align_to' the run whose space the vectors are
+#: rotated onto (``--align-to``): both are run folders, not files.
+EXTERNAL_INPUTS = ("@events", "@items", "@edges", "@parent", "@align_to")
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,15 @@ class RunInputs:
     events: str | None = None
     items: str | None = None
     edges: str | None = None
+    parent: str | None = None
+    align_to: str | None = None
 
     def get(self, key: str) -> str | None:
         return getattr(self, key.lstrip("@"))
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"events": self.events, "items": self.items, "edges": self.edges}
+        return {"events": self.events, "items": self.items, "edges": self.edges, "parent": self.parent,
+                "align_to": self.align_to}
 
 
 @dataclass
