@@ -85,7 +85,7 @@ def _manifest_problem(manifest: Any) -> str | None:
             if not all(isinstance(v, dict) for v in entry.get(group, {}).values()):
                 return f"stage {name!r} has a malformed {group} fingerprint"
     inputs = manifest.get("inputs")
-    if inputs is not None and (not isinstance(inputs, dict) or set(inputs) - {"events", "items", "edges"}
+    if inputs is not None and (not isinstance(inputs, dict) or set(inputs) - set(RunInputs.__dataclass_fields__)
                                or not all(v is None or isinstance(v, str) for v in inputs.values())):
         return "'inputs' is not an object of file paths"
     if manifest.get("config") is not None and not (
