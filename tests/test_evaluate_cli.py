@@ -134,3 +134,15 @@ def test_run_with_protocols_reuses_its_own_sessions_and_graph(cli, tmp_path):
     assert not (out / "evaluation" / "full").exists()
     summary = json.loads((out / "evaluation" / "link" / "summary.json").read_text())
     assert summary["split"]["edges"] == json.loads((out / "graph" / "stats.json").read_text())["edges"]
+
+
+def test_auto_is_scored_as_the_default_run(evaluated, tmp_path):
+    """--method auto scores what a run with no --method trains (with a catalog: a method with side information),
+    beside the baselines: the figure a user's default run gets."""
+    out = tmp_path / "auto"
+    result = invoke_cli("evaluate", "--events", DATA / "events.parquet", "--items", DATA / "items.parquet", "--out",
+                        out, "--protocol", "cold", "--method", "auto", *SMALL)
+    assert result.exit_code == 0, result.output
+    methods = set(pq.read_table(out / "evaluation" / "cold" / "metrics.parquet")["method"].to_pylist())
+    assert methods == {"auto", "popularity"}
+    assert metric(out, "cold", "auto") > metric(out, "cold", "popularity") + 0.05

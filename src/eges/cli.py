@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from eges.errors import EgesError
-from eges.methods import NAMES
+from eges.methods import CHOICES, NAMES
 
 
 def _echo(line: str) -> None:
@@ -249,8 +249,8 @@ def status(out_dir, config_path, overrides) -> None:
 @click.option("--protocol", "protocol_names", multiple=True, type=click.Choice(["link", "temporal", "cold", "all"]),
               help="link: held-out graph edges (the paper's); temporal: next item after a cut time; cold: items "
                    "whose behaviour is hidden. Repeatable. Default: all ('all' runs cold only with --items).")
-@click.option("--method", "methods", multiple=True, type=click.Choice(NAMES),
-              help="Method to train and score; repeatable. Default: every method the inputs allow.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(CHOICES),
+              help="Method to train and score; repeatable; auto is what a run with no --method trains. Default: every method the inputs allow.")
 @click.option("--vary", "varies", multiple=True, metavar="SECTION.KEY=V1,V2,...",
               help="Evaluate once per value (every combination when repeated), each in OUT/variants/<setting>/, "
                    "and compare them in one table.")

@@ -213,7 +213,8 @@ class EvaluateConfig:
                                choices=PROTOCOLS, affects_output=False)
     methods: list[str] = opt([], f"Methods to train and score; empty is every method the inputs allow "
                              f"({', '.join(allowed(False))}, and {', '.join(n for n in NAMES if n not in allowed(False))} "
-                             "with --items).", choices=NAMES)
+                             "with --items). auto scores what a run with no method set trains on these inputs.",
+                             choices=CHOICES)
     baselines: list[str] = opt(list(BASELINES), "Baselines scored on the same split: popularity, item "
                                "co-occurrence (cosine over sessions), item2vec (skip-gram on sessions, no graph).",
                                choices=BASELINES)

@@ -21,7 +21,7 @@ from eges.duck import duckdb_batches, duckdb_session
 from eges.errors import InputError
 from eges.evaluation.scorers import CosineScorer, placed
 from eges.layout import EVALUATION, EVALUATION_FULL, SESSIONS, VOCAB
-from eges.methods import METHODS, allowed
+from eges.methods import METHODS, Method, allowed, resolve
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext
 from eges.sessions.clean import predecessors
@@ -33,9 +33,10 @@ SPLIT_EVENTS = {"format": "generic", "user_col": "user_id", "item_col": "item_id
 
 
 def methods_of(ctx: StageContext) -> list[str]:
-    """The methods to score: ``evaluate.methods``, or every method the inputs allow."""
+    """The methods to score: ``evaluate.methods``, or every method the inputs allow. ``auto`` is scored as a method
+    of its own: what a run with no --method trains on these inputs (the default run)."""
     methods = list(ctx.config.evaluate.methods) or allowed(ctx.inputs.items is not None)
-    needs_catalog = [m for m in methods if METHODS[m].side_info]
+    needs_catalog = [m for m in methods if m in METHODS and METHODS[m].side_info]
     if needs_catalog and ctx.inputs.items is None:
         raise InputError(f"evaluate.methods includes {needs_catalog[0]!r}, which needs an item catalog (--items)")
     return methods
@@ -78,10 +79,16 @@ def method_scorers(ctx: StageContext, sub: str, config: Config, inputs: RunInput
     """Train each method on the split's training part and wrap its vectors over the universe of item ids."""
     scorers = []
     for method in methods:
-        out = run_nested(ctx, sub, config.replace("train", method=method), inputs, METHODS[method].stage)
-        ids, vectors = io.read_vectors(out / METHODS[method].vectors)
+        row = method_row(method, inputs)
+        out = run_nested(ctx, sub, config.replace("train", method=method), inputs, row.stage)
+        ids, vectors = io.read_vectors(out / row.vectors)
         scorers.append(CosineScorer(method, *placed(universe.get_indexer(ids.to_pandas()), vectors, len(universe))))
     return scorers
+
+
+def method_row(method: str, inputs: RunInputs) -> Method:
+    """The method table's row that trains ``method`` (a name, or auto) on these inputs."""
+    return resolve(method, inputs.items is not None)
 
 
 def read_sessions(directory: Path) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:

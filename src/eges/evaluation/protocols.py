@@ -23,6 +23,7 @@ from eges.duck import duckdb_session
 from eges.errors import ConfigError, InputError
 from eges.evaluation.nested import (
     SPLIT_EVENTS,
+    method_row,
     method_scorers,
     methods_of,
     nested_config,
@@ -42,7 +43,6 @@ from eges.evaluation.splits import (
     undirected_holdout,
 )
 from eges.layout import EDGES, METRICS_SCHEMA, evaluation_dir, metrics_path, summary_path
-from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult
 from eges.sessions.events import open_events
@@ -214,7 +214,7 @@ def cold(ctx: StageContext) -> StageResult:
     if ctx.inputs.items is None:
         raise InputError("evaluate cold: the cold-start protocol needs an item catalog (--items)")
     cfg = ctx.config.evaluate
-    methods = [m for m in methods_of(ctx) if METHODS[m].cold_start]  # the others give a hidden item no vector
+    methods = [m for m in methods_of(ctx) if method_row(m, ctx.inputs).cold_start]  # others give hidden items none
     full = whole_log(ctx)
     universe, _, item, prev = read_sessions(full)
     n = len(universe)
