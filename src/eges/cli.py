@@ -250,7 +250,8 @@ def status(out_dir, config_path, overrides) -> None:
               help="link: held-out graph edges (the paper's); temporal: next item after a cut time; cold: items "
                    "whose behaviour is hidden. Repeatable. Default: all ('all' runs cold only with --items).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(CHOICES),
-              help="Method to train and score; repeatable; auto is what a run with no --method trains. Default: every method the inputs allow.")
+              help="Method to train and score; repeatable; auto is what a run with no --method trains. Default: every "
+                   "method the inputs allow.")
 @click.option("--vary", "varies", multiple=True, metavar="SECTION.KEY=V1,V2,...",
               help="Evaluate once per value (every combination when repeated), each in OUT/variants/<setting>/, "
                    "and compare them in one table.")

@@ -6,6 +6,7 @@ stage (side information, evaluation, exports) plugs in by registering itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,7 @@ class RunInputs:
         return getattr(self, key.lstrip("@"))
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"events": self.events, "items": self.items, "edges": self.edges, "parent": self.parent,
-                "align_to": self.align_to}
+        return dataclasses.asdict(self)
 
 
 @dataclass
