@@ -18,6 +18,7 @@ from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import walk_batches, walk_counts
+from eges.pipeline.validate_stage import chosen_training, training_inputs
 
 log = logging.getLogger("eges")
 
@@ -127,20 +128,21 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
 
 @stage("eges", sections=("side_info", "train"), outputs=(EGES_VECTORS, EGES_KEYED_VECTORS, SIDE_VECTORS, ATTENTION),
        ignores=("train.backend",), check=_check_catalog,
-       inputs=lambda inp, cfg: (WALKS, NODES, "@items"), enabled=_uses_side_info)
+       inputs=lambda inp, cfg: (WALKS, NODES, "@items", *training_inputs(inp, cfg)), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
-    from eges.train.stream import compile_kernel, resolve_epochs
+    from eges.train.stream import compile_kernel
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg, nodes.schema.field("item_id").type)
     walks = ctx.input_path(WALKS)
     counts = walk_counts(walks, nodes.num_rows)
-    tcfg = resolve_epochs(tcfg, int(counts.sum()))
+    # The validate stage's passes and method, when it ran: a method without side information (it won on the
+    # validation slice) trains here too, and its cold items are placed from side information all the same.
+    tcfg, method = chosen_training(ctx, tcfg, int(counts.sum()))
     n_walks = io.parquet_num_rows(walks)
-    method = resolved_method(ctx.inputs, ctx.config)
     compile_kernel()  # before the bar: its rate and ETA are training's
     with _progress(ctx, int(counts.sum()) * tcfg.epochs, "token", method) as bar:
         emb = fit_side_info(lambda: walk_batches(walks), counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,

@@ -23,6 +23,7 @@ from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, run_method, stage
+from eges.pipeline.validate_stage import chosen_training, training_inputs
 
 
 def _uses_events(inputs: RunInputs, config: Any) -> bool:
@@ -93,7 +94,8 @@ _SKIPGRAM = next(m for m in METHODS.values() if m.stage == "skipgram")  # the me
 
 
 @stage("skipgram", sections=("train",), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS),
-       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
+       inputs=lambda inp, cfg: (WALKS, NODES, *training_inputs(inp, cfg)),
+       enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
        ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores)))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
@@ -107,11 +109,8 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
-    from eges.train.stream import resolve_epochs
-
-    method = run_method(ctx.inputs, ctx.config).name
+    cfg, method = chosen_training(ctx, cfg, int(counts.sum()))  # the validate stage's passes, when it ran
     trainer = backend(method, cfg.backend)
-    cfg = resolve_epochs(cfg, int(counts.sum()))
     started = time.perf_counter()
     if trainer == "gensim":
         from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
@@ -135,7 +134,8 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     words = int(counts.sum()) * cfg.epochs
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
-               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": cfg.epochs}
+               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": cfg.epochs,
+               "method": method}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
                        f"{trainer}: {len(index):,} vectors, {cfg.epochs} epoch(s), "
