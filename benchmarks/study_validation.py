@@ -73,11 +73,15 @@ def study(name: str, fractions: list[float], generated: int) -> str:
     lines = [f"### {name}", "", f"{len(item):,} session events, {n:,} items; test: {outer.stats}", ""]
     tests: dict[tuple[str, int], dict] = {}
 
-    def test(method: str, epochs: int) -> dict:
-        if (method, epochs) not in tests:
-            trial = fit_and_score(outer, config, method, side, max_epochs=epochs, patience=0)
-            tests[(method, epochs)] = {**trial.curve[-1], "seconds": trial.seconds}
-        return tests[(method, epochs)]
+    def test(method: str, epochs: int, schedule: int | None = None) -> dict:
+        """Test figures of ``method`` trained ``epochs`` passes, the learning rate decaying over ``schedule``
+        passes (the validated refit follows the selection's schedule, as the training stages do)."""
+        key = (method, epochs, schedule or epochs)
+        if key not in tests:
+            trial = fit_and_score(outer, config, method, side, max_epochs=schedule or epochs, patience=0,
+                                  on_pass=lambda row: row["epoch"] >= epochs)
+            tests[key] = {**trial.curve[-1], "seconds": trial.seconds}
+        return tests[key]
 
     rows = []
     for method in methods:
@@ -88,13 +92,22 @@ def study(name: str, fractions: list[float], generated: int) -> str:
         inner = make_holdout(outer.train_item, outer.train_position, outer.train_ts, n, inner_cfg,
                              side is not None, seed=1)
         curves = {m: fit_and_score(inner, inner_cfg, m, side, patience=3).curve for m in methods}
+        shorts: dict[tuple[str, int], dict] = {}
         for patience in (1, 2, 3):
             choices = {m: early_stop(curves[m], patience) for m in methods}
             method = max(methods, key=lambda m: choices[m][1])
             epochs = choices[method][0]
             cost = sum(c[2] for c in choices.values())
-            rows.append({"setting": f"validated f={fraction} p={patience}: {method}, {epochs}",
-                         **_figures(test(method, epochs)), "selection s": round(cost, 1)})
+            schedule = inner_cfg.validate.max_epochs
+            if epochs < schedule:  # as the validate stage: the short schedule when it scores better on the slice
+                if (method, epochs) not in shorts:
+                    shorts[(method, epochs)] = fit_and_score(inner, inner_cfg, method, side, max_epochs=epochs,
+                                                             patience=0).curve[-1]
+                if metric_value(shorts[(method, epochs)], "hitrate") > choices[method][1]:
+                    schedule = epochs
+            rows.append({"setting": f"validated f={fraction} p={patience}: {method}, {epochs}/{schedule}",
+                         **_figures(test(method, epochs, schedule)),
+                         "selection s": round(cost, 1)})
     frame = pd.DataFrame(rows)
     lines.append(_markdown(frame))
     return "\n".join(lines) + "\n"
@@ -102,8 +115,9 @@ def study(name: str, fractions: list[float], generated: int) -> str:
 
 def _markdown(frame: pd.DataFrame) -> str:
     def cell(v: object) -> str:
-        return "" if v is None or (isinstance(v, float) and np.isnan(v)) else (f"{v:.4f}" if isinstance(v, float)
-                                                                              and abs(v) <= 1 else str(v))
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        return f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else str(v)
     head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
     return head + "".join("\n| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False))
 

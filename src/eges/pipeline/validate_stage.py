@@ -62,7 +62,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
     """Hold out the latest events (and, with a catalog, some items), train each candidate method on the rest with
     early stopping, and record the passes and method the whole log trains with."""
     from eges.train.stream import auto_epochs, compile_kernel
-    from eges.validation import choose, fit_and_score, make_holdout, training_walks
+    from eges.validation import choose, fit_and_score, make_holdout, metric_value, training_walks
 
     started = time.perf_counter()
     config, vcfg = ctx.config, ctx.config.validate
@@ -92,14 +92,25 @@ def validate_stage(ctx: StageContext) -> StageResult:
                                     patience=0 if fixed else None))
         ctx.echo(f"  [validate] {method}: best {trials[-1].metric} {trials[-1].score:.4f} at pass "
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
+    schedule, short = cap, None
     if trials:
         winner, why = choose(trials)
         method, epochs = winner.method, fixed or winner.best_epochs
+        if not fixed and epochs < cap:
+            # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
+            # passes. Which one the whole log trains with is decided on the slice too (one short trial).
+            short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0)
+            if metric_value(short.curve[-1], vcfg.metric) > winner.score:
+                schedule = epochs
+                why += (f"; the learning rate decays over those {epochs} pass(es), which scored "
+                        f"{metric_value(short.curve[-1], vcfg.metric):.4f} on the slice")
     else:
         method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
+        schedule = 1
     seconds = time.perf_counter() - started
     doc = {"method": method, "epochs": epochs, "metric": vcfg.metric, "why": why, "candidates": methods,
-           "epochs_fixed": bool(fixed), "max_epochs": cap, "holdout": holdout.stats,
+           "epochs_fixed": bool(fixed), "max_epochs": cap, "schedule_epochs": schedule,
+           "short_schedule": short.to_dict() if short is not None else None, "holdout": holdout.stats,
            "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3)}
     _write(ctx, doc, trials)
     curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
@@ -133,9 +144,13 @@ def training_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     return (SELECTION,) if validates(inputs, config) else ()
 
 
-def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) -> tuple[TrainConfig, str]:
-    """The train settings and method a training stage uses: the validate stage's passes and method when the run
-    validates (an explicit train.epochs and method win), else the epochs rule and the configured method."""
+def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) -> tuple[TrainConfig, str, int]:
+    """(train settings, method, passes) a training stage uses: the validate stage's when the run validates (an
+    explicit train.epochs and method win), else the epochs rule and the configured method.
+
+    The learning rate decays over ``cfg.epochs`` passes and training stops after ``passes``: the validated curve's
+    schedule (it decayed over the passes tried), so the refit on the whole log follows the curve it was chosen on.
+    """
     import dataclasses
 
     from eges.train.stream import resolve_epochs
@@ -146,5 +161,12 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) 
         if ctx.config.train.method == "auto":
             method = selection["method"]
         if not cfg.epochs and selection["epochs"]:
-            cfg = dataclasses.replace(cfg, epochs=int(selection["epochs"]))
-    return resolve_epochs(cfg, tokens_per_epoch), method
+            schedule = max(int(selection.get("schedule_epochs") or 0), int(selection["epochs"]))
+            return dataclasses.replace(cfg, epochs=schedule), method, int(selection["epochs"])
+    cfg = resolve_epochs(cfg, tokens_per_epoch)
+    return cfg, method, cfg.epochs
+
+
+def stop_after(passes: int) -> Any:
+    """An ``on_epoch`` callback that stops training after ``passes`` passes."""
+    return lambda done, _loss, _model: done >= passes

@@ -15,7 +15,7 @@ from eges.config import TrainConfig
 from eges.errors import InputError, plain
 from eges.methods import cold_share, method_of
 from eges.side_info.encode import SideInfo, encode
-from eges.train.stream import EgesModel, behaviour_vectors, train_stream
+from eges.train.stream import EgesModel, EpochCallback, behaviour_vectors, train_stream
 
 
 def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
@@ -112,7 +112,8 @@ class SideInfoEmbeddings:
 
 def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
                   node_ids: list[Any], catalog: pd.DataFrame, id_col: str, fields: list[str], numeric_buckets: int,
-                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None) -> SideInfoEmbeddings:
+                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
+                  on_epoch: EpochCallback | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
     frequencies in them) and place the catalog's other items from side information."""
     catalog_ids = catalog[id_col]
@@ -125,7 +126,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
     # A method without side information (chosen by validation) trains on the items' own rows only; its cold items
     # are then placed from value vectors that are the means of the behaviour vectors (value_means).
     train_side = side if uses_side else SideInfo([], np.zeros((len(side.codes), 0), dtype=np.int32), [])
-    model = train_stream(batches, counts, n_nodes, train_side, cfg, method, on_tokens=on_tokens)
+    model = train_stream(batches, counts, n_nodes, train_side, cfg, method, on_tokens=on_tokens, on_epoch=on_epoch)
     seconds = time.perf_counter() - started
     # Nodes no walk visits (dangling items with no in-edges) kept a random, untrained own row: they are cold-start
     # items, placed from side information like the catalog's items the log never shows.
