@@ -220,7 +220,7 @@ class ValidateConfig:
     k: int = opt(50, "K of the next-item HitRate@K.", min=1, max=100_000)
     metric: str = opt("hitrate", "What selection maximises: hitrate (next-item HitRate@K, for recall) or auc "
                       "(link AUC of the held-out new edges).", choices=("hitrate", "auc"))
-    patience: int = opt(1, "Stop after this many passes without improvement, keeping the best pass "
+    patience: int = opt(2, "Stop after this many passes without improvement, keeping the best pass "
                         "(docs/studies/validation.md).", min=1, max=1000)
     min_delta: float = opt(0.0, "An improvement smaller than this does not count.", min=0, max=1)
     max_epochs: int = opt(10, "Most passes tried; also capped by the token budget of docs/studies/epochs.md "
