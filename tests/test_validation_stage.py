@@ -58,3 +58,19 @@ def test_explicit_epochs_win_over_the_choice(sample, tmp_path, cli):
     selection = json.loads((out / SELECTION).read_text())
     assert selection["epochs"] == 2 and all(len(t["curve"]) == 2 for t in selection["trials"])
     assert _manifest(out)["stages"]["eges"]["details"]["epochs"] == 2
+
+
+def test_a_log_too_small_to_hold_out_trains_by_the_old_rule(tmp_path, cli):
+    import pandas as pd
+
+    from eges.train.stream import MAX_AUTO_EPOCHS
+
+    early = [(u, 1 + (u + k) % 6, 1_000 + 10 * k + 100 * u) for u in range(50) for k in range(4)]
+    late = [(99, 100 + k, 1_000_000 + 10 * k) for k in range(30)]  # the held-out part: items never seen before
+    events = tmp_path / "events.parquet"
+    pd.DataFrame(early + late, columns=["user_id", "item_id", "timestamp"]).to_parquet(events)
+    out = tmp_path / "run"
+    cli("run", "--events", events, "--out", out, "--set", "neighbours.k=5", *FAST)
+    selection = json.loads((out / SELECTION).read_text())
+    assert selection["why"].startswith("no validation slice") and selection["method"] == "bge"
+    assert _manifest(out)["stages"]["skipgram"]["details"]["epochs"] == MAX_AUTO_EPOCHS

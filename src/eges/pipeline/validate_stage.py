@@ -96,6 +96,8 @@ def validate_stage(ctx: StageContext) -> StageResult:
     if trials:
         winner, why = choose(trials)
         method, epochs = winner.method, fixed or winner.best_epochs
+        if fixed:
+            why += f"; train.epochs = {fixed} is set, so the whole log trains {fixed} pass(es)"
         if not fixed and epochs < cap:
             # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
             # passes. Which one the whole log trains with is decided on the slice too (one short trial).
@@ -118,13 +120,14 @@ def validate_stage(ctx: StageContext) -> StageResult:
     details = {k: doc[k] for k in ("method", "epochs", "metric", "why", "candidates", "max_epochs", "seconds")}
     details["holdout"] = holdout.stats
     details["curve"] = curve
-    return StageResult(len(item), sum(len(t.curve) for t in trials), f"{method}, {epochs} pass(es): {why}", details)
+    return StageResult(len(item), sum(len(t.curve) for t in trials), why, details)
 
 
 def _fallback(ctx: StageContext, methods: list[str], fixed: int, rows: int, reason: str) -> StageResult:
     """No validation slice: the first candidate with the old epochs rule, and the reason recorded."""
-    why = f"no validation slice ({reason}): {methods[0]} with the token-budget epochs rule"
-    doc = {"method": methods[0], "epochs": fixed or 0, "metric": ctx.config.validate.metric, "why": why,
+    method = resolved_method(ctx.inputs, ctx.config)  # what auto meant before validation
+    why = f"no validation slice ({reason}): {method} with the token-budget epochs rule"
+    doc = {"method": method, "epochs": fixed or 0, "metric": ctx.config.validate.metric, "why": why,
            "candidates": methods, "epochs_fixed": bool(fixed), "max_epochs": 0, "holdout": {}, "trials": [],
            "seconds": 0.0}
     _write(ctx, doc, [])
