@@ -116,7 +116,9 @@ class TrainConfig:
     """Skip-gram training of every method: BGE (the item's own vector), GES and EGES (with side information)."""
 
     method: str = opt("auto", "; ".join(f"{m.name}: {m.summary}" for m in METHODS_TABLE.values())
-                      + f". auto is {AUTO_WITH_CATALOG} when a catalog is given, else {AUTO_WITHOUT_CATALOG}.",
+                      + f". auto with a catalog is the method that scores best on a held-out slice of the log (the "
+                      f"validate stage; trained by the {AUTO_WITH_CATALOG} stage, which places cold items whichever "
+                      f"wins), else {AUTO_WITHOUT_CATALOG}.",
                       choices=CHOICES)
     backend: str = opt("auto", "Who trains: 'native' is eges' own trainer (every method); 'gensim' is gensim's "
                        "Word2Vec (bge only; the reference). auto is native (faster at equal quality: docs/results.md).",
@@ -124,9 +126,10 @@ class TrainConfig:
     dimension: int = opt(128, "Vector dimension.", min=1, max=4096)
     window: int = opt(5, "Context window on each side of the centre node.", min=1, max=1000)
     negative: int = opt(5, "Negative samples per positive pair.", min=1, max=1000)
-    epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: enough passes that training sees 400 million "
-                      "walk tokens, between 1 and 10 (logs up to about 10 million events get ten, larger logs fewer; the "
-                      "study is in docs/studies/epochs.md). An explicit number wins.", min=0, max=1000)
+    epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: early stopping on a held-out slice of the "
+                      "log ([validate], docs/studies/validation.md), at most the passes that see 400 million walk "
+                      "tokens (docs/studies/epochs.md; that rule alone for an edge list). An explicit number wins.",
+                      min=0, max=1000)
     alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0, max=10)
     min_alpha: float = opt(0.0001, "Final learning rate (at most alpha).", min=0, max=10)
     sample: float = opt(0.001, "Down-sampling threshold for frequent nodes, as in word2vec; 0 turns it off.",
@@ -199,6 +202,31 @@ class UsersConfig:
                             max=1_000_000)
     half_life: float = opt(0.0, "Time decay: an event this many events older than the latest weighs half; "
                            "0 is a plain mean.", min=0)
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """The validation slice of the log (the validate stage): the latest events held out by time, on which the
+    number of passes (train.epochs = 0) and the method (train.method = auto with a catalog) are chosen, before the
+    training stages refit on the whole log. Defaults: docs/studies/validation.md."""
+
+    fraction: float = opt(0.1, "Share of the events, the latest by time, held out to score every pass on "
+                          "(docs/studies/validation.md).", min=0.01, max=0.5)
+    cold_fraction: float = opt(0.1, "With a catalog: share of the items hidden from training entirely, so "
+                               "selection sees cold-start quality too.", min=0.0, max=0.5)
+    max_pairs: int = opt(20_000, "Score at most this many held-out pairs per figure (a seeded sample).", min=100)
+    max_queries: int = opt(1000, "Next-item pairs come from at most this many distinct query items: HitRate@K "
+                           "ranks every item for each, which bounds scoring at a few percent of a pass.", min=10)
+    k: int = opt(50, "K of the next-item HitRate@K.", min=1, max=100_000)
+    metric: str = opt("hitrate", "What selection maximises: hitrate (next-item HitRate@K, for recall) or auc "
+                      "(link AUC of the held-out new edges).", choices=("hitrate", "auc"))
+    patience: int = opt(2, "Stop after this many passes without improvement, keeping the best pass "
+                        "(docs/studies/validation.md).", min=1, max=1000)
+    min_delta: float = opt(0.0, "An improvement smaller than this does not count.", min=0, max=1)
+    max_epochs: int = opt(10, "Most passes tried; also capped by the token budget of docs/studies/epochs.md "
+                          "(400 million walk tokens), so a large log's selection costs no more than its training "
+                          "did.", min=1, max=1000)
+    seed: int = opt(0, "Seed of the hidden items and of the sampled pairs.", min=0)
 
 
 PROTOCOLS = ("link", "temporal", "cold")
@@ -281,6 +309,7 @@ SECTIONS: dict[str, type] = {
     "walks": WalksConfig,
     "side_info": SideInfoConfig,
     "train": TrainConfig,
+    "validate": ValidateConfig,
     "neighbours": NeighboursConfig,
     "users": UsersConfig,
     "evaluate": EvaluateConfig,

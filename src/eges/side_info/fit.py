@@ -13,9 +13,9 @@ import pandas as pd
 
 from eges.config import TrainConfig
 from eges.errors import InputError, plain
-from eges.methods import cold_share
+from eges.methods import cold_share, method_of
 from eges.side_info.encode import SideInfo, encode
-from eges.train.stream import EgesModel, behaviour_vectors, train_stream
+from eges.train.stream import EgesModel, EpochCallback, behaviour_vectors, train_stream
 
 
 def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
@@ -26,8 +26,12 @@ def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
     with one weight per field (the mean EGES attention), renormalised over the fields an item has.
     Values never seen in training (``seen`` False at their row) are skipped. Returns (vectors, has_vector).
     """
-    values = model.value_vectors()
-    offsets = model.side.field_offset
+    return place_from_values(model.value_vectors(), model.side.field_offset, codes, seen, field_weights)
+
+
+def place_from_values(values: np.ndarray, offsets: np.ndarray, codes: np.ndarray, seen: np.ndarray,
+                      field_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rule of :func:`cold_start_vectors` on any value vectors (trained side rows, or :func:`value_means`)."""
     n, f = codes.shape
     vecs = np.zeros((n, values.shape[1]), dtype=np.float32)
     total = np.zeros(n, dtype=np.float64)
@@ -40,6 +44,29 @@ def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
     ok = total > 0
     vecs[ok] /= total[ok, None].astype(np.float32)
     return vecs, ok
+
+
+def value_means(vectors: np.ndarray, has: np.ndarray, side: SideInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Each side-information value's vector as the mean of the vectors of the items with that value: how a
+    method without side rows (BGE) still places cold items. ``vectors``/``has`` are rows of ``side.codes``.
+    Returns (value vectors, seen: values that at least one item with a vector has)."""
+    import scipy.sparse as sp
+
+    n = min(len(vectors), len(side.codes))
+    codes = side.codes[:n]
+    rows, cols = [], []
+    for s, off in enumerate(side.field_offset):
+        ok = (codes[:, s] >= 0) & has[:n]
+        rows.append(off + codes[ok, s].astype(np.int64))
+        cols.append(np.flatnonzero(ok))
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    member = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(side.n_values, n))
+    counts = np.asarray(member.sum(axis=1)).ravel()
+    means = np.asarray(member @ np.asarray(vectors[:n], dtype=np.float32), dtype=np.float32)
+    seen = counts > 0
+    means[seen] /= counts[seen, None].astype(np.float32)
+    return means, seen
 
 
 def seen_values(side: SideInfo, n_nodes: int, visited: np.ndarray | None = None) -> np.ndarray:
@@ -85,7 +112,8 @@ class SideInfoEmbeddings:
 
 def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
                   node_ids: list[Any], catalog: pd.DataFrame, id_col: str, fields: list[str], numeric_buckets: int,
-                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None) -> SideInfoEmbeddings:
+                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
+                  on_epoch: EpochCallback | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
     frequencies in them) and place the catalog's other items from side information."""
     catalog_ids = catalog[id_col]
@@ -93,21 +121,32 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
     cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
     side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
+    uses_side = method_of(method).side_info
     started = time.perf_counter()
-    model = train_stream(batches, counts, n_nodes, side, cfg, method, on_tokens=on_tokens)
+    # A method without side information (chosen by validation) trains on the items' own rows only; its cold items
+    # are then placed from value vectors that are the means of the behaviour vectors (value_means).
+    train_side = side if uses_side else SideInfo([], np.zeros((len(side.codes), 0), dtype=np.int32), [])
+    model = train_stream(batches, counts, n_nodes, train_side, cfg, method, on_tokens=on_tokens, on_epoch=on_epoch)
     seconds = time.perf_counter() - started
     # Nodes no walk visits (dangling items with no in-edges) kept a random, untrained own row: they are cold-start
     # items, placed from side information like the catalog's items the log never shows.
     visited = np.asarray(counts[:n_nodes]) > 0
-    seen = seen_values(side, n_nodes, visited)
     warm = behaviour_vectors(model)
-    weights = model.attention_weights()
-    field_weights = weights.mean(axis=0)[1:] if cfg.cold_start == "attention" else None
-    placed, placed_ok = cold_start_vectors(model, side.codes[:n_nodes][~visited], seen, field_weights)
+    if uses_side:
+        seen = seen_values(side, n_nodes, visited)
+        values = model.value_vectors()
+        weights = model.attention_weights()
+    else:
+        values, seen = value_means(warm, visited, side)
+        weights = np.zeros((n_nodes, 1 + len(fields)), dtype=np.float64)
+        weights[:, 0] = 1.0  # the item's own row is all of its vector
+    field_weights = weights.mean(axis=0)[1:] if cfg.cold_start == "attention" and uses_side else None
+    placed, placed_ok = place_from_values(values, side.field_offset, side.codes[:n_nodes][~visited], seen,
+                                          field_weights)
     warm[~visited] = placed
     node_ok = visited.copy()
     node_ok[~visited] = placed_ok
-    cold, ok = cold_start_vectors(model, side.codes[n_nodes:], seen, field_weights)
+    cold, ok = place_from_values(values, side.field_offset, side.codes[n_nodes:], seen, field_weights)
     tokens = int(np.sum(counts)) * len(model.losses)  # one loss per epoch: the epochs actually run
     node_source = np.where(visited, "behaviour", "cold_start")
     out = SideInfoEmbeddings(
@@ -117,7 +156,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
         fields=list(fields),
         value_field=[f for f, vals in zip(fields, side.values) for _ in vals],
         value_label=[v for vals in side.values for v in vals],
-        value_vectors=model.value_vectors(),
+        value_vectors=values,
         attention=weights,
     )
     out.details = {"method": method, "epochs": len(model.losses), "cold_share": cold_share(method, cfg.cold_share),
