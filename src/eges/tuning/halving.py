@@ -11,8 +11,10 @@ The search runs brackets. A bracket draws ``n`` candidates and trains each for t
 third (``keep``) trains again, from scratch, for the next rung's passes, and so on to the last rung. Each trial is
 a complete run with exactly that many passes (the learning rate decays over them), so every row of the table is
 reproduced by its settings and passes alone. ``n`` is the largest that the remaining budget holds at the deepest
-bracket it holds, judged by a cost model fitted to the trials so far; when a bracket ends with time left, the next
-one draws fresh candidates. A trial the budget cannot hold is not started, and one running at the deadline is
+bracket it holds, judged by a cost model fitted to the trials so far and judged again before every first-rung
+trial (the first trial, with nothing measured yet, sizes the model; later ones correct it, so a bracket whose
+candidates turn out dearer ends its first rung sooner); when a bracket ends with time left, the next one draws
+fresh candidates. A trial the budget cannot hold is not started, and one running at the deadline is
 stopped (the objective returns None) and kept out of the ranking.
 """
 
@@ -151,39 +153,46 @@ def successive_halving(objective: Objective, candidates: Iterator[Mapping[str, A
     for bracket in itertools.count():
         if clock() >= deadline:
             break
-        pool: list[tuple[int, Mapping[str, Any]]] = []
         first: list[TrialRecord] = []
-        if not model.passes:  # nothing measured yet: the first candidate is the probe of the cost model
-            probe = next(candidates, None)
-            if probe is None:
+        depth, exhausted = len(rungs), False
+        while True:  # the first rung, drawn one candidate at a time and sized again before each
+            if model.passes:
+                plan = bracket_plan(model, deadline - clock(), rungs, keep, done=len(first), most=most)
+                if plan is None:  # not even the smallest rest of a bracket fits: promote the best while trials fit
+                    if not first:
+                        return records
+                    depth = len(rungs)
+                    break
+                size, depth = plan
+                if len(first) >= size:
+                    break
+            candidate = next(candidates, None)
+            if candidate is None:
+                exhausted = True
                 break
-            pool.append((next(drawn), probe))
-            done = run(*pool[0], bracket, 0)
-            if done is None or done.metric is None:
-                break
-            if not done.finished:
-                continue  # it measured nothing: the next candidate probes
-            first.append(done)
-        plan = bracket_plan(model, deadline - clock(), rungs, keep, done=len(first), most=most)
-        if plan is None:
-            break
-        size, depth = plan
-        pool += [(next(drawn), c) for c in itertools.islice(candidates, size - len(pool))]
-        if len(pool) == len(first) and bracket > 0:
-            break  # the space is exhausted
-        survivors = pool
-        for rung in range(depth):
-            finished = list(first) if rung == 0 else []
-            for number, candidate in survivors[len(finished):]:
-                record = run(number, candidate, bracket, rung)
-                if record is None or record.metric is None:
-                    return records  # out of time
-                if record.finished:  # a trial that measured nothing (NaN) does not go on
-                    finished.append(record)
+            record = run(next(drawn), candidate, bracket, 0)
+            if record is None or record.metric is None:
+                return records  # out of time
+            if record.finished:  # a trial that measured nothing (NaN) does not go on
+                first.append(record)
+        finished = first
+        for rung in range(1, depth):
             finished.sort(key=lambda r: -r.metric)  # type: ignore[operator]  # stable: earlier trial wins a tie
-            survivors = [(r.candidate, r.settings) for r in finished[:max(1, math.ceil(len(finished) * keep - 1e-9))]]
-        if len(pool) < size:
-            break  # the space is exhausted
+            survivors = finished[:max(1, math.ceil(len(finished) * keep - 1e-9))]
+            finished, short = [], False
+            for previous in survivors:  # best first, so when time runs short the best go on
+                record = run(previous.candidate, previous.settings, bracket, rung)
+                if record is None:
+                    short = True  # the budget cannot hold this rung's trials; a new bracket may still fit
+                    break
+                if record.metric is None:
+                    return records  # stopped at the deadline
+                if record.finished:
+                    finished.append(record)
+            if short:
+                break
+        if exhausted:
+            break
     return records
 
 
