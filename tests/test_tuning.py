@@ -152,3 +152,107 @@ def test_halving_is_deterministic():
         runs.append([(r.candidate, r.passes, r.metric) for r in
                      successive_halving(fake.objective, fake.candidates(), 500, clock=fake.clock)])
     assert runs[0] == runs[1]
+
+
+# --------------------------------------------------------------------------------------------- eges tune on a sample
+BUDGET = 15.0
+
+
+@pytest.fixture(scope="module")
+def small_sample(tmp_path_factory):
+    """A generated log of a few thousand session events with its catalog (the bundled sample's generator)."""
+    from eges.sample_data import SampleSpec, make_sample
+
+    folder = tmp_path_factory.mktemp("tune_sample")
+    events, catalog, _ = make_sample(SampleSpec(n_events=5_000, n_items=400, n_crawlers=0, seed=7))
+    events.to_parquet(folder / "events.parquet", index=False)
+    catalog.to_parquet(folder / "items.parquet", index=False)
+    return folder / "events.parquet", folder / "items.parquet"
+
+
+@pytest.fixture(scope="module")
+def tuned(small_sample, tmp_path_factory):
+    """One search on the small sample through eges.tune, single-threaded so a trial is reproducible bit for bit."""
+    import eges
+
+    events, items = small_sample
+    folder = tmp_path_factory.mktemp("tune_run")
+    lines: list[str] = []
+    result = eges.tune(str(events), str(items), out=folder / "run", budget=f"{BUDGET:g}s",
+                       settings=["train.threads=1"], to=folder / "best.toml", seed=1, echo=lines.append)
+    return result, folder, lines
+
+
+def test_tune_stays_within_its_budget(tuned):
+    result, _, _ = tuned
+    assert len(result.trials) >= 2 and result.trials["status"].eq("done").any()
+    # the search starts no trial it expects to overrun; only the one running at the deadline may (and is stopped)
+    assert result.seconds <= BUDGET + result.trials["seconds"].max()
+
+
+def test_tune_writes_the_table_and_the_best_settings(tuned):
+    import pandas as pd
+
+    from eges.config import load_config
+    from eges.layout import TUNE_BEST, TUNE_TRIALS
+
+    result, folder, _ = tuned
+    table = pd.read_parquet(folder / "run" / TUNE_TRIALS)
+    assert len(table) == len(result.trials) and table["best"].sum() == 1
+    best = table[table["best"]].iloc[0]
+    assert best[result.metric] == table[result.metric].max() == result.best_metric
+    config = load_config(folder / "run" / TUNE_BEST)
+    assert config.train.epochs == best["train.epochs"] and config.train.threads == 1
+    for key in [c for c in table.columns if c.count(".") == 1 and c != "train.epochs"]:
+        section, name = key.split(".")
+        if not pd.isna(best[key]):
+            assert getattr(config[section], name) == best[key], key
+    assert (folder / "best.toml").read_bytes() == (folder / "run" / TUNE_BEST).read_bytes()
+
+
+def test_the_tuned_toml_reproduces_the_best_trial(tuned):
+    """The validation trial run again from the TOML alone gives the best row's metric, to the last bit."""
+    from eges.config import load_config
+    from eges.tuning.run import reproduce
+
+    result, folder, _ = tuned
+    assert reproduce(folder / "run", load_config(result.path)) == result.best_metric
+
+
+def test_tune_command_prints_the_table_and_refuses_to_replace_a_foreign_file(tuned, cli):
+    _, folder, _ = tuned
+    run = folder / "run"
+    foreign = folder / "notes.toml"
+    foreign.write_text("[train]\ndimension = 8\n")
+    refused = cli("tune", "--events", _remembered(run, "events"), "--out", run, "--budget", "5s", "--to", foreign,
+                  ok=False)
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1 and "not written by eges tune" in refused.output
+    assert foreign.read_text() == "[train]\ndimension = 8\n"
+    done = cli("tune", "--events", _remembered(run, "events"), "--items", _remembered(run, "items"), "--out", run,
+               "--budget", "5s", "--set", "train.threads=1", "--metric", "auc", "--quiet")
+    assert "link_auc" in done.output and "best: validation link_auc" in done.output and "--config" in done.output
+
+
+def _remembered(run, key):
+    import json
+
+    return json.loads((run / "manifest.json").read_text())["inputs"][key]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "20x"], "--budget"),
+    (["--budget", "20m", "--metric", "ndcg"], "validate.metric"),
+    (["--budget", "20m", "--seed", "-1"], "--seed"),
+    (["--budget", "20m", "--set", "train.dimension=0"], "train.dimension"),
+])
+def test_bad_tune_input_is_one_named_line_and_writes_nothing(small_sample, tmp_path, cli, args, message):
+    events, _ = small_sample
+    out = tmp_path / "run"
+    result = cli("tune", "--events", events, "--out", out, *args, ok=False)
+    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
+    assert result.output.count("\n") == 1 and not out.exists()
+
+
+def test_tune_without_an_event_file_is_a_named_error(tmp_path, cli):
+    result = cli("tune", "--events", tmp_path / "missing.parquet", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 2 and "does not exist" in result.output and not (tmp_path / "run").exists()
