@@ -201,6 +201,31 @@ class UsersConfig:
                            "0 is a plain mean.", min=0)
 
 
+@dataclass(frozen=True)
+class ValidateConfig:
+    """The validation slice of the log (the validate stage): the latest events held out by time, on which the
+    number of passes (train.epochs = 0) and the method (train.method = auto with a catalog) are chosen, before the
+    training stages refit on the whole log. Defaults: docs/studies/validation.md."""
+
+    fraction: float = opt(0.1, "Share of the events, the latest by time, held out to score every pass on.",
+                          min=0.01, max=0.5)
+    cold_fraction: float = opt(0.1, "With a catalog: share of the items hidden from training entirely, so "
+                               "selection sees cold-start quality too.", min=0.0, max=0.5)
+    max_pairs: int = opt(20_000, "Score at most this many held-out pairs per figure (a seeded sample).", min=100)
+    max_queries: int = opt(1000, "Next-item pairs come from at most this many distinct query items: HitRate@K "
+                           "ranks every item for each, which bounds scoring at a few percent of a pass.", min=10)
+    k: int = opt(50, "K of the next-item HitRate@K.", min=1, max=100_000)
+    metric: str = opt("hitrate", "What selection maximises: hitrate (next-item HitRate@K, for recall) or auc "
+                      "(link AUC of the held-out new edges).", choices=("hitrate", "auc"))
+    patience: int = opt(1, "Stop after this many passes without improvement, keeping the best pass.", min=1,
+                        max=1000)
+    min_delta: float = opt(0.0, "An improvement smaller than this does not count.", min=0, max=1)
+    max_epochs: int = opt(10, "Most passes tried; also capped by the token budget of docs/studies/epochs.md "
+                          "(400 million walk tokens), so a large log's selection costs no more than its training "
+                          "did.", min=1, max=1000)
+    seed: int = opt(0, "Seed of the hidden items and of the sampled pairs.", min=0)
+
+
 PROTOCOLS = ("link", "temporal", "cold")
 BASELINES = ("popularity", "cooccurrence", "item2vec")
 
@@ -280,6 +305,7 @@ SECTIONS: dict[str, type] = {
     "walks": WalksConfig,
     "side_info": SideInfoConfig,
     "train": TrainConfig,
+    "validate": ValidateConfig,
     "neighbours": NeighboursConfig,
     "users": UsersConfig,
     "evaluate": EvaluateConfig,

@@ -26,8 +26,12 @@ def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
     with one weight per field (the mean EGES attention), renormalised over the fields an item has.
     Values never seen in training (``seen`` False at their row) are skipped. Returns (vectors, has_vector).
     """
-    values = model.value_vectors()
-    offsets = model.side.field_offset
+    return place_from_values(model.value_vectors(), model.side.field_offset, codes, seen, field_weights)
+
+
+def place_from_values(values: np.ndarray, offsets: np.ndarray, codes: np.ndarray, seen: np.ndarray,
+                      field_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rule of :func:`cold_start_vectors` on any value vectors (trained side rows, or :func:`value_means`)."""
     n, f = codes.shape
     vecs = np.zeros((n, values.shape[1]), dtype=np.float32)
     total = np.zeros(n, dtype=np.float64)
@@ -40,6 +44,29 @@ def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
     ok = total > 0
     vecs[ok] /= total[ok, None].astype(np.float32)
     return vecs, ok
+
+
+def value_means(vectors: np.ndarray, has: np.ndarray, side: SideInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Each side-information value's vector as the mean of the vectors of the items with that value: how a
+    method without side rows (BGE) still places cold items. ``vectors``/``has`` are rows of ``side.codes``.
+    Returns (value vectors, seen: values that at least one item with a vector has)."""
+    import scipy.sparse as sp
+
+    n = min(len(vectors), len(side.codes))
+    codes = side.codes[:n]
+    rows, cols = [], []
+    for s, off in enumerate(side.field_offset):
+        ok = (codes[:, s] >= 0) & has[:n]
+        rows.append(off + codes[ok, s].astype(np.int64))
+        cols.append(np.flatnonzero(ok))
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    member = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(side.n_values, n))
+    counts = np.asarray(member.sum(axis=1)).ravel()
+    means = np.asarray(member @ np.asarray(vectors[:n], dtype=np.float32), dtype=np.float32)
+    seen = counts > 0
+    means[seen] /= counts[seen, None].astype(np.float32)
+    return means, seen
 
 
 def seen_values(side: SideInfo, n_nodes: int, visited: np.ndarray | None = None) -> np.ndarray:

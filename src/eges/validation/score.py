@@ -1,0 +1,61 @@
+"""Scoring item vectors on the validation slice after a pass: HitRate@K and AUC of the next item, link AUC of the
+slice's new edges, and cold-start AUC of the hidden items' side-information vectors.
+
+The figures are the ``evaluate`` protocols' (:func:`eges.evaluation.score.score` with a
+:class:`eges.evaluation.scorers.CosineScorer`) on the slice's bounded pairs; nothing is written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eges.evaluation.score import Pairs, score
+from eges.evaluation.scorers import CosineScorer
+from eges.validation.holdout import Holdout
+
+#: ``validate.metric`` -> the curve's key it reads; ``auc`` falls back to the next-item AUC when the slice has no
+#: new links to score (a graph too dense for non-edges).
+METRIC_KEYS = {"hitrate": "hitrate", "auc": "link_auc"}
+
+
+def _value(rows: list[dict], metric: str, k: int = 0) -> float:
+    return next((float(r["value"]) for r in rows if r["metric"] == metric and r["k"] == k), float("nan"))
+
+
+def score_vectors(holdout: Holdout, vectors: np.ndarray, has: np.ndarray, k: int,
+                  cold_vectors: np.ndarray | None = None, cold_has: np.ndarray | None = None) -> dict[str, float]:
+    """{hitrate, next_auc, link_auc, cold_auc} of ``vectors`` (rows = item indices, ``has`` = which have one).
+
+    ``cold_vectors``/``cold_has`` are rows for the hidden items (``holdout.hidden``) placed from side information;
+    without them the cold AUC is NaN.
+    """
+    n = holdout.n_items
+    matrix = np.zeros((n, vectors.shape[1]), dtype=np.float32)
+    rows = min(n, len(vectors))
+    matrix[:rows] = vectors[:rows]
+    known = np.zeros(n, dtype=bool)
+    known[:rows] = has[:rows]
+    known &= ~holdout.hidden
+    scorer = CosineScorer("validation", matrix, known)
+    k = min(k, max(int(known.sum()) - 1, 1))
+    temporal = score("temporal", scorer, "method", holdout.temporal, (k,))
+    out = {"hitrate": _value(temporal, "hit_rate", k), "next_auc": _value(temporal, "auc"),
+           "link_auc": _pair_auc(scorer, holdout.link), "cold_auc": float("nan")}
+    if holdout.cold is not None and len(holdout.cold) and cold_vectors is not None and cold_has is not None:
+        hidden = np.flatnonzero(holdout.hidden)
+        matrix[hidden] = cold_vectors
+        known[hidden] = cold_has
+        out["cold_auc"] = _pair_auc(CosineScorer("validation", matrix, known), holdout.cold)
+    return out
+
+
+def _pair_auc(scorer: CosineScorer, pairs: Pairs) -> float:
+    return _value(score("link", scorer, "method", pairs), "auc") if len(pairs) else float("nan")
+
+
+def metric_value(row: dict[str, float], metric: str) -> float:
+    """The figure ``validate.metric`` optimises in a curve row (NaN when the slice cannot measure it)."""
+    value = row.get(METRIC_KEYS[metric], float("nan"))
+    if value != value and metric == "auc":
+        value = row.get("next_auc", float("nan"))
+    return float(value)

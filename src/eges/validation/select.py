@@ -1,0 +1,155 @@
+"""Choosing the number of passes (early stopping) and the method on the validation slice.
+
+:func:`fit_and_score` trains one method on the slice's training part (the training graph of :class:`Holdout`,
+walked with the run's walk settings and seed), scores the vectors after every pass (:mod:`eges.validation.score`)
+and stops once ``validate.metric`` has not improved for ``validate.patience`` passes. :func:`choose` picks the
+method whose best pass scores highest and says why in one sentence. Pure arrays: nothing is read or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from eges.config import Config
+from eges.methods import method_of
+from eges.side_info.encode import SideInfo
+from eges.side_info.fit import cold_start_vectors, place_from_values, seen_values, value_means
+from eges.train.stream import EgesModel, behaviour_vectors, train_stream
+from eges.validation.holdout import Holdout
+from eges.validation.score import metric_value, score_vectors
+from eges.walks.generate import flatten_walks, random_walks_array
+
+#: What ``on_pass`` gets after each scored pass: the curve row ({epoch, loss, hitrate, next_auc, link_auc,
+#: cold_auc, train_seconds, score_seconds}); returning True stops the trial there (a time budget).
+PassCallback = Callable[[dict[str, float]], "bool | None"]
+
+
+@dataclasses.dataclass
+class Trial:
+    """One method trained on the slice: the pass that scored best, every pass's figures, and the cost."""
+
+    method: str
+    metric: str
+    best_epochs: int
+    curve: list[dict[str, float]]
+    best: dict[str, float]
+    seconds: float
+    stopped_early: bool
+
+    @property
+    def score(self) -> float:
+        """The optimised figure at the best pass (NaN when the slice could not measure it)."""
+        return metric_value(self.best, self.metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "metric": self.metric, "best_epochs": self.best_epochs,
+                "best": _plain(self.best), "curve": [_plain(row) for row in self.curve],
+                "seconds": round(self.seconds, 3), "stopped_early": self.stopped_early}
+
+
+def _plain(row: dict[str, float]) -> dict[str, float | None]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else (round(v, 6) if isinstance(v, float) else v))
+            for k, v in row.items()}
+
+
+def training_walks(holdout: Holdout, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The walks of the slice's training graph with the run's walk settings and seed: (flat nodes, offsets).
+    Only the training graph is walked, so nothing held out (no late transition, no hidden item) reaches them."""
+    return flatten_walks(random_walks_array(holdout.graph, config.walks))
+
+
+def _cold_rows(holdout: Holdout, model: EgesModel, side: SideInfo | None, counts: np.ndarray, uses_side: bool,
+               cold_start: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Side-information vectors of the hidden items: from the trained value rows (GES/EGES), or the value means of
+    the behaviour vectors when the method trains no side rows (as the eges stage places cold items for it)."""
+    if side is None or holdout.cold is None:
+        return None, None
+    n = holdout.n_items
+    hidden_codes = side.codes[:n][holdout.hidden]
+    visited = counts[:n] > 0
+    if uses_side:
+        seen = seen_values(side, n, visited)
+        weights = model.attention_weights().mean(axis=0)[1:] if cold_start == "attention" else None
+        return cold_start_vectors(model, hidden_codes, seen, weights)
+    values, seen = value_means(model.table[:n], visited, side)
+    return place_from_values(values, side.field_offset, hidden_codes, seen)
+
+
+def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo | None = None,
+                  max_epochs: int | None = None, on_pass: PassCallback | None = None,
+                  walks: tuple[np.ndarray, np.ndarray] | None = None, patience: int | None = None) -> Trial:
+    """Train ``method`` on the slice's training part, score every pass, stop early; the :class:`Trial`.
+
+    Args:
+        holdout: the slice (:func:`eges.validation.holdout.make_holdout`).
+        config: the run's config (``train``, ``walks``, ``validate`` are read; ``train.epochs`` is not: the
+            learning rate decays over ``max_epochs`` passes).
+        method: a method of the table; one with side information needs ``side``.
+        side: the catalog encoded over the vocabulary (rows = item indices), for side-information methods and for
+            the cold-start figure of any method.
+        max_epochs: most passes (default ``validate.max_epochs``).
+        on_pass: called with each pass's curve row; True stops the trial.
+        walks: the training walks when the caller shares them between methods (default :func:`training_walks`).
+        patience: passes without improvement before stopping (default ``validate.patience``; 0 never stops early).
+    """
+    vcfg = config.validate
+    row = method_of(method)
+    if row.side_info and side is None:
+        raise ValueError(f"method {method} trains on side information: give side")
+    started = time.perf_counter()
+    values, offsets = walks if walks is not None else training_walks(holdout, config)
+    n = holdout.n_items
+    counts = np.bincount(values, minlength=n)
+    max_epochs = int(max_epochs or vcfg.max_epochs)
+    patience = vcfg.patience if patience is None else patience
+    cfg = dataclasses.replace(config.train, epochs=max_epochs)
+    train_side = side if (row.side_info and side is not None) else SideInfo([], np.zeros((n, 0), np.int32), [])
+    curve: list[dict[str, float]] = []
+    best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "row": {}}
+    state = {"clock": time.perf_counter(), "stopped": False}
+
+    def after_pass(epoch: int, loss: float, model: EgesModel) -> bool:
+        trained = time.perf_counter()
+        vectors = behaviour_vectors(model) if row.side_info else model.table[:n]
+        cold_vectors, cold_has = _cold_rows(holdout, model, side, counts, row.side_info, cfg.cold_start)
+        figures = score_vectors(holdout, vectors, counts > 0, vcfg.k, cold_vectors, cold_has)
+        scored = time.perf_counter()
+        entry = {"epoch": epoch, "loss": float(loss), **figures, "train_seconds": trained - state["clock"],
+                 "score_seconds": scored - trained}
+        state["clock"] = scored
+        curve.append(entry)
+        value = metric_value(entry, vcfg.metric)
+        if value > best["value"] + vcfg.min_delta or not best["row"]:
+            best.update(value=value if value == value else -math.inf, epoch=epoch, row=entry)
+        stop = bool(on_pass(entry)) if on_pass is not None else False
+        if patience and epoch - best["epoch"] >= patience and epoch < max_epochs:
+            state["stopped"] = True
+            stop = True
+        return stop
+
+    train_stream(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, on_epoch=after_pass)
+    return Trial(method, vcfg.metric, int(best["epoch"]), curve, dict(best["row"]),
+                 time.perf_counter() - started, bool(state["stopped"]))
+
+
+def choose(trials: list[Trial]) -> tuple[Trial, str]:
+    """The trial whose best pass scores highest (ties: the earlier candidate), and one sentence saying why."""
+    scored = [t for t in trials if t.score == t.score]
+    winner = max(scored or trials, key=lambda t: t.score if t.score == t.score else -math.inf)
+    label = {"hitrate": "next-item HitRate", "auc": "link AUC"}[winner.metric]
+    figure = f"{winner.score:.4f}" if winner.score == winner.score else "n/a"
+    why = (f"{winner.method} at {winner.best_epochs} pass(es): validation {label} {figure} on the latest events "
+           f"held out")
+    others = [t for t in trials if t is not winner]
+    if others:
+        why += ", above " + ", ".join(f"{t.method} {t.score:.4f} ({t.best_epochs} pass(es))" for t in others
+                                      if t.score == t.score)
+    if winner.stopped_early:
+        why += f"; stopped after {len(winner.curve)} passes without improvement"
+    return winner, why
