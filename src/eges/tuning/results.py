@@ -65,13 +65,15 @@ def write_trials(table: pd.DataFrame, path: Path) -> None:
     write_table(pa.Table.from_pandas(table, preserve_index=False), path)
 
 
-def best_toml(config: Config, tuned: dict[str, object], headline: str, events: str | None) -> str:
+def best_toml(config: Config, tuned: dict[str, object], headline: str, events: str | None,
+              items: str | None = None) -> str:
     """The whole config of the best trial (the base config with its settings and passes), headed by what was
     tuned: ``eges run --config`` with it trains exactly that trial's settings on the whole log."""
     lines = [f"{MARKER} {headline}",
              "# tuned (train.epochs is the trial's passes, so no rule or early stop changes them):",
              *(f"#   {key} = {json.dumps(value)}" for key, value in tuned.items() if value is not None),
-             f"# use: eges run --events {events or 'EVENTS'} --out OUT --config THIS_FILE", ""]
+             f"# use: eges run --events {events or 'EVENTS'}{f' --items {items}' if items else ''} --out OUT "
+             "--config THIS_FILE", ""]
     return "\n".join(lines) + to_toml(config, with_help=False)
 
 

@@ -144,7 +144,7 @@ def tune(events: str | None, items: str | None = None, *, out: str | Path, budge
         tuned = {**best.settings, EPOCHS_KEY: best.passes}
         headline = (f"the best of {len(records)} trials in {format_seconds(clock() - started)}: validation "
                     f"{trials.column} {best.metric:.4f} (trial {best.trial}, {best.passes} pass(es))")
-        text = results.best_toml(best_config, tuned, headline, request.inputs.events)
+        text = results.best_toml(best_config, tuned, headline, request.inputs.events, request.inputs.items)
         results.write_trials(table, request.out / TUNE_TRIALS)
         results.write_toml(text, request.out / TUNE_BEST)
     if request.to is not None:
