@@ -9,7 +9,7 @@ import pytest
 
 from eges.config import load_config
 from eges.tuning.budget import BudgetError, parse_budget
-from eges.tuning.halving import Outcome, best_trial, successive_halving
+from eges.tuning.halving import MOST_PER_BRACKET, Outcome, best_trial, successive_halving
 from eges.tuning.space import METHOD_KEY, apply, candidates, dimensions
 
 
@@ -114,6 +114,10 @@ def test_halving_stays_within_the_budget_and_fills_it():
         assert fake.now <= budget
         assert budget - fake.now < fake.overhead + fake.per_pass * 10  # no room was left for another top trial
         assert len(records) == len(fake.calls)
+        if budget >= 1000:  # a bracket sized to its share reaches its last rung and leaves time for the next
+            first = [r for r in records if r.bracket == 0]
+            assert sum(r.rung == 0 for r in first) <= MOST_PER_BRACKET and max(r.rung for r in first) == 2
+            assert len({r.bracket for r in records}) > 1
 
 
 def test_no_trial_starts_once_the_cost_model_says_it_cannot_finish():
@@ -251,6 +255,16 @@ def test_bad_tune_input_is_one_named_line_and_writes_nothing(small_sample, tmp_p
     result = cli("tune", "--events", events, "--out", out, *args, ok=False)
     assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
     assert result.output.count("\n") == 1 and not out.exists()
+
+
+def test_a_catalog_without_side_information_is_refused_before_anything_is_written(small_sample, tmp_path, cli):
+    import pandas as pd
+
+    events, items = small_sample
+    pd.read_parquet(items)[["item_id"]].to_parquet(tmp_path / "items.parquet")
+    result = cli("tune", "--events", events, "--items", tmp_path / "items.parquet", "--out", tmp_path / "run",
+                 "--budget", "5s", ok=False)
+    assert result.exit_code == 2 and "item catalog" in result.output and not (tmp_path / "run").exists()
 
 
 def test_tune_without_an_event_file_is_a_named_error(tmp_path, cli):

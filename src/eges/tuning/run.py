@@ -89,6 +89,10 @@ def check_request(out: str | Path, events: str | None, items: str | None, budget
     config, inputs, _ = resolve(out, config_path, sets, events=absolute(events), items=absolute(items))
     if inputs.events is None:
         raise TuneError("eges tune needs the event log (--events): it holds out the latest events to score trials on")
+    if inputs.items is not None:  # a catalog the trials cannot use is refused before the sessions are written
+        from eges.pipeline.side_info_stage import read_catalog
+
+        read_catalog(inputs.items, config.side_info)
     if to is not None:
         results.check_destination(Path(to))
     return Request(out, config, inputs, seconds, seed, Path(to) if to is not None else None)
