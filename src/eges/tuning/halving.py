@@ -106,8 +106,9 @@ def bracket_plan(model: CostModel, remaining: float, rungs: tuple[int, ...], kee
         return sum(size * c for size, c in zip(sizes, costs)) - done * costs[0]  # type: ignore[operator]
 
     for depth in range(len(rungs), 0, -1):
-        smallest = max(done, 1, math.ceil((1 / keep) ** (depth - 1) - 1e-9))
-        if cost(smallest, depth) > remaining or (depth == 1 and smallest <= done):
+        # one rung only is worth planning if it adds a trial; deeper ones may start from the trials done
+        smallest = max(done + (depth == 1), 1, math.ceil((1 / keep) ** (depth - 1) - 1e-9))
+        if cost(smallest, depth) > remaining:
             continue
         n = smallest
         while n < most and cost(n + 1, depth) <= remaining:

@@ -180,7 +180,7 @@ def _bar(show: bool, budget: float) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=round(budget), unit="s", desc="tune", leave=False,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s {postfix}")
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s{postfix}")
 
 
 class Trials:
