@@ -120,6 +120,12 @@ def test_halving_stays_within_the_budget_and_fills_it():
             assert len({r.bracket for r in records}) > 1
 
 
+def test_a_short_budget_fills_one_first_rung_rather_than_brackets_of_one():
+    fake = FakeTrials(100, overhead=0.1, per_pass=1.0)
+    records = successive_halving(fake.objective, fake.candidates(), 4.0, clock=fake.clock)
+    assert len(records) == 3 and {r.bracket for r in records} == {0} and {r.passes for r in records} == {1}
+
+
 def test_no_trial_starts_once_the_cost_model_says_it_cannot_finish():
     fake = FakeTrials(10_000)
     cheap_probe = fake.objective
