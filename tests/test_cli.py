@@ -118,7 +118,8 @@ def test_status_stage_and_from(sample_run, cli):
     out, _ = sample_run
     status = cli("status", "--out", out).output
     assert [line.split()[:2] for line in status.splitlines()] == [
-        ["sessions", "fresh"], ["graph", "fresh"], ["walks", "fresh"], ["skipgram", "fresh"], ["eges", "skipped"],
+        ["sessions", "fresh"], ["graph", "fresh"], ["walks", "fresh"], ["validate", "skipped"], ["skipgram", "fresh"],
+        ["eges", "skipped"],
         ["neighbours", "fresh"], ["users", "fresh"], ["evaluate_link", "skipped"], ["evaluate_temporal", "skipped"],
         ["evaluate_cold", "skipped"]]
     assert "not requested" in status

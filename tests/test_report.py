@@ -52,7 +52,7 @@ def test_every_section_is_present_with_content(report):
 def test_every_image_is_embedded_and_decodes(report):
     page = report.read_text()
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(sources) == 2  # degree distribution, attention weights (the item map is SVG)
+    assert len(sources) == 3  # degree distribution, validation curve, attention weights (the item map is SVG)
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         image = png(base64.b64decode(src.split(",", 1)[1]))

@@ -29,7 +29,7 @@ def eges_run(tmp_path_factory):
 
 def test_eges_is_the_default_with_a_catalog(eges_run):
     out, result, _ = eges_run
-    assert ran(result) == ["sessions", "graph", "walks", "eges", "neighbours", "users"]
+    assert ran(result) == ["sessions", "graph", "walks", "validate", "eges", "neighbours", "users"]
     assert f"item vectors: {out / 'eges' / 'vectors.parquet'}" in result.output
     vectors = pq.read_table(out / "eges" / "vectors.parquet")
     catalog = pq.read_table(DATA / "items.parquet")
@@ -45,7 +45,8 @@ def test_eges_is_the_default_with_a_catalog(eges_run):
     assert set(side["field"].to_pylist()) == {"category", "brand", "shop", "price"}
     assert side.filter(pa.compute.equal(side["field"], "price")).num_rows == 10  # quantile buckets
     details = json.loads((out / "manifest.json").read_text())["stages"]["eges"]["details"]
-    assert details["method"] == "eges" and set(details["mean_attention"]) == {"item", "category", "brand", "shop",
+    chosen = json.loads((out / "validation" / "selection.json").read_text())["method"]  # by validation
+    assert details["method"] == chosen and set(details["mean_attention"]) == {"item", "category", "brand", "shop",
                                                                              "price"}
     assert abs(sum(details["mean_attention"].values()) - 1) < 1e-3
     assert "mean weights: item" in result.output
@@ -53,13 +54,14 @@ def test_eges_is_the_default_with_a_catalog(eges_run):
 
 def test_switching_method_reruns_only_training(eges_run, cli):
     out, _, args = eges_run
+    # the method is chosen by validation under auto: naming one reruns the validate stage (it fits the passes)
     result = cli(*args, "--method", "ges")
-    assert ran(result) == ["eges", "neighbours", "users"]
+    assert ran(result) == ["validate", "eges", "neighbours", "users"]
     result = cli(*args, "--method", "bge")
-    assert ran(result) == ["skipgram", "neighbours", "users"]
+    assert ran(result) == ["validate", "skipgram", "neighbours", "users"]
     assert f"item vectors: {out / 'skipgram' / 'vectors.parquet'}" in result.output
     assert ran(cli(*args)) == []  # the folder remembers the method
-    assert ran(cli(*args, "--method", "eges")) == ["eges", "neighbours", "users"]
+    assert ran(cli(*args, "--method", "eges")) == ["validate", "eges", "neighbours", "users"]
 
 
 def write_catalog(tmp_path, frame):

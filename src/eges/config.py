@@ -207,8 +207,8 @@ class ValidateConfig:
     number of passes (train.epochs = 0) and the method (train.method = auto with a catalog) are chosen, before the
     training stages refit on the whole log. Defaults: docs/studies/validation.md."""
 
-    fraction: float = opt(0.1, "Share of the events, the latest by time, held out to score every pass on.",
-                          min=0.01, max=0.5)
+    fraction: float = opt(0.1, "Share of the events, the latest by time, held out to score every pass on "
+                          "(docs/studies/validation.md).", min=0.01, max=0.5)
     cold_fraction: float = opt(0.1, "With a catalog: share of the items hidden from training entirely, so "
                                "selection sees cold-start quality too.", min=0.0, max=0.5)
     max_pairs: int = opt(20_000, "Score at most this many held-out pairs per figure (a seeded sample).", min=100)
@@ -217,8 +217,8 @@ class ValidateConfig:
     k: int = opt(50, "K of the next-item HitRate@K.", min=1, max=100_000)
     metric: str = opt("hitrate", "What selection maximises: hitrate (next-item HitRate@K, for recall) or auc "
                       "(link AUC of the held-out new edges).", choices=("hitrate", "auc"))
-    patience: int = opt(1, "Stop after this many passes without improvement, keeping the best pass.", min=1,
-                        max=1000)
+    patience: int = opt(1, "Stop after this many passes without improvement, keeping the best pass "
+                        "(docs/studies/validation.md).", min=1, max=1000)
     min_delta: float = opt(0.0, "An improvement smaller than this does not count.", min=0, max=1)
     max_epochs: int = opt(10, "Most passes tried; also capped by the token budget of docs/studies/epochs.md "
                           "(400 million walk tokens), so a large log's selection costs no more than its training "

@@ -32,6 +32,9 @@ NEIGHBOURS = "neighbours/neighbours.parquet"
 FAISS_INDEX = "neighbours/index.faiss"
 FAISS_IDS = "neighbours/index_ids.parquet"
 USERS = "users/vectors.parquet"
+#: The validate stage: what it chose (passes, method, why) and the validation figures of every pass per method.
+SELECTION = "validation/selection.json"
+VALIDATION_CURVE = "validation/curve.parquet"
 
 EVALUATION = "evaluation"
 #: The whole log's sessions and graph, built once for the link and cold-start protocols.
@@ -65,6 +68,10 @@ SESSIONS_TYPES = {"session": pa.int32(), "position": pa.int32(), "item_index": p
 METRICS_SCHEMA = pa.schema([("protocol", pa.string()), ("method", pa.string()), ("kind", pa.string()),
                             ("metric", pa.string()), ("k", pa.int32()), ("value", pa.float64()),
                             ("pairs", pa.int64()), ("coverage", pa.float64())])
+CURVE_SCHEMA = pa.schema([("method", pa.string()), ("epoch", pa.int32()), ("loss", pa.float64()),
+                          ("hitrate", pa.float64()), ("next_auc", pa.float64()), ("link_auc", pa.float64()),
+                          ("cold_auc", pa.float64()), ("train_seconds", pa.float64()),
+                          ("score_seconds", pa.float64())])
 
 #: Parquet schema metadata key of neighbours and users outputs: which method's vectors they were computed from.
 PROVENANCE_KEY = b"eges.provenance"

@@ -53,3 +53,23 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return centred @ vt[:2].T
+
+
+def validation_curve(curves: dict[str, tuple[np.ndarray, np.ndarray]], label: str, chosen: tuple[str, int]) -> bytes:
+    """The validation figure per pass, one line per method tried, the chosen (method, pass) marked."""
+    fig = _figure(height=4.0)
+    ax = fig.add_subplot()
+    for method, (epochs, values) in curves.items():
+        ax.plot(epochs, values, marker="o", label=method)
+    method, epoch = chosen
+    if method in curves:
+        epochs, values = curves[method]
+        hit = np.flatnonzero(epochs == epoch)
+        if len(hit):
+            ax.plot([epoch], [values[hit[0]]], marker="*", markersize=16, color="black", linestyle="none",
+                    label=f"chosen: {method}, {epoch} pass(es)")
+    ax.set_xlabel("pass over the walks")
+    ax.set_ylabel(label)
+    ax.set_title("Validation on the latest events held out")
+    ax.legend()
+    return _png(fig)

@@ -21,7 +21,7 @@ from eges.outputs.run import Run, read_manifest
 from eges.pipeline import io
 from eges.pipeline.recall_stage import read_provenance
 
-SECTIONS = ("stages", "graph", "attention", "evaluation", "map", "neighbours")
+SECTIONS = ("stages", "graph", "validation", "attention", "evaluation", "map", "neighbours")
 DROP_REASONS = {"spam_events": "events of over-active users", "behaviour_dropped": "behaviour type not kept",
                 "short_dwell_dropped": "dwell under the minimum", "repeats_collapsed": "consecutive repeats collapsed",
                 "short_session_events_dropped": "events in sessions too short"}
@@ -134,11 +134,32 @@ def attention_section(run: Run) -> str:
     summary = pd.DataFrame({"field": fields, "mean weight": weights.mean(axis=0), "median": np.median(weights, axis=0)})
     method = METHODS.get(run.stage_entry(trained[0].stage).get("details", {}).get("method"), trained[0])
     body = _table(summary)
-    if not method.attention:
+    if not method.side_info:
+        body += _note(f"{method.name.upper()} won the validation: each vector is the item's own row, and cold items "
+                      "are placed at the mean of the items sharing their side information.")
+    elif not method.attention:
         body += _note(f"{method.name.upper()} averages the item and its side information with equal weights; "
                       "the attention methods learn them.")
     body += _img(attention_weights(fields, weights), "attention weights")
     return _section("attention", f"Attention weights ({method.name.upper()})", body)
+
+
+def validation_section(run: Run) -> str:
+    from eges.outputs.plots import validation_curve
+
+    found = run.selection()
+    if found is None:
+        return _section("validation", "Validation", _note("This run did not choose its passes or method on a "
+                                                           "held-out slice (train.epochs and the method were set)."))
+    doc, curve = found
+    key = {"hitrate": "hitrate", "auc": "link_auc"}[doc["metric"]]
+    label = {"hitrate": "next-item HitRate", "auc": "link AUC"}[doc["metric"]]
+    body = _note(html.escape(f"Trained {doc['method']} for {doc['epochs']} pass(es): {doc['why']}."))
+    if len(curve):
+        curves = {m: (g["epoch"].to_numpy(), g[key].to_numpy()) for m, g in curve.groupby("method", sort=False)}
+        body += _table(curve.drop(columns=["train_seconds", "score_seconds"]).round(4))
+        body += _img(validation_curve(curves, label, (doc["method"], doc["epochs"])), "validation curve")
+    return _section("validation", "Validation: passes and method chosen on the log", body)
 
 
 def evaluation_section(run: Run) -> str:
@@ -283,7 +304,8 @@ def write_report(out: Path) -> Path:
 
 def _write_report(out: Path) -> Path:
     run = Run(out)
-    parts = [stages_section(run), graph_section(run), attention_section(run), evaluation_section(run)]
+    parts = [stages_section(run), graph_section(run), validation_section(run), attention_section(run),
+             evaluation_section(run)]
     if run.vectors_file is None:
         parts += [_section(key, title, _note("No item vectors in this run yet."))
                   for key, title in (("map", "Map of the item vectors"), ("neighbours", "Nearest neighbours"))]

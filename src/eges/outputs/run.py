@@ -77,10 +77,21 @@ class Run:
         self.method = method_of(method).name if method else own
         self._own_method = own
 
+    @property
+    def trained_method(self) -> str:
+        """The method that trained the served vectors: ``method``, unless validation chose another for this run's
+        training stage (with a catalog and train.method = auto, BGE can win and train in the eges stage)."""
+        from eges.methods import METHODS
+
+        made_by = self.stage_entry(METHODS[self.method].stage).get("details", {}).get("method")
+        return made_by if self.method == self._own_method and made_by in METHODS else self.method
+
     def __repr__(self) -> str:
         if self.vectors_file is None:
             return f"Run({str(self.out)!r}, method={self.method!r}, no vectors yet)"
-        return f"Run({str(self.out)!r}, method={self.method!r}, items={len(self)}, dimension={self.dimension})"
+        trained = f", trained={self.trained_method!r}" if self.trained_method != self.method else ""
+        return (f"Run({str(self.out)!r}, method={self.method!r}{trained}, items={len(self)}, "
+                f"dimension={self.dimension})")
 
     # ------------------------------------------------------------------------------------ what the manifest vouches
     def stage_entry(self, name: str) -> dict[str, Any]:
@@ -124,7 +135,7 @@ class Run:
             raise EgesError(f"{path} is not the file {self.out / MANIFEST} records (an interrupted or outside "
                             f"write); rerun `{self.rerun_command}` to rebuild it")
         made_by = self.stage_entry(METHODS[self.method].stage).get("details", {}).get("method")
-        if made_by is not None and made_by != self.method:
+        if made_by is not None and made_by != self.method and self.method != self._own_method:
             return None  # the stage's file holds another method's vectors (GES and EGES share a stage)
         return path
 
@@ -331,6 +342,17 @@ class Run:
         if row is None:
             raise UnknownItem(f"user {key!r} has no vector in this run")
         return matrix[row]
+
+    def selection(self) -> tuple[dict[str, Any], Any] | None:
+        """What the validate stage chose (the selection document) and its curve (pandas: method, epoch and the
+        figures per pass), or None when this run did not validate."""
+        import json
+
+        from eges.layout import SELECTION, VALIDATION_CURVE
+
+        if not (self.vouched(SELECTION) and self.vouched(VALIDATION_CURVE)):
+            return None
+        return json.loads((self.out / SELECTION).read_text()), pq.read_table(self.out / VALIDATION_CURVE).to_pandas()
 
     def attention(self) -> Any:
         """The per-item attention weights (pandas: item_id and one column per field), or None."""

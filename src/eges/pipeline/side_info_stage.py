@@ -18,6 +18,7 @@ from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import walk_batches, walk_counts
+from eges.pipeline.validate_stage import chosen_training, stop_after, training_inputs
 
 log = logging.getLogger("eges")
 
@@ -127,24 +128,26 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
 
 @stage("eges", sections=("side_info", "train"), outputs=(EGES_VECTORS, EGES_KEYED_VECTORS, SIDE_VECTORS, ATTENTION),
        ignores=("train.backend",), check=_check_catalog,
-       inputs=lambda inp, cfg: (WALKS, NODES, "@items"), enabled=_uses_side_info)
+       inputs=lambda inp, cfg: (WALKS, NODES, "@items", *training_inputs(inp, cfg)), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.side_info.fit import fit_side_info
-    from eges.train.stream import compile_kernel, resolve_epochs
+    from eges.train.stream import compile_kernel
 
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg, nodes.schema.field("item_id").type)
     walks = ctx.input_path(WALKS)
     counts = walk_counts(walks, nodes.num_rows)
-    tcfg = resolve_epochs(tcfg, int(counts.sum()))
+    # The validate stage's passes and method, when it ran: a method without side information (it won on the
+    # validation slice) trains here too, and its cold items are placed from side information all the same.
+    tcfg, method, passes = chosen_training(ctx, tcfg, int(counts.sum()))
     n_walks = io.parquet_num_rows(walks)
-    method = resolved_method(ctx.inputs, ctx.config)
     compile_kernel()  # before the bar: its rate and ETA are training's
-    with _progress(ctx, int(counts.sum()) * tcfg.epochs, "token", method) as bar:
+    with _progress(ctx, int(counts.sum()) * passes, "token", method) as bar:
         emb = fit_side_info(lambda: walk_batches(walks), counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
-                            fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update)
+                            fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update,
+                            on_epoch=stop_after(passes))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
                    ctx.path(EGES_VECTORS), compression="none")
@@ -158,6 +161,6 @@ def eges_stage(ctx: StageContext) -> StageResult:
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "
-               f"{tcfg.epochs} epoch(s), cold share {d['cold_share']:g}, {d['words_per_second'] / 1e3:,.0f}k words/s; "
+               f"{passes} epoch(s), cold share {d['cold_share']:g}, {d['words_per_second'] / 1e3:,.0f}k words/s; "
                f"mean weights: {weights_text}")
     return StageResult(n_walks, len(emb.item_ids), summary, d)

@@ -7,6 +7,7 @@ contract's log line and details, the same on every engine. The skipgram stage ca
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, run_method, stage
+from eges.pipeline.validate_stage import chosen_training, stop_after, training_inputs
 
 
 def _uses_events(inputs: RunInputs, config: Any) -> bool:
@@ -93,7 +95,8 @@ _SKIPGRAM = next(m for m in METHODS.values() if m.stage == "skipgram")  # the me
 
 
 @stage("skipgram", sections=("train",), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS),
-       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
+       inputs=lambda inp, cfg: (WALKS, NODES, *training_inputs(inp, cfg)),
+       enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
        ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores)))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
@@ -107,11 +110,10 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
-    from eges.train.stream import resolve_epochs
-
-    method = run_method(ctx.inputs, ctx.config).name
+    cfg, method, passes = chosen_training(ctx, cfg, int(counts.sum()))  # the validate stage's, when it ran
     trainer = backend(method, cfg.backend)
-    cfg = resolve_epochs(cfg, int(counts.sum()))
+    if trainer == "gensim":  # gensim cannot stop mid-schedule: its schedule is the passes it trains
+        cfg = dataclasses.replace(cfg, epochs=passes)
     started = time.perf_counter()
     if trainer == "gensim":
         from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
@@ -124,20 +126,21 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
         from eges.train.stream import compile_kernel, native_skipgram
 
         compile_kernel()
-        with _progress(ctx, int(counts.sum()) * cfg.epochs, "token", "skipgram") as bar:
+        with _progress(ctx, int(counts.sum()) * passes, "token", "skipgram") as bar:
             index, vectors = native_skipgram(lambda: walk_batches(walks_path), counts, n_nodes, cfg, method,
-                                             on_tokens=bar.update)
+                                             on_tokens=bar.update, on_epoch=stop_after(passes))
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
     io.write_table(table, ctx.path(BGE_VECTORS), compression="none")  # float vectors barely compress
     io.write_keyed_vectors(ids.to_pylist(), vectors, ctx.path(BGE_KEYED_VECTORS))
-    words = int(counts.sum()) * cfg.epochs
+    words = int(counts.sum()) * passes
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
-               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": cfg.epochs}
+               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": passes,
+               "method": method}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
-                       f"{trainer}: {len(index):,} vectors, {cfg.epochs} epoch(s), "
+                       f"{trainer}: {len(index):,} vectors, {passes} epoch(s), "
                        f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}",
                        details)

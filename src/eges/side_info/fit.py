@@ -13,9 +13,9 @@ import pandas as pd
 
 from eges.config import TrainConfig
 from eges.errors import InputError, plain
-from eges.methods import cold_share
+from eges.methods import cold_share, method_of
 from eges.side_info.encode import SideInfo, encode
-from eges.train.stream import EgesModel, behaviour_vectors, train_stream
+from eges.train.stream import EgesModel, EpochCallback, behaviour_vectors, train_stream
 
 
 def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
@@ -112,7 +112,8 @@ class SideInfoEmbeddings:
 
 def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
                   node_ids: list[Any], catalog: pd.DataFrame, id_col: str, fields: list[str], numeric_buckets: int,
-                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None) -> SideInfoEmbeddings:
+                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
+                  on_epoch: EpochCallback | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
     frequencies in them) and place the catalog's other items from side information."""
     catalog_ids = catalog[id_col]
@@ -120,21 +121,32 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
     cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
     side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
+    uses_side = method_of(method).side_info
     started = time.perf_counter()
-    model = train_stream(batches, counts, n_nodes, side, cfg, method, on_tokens=on_tokens)
+    # A method without side information (chosen by validation) trains on the items' own rows only; its cold items
+    # are then placed from value vectors that are the means of the behaviour vectors (value_means).
+    train_side = side if uses_side else SideInfo([], np.zeros((len(side.codes), 0), dtype=np.int32), [])
+    model = train_stream(batches, counts, n_nodes, train_side, cfg, method, on_tokens=on_tokens, on_epoch=on_epoch)
     seconds = time.perf_counter() - started
     # Nodes no walk visits (dangling items with no in-edges) kept a random, untrained own row: they are cold-start
     # items, placed from side information like the catalog's items the log never shows.
     visited = np.asarray(counts[:n_nodes]) > 0
-    seen = seen_values(side, n_nodes, visited)
     warm = behaviour_vectors(model)
-    weights = model.attention_weights()
-    field_weights = weights.mean(axis=0)[1:] if cfg.cold_start == "attention" else None
-    placed, placed_ok = cold_start_vectors(model, side.codes[:n_nodes][~visited], seen, field_weights)
+    if uses_side:
+        seen = seen_values(side, n_nodes, visited)
+        values = model.value_vectors()
+        weights = model.attention_weights()
+    else:
+        values, seen = value_means(warm, visited, side)
+        weights = np.zeros((n_nodes, 1 + len(fields)), dtype=np.float64)
+        weights[:, 0] = 1.0  # the item's own row is all of its vector
+    field_weights = weights.mean(axis=0)[1:] if cfg.cold_start == "attention" and uses_side else None
+    placed, placed_ok = place_from_values(values, side.field_offset, side.codes[:n_nodes][~visited], seen,
+                                          field_weights)
     warm[~visited] = placed
     node_ok = visited.copy()
     node_ok[~visited] = placed_ok
-    cold, ok = cold_start_vectors(model, side.codes[n_nodes:], seen, field_weights)
+    cold, ok = place_from_values(values, side.field_offset, side.codes[n_nodes:], seen, field_weights)
     tokens = int(np.sum(counts)) * len(model.losses)  # one loss per epoch: the epochs actually run
     node_source = np.where(visited, "behaviour", "cold_start")
     out = SideInfoEmbeddings(
@@ -144,7 +156,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
         fields=list(fields),
         value_field=[f for f, vals in zip(fields, side.values) for _ in vals],
         value_label=[v for vals in side.values for v in vals],
-        value_vectors=model.value_vectors(),
+        value_vectors=values,
         attention=weights,
     )
     out.details = {"method": method, "epochs": len(model.losses), "cold_share": cold_share(method, cfg.cold_share),

@@ -186,7 +186,8 @@ def _start_arrays(start: StartState, table: tuple[int, ...], context: tuple[int,
 
 def native_skipgram(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
                     n_nodes: int, cfg: TrainConfig, method: str | None = None,
-                    on_tokens: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    on_tokens: Callable[[int], None] | None = None,
+                    on_epoch: EpochCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Skip-gram without side information (BGE, and the item2vec baseline on sessions) on the native trainer:
     (node indices that have a vector, their float32 vectors) ordered by node index, like the gensim reference.
 
@@ -196,7 +197,7 @@ def native_skipgram(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]
     """
     method = method or resolve("auto", has_catalog=False).name
     no_fields = SideInfo([], np.zeros((n_nodes, 0), dtype=np.int32), [])
-    model = train_stream(batches, counts, n_nodes, no_fields, cfg, method, on_tokens=on_tokens)
+    model = train_stream(batches, counts, n_nodes, no_fields, cfg, method, on_tokens=on_tokens, on_epoch=on_epoch)
     visited = np.flatnonzero(np.asarray(counts[:n_nodes]) > 0)
     return visited.astype(np.int64), np.ascontiguousarray(behaviour_vectors(model)[visited])
 

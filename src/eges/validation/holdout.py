@@ -42,6 +42,7 @@ class Holdout:
     cut_ms: int
     train_item: np.ndarray
     train_position: np.ndarray
+    train_ts: np.ndarray  # the training rows' times (a nested slice of the training part: eges tune, studies)
     graph: CSRGraph
     hidden: np.ndarray  # bool per item: held out of training entirely (the cold-start slice)
     warm: np.ndarray  # bool per item: has an edge in the training graph
@@ -104,7 +105,8 @@ def make_holdout(item: np.ndarray, position: np.ndarray, ts: np.ndarray, n_items
     cut = cut_time(ts, vcfg.fraction)
     hidden = holdout_mask(n_items, vcfg.cold_fraction, rng) if has_catalog else np.zeros(n_items, dtype=bool)
     before = ts < cut
-    train_item, train_position = training_rows(item, position, before & ~hidden[item])
+    kept = before & ~hidden[item]
+    train_item, train_position = training_rows(item, position, kept)
     graph = CSRGraph(*count_transitions(train_item, train_position, n_items, bool(gcfg.undirected),
                                         float(gcfg.min_edge_weight)))
     degree = np.diff(graph.indptr) + np.bincount(graph.indices, minlength=n_items)
@@ -161,4 +163,4 @@ def make_holdout(item: np.ndarray, position: np.ndarray, ts: np.ndarray, n_items
              "warm_items": int(len(warm_items)), "train_edges": int(graph.n_edges),
              "next_item_pairs": int(len(temporal)), "next_item_queries": int(len(np.unique(temporal.query))),
              "link_pairs": int(len(link)), "cold_pairs": int(len(cold)) if cold is not None else 0}
-    return Holdout(n_items, cut, train_item, train_position, graph, hidden, warm, temporal, link, cold, stats)
+    return Holdout(n_items, cut, train_item, train_position, ts[kept], graph, hidden, warm, temporal, link, cold, stats)

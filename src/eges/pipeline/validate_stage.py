@@ -1,0 +1,172 @@
+"""The validate stage: the number of passes (``train.epochs = 0``) and the method (``train.method = auto`` with a
+catalog) chosen on a held-out slice of the run's own log (:mod:`eges.validation`), before the training stages
+refit on the whole log with that choice (:func:`chosen_training`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from eges.config import Config, TrainConfig
+from eges.layout import CURVE_SCHEMA, SELECTION, SESSIONS, VALIDATION_CURVE, VOCAB
+from eges.methods import allowed
+from eges.pipeline import io
+from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
+
+
+def validates(inputs: RunInputs, config: Config) -> bool:
+    """Whether the run chooses on a validation slice: the log decides the passes (train.epochs = 0) or, with a
+    catalog, the method (train.method = auto). An edge list has no times to hold out."""
+    if inputs.edges is not None:
+        return False
+    return config.train.epochs == 0 or (config.train.method == "auto" and inputs.items is not None)
+
+
+def _inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
+    return (SESSIONS, VOCAB) + (("@items",) if inputs.items is not None else ())
+
+
+def candidates(inputs: RunInputs, config: Config) -> list[str]:
+    """The methods tried: every method the catalog allows when the method is auto with a catalog, else the run's."""
+    if config.train.method == "auto" and inputs.items is not None:
+        return allowed(True)
+    return [resolved_method(inputs, config)]
+
+
+def _side_info(ctx: StageContext, vocab: pa.Table) -> Any:
+    from eges.pipeline.side_info_stage import read_catalog
+    from eges.side_info.encode import encode
+
+    scfg = ctx.config.side_info
+    catalog, fields, _ = read_catalog(ctx.input_path("@items"), scfg, vocab.schema.field("item_id").type)
+    side, _ = encode(catalog, vocab["item_id"].to_pylist(), scfg.id_col, fields, scfg.numeric_buckets)
+    return side
+
+
+def _write(ctx: StageContext, doc: dict[str, Any], trials: list[Any]) -> None:
+    rows = [{"method": t.method, **{k: row.get(k) for k in CURVE_SCHEMA.names if k != "method"}}
+            for t in trials for row in t.curve]
+    io.write_table(pa.Table.from_pylist(rows, schema=CURVE_SCHEMA), ctx.path(VALIDATION_CURVE))
+    with io.atomic_path(ctx.path(SELECTION)) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2))
+
+
+@stage("validate", sections=("validate", "graph", "walks", "train", "side_info"),
+       outputs=(SELECTION, VALIDATION_CURVE), inputs=_inputs, enabled=validates,
+       skipped_because="train.epochs is set and the method is not chosen by validation (or the input is an edge list)")
+def validate_stage(ctx: StageContext) -> StageResult:
+    """Hold out the latest events (and, with a catalog, some items), train each candidate method on the rest with
+    early stopping, and record the passes and method the whole log trains with."""
+    from eges.train.stream import auto_epochs, compile_kernel
+    from eges.validation import choose, fit_and_score, make_holdout, metric_value, training_walks
+
+    started = time.perf_counter()
+    config, vcfg = ctx.config, ctx.config.validate
+    vocab = pq.read_table(ctx.input_path(VOCAB), columns=["item_id", "item_index"]).sort_by("item_index")
+    sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["position", "item_index", "ts"])
+    item = sessions["item_index"].to_numpy()
+    has_catalog = ctx.inputs.items is not None
+    methods = candidates(ctx.inputs, config)
+    fixed = int(config.train.epochs)
+    try:
+        holdout = make_holdout(item, sessions["position"].to_numpy(), sessions["ts"].to_numpy(), vocab.num_rows,
+                               config, has_catalog, vcfg.seed)
+    except ValueError as exc:  # too small a log to hold anything out: the run trains as before
+        return _fallback(ctx, methods, fixed, sessions.num_rows, str(exc))
+    del sessions
+    side = _side_info(ctx, vocab) if has_catalog else None
+    walks = training_walks(holdout, config)
+    # The token budget of the epochs rule caps the passes tried, so a large log's selection costs no more than
+    # its training did; an explicit train.epochs is tried as it is (its curve is recorded, nothing stops it).
+    cap = fixed or min(vcfg.max_epochs, auto_epochs(int(len(walks[0]) / (1 - vcfg.fraction))))
+    compile_kernel()
+    trials = []
+    for method in methods:
+        if cap == 1 and len(methods) == 1:
+            break  # one pass, one method: nothing to choose
+        trials.append(fit_and_score(holdout, config, method, side, max_epochs=cap, walks=walks,
+                                    patience=0 if fixed else None))
+        ctx.echo(f"  [validate] {method}: best {trials[-1].metric} {trials[-1].score:.4f} at pass "
+                 f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
+    schedule, short = cap, None
+    if trials:
+        winner, why = choose(trials)
+        method, epochs = winner.method, fixed or winner.best_epochs
+        if not fixed and epochs < cap:
+            # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
+            # passes. Which one the whole log trains with is decided on the slice too (one short trial).
+            short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0)
+            if metric_value(short.curve[-1], vcfg.metric) > winner.score:
+                schedule = epochs
+                why += (f"; the learning rate decays over those {epochs} pass(es), which scored "
+                        f"{metric_value(short.curve[-1], vcfg.metric):.4f} on the slice")
+    else:
+        method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
+        schedule = 1
+    seconds = time.perf_counter() - started
+    doc = {"method": method, "epochs": epochs, "metric": vcfg.metric, "why": why, "candidates": methods,
+           "epochs_fixed": bool(fixed), "max_epochs": cap, "schedule_epochs": schedule,
+           "short_schedule": short.to_dict() if short is not None else None, "holdout": holdout.stats,
+           "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3)}
+    _write(ctx, doc, trials)
+    curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
+             for t in trials}
+    details = {k: doc[k] for k in ("method", "epochs", "metric", "why", "candidates", "max_epochs", "seconds")}
+    details["holdout"] = holdout.stats
+    details["curve"] = curve
+    return StageResult(len(item), sum(len(t.curve) for t in trials), f"{method}, {epochs} pass(es): {why}", details)
+
+
+def _fallback(ctx: StageContext, methods: list[str], fixed: int, rows: int, reason: str) -> StageResult:
+    """No validation slice: the first candidate with the old epochs rule, and the reason recorded."""
+    why = f"no validation slice ({reason}): {methods[0]} with the token-budget epochs rule"
+    doc = {"method": methods[0], "epochs": fixed or 0, "metric": ctx.config.validate.metric, "why": why,
+           "candidates": methods, "epochs_fixed": bool(fixed), "max_epochs": 0, "holdout": {}, "trials": [],
+           "seconds": 0.0}
+    _write(ctx, doc, [])
+    return StageResult(rows, 0, why, {k: doc[k] for k in ("method", "epochs", "metric", "why", "candidates")})
+
+
+def read_selection(ctx: StageContext) -> dict[str, Any] | None:
+    """The validate stage's choice for this run, or None when the run does not validate."""
+    if not validates(ctx.inputs, ctx.config):
+        return None
+    path = ctx.input_path(SELECTION)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def training_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
+    """What a training stage reads from the validate stage (nothing when the run does not validate)."""
+    return (SELECTION,) if validates(inputs, config) else ()
+
+
+def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) -> tuple[TrainConfig, str, int]:
+    """(train settings, method, passes) a training stage uses: the validate stage's when the run validates (an
+    explicit train.epochs and method win), else the epochs rule and the configured method.
+
+    The learning rate decays over ``cfg.epochs`` passes and training stops after ``passes``: the validated curve's
+    schedule (it decayed over the passes tried), so the refit on the whole log follows the curve it was chosen on.
+    """
+    import dataclasses
+
+    from eges.train.stream import resolve_epochs
+
+    method = resolved_method(ctx.inputs, ctx.config)
+    selection = read_selection(ctx)
+    if selection is not None:
+        if ctx.config.train.method == "auto":
+            method = selection["method"]
+        if not cfg.epochs and selection["epochs"]:
+            schedule = max(int(selection.get("schedule_epochs") or 0), int(selection["epochs"]))
+            return dataclasses.replace(cfg, epochs=schedule), method, int(selection["epochs"])
+    cfg = resolve_epochs(cfg, tokens_per_epoch)
+    return cfg, method, cfg.epochs
+
+
+def stop_after(passes: int) -> Any:
+    """An ``on_epoch`` callback that stops training after ``passes`` passes."""
+    return lambda done, _loss, _model: done >= passes

@@ -1,0 +1,60 @@
+"""The validate stage in a run: it records the passes and method chosen on the slice, and the training stage
+refits on the whole log with them; an explicit train.epochs and method skip it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import eges
+from conftest import invoke_cli
+from eges.layout import MANIFEST, SELECTION, VALIDATION_CURVE
+
+FAST = ["--set", "walks.walks_per_node=4", "--set", "train.dimension=16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    root = tmp_path_factory.mktemp("validate_sample")
+    invoke_cli("sample", "--out", root, "--events", 20_000, "--items", 800)
+    return root
+
+
+def _manifest(out):
+    return json.loads((out / MANIFEST).read_text())
+
+
+def test_a_default_run_records_the_selection_and_trains_with_it(sample, tmp_path, cli):
+    out = tmp_path / "run"
+    cli("run", "--events", sample / "events.parquet", "--items", sample / "items.parquet", "--out", out, *FAST)
+    selection = json.loads((out / SELECTION).read_text())
+    assert selection["candidates"] == ["bge", "ges", "eges"]
+    assert selection["method"] in selection["candidates"] and selection["epochs"] >= 1
+    assert selection["why"] and len(selection["trials"]) == 3
+    assert all(t["curve"] and t["curve"][0]["epoch"] == 1 for t in selection["trials"])
+    assert (out / VALIDATION_CURVE).is_file()
+    stages = _manifest(out)["stages"]
+    assert stages["validate"]["details"]["method"] == selection["method"]
+    trained = stages["eges"]["details"]
+    assert trained["epochs"] == selection["epochs"] and trained["method"] == selection["method"]
+    run = eges.load(out)
+    assert run.trained_method == selection["method"]
+    assert (run.source == "cold_start").any()  # cold items placed whichever method won
+
+
+def test_explicit_epochs_and_method_skip_validation(sample, tmp_path, cli):
+    out = tmp_path / "run"
+    cli("run", "--events", sample / "events.parquet", "--out", out, "--method", "bge", "--set", "train.epochs=2",
+        *FAST)
+    assert not (out / SELECTION).exists()
+    assert _manifest(out)["stages"]["skipgram"]["details"]["epochs"] == 2
+
+
+def test_explicit_epochs_win_over_the_choice(sample, tmp_path, cli):
+    out = tmp_path / "run"
+    cli("run", "--events", sample / "events.parquet", "--out", out, "--set", "train.epochs=2", "--items",
+        sample / "items.parquet", *FAST)
+    selection = json.loads((out / SELECTION).read_text())
+    assert selection["epochs"] == 2 and all(len(t["curve"]) == 2 for t in selection["trials"])
+    assert _manifest(out)["stages"]["eges"]["details"]["epochs"] == 2
