@@ -213,10 +213,11 @@ def test_tune_writes_the_table_and_the_best_settings(tuned):
     assert best[result.metric] == table[result.metric].max() == result.best_metric
     config = load_config(folder / "run" / TUNE_BEST)
     assert config.train.epochs == best["train.epochs"] and config.train.threads == 1
-    for key in [c for c in table.columns if c.count(".") == 1 and c != "train.epochs"]:
+    settings = {key: best[key] for key in table.columns if key.count(".") == 1 and not pd.isna(best[key])}
+    assert result.best_settings == settings
+    for key, value in settings.items():
         section, name = key.split(".")
-        if not pd.isna(best[key]):
-            assert getattr(config[section], name) == best[key], key
+        assert getattr(config[section], name) == value, key
     assert (folder / "best.toml").read_bytes() == (folder / "run" / TUNE_BEST).read_bytes()
 
 

@@ -145,7 +145,7 @@ def tune(events: str | None, items: str | None = None, *, out: str | Path, budge
                             f"log took {compiling - started + compiled:.0f} s); give a longer --budget")
         table = results.trials_table(records, dims, trials.column)
         best_config = apply(request.config, best.settings, best.passes)
-        tuned = {**best.settings, EPOCHS_KEY: best.passes}
+        tuned = {**{k: v for k, v in best.settings.items() if v is not None}, EPOCHS_KEY: best.passes}
         headline = (f"the best of {len(records)} trials in {format_seconds(clock() - started)}: validation "
                     f"{trials.column} {best.metric:.4f} (trial {best.trial}, {best.passes} pass(es))")
         text = results.best_toml(best_config, tuned, headline, request.inputs.events, request.inputs.items)
