@@ -128,7 +128,8 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--until", "to_stage", type=click.Choice(_stage_names()),
               help="Stop after this stage (the stages after it are left as they are).")
 @click.option("--method", type=click.Choice(NAMES),
-              help="Embedding method (same as --set train.method=...); default eges with --items, else bge.")
+              help="Embedding method (same as --set train.method=...); default: with --items the one that scores "
+                   "best on a held-out slice of the log (the validate stage), else bge.")
 @click.option("--no-items", "no_items", is_flag=True,
               help="Drop the catalog this run folder remembers (a rerun without --items keeps it).")
 @_quiet_option

@@ -116,7 +116,9 @@ class TrainConfig:
     """Skip-gram training of every method: BGE (the item's own vector), GES and EGES (with side information)."""
 
     method: str = opt("auto", "; ".join(f"{m.name}: {m.summary}" for m in METHODS_TABLE.values())
-                      + f". auto is {AUTO_WITH_CATALOG} when a catalog is given, else {AUTO_WITHOUT_CATALOG}.",
+                      + f". auto with a catalog is the method that scores best on a held-out slice of the log (the "
+                      f"validate stage; trained by the {AUTO_WITH_CATALOG} stage, which places cold items whichever "
+                      f"wins), else {AUTO_WITHOUT_CATALOG}.",
                       choices=CHOICES)
     backend: str = opt("auto", "Who trains: 'native' is eges' own trainer (every method); 'gensim' is gensim's "
                        "Word2Vec (bge only; the reference). auto is native (faster at equal quality: docs/results.md).",
@@ -124,9 +126,10 @@ class TrainConfig:
     dimension: int = opt(128, "Vector dimension.", min=1, max=4096)
     window: int = opt(5, "Context window on each side of the centre node.", min=1, max=1000)
     negative: int = opt(5, "Negative samples per positive pair.", min=1, max=1000)
-    epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: enough passes that training sees 400 million "
-                      "walk tokens, between 1 and 10 (logs up to about 10 million events get ten, larger logs fewer; the "
-                      "study is in docs/studies/epochs.md). An explicit number wins.", min=0, max=1000)
+    epochs: int = opt(0, "Passes over the walks; 0 lets the log decide: early stopping on a held-out slice of the "
+                      "log ([validate], docs/studies/validation.md), at most the passes that see 400 million walk "
+                      "tokens (docs/studies/epochs.md; that rule alone for an edge list). An explicit number wins.",
+                      min=0, max=1000)
     alpha: float = opt(0.025, "Initial learning rate (decays linearly to min_alpha).", min=0, max=10)
     min_alpha: float = opt(0.0001, "Final learning rate (at most alpha).", min=0, max=10)
     sample: float = opt(0.001, "Down-sampling threshold for frequent nodes, as in word2vec; 0 turns it off.",

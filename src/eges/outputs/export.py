@@ -92,7 +92,7 @@ def build_matrix(run: Run) -> Matrix:
     has[rows] = True
     vocabulary = pa.table({"row": pa.array(np.arange(n_rows, dtype=np.int32)), "item_id": item_id,
                            "source": pa.array(source.tolist(), pa.string()), "has_vector": pa.array(has)})
-    return Matrix(matrix, vocabulary, run.method)
+    return Matrix(matrix, vocabulary, run.trained_method)  # validation may have chosen another
 
 
 def export(out_dir: Path, fmt: str, to: str | Path, method: str | None = None, force: bool = False) -> str:
