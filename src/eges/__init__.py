@@ -5,7 +5,8 @@ The stages are usable on in-memory tables without touching files::
     from eges import sessionize, build_graph, random_walks, train_skipgram, train_side_info
 
 a run folder is built with ``eges.run("out/", events="events.parquet")`` (which also takes an existing
-SparkSession), and a finished one loads as an object to serve from: ``eges.load("out/")``.
+SparkSession), and a finished one loads as an object to serve from: ``eges.load("out/")``. ``eges.tune(events,
+out="out/", budget="20m")`` searches the settings on a validation slice of the log and writes them as a TOML file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ if _cache:
     os.environ["NUMBA_CACHE_DIR"] = _cache
 
 __all__ = ["__version__", "build_graph", "load", "random_walks", "run", "sessionize", "train_side_info",
-           "train_skipgram"]
+           "train_skipgram", "tune"]
 
 
 def __getattr__(name: str) -> Any:
@@ -51,6 +52,10 @@ def __getattr__(name: str) -> Any:
         from eges.runs import run
 
         return run
+    if name == "tune":
+        from eges.tuning.run import tune
+
+        return tune
     if name in __all__:
         from eges import api
 

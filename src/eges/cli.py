@@ -314,6 +314,36 @@ def compare(dirs, to_path) -> None:
 
 
 @main.command()
+@click.option("--events", required=True, help="Event log (Parquet or CSV); its latest events are held out to score on.")
+@click.option("--items", help="Item catalog: the search then covers GES/EGES and their side-information settings.")
+@_out_option
+@_config_option
+@_set_option
+@click.option("--budget", default="20m", show_default=True,
+              help="Wall-clock time for everything (sessions, the slice, every trial): 90s, 20m, 1h, 1h30m.")
+@click.option("--metric", metavar="hitrate|auc", help="What the search maximises (validate.metric): next-item "
+              "HitRate@K for recall, or link AUC.")
+@click.option("--to", "to_path", help="Also write the best settings' TOML here (new, or an earlier eges tune file).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the candidates drawn.")
+@_quiet_option
+def tune(events, items, out_dir, config_path, overrides, budget, metric, to_path, seed, quiet) -> None:
+    """Search dimension, window, walks, negatives, graph direction, method and side-information weights on a
+    validation slice of the log within --budget; write OUT/tune/trials.parquet and OUT/tune/best.toml."""
+    import shlex
+
+    from eges.tuning.run import tune as run_tune
+
+    result = run_tune(events, items, out=out_dir, budget=budget, config=config_path, settings=overrides,
+                      metric=metric, to=to_path, seed=seed, progress=not quiet, echo=_echo)
+    _echo(result.table())
+    _echo(f"best: validation {result.metric} {result.best_metric:.4f} of {len(result.trials)} trials in "
+          f"{result.seconds:.0f} s; settings: {result.path}" + (f" and {result.copy}" if result.copy else ""))
+    data = f"--events {shlex.quote(str(Path(events).resolve()))}" + \
+        (f" --items {shlex.quote(str(Path(items).resolve()))}" if items else "")
+    _echo(f"next:\n  eges run {data} --out {shlex.quote(out_dir)} --config {shlex.quote(str(result.path))}")
+
+
+@main.command()
 @_out_option
 @click.option("--format", "fmt", required=True,
               type=click.Choice(["parquet", "npy", "word2vec", "projector", "neighbours"]),

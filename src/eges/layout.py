@@ -41,6 +41,12 @@ EVALUATION = "evaluation"
 EVALUATION_FULL = "evaluation/full"
 
 
+#: eges tune: the table of trials and the best trial's settings as a TOML file for `eges run --config`.
+TUNE = "tune"
+TUNE_TRIALS = "tune/trials.parquet"
+TUNE_BEST = "tune/best.toml"
+
+
 def evaluation_dir(protocol: str) -> str:
     return f"{EVALUATION}/{protocol}"
 
