@@ -12,7 +12,8 @@ from conftest import DATA, invoke_cli
 
 # One pass (not the log-decided default): the thresholds below hold at one epoch, and the suite stays quick.
 SMALL = ["--set", "train.dimension=32", "--set", "train.epochs=1",
-         "--set", "evaluate.item2vec_epochs=2", "--set", "evaluate.max_test_pairs=20000", "--quiet"]
+         "--set", "evaluate.item2vec_epochs=2", "--set", "evaluate.deepwalk_epochs=1",
+         "--set", "evaluate.max_test_pairs=20000", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def test_every_protocol_writes_metrics_and_a_summary(evaluated):
         summary = json.loads((out / "evaluation" / protocol / "summary.json").read_text())
         assert summary["protocol"] == protocol and summary["split"]["test_pairs"] > 1000
         methods = set(pq.read_table(out / "evaluation" / protocol / "metrics.parquet")["method"].to_pylist())
-        expected = {"ges", "eges", "popularity"} | ({"bge", "cooccurrence", "item2vec"} if protocol != "cold" else set())
+        expected = {"ges", "eges", "popularity"} | ({"bge", "cooccurrence", "item2vec", "deepwalk"}
+                                                   if protocol != "cold" else {"side_mean"})
         assert methods == expected
     link = json.loads((out / "evaluation" / "link" / "summary.json").read_text())["split"]
     assert abs(link["held_out_edges"] - link["edges"] / 3) <= 1  # the paper's third
@@ -55,6 +57,15 @@ def test_learned_vectors_beat_popularity(evaluated):
     # GES trains its cold-start vector (train.cold_share): ranked above popularity, which it falls below without
     # that step (0.081 against 0.111 at @50)
     assert metric(out, "cold", "ges", "hit_rate", 50) > metric(out, "cold", "popularity", "hit_rate", 50)
+
+
+def test_baselines_from_the_graph_and_the_catalogue_learn_the_sample(evaluated):
+    """DeepWalk (walks on the training graph) and the side-information mean (the catalogue over item2vec's vectors,
+    for hidden items) are learned baselines: on the sample's planted topics both are far above popularity."""
+    out, _, _ = evaluated
+    for protocol in ("link", "temporal"):
+        assert metric(out, protocol, "deepwalk") > metric(out, protocol, "popularity") + 0.05
+    assert metric(out, "cold", "side_mean") > metric(out, "cold", "popularity") + 0.05
 
 
 def test_side_information_ranks_next_items_at_least_as_well_as_bge(evaluated):
