@@ -57,6 +57,8 @@ def run(name: str, study: str, out: Path, epochs: int) -> None:
 def figures(directory: Path) -> pd.DataFrame:
     """metrics.parquet of every variant and protocol, with the variant's value as a column."""
     frames = []
+    if not (directory / "variants").is_dir():
+        return pd.DataFrame()
     for variant in sorted((directory / "variants").iterdir()):
         for f in (variant / "evaluation").glob("*/metrics.parquet"):
             d = pd.read_parquet(f)
