@@ -145,3 +145,31 @@ def test_run_with_protocols_reuses_its_own_sessions_and_graph(cli, tmp_path):
     assert not (out / "evaluation" / "full").exists()
     summary = json.loads((out / "evaluation" / "link" / "summary.json").read_text())
     assert summary["split"]["edges"] == json.loads((out / "graph" / "stats.json").read_text())["edges"]
+
+
+def test_deepwalk_in_the_link_protocol_never_walks_a_held_out_edge(cli, tmp_path, monkeypatch):
+    """The link protocol hands DeepWalk the sessions cut at every held-out edge: every pair of its graph is a
+    training edge (in one direction or the other), read back from the split's train_edges.parquet."""
+    import numpy as np
+    import pandas as pd
+
+    from eges.graph import transitions
+    from eges.layout import EVALUATION_FULL, VOCAB
+
+    seen = []
+    real = transitions.count_transitions
+    monkeypatch.setattr(transitions, "count_transitions", lambda *a: seen.append(real(*a)) or seen[-1])
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i), u * 100_000 + 60 * t) for u in range(300) for t, i in enumerate(rng.integers(0, 200, 6))]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_parquet(tmp_path / "events.parquet")
+    out = tmp_path / "out"
+    cli("evaluate", "--events", tmp_path / "events.parquet", "--out", out, "--protocol", "link", "--method", "bge",
+        *SMALL, "--set", "walks.walks_per_node=2", "--set", "evaluate.baselines=['deepwalk']")
+    vocab = pq.read_table(out / EVALUATION_FULL / VOCAB).to_pandas()
+    index = dict(zip(vocab["item_id"], vocab["item_index"]))
+    train = pq.read_table(out / "evaluation" / "link" / "train_edges.parquet").to_pandas()
+    allowed = {(index[a], index[b]) for a, b in zip(train["src"], train["dst"])}
+    allowed |= {(b, a) for a, b in allowed}
+    indptr, indices, _ = seen[-1]  # DeepWalk's graph: the last one counted
+    pairs = set(zip(np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)).tolist(), indices.tolist()))
+    assert pairs and pairs <= allowed
