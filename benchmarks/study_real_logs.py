@@ -1,15 +1,22 @@
-"""Rerun the real-logs defaults study (docs/studies/real-logs-defaults.md, issue 19).
+"""Rerun the real-logs defaults study (docs/studies/real-logs-defaults.md, issue 19), or the per-log final table.
 
-For each prepared log in ~/.cache/eges-datasets (or $EGES_DATASETS) runs
+For each prepared log in ~/.cache/eges-datasets (or $EGES_DATASETS) and each setting ``LABEL:KEY=V[;KEY=V...]``
+(default: ``1:train.epochs=1``, ``3:train.epochs=3``, ``10:train.epochs=10``, the passes study) runs
 
-    eges evaluate --events E [--items I] --out OUT/NAME --protocol link --protocol temporal [--protocol cold]
-        --vary train.epochs=1,3,10 --quiet
+    eges evaluate --events E [--items I] --out OUT/NAME/LABEL --protocol link --protocol temporal [--protocol cold]
+        --set KEY=V ... --quiet
 
-keeps its output in OUT/NAME.log and prints one markdown table per log: link AUC, next-item AUC, HitRate@10,
-HitRate@50 and cold AUC (with a catalog) per method and number of passes, the baselines once, and the seconds of
-every training stage (skipgram for BGE, eges for GES/EGES) summed over the protocols, read from the stage lines.
+keeps its output in OUT/NAME.LABEL.log and prints one markdown table per log: link AUC, next-item AUC, HitRate@10,
+HitRate@50 and cold AUC (with a catalog) per method (BGE, GES, EGES) and setting, the baselines once (item2vec,
+DeepWalk, co-occurrence, popularity, and the side-information mean for cold start), and the seconds of every
+training stage (skipgram for BGE, eges for GES/EGES) summed over the protocols, read from the stage lines.
 
-    python benchmarks/study_real_logs.py [--out /tmp/study] [--epochs 1,3,10] [--table-only] NAME ...
+    python benchmarks/study_real_logs.py [--out /tmp/study] [--setting LABEL:KEY=V;KEY=V ...] [--table-only] NAME ...
+
+The final table of issue 19 (old against new defaults), for example:
+
+    python benchmarks/study_real_logs.py --setting "old:train.own_weight=0.5;train.side_rate_power=0.5" \
+        --setting "new:train.own_weight=0.25;train.side_rate_power=0" movielens-100k taobao
 """
 
 from __future__ import annotations
@@ -26,66 +33,73 @@ import pandas as pd
 ROOT = Path(os.environ.get("EGES_DATASETS", Path.home() / ".cache" / "eges-datasets"))
 ROWS = [("link", "auc", 0, "link AUC"), ("temporal", "auc", 0, "next-item AUC"),
         ("temporal", "hit_rate", 10, "HR@10"), ("temporal", "hit_rate", 50, "HR@50"), ("cold", "auc", 0, "cold AUC")]
+DEFAULT_SETTINGS = ["1:train.epochs=1", "3:train.epochs=3", "10:train.epochs=10"]
+METHODS = ("bge", "ges", "eges")
+BASELINES = ("item2vec", "deepwalk", "cooccurrence", "popularity", "side_mean")
 STAGE = re.compile(r"^\s+\[(\w+)/pipeline\] (skipgram|eges): .* in ([\d.]+) s; (?:native: |gensim: )?(\w+)?")
 
 
-def run(name: str, out: Path, epochs: str) -> None:
+def parse_setting(text: str) -> tuple[str, list[str]]:
+    """'LABEL:KEY=V;KEY=V' as (label, ['KEY=V', ...])."""
+    label, _, sets = text.partition(":")
+    return label, [x.strip() for x in sets.split(";") if x.strip()]
+
+
+def run(name: str, out: Path, label: str, sets: list[str]) -> None:
     events = ROOT / name / "events.parquet"
     items = ROOT / name / "items.parquet"
-    cmd = [sys.executable, "-m", "eges", "evaluate", "--events", str(events), "--out", str(out / name),
-           "--protocol", "link", "--protocol", "temporal", "--vary", f"train.epochs={epochs}", "--quiet"]
+    cmd = [sys.executable, "-m", "eges", "evaluate", "--events", str(events), "--out", str(out / name / label),
+           "--protocol", "link", "--protocol", "temporal", *[a for x in sets for a in ("--set", x)], "--quiet"]
     if items.exists():
         cmd[5:5] = ["--items", str(items)]
         cmd += ["--protocol", "cold"]
     print(" ".join(cmd), file=sys.stderr)
-    with open(out / f"{name}.log", "w") as log:
+    with open(out / f"{name}.{label}.log", "w") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
 
 
-def train_seconds(logfile: Path) -> dict[tuple[str, str], float]:
-    """(epochs, method) -> seconds of training summed over protocols, from the stage lines."""
-    secs: dict[tuple[str, str], float] = {}
-    variant = "?"
+def train_seconds(logfile: Path) -> dict[str, float]:
+    """method -> seconds of training summed over protocols, from the stage lines of one run."""
+    secs: dict[str, float] = {}
+    if not logfile.exists():
+        return secs
     for line in logfile.read_text().splitlines():
-        if line.startswith("== train.epochs="):
-            variant = line.split("=")[-1]
         m = STAGE.match(line)
         if m:
             stage, s = m.group(2), float(m.group(3))
             method = "bge" if stage == "skipgram" else re.search(r"; (ges|eges): ", line).group(1)
-            secs[(variant, method)] = secs.get((variant, method), 0.0) + s
+            secs[method] = secs.get(method, 0.0) + s
     return secs
 
 
-def table(name: str, out: Path) -> str:
-    variants = sorted((out / name / "variants").iterdir(), key=lambda p: int(p.name.split("=")[-1]))
+def table(name: str, out: Path, labels: list[str]) -> str:
     frames = []
-    for v in variants:
-        for f in (v / "evaluation").glob("*/metrics.parquet"):
+    for label in labels:
+        for f in (out / name / label / "evaluation").glob("*/metrics.parquet"):
             d = pd.read_parquet(f)
-            d["epochs"] = v.name.split("=")[-1]
+            d["setting"] = label
             frames.append(d)
+    if not frames:
+        return "(no results)"
     d = pd.concat(frames)
     rows = [r for r in ROWS if (d.protocol == r[0]).any()]
-    secs = train_seconds(out / f"{name}.log")
-    lines = ["| method | passes | " + " | ".join(r[3] for r in rows) + " | training (s) |",
+    lines = ["| method | setting | " + " | ".join(r[3] for r in rows) + " | training (s) |",
              "|---|---|" + "---:|" * (len(rows) + 1)]
 
     def cell(sub, r):
         x = sub[(sub.protocol == r[0]) & (sub.metric == r[1]) & (sub.k == r[2])]
         return f"{x.value.iloc[0]:.4f}" if len(x) and pd.notna(x.value.iloc[0]) else "n/a"
 
-    for method in ("bge", "ges", "eges"):
-        for e in [v.name.split("=")[-1] for v in variants]:
-            sub = d[(d.method == method) & (d.epochs == e)]
+    for method in METHODS:
+        for label in labels:
+            sub = d[(d.method == method) & (d.setting == label)]
             if sub.empty:
                 continue
-            t = secs.get((e, method))
-            lines.append(f"| {method} | {e} | " + " | ".join(cell(sub, r) for r in rows)
-                         + f" | {t:.1f} |" if t is not None else " | ? |")
-    first = variants[0].name.split("=")[-1]
-    for method in ("item2vec", "cooccurrence", "popularity"):
-        sub = d[(d.method == method) & (d.epochs == first)]
+            t = train_seconds(out / f"{name}.{label}.log").get(method)
+            lines.append(f"| {method} | {label} | " + " | ".join(cell(sub, r) for r in rows)
+                         + (f" | {t:.1f} |" if t is not None else " | ? |"))
+    for method in BASELINES:
+        sub = d[(d.method == method) & (d.setting == labels[0])]
         if not sub.empty:
             lines.append(f"| {method} | - | " + " | ".join(cell(sub, r) for r in rows) + " | |")
     return "\n".join(lines)
@@ -95,14 +109,16 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("names", nargs="+")
     p.add_argument("--out", type=Path, default=Path("/tmp/study"))
-    p.add_argument("--epochs", default="1,3,10")
+    p.add_argument("--setting", action="append", help="LABEL:KEY=V;KEY=V (repeatable); default: 1, 3, 10 passes")
     p.add_argument("--table-only", action="store_true")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    settings = [parse_setting(x) for x in (a.setting or DEFAULT_SETTINGS)]
     for name in a.names:
         if not a.table_only:
-            run(name, a.out, a.epochs)
-        print(f"\n### {name}\n\n{table(name, a.out)}")
+            for label, sets in settings:
+                run(name, a.out, label, sets)
+        print(f"\n### {name}\n\n{table(name, a.out, [label for label, _ in settings])}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from conftest import DATA, invoke_cli
 
 # One pass (not the log-decided default): the thresholds below hold at one epoch, and the suite stays quick.
 SMALL = ["--set", "train.dimension=32", "--set", "train.epochs=1",
-         "--set", "evaluate.item2vec_epochs=2", "--set", "evaluate.max_test_pairs=20000", "--quiet"]
+         "--set", "evaluate.item2vec_epochs=2", "--set", "evaluate.deepwalk_epochs=1",
+         "--set", "evaluate.max_test_pairs=20000", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def test_every_protocol_writes_metrics_and_a_summary(evaluated):
         summary = json.loads((out / "evaluation" / protocol / "summary.json").read_text())
         assert summary["protocol"] == protocol and summary["split"]["test_pairs"] > 1000
         methods = set(pq.read_table(out / "evaluation" / protocol / "metrics.parquet")["method"].to_pylist())
-        expected = {"ges", "eges", "popularity"} | ({"bge", "cooccurrence", "item2vec"} if protocol != "cold" else set())
+        expected = {"ges", "eges", "popularity"} | ({"bge", "cooccurrence", "item2vec", "deepwalk"}
+                                                   if protocol != "cold" else {"side_mean"})
         assert methods == expected
     link = json.loads((out / "evaluation" / "link" / "summary.json").read_text())["split"]
     assert abs(link["held_out_edges"] - link["edges"] / 3) <= 1  # the paper's third
@@ -55,6 +57,15 @@ def test_learned_vectors_beat_popularity(evaluated):
     # GES trains its cold-start vector (train.cold_share): ranked above popularity, which it falls below without
     # that step (0.081 against 0.111 at @50)
     assert metric(out, "cold", "ges", "hit_rate", 50) > metric(out, "cold", "popularity", "hit_rate", 50)
+
+
+def test_baselines_from_the_graph_and_the_catalogue_learn_the_sample(evaluated):
+    """DeepWalk (walks on the training graph) and the side-information mean (the catalogue over item2vec's vectors,
+    for hidden items) are learned baselines: on the sample's planted topics both are far above popularity."""
+    out, _, _ = evaluated
+    for protocol in ("link", "temporal"):
+        assert metric(out, protocol, "deepwalk") > metric(out, protocol, "popularity") + 0.05
+    assert metric(out, "cold", "side_mean") > metric(out, "cold", "popularity") + 0.05
 
 
 def test_side_information_ranks_next_items_at_least_as_well_as_bge(evaluated):
@@ -144,5 +155,33 @@ def test_auto_is_scored_as_the_default_run(evaluated, tmp_path):
                         out, "--protocol", "cold", "--method", "auto", *SMALL)
     assert result.exit_code == 0, result.output
     methods = set(pq.read_table(out / "evaluation" / "cold" / "metrics.parquet")["method"].to_pylist())
-    assert methods == {"auto", "popularity"}
+    assert methods == {"auto", "popularity", "side_mean"}
     assert metric(out, "cold", "auto") > metric(out, "cold", "popularity") + 0.05
+
+
+def test_deepwalk_in_the_link_protocol_never_walks_a_held_out_edge(cli, tmp_path, monkeypatch):
+    """The link protocol hands DeepWalk the sessions cut at every held-out edge: every pair of its graph is a
+    training edge (in one direction or the other), read back from the split's train_edges.parquet."""
+    import numpy as np
+    import pandas as pd
+
+    from eges.graph import transitions
+    from eges.layout import EVALUATION_FULL, VOCAB
+
+    seen = []
+    real = transitions.count_transitions
+    monkeypatch.setattr(transitions, "count_transitions", lambda *a: seen.append(real(*a)) or seen[-1])
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i), u * 100_000 + 60 * t) for u in range(300) for t, i in enumerate(rng.integers(0, 200, 6))]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_parquet(tmp_path / "events.parquet")
+    out = tmp_path / "out"
+    cli("evaluate", "--events", tmp_path / "events.parquet", "--out", out, "--protocol", "link", "--method", "bge",
+        *SMALL, "--set", "walks.walks_per_node=2", "--set", "evaluate.baselines=['deepwalk']")
+    vocab = pq.read_table(out / EVALUATION_FULL / VOCAB).to_pandas()
+    index = dict(zip(vocab["item_id"], vocab["item_index"]))
+    train = pq.read_table(out / "evaluation" / "link" / "train_edges.parquet").to_pandas()
+    allowed = {(index[a], index[b]) for a, b in zip(train["src"], train["dst"])}
+    allowed |= {(b, a) for a, b in allowed}
+    indptr, indices, _ = seen[-1]  # DeepWalk's graph: the last one counted
+    pairs = set(zip(np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)).tolist(), indices.tolist()))
+    assert pairs and pairs <= allowed

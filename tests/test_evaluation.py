@@ -169,3 +169,82 @@ def test_item2vec_trains_with_the_trainer_bge_uses(monkeypatch, backend):
     matrix, has = item2vec_vectors(item, starts, 8, TrainConfig(dimension=4, epochs=1, threads=1, backend=backend))
     assert used == (["native_skipgram"] if backend == "auto" else ["train_bge"])
     assert matrix.shape == (8, 4) and has[:6].all() and not has[6:].any()
+
+
+def _planted_sessions(rng, n_topics=4, per_topic=12, sessions=400, length=8):
+    """Sessions that wander inside one topic each, the popular items spread over all topics: (item, follows)."""
+    topic_of = np.repeat(np.arange(n_topics), per_topic)
+    items = np.concatenate([rng.choice(np.flatnonzero(topic_of == rng.integers(n_topics)), size=length)
+                            for _ in range(sessions)])
+    follows = np.tile(np.r_[False, np.ones(length - 1, bool)], sessions)
+    return items, follows, topic_of
+
+
+def test_deepwalk_beats_popularity_on_a_planted_graph():
+    from eges.config import TrainConfig
+    from eges.evaluation.scorers import deepwalk_vectors
+
+    rng = np.random.default_rng(3)
+    item, follows, topic_of = _planted_sessions(rng)
+    n = len(topic_of)
+    matrix, has = deepwalk_vectors(item, follows, n, TrainConfig(dimension=16, epochs=2, threads=1), seed=1)
+    assert has.all()
+    a = rng.integers(0, n, 2000)
+    same = np.array([rng.choice(np.flatnonzero(topic_of == topic_of[x])) for x in a])
+    pairs = Pairs(a, same, a, rng.integers(0, n, len(a)))
+    deepwalk = {r["metric"]: r["value"] for r in score("t", CosineScorer("deepwalk", matrix, has), "b", pairs)}
+    popular = {r["metric"]: r["value"] for r in score("t", PopularityScorer(np.bincount(item, minlength=n)), "b",
+                                                        pairs)}
+    assert deepwalk["auc"] > 0.8 and deepwalk["auc"] > popular["auc"] + 0.2
+
+
+def test_deepwalk_walks_only_the_training_transitions(monkeypatch):
+    """The link protocol hands the baselines sessions cut at every held-out transition: DeepWalk's graph holds
+    exactly the remaining pairs (undirected, unit weights), never a held-out one."""
+    from eges.config import default_config
+    from eges.evaluation import protocols
+    from eges.graph import transitions
+
+    seen = []
+    real = transitions.count_transitions
+    monkeypatch.setattr(transitions, "count_transitions", lambda *a: seen.append(real(*a)) or seen[-1])
+    rng = np.random.default_rng(5)
+    item, follows, topic_of = _planted_sessions(rng, sessions=60)
+    n = len(topic_of)
+    start = ~follows
+    prev = np.where(follows, np.r_[-1, item[:-1]], -1)
+    keys = np.unique(prev[follows].astype(np.int64) * n + item[follows])
+    held = rng.choice(keys, size=len(keys) // 3, replace=False)
+    segment = segments_without(start, prev, item, held, n)
+    config = default_config().replace("train", dimension=8, threads=1).replace("evaluate", deepwalk_epochs=1)
+    protocols.baseline_scorers(("deepwalk",), item, segment, n, config)
+    indptr, indices, weights = seen[0]
+    graph_keys = set((np.repeat(np.arange(n), np.diff(indptr)).astype(np.int64) * n + indices).tolist())
+    train = prev[follows].astype(np.int64) * n + item[follows]
+    train = train[~np.isin(train, held)]
+    expected = set(train.tolist()) | set(((train % n) * n + train // n).tolist())
+    assert graph_keys == expected and weights.size
+
+
+def test_side_mean_places_items_without_vectors_at_their_values_means():
+    from eges.evaluation.scorers import side_mean_matrix
+
+    rng = np.random.default_rng(2)
+    n, d = 200, 8
+    topic = rng.integers(0, 5, n)
+    centre = rng.normal(size=(5, d))
+    matrix = centre[topic] + 0.3 * rng.normal(size=(n, d))
+    hidden = rng.random(n) < 0.2
+    codes = np.stack([topic, rng.integers(0, 3, n)], axis=1).astype(np.int32)  # one telling field, one noise
+    codes[0, 1] = -1
+    out, has = side_mean_matrix(np.where(hidden[:, None], 0, matrix), ~hidden, codes)
+    assert has.all()
+    # Whatever a hidden item's own row holds (its behaviour), its vector is the catalogue's.
+    again, _ = side_mean_matrix(np.where(hidden[:, None], rng.normal(size=(n, d)), matrix), ~hidden, codes)
+    np.testing.assert_allclose(again, out, atol=1e-6)
+    q = np.flatnonzero(hidden)
+    same = np.array([rng.choice(np.flatnonzero((topic == topic[x]) & ~hidden)) for x in q])
+    other = rng.choice(np.flatnonzero(~hidden), size=len(q))
+    pairs = Pairs(q, same, q, other)
+    auc = score("cold", CosineScorer("side_mean", out, has), "baseline", pairs)[0]["value"]
+    assert auc > 0.8

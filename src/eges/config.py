@@ -230,7 +230,7 @@ class ValidateConfig:
 
 
 PROTOCOLS = ("link", "temporal", "cold")
-BASELINES = ("popularity", "cooccurrence", "item2vec")
+BASELINES = ("popularity", "cooccurrence", "item2vec", "deepwalk", "side_mean")
 
 
 @dataclass(frozen=True)
@@ -244,8 +244,10 @@ class EvaluateConfig:
                              "with --items). auto scores what a run with no method set trains on these inputs.",
                              choices=CHOICES)
     baselines: list[str] = opt(list(BASELINES), "Baselines scored on the same split: popularity, item "
-                               "co-occurrence (cosine over sessions), item2vec (skip-gram on sessions, no graph).",
-                               choices=BASELINES)
+                               "co-occurrence (cosine over sessions), item2vec (skip-gram on sessions, no graph), "
+                               "deepwalk (uniform walks on the undirected training graph, then skip-gram), "
+                               "side_mean (cold start only, with a catalog: a hidden item is the mean of its "
+                               "side-information values' item2vec means).", choices=BASELINES)
     seed: int = opt(0, "Seed of the splits and of the negative samples.", min=0)
     link_holdout: float = opt(1 / 3, "Link prediction: share of the graph's edges held out before walks (the "
                               "paper holds out a third).", min=0.01, max=0.9)
@@ -257,6 +259,8 @@ class EvaluateConfig:
                                min=0.01, max=0.9)
     item2vec_epochs: int = opt(5, "Epochs of the item2vec baseline: sessions hold far fewer tokens than the walks, "
                                "so one pass would leave it under-trained (item2vec's authors use several).", min=1)
+    deepwalk_epochs: int = opt(5, "Passes of the DeepWalk baseline over its walks (10 walks of 40 nodes per node, "
+                               "window 10; the authors' code trains gensim's default five passes).", min=1)
     ks: list[int] = opt([10, 50], "Cut-offs K of HitRate@K and Recall@K.", min=1)
     max_test_pairs: int = opt(200_000, "Score at most this many held-out pairs per protocol (a seeded sample).",
                               min=100)

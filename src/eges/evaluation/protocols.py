@@ -33,7 +33,14 @@ from eges.evaluation.nested import (
     write_events_split,
 )
 from eges.evaluation.score import Pairs, score, summary
-from eges.evaluation.scorers import CosineScorer, PopularityScorer, cooccurrence_matrix, item2vec_vectors
+from eges.evaluation.scorers import (
+    CosineScorer,
+    PopularityScorer,
+    cooccurrence_matrix,
+    deepwalk_vectors,
+    item2vec_vectors,
+    side_mean_matrix,
+)
 from eges.evaluation.splits import (
     format_ms,
     holdout_mask,
@@ -42,7 +49,7 @@ from eges.evaluation.splits import (
     segments_without,
     undirected_holdout,
 )
-from eges.layout import EDGES, METRICS_SCHEMA, evaluation_dir, metrics_path, summary_path
+from eges.layout import EDGES, METRICS_SCHEMA, VOCAB, evaluation_dir, metrics_path, summary_path
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult
 from eges.sessions.events import open_events
@@ -56,7 +63,7 @@ def split_file(protocol: str, name: str) -> str:
 def baseline_scorers(names: tuple[str, ...], item: np.ndarray, segment: np.ndarray, n: int,
                      config: Config) -> list[Any]:
     """The baselines from training sessions: ``item`` holds universe indices, ``segment`` session numbers
-    (non-decreasing)."""
+    (non-decreasing). ``side_mean`` is the cold protocol's own (:func:`side_mean_scorer`)."""
     counts = np.bincount(item, minlength=n)
     out: list[Any] = []
     if "popularity" in names:
@@ -64,10 +71,33 @@ def baseline_scorers(names: tuple[str, ...], item: np.ndarray, segment: np.ndarr
     if "cooccurrence" in names:
         out.append(CosineScorer("cooccurrence", cooccurrence_matrix(segment, item, n), counts > 0))
     if "item2vec" in names:
-        starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]]) if len(segment) else np.zeros(0, int)
-        cfg = config.replace("train", epochs=config.evaluate.item2vec_epochs).train
-        out.append(CosineScorer("item2vec", *item2vec_vectors(item, np.r_[starts, len(item)], n, cfg)))
+        out.append(CosineScorer("item2vec", *_item2vec(item, segment, n, config)))
+    if "deepwalk" in names:
+        follows = np.r_[False, segment[1:] == segment[:-1]] if len(segment) else np.zeros(0, bool)
+        cfg = config.replace("train", epochs=config.evaluate.deepwalk_epochs).train
+        out.append(CosineScorer("deepwalk", *deepwalk_vectors(item, follows, n, cfg, config.walks.seed,
+                                                               config.graph.min_edge_weight)))
     return out
+
+
+def _item2vec(item: np.ndarray, segment: np.ndarray, n: int, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]]) if len(segment) else np.zeros(0, int)
+    cfg = config.replace("train", epochs=config.evaluate.item2vec_epochs).train
+    return item2vec_vectors(item, np.r_[starts, len(item)], n, cfg)
+
+
+def side_mean_scorer(ctx: StageContext, universe: Any, id_type: pa.DataType, item: np.ndarray,
+                     segment: np.ndarray) -> CosineScorer:
+    """The cold protocol's side-information mean: item2vec on the training sessions (which hold no hidden item),
+    and every item without a vector placed at the mean of its catalogue values' item2vec means."""
+    from eges.pipeline.side_info_stage import read_catalog
+    from eges.side_info.encode import encode
+
+    scfg = ctx.config.side_info
+    catalog, fields, _ = read_catalog(ctx.input_path("@items"), scfg, id_type)
+    side, _ = encode(catalog, universe, scfg.id_col, fields, scfg.numeric_buckets)
+    return CosineScorer("side_mean", *side_mean_matrix(*_item2vec(item, segment, len(universe), ctx.config),
+                                                       side.codes))
 
 
 def write_result(ctx: StageContext, protocol: str, rows: list[dict[str, Any]], split: dict[str, Any]) -> StageResult:
@@ -241,14 +271,18 @@ def cold(ctx: StageContext) -> StageResult:
     inputs = RunInputs(events=str(ctx.path(split_file("cold", "train_events.parquet"))), items=ctx.inputs.items)
     scorers = method_scorers(ctx, split_file("cold", "pipeline"), config, inputs, methods, universe)
     train_ids, start, train_item, _ = read_sessions(ctx.out_dir / split_file("cold", "pipeline"))
-    # Of the baselines only popularity can score an item without behaviour; the others know nothing of it.
-    # (An item can be in the training sessions but not the full log's: the spam rule sees fewer events.)
+    # Of the session baselines only popularity can score an item without behaviour; side_mean places it from the
+    # catalogue. (An item can be in the training sessions but not the full log's: the spam rule sees fewer events.)
     train_universe = universe.get_indexer(train_ids)[train_item]
     known = train_universe >= 0
-    popularity = baseline_scorers(tuple(b for b in cfg.baselines if b == "popularity"), train_universe[known],
-                                  np.cumsum(start)[known], n, ctx.config)
+    train_events, train_segment = train_universe[known], np.cumsum(start)[known]
+    baselines = baseline_scorers(tuple(b for b in cfg.baselines if b == "popularity"), train_events, train_segment,
+                                 n, ctx.config)
+    if "side_mean" in cfg.baselines:
+        id_type = pq.read_schema(full / VOCAB).field("item_id").type
+        baselines.append(side_mean_scorer(ctx, universe, id_type, train_events, train_segment))
     rows = [r for s in scorers for r in score("cold", s, "method", pairs, cfg.ks)]
-    rows += [r for s in popularity for r in score("cold", s, "baseline", pairs, cfg.ks)]
+    rows += [r for s in baselines for r in score("cold", s, "baseline", pairs, cfg.ks)]
     split = {"items": n, "hidden_items": int(is_cold.sum()), "train_events": n_train_events,
              "test_transitions": int(involved.sum()), "test_pairs": len(query)}
     return write_result(ctx, "cold", rows, split)

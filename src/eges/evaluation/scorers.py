@@ -6,6 +6,9 @@ item indices (the *universe*), so all of them are measured on exactly the same p
   mean of the two items' session counts).
 - :class:`PopularityScorer`: a pair scores the popularity of its target; every item's list is the most
   popular items. The reference every learned method has to beat.
+- Learned baselines: item2vec (skip-gram on sessions), DeepWalk (skip-gram on uniform walks of the undirected
+  training graph) and, for cold start, the side-information mean of item2vec's vectors; all served by
+  :class:`CosineScorer`.
 """
 
 from __future__ import annotations
@@ -142,17 +145,106 @@ def item2vec_vectors(item: np.ndarray, segment_starts: np.ndarray, n_universe: i
     Returns:
         (matrix over the universe, mask of items with a vector).
     """
-    from eges.methods import backend, resolve
-
     values = item.astype(np.int32)
     offsets = segment_starts.astype(np.int64)
     counts = np.bincount(values, minlength=n_universe)
+    return _skipgram(lambda: iter([(values, offsets)]), counts, len(offsets) - 1, n_universe, cfg)
+
+
+#: DeepWalk's walks as its authors' code runs them (Perozzi, Al-Rfou and Skiena, KDD 2014; github.com/phanein/
+#: deepwalk: ``--number-walks 10 --walk-length 40 --window-size 5``, gensim's default five passes). The paper's
+#: experiments use 80 walks per node and a window of 10: eight to sixteen times the tokens, for a yardstick.
+DEEPWALK_WALK_LENGTH = 40
+DEEPWALK_WALKS_PER_NODE = 10
+DEEPWALK_WINDOW = 5
+
+
+def deepwalk_vectors(item: np.ndarray, follows: np.ndarray, n_universe: int, cfg: Any, seed: int,
+                     min_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """DeepWalk: uniform random walks over the undirected, unweighted graph of the training transitions, then
+    skip-gram (the trainer BGE uses, negative sampling where the authors used a hierarchical softmax).
+
+    Its distance to BGE is what the paper's directed, count-weighted graph adds to plain graph embedding.
+
+    Args:
+        item: universe index of each training event, sessions laid out one after another.
+        follows: per event, whether it follows the event before in the same session (a transition).
+        cfg: a :class:`eges.config.TrainConfig`; its window and epochs are replaced by DeepWalk's.
+        seed: seed of the walks.
+        min_weight: drop pairs seen fewer times (both directions counted), like ``graph.min_edge_weight``.
+    """
+    from dataclasses import replace
+
+    from eges.config import WalksConfig
+    from eges.graph.csr import CSRGraph
+    from eges.graph.transitions import count_transitions
+    from eges.walks.generate import flatten_walks, iter_walk_batches
+
+    indptr, indices, weights = count_transitions(item.astype(np.int32), follows.astype(np.int32), n_universe,
+                                                 True, min_weight)
+    graph = CSRGraph(indptr, indices, np.ones_like(weights))  # unweighted: every neighbour equally likely
+    walks_cfg = WalksConfig(walk_length=DEEPWALK_WALK_LENGTH, walks_per_node=DEEPWALK_WALKS_PER_NODE, seed=seed)
+
+    def batches():  # noqa: ANN202
+        return (flatten_walks(batch) for batch in iter_walk_batches(graph, walks_cfg))
+
+    counts = np.zeros(n_universe, dtype=np.int64)
+    n_walks = 0
+    for values, offsets in batches():
+        counts += np.bincount(values, minlength=n_universe)
+        n_walks += len(offsets) - 1
+    return _skipgram(batches, counts, n_walks, n_universe, replace(cfg, window=DEEPWALK_WINDOW))
+
+
+def side_mean_matrix(matrix: np.ndarray, has: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The side-information mean baseline of cold start: an item without a vector gets the mean of its values'
+    vectors, each value's vector the mean of the (unit, centred) vectors of the items that have one and that
+    value.
+
+    What a catalogue gives with no side-information training at all; GES/EGES must beat it on cold items.
+
+    Args:
+        matrix: (n_universe, d) vectors (item2vec's on the training sessions); rows where ``has`` is False unused.
+        has: which items have a vector of their own.
+        codes: (n_universe, n_fields) value index per field, -1 where unknown.
+
+    Returns:
+        (the matrix with placed rows for items without a vector, mask of items with either).
+    """
+    import scipy.sparse as sp
+
+    unit = normalised(np.asarray(matrix, dtype=np.float32)) * has[:, None]
+    # Centred: skip-gram vectors share a common direction (strongest in rare items), and a mean over many items
+    # is mostly that direction; uncentred, a hidden item lands nearest the rarest items, below chance.
+    unit = (unit - unit[has].mean(axis=0)) * has[:, None] if has.any() else unit
+    total = np.zeros_like(unit)
+    parts = np.zeros(len(has), dtype=np.int64)
+    for s in range(codes.shape[1]):  # one sparse product per field, not per item
+        code = codes[:, s].astype(np.int64)
+        n_values = int(code.max(initial=-1)) + 1
+        known = code >= 0
+        member = sp.csr_matrix((np.ones(int(known.sum()), np.float32), (code[known], np.flatnonzero(known))),
+                               shape=(n_values, len(has)))
+        with_vector = member @ sp.diags(has.astype(np.float32))
+        size = np.asarray(with_vector.sum(axis=1)).ravel()
+        means = (with_vector @ unit) / np.maximum(size, 1)[:, None]
+        usable = known & (size[np.maximum(code, 0)] > 0)
+        total[usable] += means[code[usable]]
+        parts += usable
+    out = np.where(has[:, None], unit, total / np.maximum(parts, 1)[:, None]).astype(np.float32)
+    return out, has | (parts > 0)
+
+
+def _skipgram(batches: Any, counts: np.ndarray, n_walks: int, n_universe: int, cfg: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Skip-gram without side information on ``batches()`` of (values, offsets), by the trainer BGE uses."""
+    from eges.methods import backend, resolve
+
     plain = resolve("auto", has_catalog=False).name  # the method without side information
     if backend(plain, cfg.backend) == "gensim":
         from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
 
-        model = train_bge(WalkCorpus(lambda: iter([(values, offsets)])), counts, len(offsets) - 1, cfg)
+        model = train_bge(WalkCorpus(batches), counts, n_walks, cfg)
         return placed(*vectors_by_index(model, n_universe), n_universe)
     from eges.train.stream import native_skipgram
 
-    return placed(*native_skipgram(lambda: iter([(values, offsets)]), counts, n_universe, cfg, plain), n_universe)
+    return placed(*native_skipgram(batches, counts, n_universe, cfg, plain), n_universe)

@@ -188,6 +188,10 @@ BASELINE_NOTES = {
                     "long-tail items), which is where vectors earn their place",
     "item2vec": "item2vec is skip-gram on the raw sessions without the graph: its distance to BGE is about what "
                 "the graph and its walks add",
+    "deepwalk": "deepwalk is skip-gram on uniform walks over the undirected, unweighted training graph (the "
+                "textbook graph embedding): its distance to BGE is what the weighted, directed graph adds",
+    "side_mean": "side_mean places a cold item at the mean of its catalogue values' item2vec vectors, with no "
+                 "side-information training: GES/EGES's cold-start vectors must beat it to earn theirs",
 }
 
 
