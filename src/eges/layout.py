@@ -28,6 +28,10 @@ EGES_VECTORS = "eges/vectors.parquet"
 EGES_KEYED_VECTORS = "eges/vectors.kv"
 SIDE_VECTORS = "eges/side_info_vectors.parquet"
 ATTENTION = "eges/attention.parquet"
+#: What a warm-started child run continues from (``eges run --warm-start``): per behaviour item its own row, context
+#: row and attention logits, as the trainer holds them (side-information value rows are SIDE_VECTORS' raw rows).
+BGE_STATE = "skipgram/state.parquet"
+EGES_STATE = "eges/state.parquet"
 NEIGHBOURS = "neighbours/neighbours.parquet"
 FAISS_INDEX = "neighbours/index.faiss"
 FAISS_IDS = "neighbours/index_ids.parquet"
@@ -59,6 +63,10 @@ SESSIONS_TYPES = {"session": pa.int32(), "position": pa.int32(), "item_index": p
 METRICS_SCHEMA = pa.schema([("protocol", pa.string()), ("method", pa.string()), ("kind", pa.string()),
                             ("metric", pa.string()), ("k", pa.int32()), ("value", pa.float64()),
                             ("pairs", pa.int64()), ("coverage", pa.float64())])
+
+#: Schema metadata of a state file (BGE_STATE, EGES_STATE): JSON with the method, dimension and side-information
+#: fields the state was trained with, which a child run checks before it starts from it.
+STATE_KEY = b"eges.state"
 
 #: Parquet schema metadata key of neighbours and users outputs: which method's vectors they were computed from.
 PROVENANCE_KEY = b"eges.provenance"

@@ -15,7 +15,7 @@ from eges.config import TrainConfig
 from eges.errors import InputError, plain
 from eges.methods import cold_share
 from eges.side_info.encode import SideInfo, encode
-from eges.train.stream import EgesModel, behaviour_vectors, train_stream
+from eges.train.stream import EgesModel, StartState, behaviour_vectors, train_stream
 
 
 def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
@@ -76,6 +76,8 @@ class SideInfoEmbeddings:
     value_vectors: np.ndarray
     attention: np.ndarray  # (n behaviour items, 1 + n fields): item, then each field
     details: dict[str, Any] = field(default_factory=dict)
+    #: the trained model (rows, context rows, attention logits): what a child run continues from
+    model: EgesModel | None = None
 
     @property
     def mean_attention(self) -> dict[str, float]:
@@ -85,16 +87,19 @@ class SideInfoEmbeddings:
 
 def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
                   node_ids: list[Any], catalog: pd.DataFrame, id_col: str, fields: list[str], numeric_buckets: int,
-                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None) -> SideInfoEmbeddings:
+                  cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
+                  start_from: Callable[[SideInfo], StartState | None] | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
-    frequencies in them) and place the catalog's other items from side information."""
+    frequencies in them) and place the catalog's other items from side information. ``start_from`` gives the
+    rows training starts from, given the encoded side information (a warm start from a parent run)."""
     catalog_ids = catalog[id_col]
     in_graph = check_overlap(catalog_ids, node_ids, id_col)
     cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
     side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
     started = time.perf_counter()
-    model = train_stream(batches, counts, n_nodes, side, cfg, method, on_tokens=on_tokens)
+    start = start_from(side) if start_from is not None else None
+    model = train_stream(batches, counts, n_nodes, side, cfg, method, on_tokens=on_tokens, start=start)
     seconds = time.perf_counter() - started
     # Nodes no walk visits (dangling items with no in-edges) kept a random, untrained own row: they are cold-start
     # items, placed from side information like the catalog's items the log never shows.
@@ -119,6 +124,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
         value_label=[v for vals in side.values for v in vals],
         value_vectors=model.value_vectors(),
         attention=weights,
+        model=model,
     )
     out.details = {"method": method, "epochs": len(model.losses), "cold_share": cold_share(method, cfg.cold_share),
                    "fields": how, "mean_attention": out.mean_attention,

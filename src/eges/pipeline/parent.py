@@ -1,0 +1,190 @@
+"""The parent run of a warm start (``eges run --warm-start PARENT``): the state file a training stage leaves for its
+children, the checks a child makes before anything is written, the parent's fingerprint and the chain of updates.
+
+The arrays themselves are aligned in :mod:`eges.update.warm`; this module reads and writes the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from eges.config import Config, TrainConfig, UpdateConfig
+from eges.errors import EgesError, ParentError
+from eges.layout import MANIFEST, SIDE_VECTORS, STATE_KEY
+from eges.methods import METHODS, Method
+from eges.pipeline import io
+from eges.pipeline.registry import RunInputs, StageContext, run_method
+
+RERUN = "rerun the parent with this eges version"
+
+
+# --------------------------------------------------------------------------------------------- writing the state
+def write_state(path: Path, item_ids: pa.Array, rows: np.ndarray, context: np.ndarray, attention: np.ndarray,
+                method: str, fields: list[str]) -> None:
+    """The state a child continues from: per behaviour item its own row, context row and attention logits
+    (float32, uncompressed like the vectors), with the method, dimension and fields in the schema metadata."""
+    meta = {"method": method, "dimension": int(rows.shape[1]), "fields": list(fields)}
+    table = pa.table({"item_id": item_ids, "row": io.vector_column(rows), "context": io.vector_column(context),
+                      "attention": io.vector_column(attention)})
+    io.write_table(table.replace_schema_metadata({STATE_KEY: json.dumps(meta).encode()}), path, compression="none")
+
+
+def write_model_state(path: Path, item_ids: pa.Array, model: Any, method: str) -> None:
+    """:func:`write_state` of a trained model (``eges.train.stream.EgesModel``) over ``item_ids`` (its nodes)."""
+    write_state(path, item_ids, model.table[: model.n_nodes], model.context, model.attention, method,
+                list(model.side.fields))
+
+# --------------------------------------------------------------------------------------------- the parent run
+def parent_manifest(parent: str) -> dict[str, Any]:
+    """The parent's manifest: the folder must hold an eges run that finished a stage, else a named error."""
+    from eges.pipeline.runner import load_manifest
+
+    path = Path(parent)
+    if not path.is_dir():
+        raise ParentError(f"--warm-start {parent}: no such run folder")
+    if not (path / MANIFEST).is_file():
+        raise ParentError(f"--warm-start {parent} holds no eges run (no {MANIFEST})")
+    try:
+        manifest = load_manifest(path)
+    except EgesError as exc:
+        raise ParentError(f"--warm-start {parent}: {exc}") from None
+    if "inputs" not in manifest:
+        raise ParentError(f"--warm-start {parent} is an eges run that has not finished a stage")
+    return manifest
+
+
+def parent_training(parent: str, manifest: dict[str, Any]) -> tuple[Method, dict[str, Any]]:
+    """The method the parent trained and its training stage's manifest entry (with the state file recorded)."""
+    stages = manifest.get("stages", {})
+    for method in METHODS.values():
+        entry = stages.get(method.stage)
+        if entry is None or method.vectors not in entry.get("outputs", {}):
+            continue
+        if method.state not in entry.get("outputs", {}):
+            raise ParentError(f"--warm-start {parent} was trained by an eges without state files; {RERUN}")
+        meta = state_meta(Path(parent) / method.state, parent)
+        return METHODS[meta["method"]], entry
+    raise ParentError(f"--warm-start {parent} has no trained vectors yet (its run stopped before training); "
+                      "finish it with `eges run --out` first")
+
+
+def state_meta(path: Path, parent: str) -> dict[str, Any]:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[STATE_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        raise ParentError(f"--warm-start {parent}: its state file {path} is missing or unreadable; {RERUN}") from None
+
+
+def check_parent(config: Config, inputs: RunInputs) -> None:
+    """Before anything is written: the parent is a finished eges run with a state, trained by this run's method with
+    its dimension and side-information fields, and this run trains natively (gensim cannot start from rows)."""
+    if inputs.parent is None:
+        return
+    manifest = parent_manifest(inputs.parent)
+    parent_method, _ = parent_training(inputs.parent, manifest)
+    meta = state_meta(Path(inputs.parent) / parent_method.state, inputs.parent)
+    method = run_method(inputs, config)
+    if method.name != parent_method.name:
+        raise ParentError(f"--warm-start {inputs.parent} was trained with method {parent_method.name}, this run "
+                          f"trains {method.name}; a warm start continues the same method")
+    if meta["dimension"] != config.train.dimension:
+        raise ParentError(f"--warm-start {inputs.parent} has dimension {meta['dimension']}, this run "
+                          f"{config.train.dimension} (train.dimension); a warm start keeps the dimension")
+    from eges.methods import backend
+
+    if backend(method.name, config.train.backend) != "native":
+        raise ParentError("a warm start needs the native trainer (train.backend = native or auto): gensim cannot "
+                          "start from given rows")
+    if method.side_info and inputs.items is not None:
+        from eges.pipeline.side_info_stage import read_catalog
+
+        _, fields, _ = read_catalog(inputs.items, config.side_info)
+        if sorted(fields) != sorted(meta["fields"]):
+            raise ParentError(f"--warm-start {inputs.parent} was trained on side-information fields "
+                              f"{', '.join(meta['fields'])}; this catalog has {', '.join(fields)}; give a catalog "
+                              "with the same fields (or set side_info.fields)")
+
+
+def run_fingerprint(parent: str) -> dict[str, Any]:
+    """A run folder as an input: the digests its manifest records for its training outputs (vectors and state),
+    each file checked against its record by size and mtime (rehashed only when they moved), so a rerun or a
+    hand-edited parent changes it without hashing the whole folder."""
+    try:
+        manifest = parent_manifest(parent)
+        method, entry = parent_training(parent, manifest)
+    except ParentError as exc:
+        return {"digest": f"unusable: {exc}"}
+    h = hashlib.blake2b(digest_size=16)
+    for rel, known in sorted(entry["outputs"].items()):
+        path = Path(parent) / rel
+        digest = io.fingerprint(path, known)["digest"] if path.exists() else "missing"
+        h.update(f"{rel}\0{digest}\0".encode())
+    return {"run": str(parent), "method": method.name, "digest": h.hexdigest()}
+
+
+def lineage(parent: str) -> dict[str, Any]:
+    """The parent (path, method, fingerprint) and the chain of updates, oldest first: the parent's chain, then it."""
+    manifest = parent_manifest(parent)
+    method, entry = parent_training(parent, manifest)
+    own = {"path": str(parent), "method": method.name, "digest": run_fingerprint(parent)["digest"],
+           "finished_at": entry.get("finished_at")}
+    before = entry.get("details", {}).get("lineage", {}).get("chain", [])
+    return {"parent": own, "chain": [*before, own]}
+
+
+def read_parent_state(parent: str, fields: list[str]) -> Any:
+    """The parent's rows as a :class:`eges.update.warm.ParentState`, attention columns in this run's field order."""
+    from eges.update.warm import ParentState
+
+    method, _ = parent_training(parent, parent_manifest(parent))
+    state = pq.read_table(Path(parent) / method.state)
+    meta = state_meta(Path(parent) / method.state, parent)
+    attention = _matrix(state["attention"]) if state.num_rows else np.zeros((0, 1 + len(fields)), np.float32)
+    order = [0, *(1 + meta["fields"].index(f) for f in fields)] if method.side_info else [0]
+    values = pq.read_table(Path(parent) / SIDE_VECTORS) if method.side_info else None
+    return ParentState(
+        item_ids=state["item_id"].to_pylist(), rows=_matrix(state["row"]), context=_matrix(state["context"]),
+        attention=np.ascontiguousarray(attention[:, order]),
+        value_field=values["field"].to_pylist() if values is not None else [],
+        value_label=values["value"].to_pylist() if values is not None else [],
+        value_rows=_matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32))
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    col = column.combine_chunks()
+    return np.ascontiguousarray(col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size),
+                                dtype=np.float32)
+
+
+def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig) -> TrainConfig:
+    """The [train] settings of a warm start: update.epochs passes (-1: a third of a fresh run's, at least one) at
+    update.alpha decaying to train.min_alpha (or alpha, if lower). ``tcfg`` has its epochs resolved."""
+    import dataclasses
+
+    epochs = max(1, tcfg.epochs // 3) if ucfg.epochs < 0 else ucfg.epochs
+    return dataclasses.replace(tcfg, epochs=epochs, alpha=ucfg.alpha, min_alpha=min(tcfg.min_alpha, ucfg.alpha))
+
+
+def train_config_for(ctx: StageContext, tcfg: TrainConfig) -> TrainConfig:
+    """A training stage's [train] settings: as they are, or :func:`warm_train_config` with a parent."""
+    return tcfg if ctx.inputs.parent is None else warm_train_config(tcfg, ctx.config["update"])
+
+
+def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
+              own_weight: float) -> tuple[Any, dict[str, Any]]:
+    """What a training stage starts from: (StartState, or None without a parent; details for the manifest)."""
+    if ctx.inputs.parent is None:
+        return None, {}
+    from eges.update.warm import warm_start
+
+    parent = read_parent_state(ctx.inputs.parent, list(side.fields))
+    start, counts = warm_start(parent, node_ids, side, seed, own_weight)
+    return start, {"warm_start": counts, "lineage": lineage(ctx.inputs.parent)}
