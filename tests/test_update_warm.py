@@ -41,6 +41,11 @@ def test_shared_rows_continue_new_values_start_at_their_fields_mean_and_new_item
     # item 40 has the new value c (not trained by the parent) and brand x: it starts at x's row
     np.testing.assert_array_equal(start.table[1], parent.value_rows[2])
     assert not start.context[1].any()
+    # export slots: shared items keep the parent's (10 -> 0, 30 -> 2), the new one takes the next; 20 (parent row 1)
+    # is kept in the state with its slot
+    np.testing.assert_array_equal(counts.pop("slots"), [2, 3, 0])
+    assert counts.pop("next_slot") == 4
+    np.testing.assert_array_equal(counts.pop("kept"), [1])
     assert counts == {"shared_items": 2, "new_items": 1, "new_items_from_side_info": 1, "dropped_items": 1,
                       "shared_values": 3, "new_values": 1}
 
@@ -129,6 +134,40 @@ def test_an_update_trains_from_the_parent_and_status_shows_the_chain(days):
                       grandchild, "--warm-start", child, "--until", "eges", *SMALL)
     assert outcome.exit_code == 0, outcome.output
     assert "chain of updates (2)" in run_cli("status", "--out", grandchild).output
+
+
+def export_rows(run, to) -> dict:
+    outcome = run_cli("export", "--out", run, "--format", "npy", "--to", to)
+    assert outcome.exit_code == 0, outcome.output
+    vocabulary = pq.read_table(to / "vocabulary.parquet")
+    return dict(zip(vocabulary["item_id"].to_pylist(), vocabulary["row"].to_pylist()))
+
+
+def test_exports_keep_the_parents_rows_and_append_new_items(days, tmp_path):
+    root, parent = days
+    day3 = root / "day3.parquet"  # day 2 without some of day 1's items: they are dropped, their rows stay vacant
+    two = pq.read_table(root / "day2.parquet")
+    pq.write_table(two.filter(pc.not_equal(pc.bit_wise_and(two["item_id"], 15), 1)), day3)
+    child = root / "rows"
+    outcome = run_cli("run", "--events", day3, "--items", DATA / "items.parquet", "--out", child,
+                      "--warm-start", parent, "--until", "eges", *SMALL, "--set", "update.epochs=0")
+    assert outcome.exit_code == 0, outcome.output
+    before, after = export_rows(parent, tmp_path / "parent"), export_rows(child, tmp_path / "child")
+    state = set(pq.read_table(parent / EGES_STATE)["item_id"].to_pylist())
+    child_state = pq.read_table(child / EGES_STATE)["item_id"].to_pylist()
+    nodes = set(pq.read_table(child / "graph" / "nodes.parquet")["item_id"].to_pylist())
+    kept = [i for i in state if i in nodes]
+    dropped = [i for i in state if i not in nodes]
+    assert kept and dropped and set(child_state) >= state  # the dropped ones stay in the state, rows and all
+    assert all(after[i] == before[i] for i in state)  # rows a ranking model learned stay the same items
+    new = [i for i in child_state if i not in state]
+    assert new and min(after[i] for i in new) > max(before[i] for i in state)
+    matrix_before = np.load(tmp_path / "parent" / "embeddings.npy")
+    matrix_after = np.load(tmp_path / "child" / "embeddings.npy")
+    trained = set(vectors(parent)) & set(vectors(child))  # behaviour items of both (no pass: the same vectors)
+    rows = [before[i] for i in kept if i in trained]
+    assert len(rows) > 0.9 * len(kept)
+    np.testing.assert_array_equal(matrix_after[rows], matrix_before[rows])
 
 
 def test_a_parent_that_changed_makes_the_childs_training_stale(days):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,46 @@ RERUN = "rerun the parent with this eges version"
 
 
 # --------------------------------------------------------------------------------------------- writing the state
+@dataclass
+class StateTail:
+    """What a warm start adds to its state file: its items' export slots and the chain's next free slot, and the
+    parent's items this run has no behaviour for (ids, rows, context rows, attention, slots), kept as they were so
+    an item that returns continues from its rows and every item keeps its export row."""
+
+    slots: np.ndarray
+    next_slot: int
+    kept_ids: pa.Array
+    kept_rows: np.ndarray
+    kept_context: np.ndarray
+    kept_attention: np.ndarray
+    kept_slots: np.ndarray
+
+
 def write_state(path: Path, item_ids: pa.Array, rows: np.ndarray, context: np.ndarray, attention: np.ndarray,
-                method: str, fields: list[str]) -> None:
-    """The state a child continues from: per behaviour item its own row, context row and attention logits
-    (float32, uncompressed like the vectors), with the method, dimension and fields in the schema metadata."""
-    meta = {"method": method, "dimension": int(rows.shape[1]), "fields": list(fields)}
-    table = pa.table({"item_id": item_ids, "row": io.vector_column(rows), "context": io.vector_column(context),
-                      "attention": io.vector_column(attention)})
+                method: str, fields: list[str], tail: StateTail | None = None,
+                slots: np.ndarray | None = None) -> None:
+    """The state a child continues from: per item its own row, context row and attention logits (float32,
+    uncompressed like the vectors) and its export slot (a fresh run's are ``slots``, by default the item indices;
+    a warm start's come with its ``tail``); the method, dimension, fields and next slot in the schema metadata."""
+    slot = np.arange(len(rows), dtype=np.int64) if slots is None else np.asarray(slots, dtype=np.int64)
+    next_slot = int(slot.max(initial=-1)) + 1
+    ids = pa.chunked_array([item_ids]).combine_chunks() if not isinstance(item_ids, pa.Array) else item_ids
+    if tail is not None:
+        ids = pa.concat_arrays([ids, tail.kept_ids.cast(ids.type)])
+        slot, next_slot = np.concatenate([tail.slots, tail.kept_slots]), tail.next_slot
+        rows, context = np.concatenate([rows, tail.kept_rows]), np.concatenate([context, tail.kept_context])
+        attention = np.concatenate([attention, tail.kept_attention])
+    meta = {"method": method, "dimension": int(rows.shape[1]), "fields": list(fields), "next_slot": next_slot}
+    table = pa.table({"item_id": ids, "slot": pa.array(slot, pa.int64()), "row": io.vector_column(rows),
+                      "context": io.vector_column(context), "attention": io.vector_column(attention)})
     io.write_table(table.replace_schema_metadata({STATE_KEY: json.dumps(meta).encode()}), path, compression="none")
 
 
-def write_model_state(path: Path, item_ids: pa.Array, model: Any, method: str) -> None:
+def write_model_state(path: Path, item_ids: Any, model: Any, method: str, tail: StateTail | None = None) -> None:
     """:func:`write_state` of a trained model (``eges.train.stream.EgesModel``) over ``item_ids`` (its nodes)."""
     write_state(path, item_ids, model.table[: model.n_nodes], model.context, model.attention, method,
-                list(model.side.fields))
+                list(model.side.fields), tail)
+
 
 # --------------------------------------------------------------------------------------------- the parent run
 def parent_manifest(parent: str) -> dict[str, Any]:
@@ -155,7 +182,8 @@ def read_parent_state(parent: str, fields: list[str]) -> Any:
         attention=np.ascontiguousarray(attention[:, order]),
         value_field=values["field"].to_pylist() if values is not None else [],
         value_label=values["value"].to_pylist() if values is not None else [],
-        value_rows=_matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32))
+        value_rows=_matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32),
+        slots=state["slot"].to_numpy(), next_slot=int(meta["next_slot"]))
 
 
 def _matrix(column: pa.ChunkedArray) -> np.ndarray:
@@ -180,11 +208,15 @@ def train_config_for(ctx: StageContext, tcfg: TrainConfig) -> TrainConfig:
 
 def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
               own_weight: float) -> tuple[Any, dict[str, Any]]:
-    """What a training stage starts from: (StartState, or None without a parent; details for the manifest)."""
+    """What a training stage starts from: (StartState, or None without a parent; details for the manifest, and
+    under "tail" the :class:`StateTail`, which the stage pops and passes to :func:`write_state`)."""
     if ctx.inputs.parent is None:
         return None, {}
     from eges.update.warm import warm_start
 
     parent = read_parent_state(ctx.inputs.parent, list(side.fields))
     start, counts = warm_start(parent, node_ids, side, seed, own_weight)
-    return start, {"warm_start": counts, "lineage": lineage(ctx.inputs.parent)}
+    kept = counts.pop("kept")
+    tail = StateTail(counts.pop("slots"), counts.pop("next_slot"), pa.array(parent.item_ids).take(pa.array(kept)),
+                     parent.rows[kept], parent.context[kept], parent.attention[kept], parent.slots[kept])
+    return start, {"warm_start": counts, "lineage": lineage(ctx.inputs.parent), "tail": tail}

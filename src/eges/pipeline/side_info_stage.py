@@ -155,7 +155,7 @@ def eges_stage(ctx: StageContext) -> StageResult:
     with _progress(ctx, int(counts.sum()) * tcfg.epochs, "token", method) as bar:
         emb = fit_side_info(lambda: walk_batches(walks), counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update, start_from=start_from)
-    write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method)
+    write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
                    ctx.path(EGES_VECTORS), compression="none")

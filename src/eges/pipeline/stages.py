@@ -140,6 +140,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     no_fields = SideInfo([], np.zeros((n_nodes, 0), dtype=np.int32), [])
     start, warm = start_for(ctx, nodes["item_id"].to_pylist(), no_fields, cfg.seed, cfg.own_weight)
     cfg = train_config_for(ctx, cfg)
+    tail = warm.pop("tail", None)
     started = time.perf_counter()
     if trainer == "gensim":
         from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
@@ -151,7 +152,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
         order = np.argsort(np.asarray(model.wv.index_to_key, dtype=np.int64))
         write_state(ctx.path(BGE_STATE), nodes["item_id"].take(pa.array(index)), vectors,
                     np.asarray(model.syn1neg[order], dtype=np.float32), np.zeros((len(index), 1), np.float32),
-                    method, [])
+                    method, [], slots=index)  # gensim never warm-starts: slots are item indices
     else:
         from eges.train.stream import behaviour_vectors, compile_kernel, native_skipgram_model
 
@@ -161,7 +162,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
                                             on_tokens=bar.update, start=start)
         index = np.flatnonzero(counts[:n_nodes] > 0)
         vectors = np.ascontiguousarray(behaviour_vectors(trained)[index])
-        write_model_state(ctx.path(BGE_STATE), nodes["item_id"], trained, method)
+        write_model_state(ctx.path(BGE_STATE), nodes["item_id"], trained, method, tail)
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})

@@ -30,6 +30,10 @@ class ParentState:
     value_field: list[str]
     value_label: list[str]
     value_rows: np.ndarray
+    #: each item's row in exports (``slot + 1``: row 0 is padding), kept by every later update of the chain
+    slots: np.ndarray | None = None
+    #: the first slot no item of the chain has had (new items are numbered from here; dropped ones stay vacant)
+    next_slot: int = 0
 
     @property
     def dimension(self) -> int:
@@ -47,10 +51,20 @@ def match(parent_keys: pd.Index, child_keys: pd.Index) -> np.ndarray:
     return np.asarray(parent_keys.get_indexer(child_keys), dtype=np.int64)
 
 
+def child_slots(parent_slots: np.ndarray, next_slot: int, item_from: np.ndarray) -> tuple[np.ndarray, int]:
+    """Export slots of a child's items (``item_from``: each one's parent row or -1): a shared item keeps its slot,
+    new items take the next free ones in node order, a dropped item's slot stays vacant. Returns (slots, next)."""
+    new = item_from < 0
+    slots = np.where(new, next_slot + np.cumsum(new) - 1, parent_slots[np.maximum(item_from, 0)])
+    return slots.astype(np.int64), int(next_slot + new.sum())
+
+
 def warm_start(parent: ParentState, child_ids: list[Any], side: SideInfo, seed: int,
                own_weight: float) -> tuple[StartState, dict[str, int]]:
     """The start state of a run over ``child_ids`` (its behaviour items, in node order) with side information
-    ``side`` (rows 0..n-1 the nodes; no fields for BGE), from ``parent``; and counts of what was carried over."""
+    ``side`` (rows 0..n-1 the nodes; no fields for BGE), from ``parent``; and counts of what was carried over
+    (with ``slots`` and ``next_slot``, the items' export rows: :func:`child_slots`, and ``kept``, the parent rows
+    of items this run has no behaviour for, which its state keeps so they keep their slot and rows if they return)."""
     n, dim = len(child_ids), parent.dimension
     n_fields = len(side.fields)
     table = fresh_table(n + side.n_values, dim, seed)
@@ -87,6 +101,10 @@ def warm_start(parent: ParentState, child_ids: list[Any], side: SideInfo, seed: 
               "new_items_from_side_info": int(placed[1].sum()),
               "dropped_items": len(parent.item_ids) - int(old.sum()),
               "shared_values": int((value_from >= 0).sum()), "new_values": int((value_from < 0).sum())}
+    parent_slots = parent.slots if parent.slots is not None else np.arange(len(parent.item_ids), dtype=np.int64)
+    slots, next_slot = child_slots(parent_slots, max(parent.next_slot, len(parent_slots)), item_from)
+    kept = np.setdiff1d(np.arange(len(parent.item_ids)), item_from[old])  # the parent's items this run lacks
+    counts = {**counts, "slots": slots, "next_slot": next_slot, "kept": kept}
     return StartState(table=table, context=context, attention=attention), counts
 
 
