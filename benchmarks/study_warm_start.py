@@ -147,8 +147,15 @@ def main() -> None:
     table["HR@50 vs retrain"] = table["HR@50"] / full["HR@50"] - 1
     table["time vs retrain"] = table["train s"] / full["train s"]
     print(f"{args.dataset}: days {names[0]}..{names[1]} (parent), update {names[1]}..{names[2]}, test {names[2]}..{names[3]}")
-    print(table.to_markdown(index=False, floatfmt=".3f"))
     table.to_csv(out / "table.csv", index=False)
+    print(markdown(table))
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A markdown table (pandas' needs tabulate, which eges does not depend on)."""
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
 if __name__ == "__main__":
