@@ -203,3 +203,20 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
     (old / MANIFEST).write_text(json.dumps(manifest))
     assert_refused(child, "rerun the parent with this eges version", *base[:8], old, *SMALL)
     assert snapshot(child) == {}
+
+
+def test_bge_warm_starts_too(days):
+    """The skipgram stage: zero passes reproduce the parent's BGE vectors; new items start small and random."""
+    root, _ = days
+    parent, child = root / "bge_parent", root / "bge_child"
+    for out, events, extra in ((parent, "day1.parquet", ()), (child, "day2.parquet", ("--warm-start", parent))):
+        outcome = run_cli("run", "--events", root / events, "--out", out, "--until", "skipgram", *SMALL, *extra,
+                          "--set", "update.epochs=0")
+        assert outcome.exit_code == 0, outcome.output
+    before, after = (pq.read_table(run / "skipgram" / "vectors.parquet").to_pandas().set_index("item_id")
+                     for run in (parent, child))
+    shared = before.index.intersection(after.index)
+    assert len(shared) > 0.9 * len(before) and len(after) > len(shared)
+    np.testing.assert_array_equal(np.stack(after.loc[shared, "vector"]), np.stack(before.loc[shared, "vector"]))
+    new = np.stack(after.loc[after.index.difference(before.index), "vector"])
+    assert np.abs(new).max() <= 0.5 / 8 and np.abs(new).max() > 0  # the trainer's fresh rows: (-0.5, 0.5) / dim

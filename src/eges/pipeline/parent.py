@@ -89,8 +89,15 @@ def parent_manifest(parent: str) -> dict[str, Any]:
 
 def parent_training(parent: str, manifest: dict[str, Any]) -> tuple[Method, dict[str, Any]]:
     """The method the parent trained and its training stage's manifest entry (with the state file recorded)."""
+    from eges.methods import resolve
+
     stages = manifest.get("stages", {})
-    for method in METHODS.values():
+    try:  # the method the parent's remembered config trains first (a folder may hold an older method's vectors too)
+        current = resolve(manifest.get("config", {}).get("train", {}).get("method", "auto"),
+                          bool(manifest.get("inputs", {}).get("items")))
+    except EgesError:
+        current = None
+    for method in sorted(METHODS.values(), key=lambda m: m != current):
         entry = stages.get(method.stage)
         if entry is None or method.vectors not in entry.get("outputs", {}):
             continue
