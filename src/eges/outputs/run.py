@@ -276,6 +276,8 @@ class Run:
         rel = METHODS[self.method].state
         if not rel or not self.vouched(rel):
             return None
+        if "slot" not in pq.read_schema(self.out / rel).names:
+            return None
         state = pq.read_table(self.out / rel, columns=["item_id", "slot"])
         meta = json.loads((state.schema.metadata or {}).get(STATE_KEY, b"{}"))
         return state["item_id"].combine_chunks(), state["slot"].to_numpy(), int(meta.get("next_slot", state.num_rows))

@@ -190,7 +190,8 @@ def read_parent_state(parent: str, fields: list[str]) -> Any:
         value_field=values["field"].to_pylist() if values is not None else [],
         value_label=values["value"].to_pylist() if values is not None else [],
         value_rows=_matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32),
-        slots=state["slot"].to_numpy(), next_slot=int(meta["next_slot"]))
+        slots=state["slot"].to_numpy() if "slot" in state.column_names else None,  # an early state: item order
+        next_slot=int(meta.get("next_slot", state.num_rows)))
 
 
 def _matrix(column: pa.ChunkedArray) -> np.ndarray:
@@ -224,6 +225,7 @@ def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
     parent = read_parent_state(ctx.inputs.parent, list(side.fields))
     start, counts = warm_start(parent, node_ids, side, seed, own_weight)
     kept = counts.pop("kept")
+    parent_slots = parent.slots if parent.slots is not None else np.arange(len(parent.item_ids), dtype=np.int64)
     tail = StateTail(counts.pop("slots"), counts.pop("next_slot"), pa.array(parent.item_ids).take(pa.array(kept)),
-                     parent.rows[kept], parent.context[kept], parent.attention[kept], parent.slots[kept])
+                     parent.rows[kept], parent.context[kept], parent.attention[kept], parent_slots[kept])
     return start, {"warm_start": counts, "lineage": lineage(ctx.inputs.parent), "tail": tail}
