@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+import eges
 from eges.layout import EGES_STATE, EGES_VECTORS, MANIFEST, SIDE_VECTORS
 from eges.side_info.encode import SideInfo
 from eges.update.warm import ParentState, warm_start
@@ -196,6 +197,7 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
     pq.write_table(pq.read_table(DATA / "items.parquet").drop_columns(["shop"]), fewer)
     assert_refused(child, "was trained on side-information fields", *base[:4], fewer, *base[5:])
     assert_refused(child, "holds no eges run", *base[:8], tmp_path, *SMALL)
+    assert_refused(child, "no such run folder", *base[:8], tmp_path / "nowhere", *SMALL)
     old = tmp_path / "old_parent"
     shutil.copytree(parent, old)
     manifest = json.loads((old / MANIFEST).read_text())
@@ -209,10 +211,10 @@ def test_bge_warm_starts_too(days):
     """The skipgram stage: zero passes reproduce the parent's BGE vectors; new items start small and random."""
     root, _ = days
     parent, child = root / "bge_parent", root / "bge_child"
-    for out, events, extra in ((parent, "day1.parquet", ()), (child, "day2.parquet", ("--warm-start", parent))):
-        outcome = run_cli("run", "--events", root / events, "--out", out, "--until", "skipgram", *SMALL, *extra,
-                          "--set", "update.epochs=0")
-        assert outcome.exit_code == 0, outcome.output
+    outcome = run_cli("run", "--events", root / "day1.parquet", "--out", parent, "--until", "skipgram", *SMALL)
+    assert outcome.exit_code == 0, outcome.output
+    settings = [s for s in SMALL if "=" in s] + ["update.epochs=0"]
+    eges.run(child, events=str(root / "day2.parquet"), warm_start=parent, until="skipgram", settings=settings)
     before, after = (pq.read_table(run / "skipgram" / "vectors.parquet").to_pandas().set_index("item_id")
                      for run in (parent, child))
     shared = before.index.intersection(after.index)
