@@ -132,8 +132,12 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
                    "best on a held-out slice of the log (the validate stage), else bge.")
 @click.option("--no-items", "no_items", is_flag=True,
               help="Drop the catalog this run folder remembers (a rerun without --items keeps it).")
+@click.option("--warm-start", "warm_start", type=click.Path(file_okay=False),
+              help="A daily update: start training from this earlier run folder's vectors (same method, dimension "
+              "and catalog fields); new items are placed from side information. See docs/updates.md.")
 @_quiet_option
-def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, no_items, quiet) -> None:
+def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, no_items, warm_start,
+        quiet) -> None:
     """Run every stage whose outputs are missing or out of date.
 
     A run folder remembers its inputs and config: a rerun uses them, with the inputs and --set/--method given
@@ -162,7 +166,7 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         return source if source and is_external(source) else _abs(source)
 
     config, inputs, changes = _resolve(out, config_path, sets, events=given(events), items=_abs(items),
-                                       edges=given(edges), drop_items=no_items)
+                                       edges=given(edges), drop_items=no_items, parent=_abs(warm_start))
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
     for line in changes:  # after the run: a failed run changes nothing, and its error stays one line
         _echo(f"changed since the last run, and remembered: {line}")
@@ -239,6 +243,20 @@ def status(out_dir, config_path, overrides) -> None:
         _echo(f"{st.name:<{width}} {st.state:<8} {st.reason}{extra}")
     for line in changes:
         _echo(f"(with your changes: {line})")
+    for line in lineage_lines(recorded):
+        _echo(line)
+
+
+def lineage_lines(recorded: dict) -> list[str]:
+    """The warm start a run continued from and its chain of updates, from its training stage's record."""
+    for entry in recorded.values():
+        lineage = entry.get("details", {}).get("lineage")
+        if lineage:
+            chain = " -> ".join(link["path"] for link in lineage["chain"])
+            return [f"warm start from {lineage['parent']['path']} ({lineage['parent']['method']}, "
+                    f"fingerprint {lineage['parent']['digest'][:12]})",
+                    f"chain of updates ({len(lineage['chain'])}): {chain} -> this run"]
+    return []
 
 
 @main.command()

@@ -229,6 +229,26 @@ class ValidateConfig:
     seed: int = opt(0, "Seed of the hidden items and of the sampled pairs.", min=0)
 
 
+@dataclass(frozen=True)
+class UpdateConfig:
+    """Daily updates (`eges run --warm-start PARENT`): how a run continues from its parent's run."""
+
+    # Training keys of a warm start (read by the skipgram and eges stages; the graph keys of updates are another
+    # block of this section). UPDATE_TRAIN_KEYS names these, so the graph stage can ignore them.
+    epochs: int = opt(-1, "Passes over the walks when the run starts from a parent's vectors (--warm-start): -1 is a "
+                      "third of the passes a fresh run would make (at least 1); 0 trains no pass (the parent's rows, "
+                      "aligned to this run's items, new items placed from side information). Without a parent "
+                      "train.epochs counts (docs/studies/warm-start.md).", min=-1, max=1000)
+    alpha: float = opt(0.025, "Initial learning rate of a warm start, decaying linearly to train.min_alpha over "
+                       "the update's passes. 0.025 was the best worst case of 0.01 to 0.05 on a generated and a "
+                       "real log: lower keeps closer to the parent and suits days that change little, higher "
+                       "learns a day full of new items faster (docs/studies/warm-start.md).", min=0, max=10)
+
+
+#: The [update] keys the training stages read; the section's other keys are the graph stage's.
+UPDATE_TRAIN_KEYS = ("epochs", "alpha")
+
+
 PROTOCOLS = ("link", "temporal", "cold")
 BASELINES = ("popularity", "cooccurrence", "item2vec", "deepwalk", "side_mean")
 
@@ -317,6 +337,7 @@ SECTIONS: dict[str, type] = {
     "neighbours": NeighboursConfig,
     "users": UsersConfig,
     "evaluate": EvaluateConfig,
+    "update": UpdateConfig,
 }
 
 

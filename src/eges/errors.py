@@ -21,6 +21,10 @@ class StageError(EgesError):
     """A stage cannot run (a missing upstream output, an unknown stage name, ...)."""
 
 
+class ParentError(EgesError):
+    """The parent run of a warm start (--warm-start) is missing, unfinished, from an older eges, or incompatible."""
+
+
 def plain(value: Any) -> Any:
     """A NumPy or Arrow scalar as the Python value it holds (``103378``, not ``np.int64(103378)``): for messages,
     and for ids a user passes back to a loaded run."""

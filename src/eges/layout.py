@@ -28,6 +28,10 @@ EGES_VECTORS = "eges/vectors.parquet"
 EGES_KEYED_VECTORS = "eges/vectors.kv"
 SIDE_VECTORS = "eges/side_info_vectors.parquet"
 ATTENTION = "eges/attention.parquet"
+#: What a warm-started child run continues from (``eges run --warm-start``): per behaviour item its own row, context
+#: row and attention logits, as the trainer holds them (side-information value rows are SIDE_VECTORS' raw rows).
+BGE_STATE = "skipgram/state.parquet"
+EGES_STATE = "eges/state.parquet"
 NEIGHBOURS = "neighbours/neighbours.parquet"
 FAISS_INDEX = "neighbours/index.faiss"
 FAISS_IDS = "neighbours/index_ids.parquet"
@@ -72,6 +76,10 @@ CURVE_SCHEMA = pa.schema([("method", pa.string()), ("epoch", pa.int32()), ("loss
                           ("hitrate", pa.float64()), ("next_auc", pa.float64()), ("link_auc", pa.float64()),
                           ("cold_auc", pa.float64()), ("train_seconds", pa.float64()),
                           ("score_seconds", pa.float64())])
+
+#: Schema metadata of a state file (BGE_STATE, EGES_STATE): JSON with the method, dimension and side-information
+#: fields the state was trained with, which a child run checks before it starts from it.
+STATE_KEY = b"eges.state"
 
 #: Parquet schema metadata key of neighbours and users outputs: which method's vectors they were computed from.
 PROVENANCE_KEY = b"eges.provenance"

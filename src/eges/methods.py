@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from eges.errors import ConfigError
-from eges.layout import BGE_KEYED_VECTORS, BGE_VECTORS, EGES_KEYED_VECTORS, EGES_VECTORS
+from eges.layout import (
+    BGE_KEYED_VECTORS,
+    BGE_STATE,
+    BGE_VECTORS,
+    EGES_KEYED_VECTORS,
+    EGES_STATE,
+    EGES_VECTORS,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,8 @@ class Method:
     #: ``train.cold_share`` when it is left at -1: GES trains its cold-start vector on every centre; EGES, whose
     #: attention would follow side rows trained that way, not (docs/studies/cold-share.md).
     cold_share: float = 0.0
+    #: the trained state a warm-started child continues from (own rows, context rows, attention logits)
+    state: str = ""
 
     @property
     def needs_catalog(self) -> bool:
@@ -38,13 +47,15 @@ METHODS: dict[str, Method] = {
     "bge": Method("bge", "skipgram", BGE_VECTORS, BGE_KEYED_VECTORS, side_info=False, attention=False,
                   cold_start=False,
                   ignores=("cold_start", "own_weight", "side_rate_power", "own_step", "cold_share"),
-                  summary="skip-gram on item ids (Base Graph Embedding)"),
+                  summary="skip-gram on item ids (Base Graph Embedding)", state=BGE_STATE),
     "ges": Method("ges", "eges", EGES_VECTORS, EGES_KEYED_VECTORS, side_info=True, attention=False, cold_start=True,
                   ignores=("backend", "own_weight"),
-                  summary="mean of the item's and its side-information embeddings", cold_share=1.0),
+                  summary="mean of the item's and its side-information embeddings", cold_share=1.0,
+                  state=EGES_STATE),
     "eges": Method("eges", "eges", EGES_VECTORS, EGES_KEYED_VECTORS, side_info=True, attention=True,
                    cold_start=True, ignores=("backend",),
-                   summary="attention-weighted item and side-information embeddings", cold_share=0.0),
+                   summary="attention-weighted item and side-information embeddings", cold_share=0.0,
+                   state=EGES_STATE),
 }
 #: The method names, in the order tables and choices list them.
 NAMES: tuple[str, ...] = tuple(METHODS)

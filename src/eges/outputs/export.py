@@ -73,26 +73,42 @@ def build_matrix(run: Run) -> Matrix:
         EgesError: the run holds no vectors for its method, or no recorded graph.
     """
     run.require_vectors()
-    nodes = run.nodes()
-    node_ids = pd.Index(nodes["item_id"].to_pandas())
-    rows = node_ids.get_indexer(run.id_array.to_pandas())
+    by_row, rows = _rows(run)
     extra = np.flatnonzero(rows < 0)  # cold-start items: after the vocabulary
-    rows[extra] = len(node_ids) + np.arange(len(extra))
+    rows[extra] = len(by_row) + np.arange(len(extra))
     rows += 1  # row 0 is padding
-    n_rows = len(node_ids) + len(extra) + 1
+    n_rows = len(by_row) + len(extra) + 1
     matrix = np.zeros((n_rows, run.dimension), dtype=np.float32)
     matrix[rows] = run.vectors
     source = np.full(n_rows, "none", dtype=object)
     source[rows] = run.source
     source[PADDING_ROW] = "padding"
-    id_type = nodes["item_id"].type
-    item_id = pa.concat_arrays([pa.nulls(1, id_type), nodes["item_id"].combine_chunks(),
+    id_type = by_row.type
+    item_id = pa.concat_arrays([pa.nulls(1, id_type), by_row,
                                 run.id_array.take(pa.array(extra, pa.int64())).cast(id_type)])
     has = np.zeros(n_rows, dtype=bool)
     has[rows] = True
     vocabulary = pa.table({"row": pa.array(np.arange(n_rows, dtype=np.int32)), "item_id": item_id,
                            "source": pa.array(source.tolist(), pa.string()), "has_vector": pa.array(has)})
     return Matrix(matrix, vocabulary, run.trained_method)  # validation may have chosen another
+
+
+def _rows(run: Run) -> tuple[pa.Array, np.ndarray]:
+    """The graph's items by matrix row - 1 (null where a row is vacant), and each vector's row - 1 (-1: none).
+
+    A fresh run's rows are its item indices; a warm-started run's are its state's slots: its parent's rows for the
+    items they share, new items after the chain's last, and a dropped item's row left vacant (null id, zeros), so
+    an embedding matrix built on the parent's export keeps reading the same items."""
+    nodes = run.nodes()["item_id"].combine_chunks()
+    slotted = run.slots()
+    if slotted is None:
+        return nodes, pd.Index(nodes.to_pandas()).get_indexer(run.id_array.to_pandas())
+    ids, slots, n_slots = slotted
+    at, taken = np.zeros(n_slots, dtype=np.int64), np.zeros(n_slots, dtype=bool)
+    at[slots], taken[slots] = np.arange(len(slots)), True
+    by_row = pa.compute.if_else(pa.array(taken), ids.take(pa.array(at)), pa.scalar(None, ids.type))
+    position = pd.Index(ids.to_pandas()).get_indexer(run.id_array.to_pandas())
+    return by_row, np.where(position >= 0, slots[np.maximum(position, 0)], -1)
 
 
 def export(out_dir: Path, fmt: str, to: str | Path, method: str | None = None, force: bool = False) -> str:
@@ -155,7 +171,7 @@ def _write(m: Matrix, run: Run, fmt: str, to: Path) -> str:
             np.save(tmp / "embeddings.npy", m.vectors)
             # The vocabulary lists real items only: a null padding id would turn integer ids into floats in
             # pandas (and lose those above 2**53); the padding row's index is in export.json and the metadata.
-            vocabulary = m.vocabulary.slice(1)
+            vocabulary = m.vocabulary.filter(pa.compute.is_valid(m.vocabulary["item_id"]))  # nor vacant rows
             vocabulary = vocabulary.replace_schema_metadata({PADDING_KEY: str(m.padding_row),
                                                              MARKER_KEY: json.dumps(marker)})
             pq.write_table(vocabulary, tmp / "vocabulary.parquet")

@@ -276,6 +276,23 @@ class Run:
         return keyed_vectors(list(self.ids), self.vectors.copy())
 
     # ------------------------------------------------------------------------------------ what else the run holds
+    def slots(self) -> tuple[pa.Array, np.ndarray, int] | None:
+        """(item ids, their export slots, the next free slot) from the training state, or None (a run from before
+        state files). A warm-started run keeps its parent's slots: see :mod:`eges.update.warm`."""
+        import json
+
+        from eges.layout import STATE_KEY
+        from eges.methods import METHODS
+
+        rel = METHODS[self.method].state
+        if not rel or not self.vouched(rel):
+            return None
+        if "slot" not in pq.read_schema(self.out / rel).names:
+            return None
+        state = pq.read_table(self.out / rel, columns=["item_id", "slot"])
+        meta = json.loads((state.schema.metadata or {}).get(STATE_KEY, b"{}"))
+        return state["item_id"].combine_chunks(), state["slot"].to_numpy(), int(meta.get("next_slot", state.num_rows))
+
     def nodes(self) -> pa.Table:
         """The graph's vocabulary (item_id, item_index) in item-index order."""
         if not self.vouched(NODES):

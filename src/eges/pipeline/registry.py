@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 #: '@parent' is the run a warm start continues (``--warm-start``), '@align_to' the run whose space the vectors are
 #: rotated onto (``--align-to``): both are run folders, not files.
 EXTERNAL_INPUTS = ("@events", "@items", "@edges", "@parent", "@align_to")
+#: The external inputs that are run folders: fingerprinted by what their manifest records for their training outputs
+#: (``pipeline.parent.run_fingerprint``), not by hashing the whole folder.
+RUN_FOLDER_INPUTS = ("@parent", "@align_to")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,16 @@ from eges.pipeline.lock import (
     is_eges_manifest,
     run_lock,
 )
-from eges.pipeline.registry import STAGES, RunInputs, Stage, StageContext, StageResult, get_stage, producer_of
+from eges.pipeline.registry import (
+    RUN_FOLDER_INPUTS,
+    STAGES,
+    RunInputs,
+    Stage,
+    StageContext,
+    StageResult,
+    get_stage,
+    producer_of,
+)
 from eges.pipeline.staging import own_folder, staged_folder
 
 
@@ -201,7 +210,7 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
         known = entry.get("inputs", {}).get(key)
         if not source_exists(source):
             return "stale", f"input {source} is missing"
-        current = source_fingerprint(source) if key.startswith("@") else fingerprint(source, known)
+        current = input_fingerprint(key, source) if key.startswith("@") else fingerprint(source, known)
         if known is None or current["digest"] != known.get("digest"):
             return "stale", f"input {key.lstrip('@') if key.startswith('@') else key} changed"
     return "fresh", "up to date"
@@ -220,6 +229,9 @@ def run(out_dir: Path, config: Config, inputs: RunInputs, *, from_stage: str | N
     """
     stages = STAGES if stages is None else stages
     check_engine_inputs(config, inputs)
+    from eges.pipeline.parent import check_parent
+
+    check_parent(config, inputs)  # a warm start's parent: finished, with a state, compatible (before any write)
     check_run_folder(out_dir)
     with run_lock(out_dir):
         return _run_locked(out_dir, config, inputs, from_stage, only, to_stage, select, progress, echo, stages)
@@ -345,7 +357,7 @@ def _record(manifest: dict[str, Any], st: Stage, config: Config, inputs: RunInpu
     """Record a finished stage in the manifest and save it (one atomic write)."""
     manifest.setdefault("stages", {})[st.name] = {
         "config": stage_config(st, config),
-        "inputs": {k: source_fingerprint(inputs.get(k)) if k.startswith("@") else fingerprint(ctx.input_path(k))
+        "inputs": {k: input_fingerprint(k, inputs.get(k)) if k.startswith("@") else fingerprint(ctx.input_path(k))
                    for k in st.inputs(inputs, config)},
         "outputs": {rel: fingerprint(out_dir / rel) for rel in st.outputs},
         "rows_in": result.rows_in,
@@ -356,6 +368,15 @@ def _record(manifest: dict[str, Any], st: Stage, config: Config, inputs: RunInpu
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     save_manifest(out_dir, manifest)
+
+
+def input_fingerprint(key: str, source: str) -> dict[str, Any]:
+    """A run input's fingerprint: a run folder (the parent) by its recorded training outputs, else the source's."""
+    if key in RUN_FOLDER_INPUTS:
+        from eges.pipeline.parent import run_fingerprint
+
+        return run_fingerprint(source)
+    return source_fingerprint(source)
 
 
 def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config, stages: dict[str, Stage]) -> None:
@@ -370,12 +391,12 @@ def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config,
 
 def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[str] = (), *,
             events: str | None = None, items: str | None = None, edges: str | None = None,
-            drop_items: bool = False) -> tuple[Config, RunInputs, list[str]]:
+            drop_items: bool = False, parent: str | None = None) -> tuple[Config, RunInputs, list[str]]:
     """The config and inputs a command uses in ``out_dir``: one rule for run, stage and status.
 
     A run folder remembers its inputs and config. Inputs given now replace the remembered ones of their kind
     (--events and --edges replace each other); inputs not given are the remembered ones (``drop_items`` drops the
-    catalog). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply
+    catalog; ``parent`` is a warm start's parent run). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply
     on top; ``config_path`` replaces it. Returns the config, the inputs and one line per change from the record.
     """
     manifest = load_manifest(out_dir)
@@ -391,7 +412,10 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
     else:
         events_now, edges_now = before.get("events"), before.get("edges")
     items_now = None if drop_items else items if items is not None else before.get("items")
-    inputs = RunInputs(events=events_now, items=items_now, edges=edges_now)
+    # A warm start's parent is remembered like the other inputs (and --align-to's run likewise, when given).
+    inputs = RunInputs(events=events_now, items=items_now, edges=edges_now,
+                       parent=parent if parent is not None else before.get("parent"),
+                       align_to=before.get("align_to"))
     recorded_config = manifest.get("config")
     notes = []
     if recorded_config and set(recorded_config) & set(MOVED):  # a run from before a section moved keeps its settings

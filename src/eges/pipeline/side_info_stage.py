@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 
 from eges.config import Config
 from eges.errors import InputError, plain
-from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
+from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_STATE, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
 from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
-from eges.pipeline.stages import walk_batches, walk_counts
+from eges.pipeline.stages import UPDATE_IGNORED, parent_input, walk_batches, walk_counts
 from eges.pipeline.validate_stage import chosen_training, stop_after, training_inputs
 
 log = logging.getLogger("eges")
@@ -126,11 +126,13 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
     return pa.int64() if pa.types.is_floating(field.type) else field.type
 
 
-@stage("eges", sections=("side_info", "train"), outputs=(EGES_VECTORS, EGES_KEYED_VECTORS, SIDE_VECTORS, ATTENTION),
-       ignores=("train.backend",), check=_check_catalog,
-       inputs=lambda inp, cfg: (WALKS, NODES, "@items", *training_inputs(inp, cfg)), enabled=_uses_side_info)
+@stage("eges", sections=("side_info", "train", "update"),
+       outputs=(EGES_VECTORS, EGES_KEYED_VECTORS, SIDE_VECTORS, ATTENTION, EGES_STATE),
+       ignores=("train.backend", *UPDATE_IGNORED), check=_check_catalog,
+       inputs=lambda inp, cfg: (WALKS, NODES, "@items", *training_inputs(inp, cfg), *parent_input(inp)), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
+    from eges.pipeline.parent import start_for, write_model_state
     from eges.side_info.fit import fit_side_info
     from eges.train.stream import compile_kernel
 
@@ -143,11 +145,19 @@ def eges_stage(ctx: StageContext) -> StageResult:
     # validation slice) trains here too, and its cold items are placed from side information all the same.
     tcfg, method, passes = chosen_training(ctx, tcfg, int(counts.sum()))
     n_walks = io.parquet_num_rows(walks)
+    warm: dict[str, Any] = {}
+
+    def start_from(side: Any) -> Any:  # the parent's rows, aligned to this run's items and values
+        start, details = start_for(ctx, nodes["item_id"].to_pylist(), side, tcfg.seed, tcfg.own_weight)
+        warm.update(details)
+        return start
+
     compile_kernel()  # before the bar: its rate and ETA are training's
     with _progress(ctx, int(counts.sum()) * passes, "token", method) as bar:
         emb = fit_side_info(lambda: walk_batches(walks), counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update,
-                            on_epoch=stop_after(passes))
+                            on_epoch=stop_after(passes), start_from=start_from)
+    write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
                    ctx.path(EGES_VECTORS), compression="none")
@@ -157,7 +167,7 @@ def eges_stage(ctx: StageContext) -> StageResult:
     attention = {"item_id": nodes["item_id"], "item": pa.array(emb.attention[:, 0], pa.float32())}
     attention.update({f: pa.array(emb.attention[:, s + 1], pa.float32()) for s, f in enumerate(fields)})
     io.write_table(pa.table(attention), ctx.path(ATTENTION))
-    d = {**emb.details, **notes}
+    d = {**emb.details, **notes, **warm}
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "

@@ -18,8 +18,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eges.config import UPDATE_TRAIN_KEYS, UpdateConfig
 from eges.errors import InputError, StageError
-from eges.layout import BGE_KEYED_VECTORS, BGE_VECTORS, EDGES, GRAPH_STATS, NODES, SESSIONS, VOCAB, WALKS
+from eges.layout import (
+    BGE_KEYED_VECTORS,
+    BGE_STATE,
+    BGE_VECTORS,
+    EDGES,
+    GRAPH_STATS,
+    NODES,
+    SESSIONS,
+    VOCAB,
+    WALKS,
+)
 from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
@@ -94,10 +105,19 @@ def walk_batches(path: Path, rows: int = 1_000_000) -> Iterator[tuple[np.ndarray
 _SKIPGRAM = next(m for m in METHODS.values() if m.stage == "skipgram")  # the method this stage trains (BGE)
 
 
-@stage("skipgram", sections=("train",), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS),
-       inputs=lambda inp, cfg: (WALKS, NODES, *training_inputs(inp, cfg)),
+def parent_input(inp: RunInputs) -> tuple[str, ...]:
+    """A warm start's parent run is an input of the training stages (a rerun parent makes them stale)."""
+    return ("@parent",) if inp.parent is not None else ()
+
+
+#: The [update] keys that are not the training stages' (the graph stage's carry-over).
+UPDATE_IGNORED = tuple(f"update.{f.name}" for f in dataclasses.fields(UpdateConfig) if f.name not in UPDATE_TRAIN_KEYS)
+
+
+@stage("skipgram", sections=("train", "update"), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS, BGE_STATE),
+       inputs=lambda inp, cfg: (WALKS, NODES, *training_inputs(inp, cfg), *parent_input(inp)),
        enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
-       ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores)))
+       ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores), *UPDATE_IGNORED))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
     from eges.methods import backend
@@ -114,6 +134,12 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     trainer = backend(method, cfg.backend)
     if trainer == "gensim":  # gensim cannot stop mid-schedule: its schedule is the passes it trains
         cfg = dataclasses.replace(cfg, epochs=passes)
+    from eges.pipeline.parent import start_for, write_model_state, write_state
+    from eges.side_info.encode import SideInfo
+
+    no_fields = SideInfo([], np.zeros((n_nodes, 0), dtype=np.int32), [])
+    start, warm = start_for(ctx, nodes["item_id"].to_pylist(), no_fields, cfg.seed, cfg.own_weight)
+    tail = warm.pop("tail", None)
     started = time.perf_counter()
     if trainer == "gensim":
         from eges.train.gensim_ref import WalkCorpus, train_bge, vectors_by_index
@@ -122,13 +148,20 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
             corpus = WalkCorpus(lambda: walk_batches(walks_path, rows=100_000), on_batch=bar.update)
             model = train_bge(corpus, counts, n_walks, cfg)
         index, vectors = vectors_by_index(model, n_nodes)
+        order = np.argsort(np.asarray(model.wv.index_to_key, dtype=np.int64))
+        write_state(ctx.path(BGE_STATE), nodes["item_id"].take(pa.array(index)), vectors,
+                    np.asarray(model.syn1neg[order], dtype=np.float32), np.zeros((len(index), 1), np.float32),
+                    method, [], slots=index)  # gensim never warm-starts: slots are item indices
     else:
-        from eges.train.stream import compile_kernel, native_skipgram
+        from eges.train.stream import behaviour_vectors, compile_kernel, native_skipgram_model
 
         compile_kernel()
         with _progress(ctx, int(counts.sum()) * passes, "token", "skipgram") as bar:
-            index, vectors = native_skipgram(lambda: walk_batches(walks_path), counts, n_nodes, cfg, method,
-                                             on_tokens=bar.update, on_epoch=stop_after(passes))
+            trained = native_skipgram_model(lambda: walk_batches(walks_path), counts, n_nodes, cfg, method,
+                                            on_tokens=bar.update, start=start, on_epoch=stop_after(passes))
+        index = np.flatnonzero(counts[:n_nodes] > 0)
+        vectors = np.ascontiguousarray(behaviour_vectors(trained)[index])
+        write_model_state(ctx.path(BGE_STATE), nodes["item_id"], trained, method, tail)
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
@@ -138,7 +171,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
                "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": passes,
-               "method": method}
+               "method": method, **warm}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
                        f"{trainer}: {len(index):,} vectors, {passes} epoch(s), "

@@ -21,7 +21,7 @@ from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolve
 def validates(inputs: RunInputs, config: Config) -> bool:
     """Whether the run chooses on a validation slice: the log decides the passes (train.epochs = 0) or, with a
     catalog, the method (train.method = auto). An edge list has no times to hold out."""
-    if inputs.edges is not None:
+    if inputs.edges is not None or inputs.parent is not None:  # a warm start: update.epochs (docs/updates.md)
         return False
     return config.train.epochs == 0 or (config.train.method == "auto" and inputs.items is not None)
 
@@ -159,6 +159,11 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) 
     from eges.train.stream import resolve_epochs
 
     method = resolved_method(ctx.inputs, ctx.config)
+    if ctx.inputs.parent is not None:  # a warm start: the parent's method, update.epochs passes at update.alpha
+        from eges.pipeline.parent import warm_method, warm_train_config
+
+        cfg = warm_train_config(resolve_epochs(cfg, tokens_per_epoch), ctx.config["update"])
+        return cfg, warm_method(ctx.inputs, ctx.config), cfg.epochs
     selection = read_selection(ctx)
     if selection is not None:
         if ctx.config.train.method == "auto":

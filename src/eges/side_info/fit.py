@@ -15,7 +15,7 @@ from eges.config import TrainConfig
 from eges.errors import InputError, plain
 from eges.methods import cold_share, method_of
 from eges.side_info.encode import SideInfo, encode
-from eges.train.stream import EgesModel, EpochCallback, behaviour_vectors, train_stream
+from eges.train.stream import EgesModel, EpochCallback, StartState, behaviour_vectors, train_stream
 
 
 def cold_start_vectors(model: EgesModel, codes: np.ndarray, seen: np.ndarray,
@@ -103,6 +103,8 @@ class SideInfoEmbeddings:
     value_vectors: np.ndarray
     attention: np.ndarray  # (n behaviour items, 1 + n fields): item, then each field
     details: dict[str, Any] = field(default_factory=dict)
+    #: the trained model (rows, context rows, attention logits): what a child run continues from
+    model: EgesModel | None = None
 
     @property
     def mean_attention(self) -> dict[str, float]:
@@ -113,9 +115,11 @@ class SideInfoEmbeddings:
 def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
                   node_ids: list[Any], catalog: pd.DataFrame, id_col: str, fields: list[str], numeric_buckets: int,
                   cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
-                  on_epoch: EpochCallback | None = None) -> SideInfoEmbeddings:
+                  on_epoch: EpochCallback | None = None,
+                  start_from: Callable[[SideInfo], StartState | None] | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
-    frequencies in them) and place the catalog's other items from side information."""
+    frequencies in them) and place the catalog's other items from side information. ``start_from`` gives the
+    rows training starts from, given the encoded side information (a warm start from a parent run)."""
     catalog_ids = catalog[id_col]
     in_graph = check_overlap(catalog_ids, node_ids, id_col)
     cold_ids = catalog_ids[~in_graph].tolist()
@@ -126,7 +130,9 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
     # A method without side information (chosen by validation) trains on the items' own rows only; its cold items
     # are then placed from value vectors that are the means of the behaviour vectors (value_means).
     train_side = side if uses_side else SideInfo([], np.zeros((len(side.codes), 0), dtype=np.int32), [])
-    model = train_stream(batches, counts, n_nodes, train_side, cfg, method, on_tokens=on_tokens, on_epoch=on_epoch)
+    start = start_from(train_side) if start_from is not None else None  # a warm start: the parent's rows
+    model = train_stream(batches, counts, n_nodes, train_side, cfg, method, on_tokens=on_tokens, on_epoch=on_epoch,
+                         start=start)
     seconds = time.perf_counter() - started
     # Nodes no walk visits (dangling items with no in-edges) kept a random, untrained own row: they are cold-start
     # items, placed from side information like the catalog's items the log never shows.
@@ -158,6 +164,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
         value_label=[v for vals in side.values for v in vals],
         value_vectors=values,
         attention=weights,
+        model=model,
     )
     out.details = {"method": method, "epochs": len(model.losses), "cold_share": cold_share(method, cfg.cold_share),
                    "fields": how, "mean_attention": out.mean_attention,

@@ -120,11 +120,17 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     model plus one batch. ``counts`` are the node frequencies in the walks (for negatives and down-sampling).
 
     The learning rate decays with the tokens done over all batches and epochs; one thread is bit-for-bit
-    reproducible for a seed and the same batches. ``start`` replaces the random initial rows (a warm start);
+    reproducible for a seed and the same batches. ``start`` replaces the random initial rows (a warm start; with a
+    start, ``cfg.epochs`` 0 trains no pass and returns the start, where without one 0 means the epochs rule);
     ``on_epoch`` may stop training after any pass (the learning rate still decays over ``cfg.epochs`` passes, so a
     stopped run has not reached ``min_alpha``).
     """
     row = method_of(method)
+    if start is not None and cfg.epochs == 0:  # a warm start with no pass (update.epochs = 0): the start as it is
+        n_fields = len(side.fields)
+        arrays = _start_arrays(start, (n_nodes + side.n_values, cfg.dimension), (n_nodes, cfg.dimension),
+                               (n_nodes, n_fields + 1))
+        return EgesModel(*arrays, side, bool(row.attention), [])
     cfg = resolve_epochs(cfg, int(np.sum(counts[:n_nodes])))
     rng = np.random.default_rng(cfg.seed)
     dim = cfg.dimension
@@ -195,11 +201,20 @@ def native_skipgram(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]
     are streamed (``batches()`` once per epoch); nodes no walk visits get no vector (gensim's vocabulary leaves them
     out too).
     """
-    method = method or resolve("auto", has_catalog=False).name
-    no_fields = SideInfo([], np.zeros((n_nodes, 0), dtype=np.int32), [])
-    model = train_stream(batches, counts, n_nodes, no_fields, cfg, method, on_tokens=on_tokens, on_epoch=on_epoch)
+    model = native_skipgram_model(batches, counts, n_nodes, cfg, method, on_tokens, on_epoch=on_epoch)
     visited = np.flatnonzero(np.asarray(counts[:n_nodes]) > 0)
     return visited.astype(np.int64), np.ascontiguousarray(behaviour_vectors(model)[visited])
+
+
+def native_skipgram_model(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray,
+                          n_nodes: int, cfg: TrainConfig, method: str | None = None,
+                          on_tokens: Callable[[int], None] | None = None,
+                          start: StartState | None = None, on_epoch: EpochCallback | None = None) -> EgesModel:
+    """The whole model of :func:`native_skipgram` (every node's rows, for a child run's warm start)."""
+    method = method or resolve("auto", has_catalog=False).name
+    no_fields = SideInfo([], np.zeros((n_nodes, 0), dtype=np.int32), [])
+    return train_stream(batches, counts, n_nodes, no_fields, cfg, method, on_tokens=on_tokens, start=start,
+                        on_epoch=on_epoch)
 
 
 @njit(cache=True, parallel=True)

@@ -1,0 +1,162 @@
+"""The warm-start study (docs/studies/warm-start.md, issue 20): how many passes and which learning rate a daily
+update (``eges run --warm-start``) needs to match a full retrain.
+
+For a multi-day log, by UTC day: a parent run on days 1..k; a full retrain on days 1..k+1 (fresh, train.epochs
+passes); updates on days 1..k+1 (window mode) warm-started from the parent, for each update.epochs x update.alpha;
+all scored on next-item transitions of day k+2 (HitRate@10/@50 of the next item among the query's nearest by
+cosine, over pairs of items every model knows), with the training seconds of each run and the median cosine of
+shared items' vectors to the parent's (drift).
+
+    python -m benchmarks.study_warm_start [--out /tmp/warm-study] [--dataset sample|taobao|yoochoose]
+        [--k 7] [--epochs 1,2,3] [--alphas 0.0025,0.01,0.025] [--set train.dimension=32 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("EGES_DATASETS", Path.home() / ".cache" / "eges-datasets"))
+DAY = 86_400
+
+
+def inputs(name: str) -> tuple[Path, Path | None]:
+    folder = ROOT / "data" if name == "sample" else DATASETS / name
+    items = folder / "items.parquet"
+    return folder / "events.parquet", items if items.exists() else None
+
+
+def split_days(events: Path, out: Path, k: int) -> tuple[Path, Path, Path, list[str]]:
+    """Events of days 1..k, of days 1..k+1, and of day k+2 (days counted back from the log's last full day)."""
+    table = pq.read_table(events)
+    ts = table["timestamp"].to_numpy()
+    days = np.unique(ts // DAY)
+    counts = np.bincount(np.searchsorted(days, ts // DAY))
+    busy = days[counts >= 0.2 * np.median(counts)]  # stray early days join day 1
+    first = busy[0]
+    bounds = [(first + d) * DAY for d in (k, k + 1, k + 2)]
+    paths = [out / "days_1_k.parquet", out / "days_1_k1.parquet", out / "day_k2.parquet"]
+    pq.write_table(table.filter(pc.less(table["timestamp"], bounds[0])), paths[0])
+    pq.write_table(table.filter(pc.less(table["timestamp"], bounds[1])), paths[1])
+    pq.write_table(table.filter(pc.and_(pc.greater_equal(table["timestamp"], bounds[1]),
+                                        pc.less(table["timestamp"], bounds[2]))), paths[2])
+    names = [str(pd.to_datetime(b, unit="s").date()) for b in (first * DAY, *bounds)]
+    return paths[0], paths[1], paths[2], names
+
+
+def vectors(run: Path) -> tuple[pd.Index, np.ndarray, float]:
+    """Item ids, vectors and training seconds of a finished run (behaviour items only)."""
+    import eges
+    from eges.methods import METHODS
+
+    loaded = eges.load(run)
+    method = METHODS[loaded.method]
+    table = pq.read_table(run / method.vectors)
+    if "source" in table.column_names:
+        table = table.filter(pc.equal(table["source"], "behaviour"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    seconds = manifest["stages"][method.stage]["details"]["train_seconds"]
+    return (pd.Index(table["item_id"].to_pylist()), np.stack(table["vector"].to_numpy(zero_copy_only=False)),
+            float(seconds))
+
+
+def test_pairs(test_events: Path, out: Path, settings: list[str]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """The next-item transitions of the test day, cut into sessions like the training log."""
+    import eges
+    from eges.evaluation.nested import read_sessions
+
+    eges.run(out / "test", events=str(test_events), until="sessions", settings=settings)
+    ids, _, cur, prev = read_sessions(out / "test")
+    has = prev >= 0
+    return ids, prev[has], cur[has]
+
+
+def hit_rates(ids: pd.Index, vecs: np.ndarray, test: tuple[pd.Index, np.ndarray, np.ndarray], known: pd.Index,
+              ks: tuple[int, ...] = (10, 50)) -> dict[int, float]:
+    from eges.evaluation.metrics import hits_and_recall
+    from eges.evaluation.scorers import CosineScorer
+
+    test_ids, prev, cur = test
+    a, b = known.get_indexer(test_ids[prev]), known.get_indexer(test_ids[cur])
+    ok = (a >= 0) & (b >= 0)  # the same pairs for every model: both items known to the full retrain
+    a, b = a[ok], b[ok]
+    rows = ids.get_indexer(known)
+    has = rows >= 0  # a model without an item's vector misses its pairs
+    matrix = np.zeros((len(known), vecs.shape[1]), dtype=np.float32)
+    matrix[has] = vecs[rows[has]]
+    scorer = CosineScorer("m", matrix, has)
+    queries, query_of_pair = np.unique(a, return_inverse=True)
+    top = scorer.top_k(queries, max(ks))
+    return {k: v[0] for k, v in hits_and_recall(top, query_of_pair, b, ks).items()} | {"pairs": len(a)}
+
+
+def median_cosine(a: tuple[pd.Index, np.ndarray], b: tuple[pd.Index, np.ndarray]) -> float:
+    shared = a[0].intersection(b[0])
+    x, y = a[1][a[0].get_indexer(shared)], b[1][b[0].get_indexer(shared)]
+    cos = np.sum(x * y, axis=1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12)
+    return float(np.median(cos))
+
+
+def main() -> None:
+    import eges
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="/tmp/warm-study")
+    parser.add_argument("--dataset", default="sample")
+    parser.add_argument("--k", type=int, default=7)
+    parser.add_argument("--epochs", default="1,2,3")
+    parser.add_argument("--alphas", default="0.0025,0.01,0.025")
+    parser.add_argument("--set", dest="settings", action="append", default=[])
+    args = parser.parse_args()
+    out = Path(args.out) / args.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    events, items = inputs(args.dataset)
+    train, window, test_day, names = split_days(events, out, args.k)
+    settings = ["neighbours.k=50", *args.settings]
+    common = {"items": str(items) if items else None, "settings": settings, "until": "eges" if items else "skipgram"}
+    eges.run(out / "parent", events=str(train), **common)
+    eges.run(out / "retrain", events=str(window), **common)
+    test = test_pairs(test_day, out, settings)
+    parent, retrain = vectors(out / "parent"), vectors(out / "retrain")
+    known = retrain[0]
+    rows = []
+
+    def row(label: str, run: tuple[pd.Index, np.ndarray, float]) -> None:
+        hr = hit_rates(run[0], run[1], test, known)
+        rows.append({"model": label, "HR@10": hr[10], "HR@50": hr[50], "pairs": hr["pairs"],
+                     "train s": run[2], "median cos to parent": median_cosine(parent[:2], run[:2])})
+
+    row("parent (days 1..k, no update)", parent)
+    row("full retrain (days 1..k+1)", retrain)
+    for e in [int(x) for x in args.epochs.split(",")]:
+        for a in [float(x) for x in args.alphas.split(",")]:
+            folder = out / f"update_e{e}_a{a:g}"
+            eges.run(folder, events=str(window), warm_start=out / "parent",
+                     **{**common, "settings": [*settings, f"update.epochs={e}", f"update.alpha={a:g}"]})
+            row(f"update epochs={e} alpha={a:g}", vectors(folder))
+    table = pd.DataFrame(rows)
+    full = table.loc[1]
+    table["HR@50 vs retrain"] = table["HR@50"] / full["HR@50"] - 1
+    table["time vs retrain"] = table["train s"] / full["train s"]
+    print(f"{args.dataset}: days {names[0]}..{names[1]} (parent), update {names[1]}..{names[2]}, test {names[2]}..{names[3]}")
+    table.to_csv(out / "table.csv", index=False)
+    print(markdown(table))
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A markdown table (pandas' needs tabulate, which eges does not depend on)."""
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+if __name__ == "__main__":
+    main()

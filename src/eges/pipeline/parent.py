@@ -1,0 +1,237 @@
+"""The parent run of a warm start (``eges run --warm-start PARENT``): the state file a training stage leaves for its
+children, the checks a child makes before anything is written, the parent's fingerprint and the chain of updates.
+
+The arrays themselves are aligned in :mod:`eges.update.warm`; this module reads and writes the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from eges.config import Config, TrainConfig, UpdateConfig
+from eges.errors import EgesError, ParentError
+from eges.layout import MANIFEST, SIDE_VECTORS, STATE_KEY
+from eges.methods import METHODS, Method, allowed
+from eges.pipeline import io
+from eges.pipeline.registry import RunInputs, StageContext, run_method
+
+RERUN = "rerun the parent with this eges version"
+
+
+# --------------------------------------------------------------------------------------------- writing the state
+@dataclass
+class StateTail:
+    """What a warm start adds to its state file: its items' export slots and the chain's next free slot, and the
+    parent's items this run has no behaviour for (ids, rows, context rows, attention, slots), kept as they were so
+    an item that returns continues from its rows and every item keeps its export row."""
+
+    slots: np.ndarray
+    next_slot: int
+    kept_ids: pa.Array
+    kept_rows: np.ndarray
+    kept_context: np.ndarray
+    kept_attention: np.ndarray
+    kept_slots: np.ndarray
+
+
+def write_state(path: Path, item_ids: pa.Array, rows: np.ndarray, context: np.ndarray, attention: np.ndarray,
+                method: str, fields: list[str], tail: StateTail | None = None,
+                slots: np.ndarray | None = None) -> None:
+    """The state a child continues from: per item its own row, context row and attention logits (float32,
+    uncompressed like the vectors) and its export slot (a fresh run's are ``slots``, by default the item indices;
+    a warm start's come with its ``tail``); the method, dimension, fields and next slot in the schema metadata."""
+    slot = np.arange(len(rows), dtype=np.int64) if slots is None else np.asarray(slots, dtype=np.int64)
+    next_slot = int(slot.max(initial=-1)) + 1
+    ids = pa.chunked_array([item_ids]).combine_chunks() if not isinstance(item_ids, pa.Array) else item_ids
+    if tail is not None:
+        ids = pa.concat_arrays([ids, tail.kept_ids.cast(ids.type)])
+        slot, next_slot = np.concatenate([tail.slots, tail.kept_slots]), tail.next_slot
+        rows, context = np.concatenate([rows, tail.kept_rows]), np.concatenate([context, tail.kept_context])
+        attention = np.concatenate([attention, tail.kept_attention])
+    meta = {"method": method, "dimension": int(rows.shape[1]), "fields": list(fields), "next_slot": next_slot}
+    table = pa.table({"item_id": ids, "slot": pa.array(slot, pa.int64()), "row": io.vector_column(rows),
+                      "context": io.vector_column(context), "attention": io.vector_column(attention)})
+    io.write_table(table.replace_schema_metadata({STATE_KEY: json.dumps(meta).encode()}), path, compression="none")
+
+
+def write_model_state(path: Path, item_ids: Any, model: Any, method: str, tail: StateTail | None = None) -> None:
+    """:func:`write_state` of a trained model (``eges.train.stream.EgesModel``) over ``item_ids`` (its nodes)."""
+    write_state(path, item_ids, model.table[: model.n_nodes], model.context, model.attention, method,
+                list(model.side.fields), tail)
+
+
+# --------------------------------------------------------------------------------------------- the parent run
+def parent_manifest(parent: str) -> dict[str, Any]:
+    """The parent's manifest: the folder must hold an eges run that finished a stage, else a named error."""
+    from eges.pipeline.runner import load_manifest
+
+    path = Path(parent)
+    if not path.is_dir():
+        raise ParentError(f"--warm-start {parent}: no such run folder")
+    if not (path / MANIFEST).is_file():
+        raise ParentError(f"--warm-start {parent} holds no eges run (no {MANIFEST})")
+    try:
+        manifest = load_manifest(path)
+    except EgesError as exc:
+        raise ParentError(f"--warm-start {parent}: {exc}") from None
+    if "inputs" not in manifest:
+        raise ParentError(f"--warm-start {parent} is an eges run that has not finished a stage")
+    return manifest
+
+
+def parent_training(parent: str, manifest: dict[str, Any]) -> tuple[Method, dict[str, Any], Path]:
+    """The method the parent trained, its training stage's manifest entry and its state file. The method is the
+    state's: the eges stage may have trained BGE (chosen on the validation slice), its state beside the eges vectors."""
+    from eges.methods import resolve
+
+    stages = manifest.get("stages", {})
+    try:  # the method the parent's remembered config trains first (a folder may hold an older method's vectors too)
+        current = resolve(manifest.get("config", {}).get("train", {}).get("method", "auto"),
+                          bool(manifest.get("inputs", {}).get("items")))
+    except EgesError:
+        current = None
+    for method in sorted(METHODS.values(), key=lambda m: m != current):
+        entry = stages.get(method.stage)
+        if entry is None or method.vectors not in entry.get("outputs", {}):
+            continue
+        if method.state not in entry.get("outputs", {}):
+            raise ParentError(f"--warm-start {parent} was trained by an eges without state files; {RERUN}")
+        meta = state_meta(Path(parent) / method.state, parent)
+        return METHODS[meta["method"]], entry, Path(parent) / method.state
+    raise ParentError(f"--warm-start {parent} has no trained vectors yet (its run stopped before training); "
+                      "finish it with `eges run --out` first")
+
+
+def state_meta(path: Path, parent: str) -> dict[str, Any]:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[STATE_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        raise ParentError(f"--warm-start {parent}: its state file {path} is missing or unreadable; {RERUN}") from None
+
+
+def warm_method(inputs: RunInputs, config: Config) -> str:
+    """The method a run trains: with a parent and train.method = auto, the parent's (a warm start continues what
+    the parent trained, which its validation slice may have chosen), else the run's own."""
+    if inputs.parent is not None and config.train.method == "auto":
+        method, _, _ = parent_training(inputs.parent, parent_manifest(inputs.parent))
+        if method.name in allowed(inputs.items is not None):
+            return method.name
+    return run_method(inputs, config).name
+
+
+def check_parent(config: Config, inputs: RunInputs) -> None:
+    """Before anything is written: the parent is a finished eges run with a state, trained by this run's method with
+    its dimension and side-information fields, and this run trains natively (gensim cannot start from rows)."""
+    if inputs.parent is None:
+        return
+    manifest = parent_manifest(inputs.parent)
+    parent_method, _, state = parent_training(inputs.parent, manifest)
+    meta = state_meta(state, inputs.parent)
+    method = METHODS[warm_method(inputs, config)]
+    if method.name != parent_method.name:
+        raise ParentError(f"--warm-start {inputs.parent} was trained with method {parent_method.name}, this run "
+                          f"trains {method.name}; a warm start continues the same method")
+    if meta["dimension"] != config.train.dimension:
+        raise ParentError(f"--warm-start {inputs.parent} has dimension {meta['dimension']}, this run "
+                          f"{config.train.dimension} (train.dimension); a warm start keeps the dimension")
+    from eges.methods import backend
+
+    if backend(method.name, config.train.backend) != "native":
+        raise ParentError("a warm start needs the native trainer (train.backend = native or auto): gensim cannot "
+                          "start from given rows")
+    if method.side_info and inputs.items is not None:
+        from eges.pipeline.side_info_stage import read_catalog
+
+        _, fields, _ = read_catalog(inputs.items, config.side_info)
+        if sorted(fields) != sorted(meta["fields"]):
+            raise ParentError(f"--warm-start {inputs.parent} was trained on side-information fields "
+                              f"{', '.join(meta['fields'])}; this catalog has {', '.join(fields)}; give a catalog "
+                              "with the same fields (or set side_info.fields)")
+
+
+def run_fingerprint(parent: str) -> dict[str, Any]:
+    """A run folder as an input: the digests its manifest records for its training outputs (vectors and state),
+    each file checked against its record by size and mtime (rehashed only when they moved), so a rerun or a
+    hand-edited parent changes it without hashing the whole folder."""
+    try:
+        manifest = parent_manifest(parent)
+        method, entry, _ = parent_training(parent, manifest)
+    except ParentError as exc:
+        return {"digest": f"unusable: {exc}"}
+    h = hashlib.blake2b(digest_size=16)
+    for rel, known in sorted(entry["outputs"].items()):
+        path = Path(parent) / rel
+        digest = io.fingerprint(path, known)["digest"] if path.exists() else "missing"
+        h.update(f"{rel}\0{digest}\0".encode())
+    return {"run": str(parent), "method": method.name, "digest": h.hexdigest()}
+
+
+def lineage(parent: str) -> dict[str, Any]:
+    """The parent (path, method, fingerprint) and the chain of updates, oldest first: the parent's chain, then it."""
+    manifest = parent_manifest(parent)
+    method, entry, _ = parent_training(parent, manifest)
+    own = {"path": str(parent), "method": method.name, "digest": run_fingerprint(parent)["digest"],
+           "finished_at": entry.get("finished_at")}
+    before = entry.get("details", {}).get("lineage", {}).get("chain", [])
+    return {"parent": own, "chain": [*before, own]}
+
+
+def read_parent_state(parent: str, fields: list[str]) -> Any:
+    """The parent's rows as a :class:`eges.update.warm.ParentState`, attention columns in this run's field order."""
+    from eges.update.warm import ParentState
+
+    method, _, path = parent_training(parent, parent_manifest(parent))
+    state = pq.read_table(path)
+    meta = state_meta(path, parent)
+    attention = _matrix(state["attention"]) if state.num_rows else np.zeros((0, 1 + len(fields)), np.float32)
+    order = [0, *(1 + meta["fields"].index(f) for f in fields)] if method.side_info else [0]
+    values = pq.read_table(Path(parent) / SIDE_VECTORS) if method.side_info else None
+    return ParentState(
+        item_ids=state["item_id"].to_pylist(), rows=_matrix(state["row"]), context=_matrix(state["context"]),
+        attention=np.ascontiguousarray(attention[:, order]),
+        value_field=values["field"].to_pylist() if values is not None else [],
+        value_label=values["value"].to_pylist() if values is not None else [],
+        value_rows=_matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32),
+        slots=state["slot"].to_numpy() if "slot" in state.column_names else None,  # an early state: item order
+        next_slot=int(meta.get("next_slot", state.num_rows)))
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    col = column.combine_chunks()
+    return np.ascontiguousarray(col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size),
+                                dtype=np.float32)
+
+
+def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig) -> TrainConfig:
+    """The [train] settings of a warm start: update.epochs passes (-1: a third of a fresh run's, at least one) at
+    update.alpha decaying to train.min_alpha (or alpha, if lower). ``tcfg`` has its epochs resolved."""
+    import dataclasses
+
+    epochs = max(1, tcfg.epochs // 3) if ucfg.epochs < 0 else ucfg.epochs
+    return dataclasses.replace(tcfg, epochs=epochs, alpha=ucfg.alpha, min_alpha=min(tcfg.min_alpha, ucfg.alpha))
+
+
+def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
+              own_weight: float) -> tuple[Any, dict[str, Any]]:
+    """What a training stage starts from: (StartState, or None without a parent; details for the manifest, and
+    under "tail" the :class:`StateTail`, which the stage pops and passes to :func:`write_state`)."""
+    if ctx.inputs.parent is None:
+        return None, {}
+    from eges.update.warm import warm_start
+
+    parent = read_parent_state(ctx.inputs.parent, list(side.fields))
+    start, counts = warm_start(parent, node_ids, side, seed, own_weight)
+    kept = counts.pop("kept")
+    parent_slots = parent.slots if parent.slots is not None else np.arange(len(parent.item_ids), dtype=np.int64)
+    tail = StateTail(counts.pop("slots"), counts.pop("next_slot"), pa.array(parent.item_ids).take(pa.array(kept)),
+                     parent.rows[kept], parent.context[kept], parent.attention[kept], parent_slots[kept])
+    return start, {"warm_start": counts, "lineage": lineage(ctx.inputs.parent), "tail": tail}
