@@ -269,6 +269,30 @@ class EngineConfig:
                 raise ConfigError(f"engine.spark_conf entries must be spark.KEY=VALUE, got {item!r}")
 
 
+@dataclass(frozen=True)
+class UpdateConfig:
+    """A run with a parent (``--warm-start PARENT``, a daily update): how it continues from the parent run."""
+
+    # ---- the graph's carry-over (read by the graph stage only; GRAPH_UPDATE_KEYS lists these keys)
+    events: str = opt("new", "What the events of a run with a parent are: 'new' (only the events since the parent: "
+                      "the graph is their transition counts plus the parent's edges carried over, decayed by "
+                      "update.carry_over) or 'window' (a window of the log: its graph alone counts and the parent's "
+                      "graph is not read). Ignored without a parent.", choices=("new", "window"))
+    carry_over: float = opt(0.8, "Factor applied to the parent's edge weights at each update with events = 'new' "
+                            "(a weight seen n updates ago counts carry_over^n; 0.8 is a half-life of about three "
+                            "daily updates). docs/studies/updates.md chose it.", min=0, max=1)
+    min_carried_weight: float = opt(0.2, "A carried edge whose decayed weight falls below this is dropped (the "
+                                    "floor of carried weights; graph.min_edge_weight applies to the new counts "
+                                    "only). At the defaults an edge seen once lasts seven updates.", min=0)
+    forget_days: float = opt(30.0, "Items no update has seen for this many days (by event time, against the newest "
+                             "event of the update) fall out of the graph with their edges; 0 never forgets.",
+                             min=0)
+
+
+#: The [update] keys the graph stage reads (the others are training keys, ignored by the graph stage).
+GRAPH_UPDATE_KEYS = ("events", "carry_over", "min_carried_weight", "forget_days")
+
+
 MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
@@ -283,6 +307,7 @@ SECTIONS: dict[str, type] = {
     "neighbours": NeighboursConfig,
     "users": UsersConfig,
     "evaluate": EvaluateConfig,
+    "update": UpdateConfig,
 }
 
 

@@ -7,6 +7,7 @@ contract's log line and details, the same on every engine. The skipgram stage ca
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eges.config import GRAPH_UPDATE_KEYS, UpdateConfig
 from eges.errors import InputError, StageError
 from eges.layout import BGE_KEYED_VECTORS, BGE_VECTORS, EDGES, GRAPH_STATS, NODES, SESSIONS, VOCAB, WALKS
 from eges.methods import METHODS
@@ -41,17 +43,46 @@ def sessions_stage(ctx: StageContext) -> StageResult:
 
 # --------------------------------------------------------------------------------------------- graph
 def _graph_inputs(inp: RunInputs, config: Any) -> tuple[str, ...]:
-    return ("@edges",) if inp.edges is not None else (SESSIONS, VOCAB)
+    """The parent run is an input only when its graph is carried over, so a window update never goes stale when
+    the parent changes."""
+    from eges.pipeline.parent_graph import carries_parent
+
+    if inp.edges is not None:
+        return ("@edges",)
+    return (SESSIONS, VOCAB, "@parent") if carries_parent(inp, config) else (SESSIONS, VOCAB)
 
 
-@stage("graph", sections=("graph",), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs)
+def _check_parent_graph(ctx: StageContext, will_run: set[str]) -> None:
+    """A parent whose graph cannot be carried over is refused before the first stage writes anything."""
+    from eges.pipeline.parent_graph import parent_graph
+
+    if "graph" in will_run:
+        found = parent_graph(ctx)
+        if found is not None:
+            from eges.graph.carry import require_last_seen
+
+            require_last_seen(found.nodes, found.where)
+
+
+#: The [update] keys that are not the graph's (training keys): they never make the graph stale.
+_NOT_GRAPH_UPDATE_KEYS = tuple(f"update.{f.name}" for f in dataclasses.fields(UpdateConfig)
+                               if f.name not in GRAPH_UPDATE_KEYS)
+
+
+@stage("graph", sections=("graph", "update"), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs,
+       ignores=_NOT_GRAPH_UPDATE_KEYS, check=_check_parent_graph)
 def graph_stage(ctx: StageContext) -> StageResult:
-    """Build the weighted directed item graph (edge i->j = times j directly follows i in a session)."""
+    """Build the weighted directed item graph (edge i->j = times j directly follows i in a session); with a parent
+    and update.events = 'new', add the parent's edges carried over (``eges.graph.carry``)."""
     rows_in, stats = ctx.engine.graph(ctx)
     with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
         tmp.write_text(json.dumps(stats, indent=2))
     summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
                f"{stats['weak_components']:,} weak components")
+    if "update" in stats:
+        from eges.graph.carry import update_summary
+
+        summary += f"; {update_summary(stats['update'])}"
     return StageResult(rows_in, stats["edges"], summary, stats)
 
 
