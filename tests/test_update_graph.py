@@ -29,11 +29,15 @@ def _events(sessions: list[list[int]], start: int, text: bool = False) -> pd.Dat
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
+#: Tiny walks and training: every run here is complete, so that it can be a warm start's parent.
+TINY = ("walks.walks_per_node=2", "walks.walk_length=4", "train.dimension=8", "train.epochs=1")
+
+
 def _run(out: Path, events: pd.DataFrame, sets: tuple[str, ...] = (), parent: Path | None = None,
-         until: str = "graph") -> Path:
+         until: str = "skipgram") -> Path:
     path = out.parent / f"{out.name}_events.parquet"
     events.to_parquet(path, index=False)
-    config = load_config(overrides=sets)
+    config = load_config(overrides=(*TINY, *sets))
     runner.run(out, config, RunInputs(events=str(path), parent=str(parent) if parent else None), to_stage=until,
                progress=False, echo=lambda s: None)
     return out
