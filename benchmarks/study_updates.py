@@ -83,8 +83,9 @@ def eges_run(out: Path, events: Path, sets: list[str], parent: Path | None = Non
         raise SystemExit(f"failed ({Path(f'{out}.log').read_text()[-2000:]}): {' '.join(cmd)}")
     manifest = json.loads((out / "manifest.json").read_text())
     stats = json.loads((out / "graph/stats.json").read_text())
-    return {"wall": time.perf_counter() - started,
-            "train": manifest["stages"]["skipgram"]["details"]["train_seconds"],
+    details = manifest["stages"]["skipgram"]["details"]
+    return {"wall": time.perf_counter() - started, "train": details["train_seconds"], "epochs": details["epochs"],
+            "tokens": details["words_per_second"] * details["train_seconds"] / 1e6,
             "edges": stats["edges"], "nodes": stats["nodes"], "update": stats.get("update")}
 
 
@@ -174,35 +175,37 @@ def main() -> None:
     arms[f"update, window days {first}..{k + 1}"] = (
         eges_run(out, window(files, first, k + 1, folder / "days"), [*sets, "update.events='window'"], parent), out)
     print(f"\n## One update: day {k + 1} added, tested on day {k + 2} ({len(pairs[0]):,} pairs)\n")
-    print("| run | HR@10 | HR@50 | next-item AUC | train s | wall s | nodes | edges | drift from parent |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| run | HR@10 | HR@50 | next-item AUC | passes | M tokens trained | train s | wall s | nodes | edges | "
+          "drift from parent |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (info, run) in arms.items():
         s = scores(run, pairs, universe)
         d = "" if run == parent else f"{drift(parent, run):.3f}"
-        print(f"| {name} | {s['hr10']:.4f} | {s['hr50']:.4f} | {s['auc']:.4f} | {info['train']:.1f} | "
+        print(f"| {name} | {s['hr10']:.4f} | {s['hr50']:.4f} | {s['auc']:.4f} | {info['epochs']} | "
+              f"{info['tokens']:.1f} | {info['train']:.1f} | "
               f"{info['wall']:.0f} | {info['nodes']:,} | {info['edges']:,} | {d} |", flush=True)
 
     if args.skip_chain:
         return
     # ---------------------------------------------------------------- a chain of daily updates
     print(f"\n## Daily updates from day {k + 1} to day {len(files) - 1}, each tested on the next day\n")
-    print("| day | update HR@50 | full HR@50 | update / full | update train s | full train s | drift |")
-    print("|---|---|---|---|---|---|---|")
+    print("| day | update HR@50 | full HR@50 | update / full | update M tokens | full M tokens | update train s | "
+          "full train s | drift |")
+    print("|---|---|---|---|---|---|---|---|---|")
     chain_sets = [*sets, "update.events='new'"]
     if args.chain_carry is not None:
         chain_sets.append(f"update.carry_over={args.chain_carry}")
     previous = parent
     for d in range(k + 1, len(files)):
         test = test_pairs(files[d], folder)
-        upd = folder / f"chain-{d}"
+        upd = folder / (f"chain-{d}" if args.chain_carry is None else f"chain-{d}-carry{args.chain_carry}")
         info_u = eges_run(upd, files[d - 1], chain_sets, previous)
         full = folder / f"full-1-{d}"
-        info_f = eges_run(full, window(files, 1, d, folder / "days"), sets) if not (full / "manifest.json").exists() \
-            else {"train": json.loads((full / "manifest.json").read_text())["stages"]["skipgram"]["details"]
-                  ["train_seconds"]}
+        info_f = eges_run(full, window(files, 1, d, folder / "days"), sets)  # a fresh folder's stages are reused
         su, sf = scores(upd, test, universe), scores(full, test, universe)
         print(f"| {d} | {su['hr50']:.4f} | {sf['hr50']:.4f} | {su['hr50'] / max(sf['hr50'], 1e-12):.3f} | "
-              f"{info_u['train']:.1f} | {info_f['train']:.1f} | {drift(previous, upd):.3f} |", flush=True)
+              f"{info_u['tokens']:.1f} | {info_f['tokens']:.1f} | {info_u['train']:.1f} | {info_f['train']:.1f} | "
+              f"{drift(previous, upd):.3f} |", flush=True)
         previous = upd
 
 
