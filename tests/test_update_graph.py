@@ -184,9 +184,9 @@ def test_spark_equals_duckdb_on_a_parent_and_a_new_day(spark, tmp_path):
     parent = _run(tmp_path / "parent", first)
     sets = ("update.carry_over=0.6", "update.min_carried_weight=0.7", "update.forget_days=3.5",
             "graph.min_edge_weight=1")
-    duck = _run(tmp_path / "duck", day, sets, parent)
+    duck = _run(tmp_path / "duck", day, sets, parent, until="graph")
     _run(tmp_path / "spark", day, sets, parent, until="sessions")  # (Spark's sessions are tests/test_spark.py's)
-    on_spark = _run(tmp_path / "spark", day, (*sets, "engine.backend=spark"), parent)
+    on_spark = _run(tmp_path / "spark", day, (*sets, "engine.backend=spark"), parent, until="graph")
     counts = _stats(duck)["update"]
     assert counts["edges_decayed"] > 0 and counts["nodes_forgotten"] > 0 and counts["edges_new_and_carried"] > 0
     for rel in ("graph/edges.parquet", "graph/nodes.parquet"):
