@@ -414,15 +414,22 @@ def config_cmd(defaults, config_path, overrides) -> None:
 @click.option("--side-info-signal", default=1.0, show_default=True, type=click.FloatRange(0, 1),
               help="How much the catalog says about behaviour: 1 as the bundled sample, 0 side information "
                    "independent of what users view.")
-def sample(out_dir, n_events, n_items, seed, side_info_signal) -> None:
+@click.option("--days", "n_days", default=None, type=click.IntRange(1, 10_000),
+              help="Spread the events over this many days with day-to-day drift: items arrive and fade, popularity "
+                   "shifts (eges.sample_data.make_days).")
+@click.option("--day", default=None, type=click.IntRange(1, 10_000),
+              help="With --days: write only this day's events (1-based), the same as that day of the whole log.")
+def sample(out_dir, n_events, n_items, seed, side_info_signal, n_days, day) -> None:
     """Generate a synthetic log and catalog with planted topics (see eges.sample_data)."""
     import pyarrow as pa
 
     from eges.pipeline.io import write_table
-    from eges.sample_data import SampleSpec, make_sample
+    from eges.sample_data import SampleSpec, make_days, make_sample
 
     spec = SampleSpec(n_events=n_events, n_items=n_items, seed=seed, side_info_signal=side_info_signal)
-    events, catalog, truth = make_sample(spec)
+    if day is not None and (n_days is None or day > n_days):
+        raise click.UsageError("--day K needs --days N with K <= N")
+    events, catalog, truth = make_sample(spec) if n_days is None else make_days(spec, n_days, day)
     out = Path(out_dir)
     for name, frame in (("events", events), ("items", catalog), ("item_topics", truth)):
         write_table(pa.Table.from_pandas(frame, preserve_index=False), out / f"{name}.parquet")

@@ -231,10 +231,24 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class UpdateConfig:
-    """Daily updates (`eges run --warm-start PARENT`): how a run continues from its parent's run."""
+    """A run with a parent (``--warm-start PARENT``, a daily update): how it continues from the parent run."""
 
-    # Training keys of a warm start (read by the skipgram and eges stages; the graph keys of updates are another
-    # block of this section). UPDATE_TRAIN_KEYS names these, so the graph stage can ignore them.
+    # ---- the graph's carry-over (read by the graph stage only; GRAPH_UPDATE_KEYS lists these keys)
+    events: str = opt("new", "What the events of a run with a parent are: 'new' (only the events since the parent: "
+                      "the graph is their transition counts plus the parent's edges carried over, decayed by "
+                      "update.carry_over) or 'window' (a window of the log: its graph alone counts and the parent's "
+                      "graph is not read). Ignored without a parent.", choices=("new", "window"))
+    carry_over: float = opt(0.8, "Factor applied to the parent's edge weights at each update with events = 'new' "
+                            "(a weight seen n updates ago counts carry_over^n; 0.8 is a half-life of about three "
+                            "daily updates). docs/studies/updates.md chose it.", min=0, max=1)
+    min_carried_weight: float = opt(0.2, "A carried edge whose decayed weight falls below this is dropped (the "
+                                    "floor of carried weights; graph.min_edge_weight applies to the new counts "
+                                    "only). At the defaults an edge seen once lasts seven updates.", min=0)
+    forget_days: float = opt(30.0, "Items no update has seen for this many days (by event time, against the newest "
+                             "event of the update) fall out of the graph with their edges; 0 never forgets.",
+                             min=0)
+
+    # ---- training from the parent's rows (read by the skipgram and eges stages; UPDATE_TRAIN_KEYS lists these)
     epochs: int = opt(-1, "Passes over the walks when the run starts from a parent's vectors (--warm-start): -1 is a "
                       "third of the passes a fresh run would make (at least 1); 0 trains no pass (the parent's rows, "
                       "aligned to this run's items, new items placed from side information). Without a parent "
@@ -247,6 +261,8 @@ class UpdateConfig:
 
 #: The [update] keys the training stages read; the section's other keys are the graph stage's.
 UPDATE_TRAIN_KEYS = ("epochs", "alpha")
+#: The [update] keys the graph stage reads (the others are training keys, ignored by the graph stage).
+GRAPH_UPDATE_KEYS = ("events", "carry_over", "min_carried_weight", "forget_days")
 
 
 PROTOCOLS = ("link", "temporal", "cold")

@@ -16,7 +16,7 @@ seconds to minutes apart. Everything is vectorised, so ten million events take s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -69,12 +69,22 @@ def make_catalog(spec: SampleSpec, rng: np.random.Generator) -> tuple[pd.DataFra
     return catalog, topic
 
 
-def make_events(spec: SampleSpec, topic: np.ndarray, item_id: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    """The behaviour log: user_id, item_id, timestamp (s), behaviour, dwell (s)."""
-    n, t = len(topic), spec.n_topics
+def base_popularity(spec: SampleSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Popularity within a topic: Zipf-like weights over a random order; cold items get none."""
     warm = rng.random(n) >= spec.cold_fraction
-    # Popularity within a topic: Zipf-like weights over a random order, cold items get none.
-    pop = np.where(warm, 1.0 / (rng.permutation(n) % 200 + 1.0) ** 0.8, 0.0)
+    return np.where(warm, 1.0 / (rng.permutation(n) % 200 + 1.0) ** 0.8, 0.0)
+
+
+def make_events(spec: SampleSpec, topic: np.ndarray, item_id: np.ndarray, rng: np.random.Generator,
+                popularity: np.ndarray | None = None, start: int = START,
+                first_session_days: int = 3) -> pd.DataFrame:
+    """The behaviour log: user_id, item_id, timestamp (s), behaviour, dwell (s).
+
+    ``popularity`` (one day of :func:`make_days`) replaces the drawn one (items at 0 are not viewed); ``start`` and
+    ``first_session_days`` place the users' first sessions."""
+    n, t = len(topic), spec.n_topics
+    pop = base_popularity(spec, n, rng) if popularity is None else popularity
+    warm = pop > 0
     t_start = np.searchsorted(topic, np.arange(t))
     t_end = np.searchsorted(topic, np.arange(t), side="right")
     cum = np.cumsum(pop)
@@ -116,10 +126,11 @@ def make_events(spec: SampleSpec, topic: np.ndarray, item_id: np.ndarray, rng: n
     ev_pos = np.concatenate([np.arange(k) for k in valid.sum(axis=1)]) if n_sessions else np.zeros(0, int)
     # Session start times: per user, sessions at least two hours apart.
     first_of_user = np.r_[True, s_user[1:] != s_user[:-1]]
-    gaps = np.where(first_of_user, rng.integers(0, 86_400 * 3, n_sessions), 7_200 + rng.exponential(40_000, n_sessions))
+    gaps = np.where(first_of_user, rng.integers(0, 86_400 * first_session_days, n_sessions),
+                    7_200 + rng.exponential(40_000, n_sessions))
     user_run = np.cumsum(first_of_user) - 1
     csum = np.cumsum(gaps)
-    s_start = START + (csum - (csum - gaps)[np.flatnonzero(first_of_user)][user_run]).astype(np.int64)
+    s_start = start + (csum - (csum - gaps)[np.flatnonzero(first_of_user)][user_run]).astype(np.int64)
     step = np.minimum(rng.exponential(60.0, len(ev_item)), 1_500).astype(np.int64) + 2
     step[ev_pos == 0] = 0
     sess_cum = np.cumsum(step)
@@ -138,7 +149,7 @@ def make_events(spec: SampleSpec, topic: np.ndarray, item_id: np.ndarray, rng: n
     crawl_n = 4_000
     crawl_users = n_users + np.arange(spec.n_crawlers).repeat(crawl_n)
     crawl_items = rng.choice(np.flatnonzero(warm), len(crawl_users))
-    crawl_ts = START + np.tile(np.arange(crawl_n) * 3, spec.n_crawlers)
+    crawl_ts = start + np.tile(np.arange(crawl_n) * 3, spec.n_crawlers)
     events = pd.DataFrame({
         "user_id": np.r_[users, crawl_users].astype(np.int64),
         "item_id": item_id[np.r_[ev_item, crawl_items]].astype(np.int64),
@@ -155,5 +166,65 @@ def make_sample(spec: SampleSpec | None = None) -> tuple[pd.DataFrame, pd.DataFr
     rng = np.random.default_rng(spec.seed)
     catalog, topic = make_catalog(spec, rng)
     events = make_events(spec, topic, catalog["item_id"].to_numpy(), rng)
+    truth = pd.DataFrame({"item_id": catalog["item_id"], "topic": topic.astype(np.int32)})
+    return events, catalog, truth
+
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class DaysSpec:
+    """Day-to-day drift of a multi-day log (:func:`make_days`); nothing here depends on the number of days, so day
+    k is the same in a log of any length."""
+
+    #: Share of the catalog's items that are not yet on sale on day 1; each arrives after about ``arrival_days``.
+    late_share: float = 0.2
+    arrival_days: float = 6.0
+    #: Share of items that fade out (stop being viewed), about ``fade_days`` after they arrive.
+    fading_share: float = 0.2
+    fade_days: float = 5.0
+    #: Standard deviation of each item's daily log-popularity step (a random walk: popularity shifts).
+    popularity_step: float = 0.3
+
+
+def day_popularity(spec: SampleSpec, days: DaysSpec, n_days: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(catalog, topics, popularity per day as an (n_days, items) array): items arrive, fade and drift."""
+    rng = np.random.default_rng(spec.seed)
+    catalog, topic = make_catalog(spec, rng)
+    n = len(topic)
+    base = base_popularity(spec, n, rng)
+    late = rng.random(n) < days.late_share
+    arrive = np.where(late, 1 + np.floor(rng.exponential(days.arrival_days, n)), 0)
+    fades = rng.random(n) < days.fading_share
+    gone = np.where(fades, arrive + 1 + np.floor(rng.exponential(days.fade_days, n)), np.inf)
+    pop = np.zeros((n_days, n))
+    log_drift = np.zeros(n)
+    for d in range(n_days):
+        if d:  # one generator per day, so the walk's steps do not depend on the number of days
+            log_drift += np.random.default_rng([spec.seed, 2_000 + d]).normal(0, days.popularity_step, n)
+        pop[d] = np.where((arrive <= d) & (d < gone), base * np.exp(log_drift), 0.0)
+    return catalog, topic, pop
+
+
+def make_days(spec: SampleSpec | None = None, n_days: int = 7, day: int | None = None,
+              days: DaysSpec | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(events, catalog, truth) of a log over ``n_days`` days (about ``spec.n_events`` in all), or of day ``day``
+    alone (1-based): each day's sessions fall within that day, by new users, over that day's items and popularity.
+    The catalog holds every item, including those that arrive later."""
+    spec = spec or SampleSpec()
+    days = days or DaysSpec()
+    catalog, topic, pop = day_popularity(spec, days, n_days)
+    item_id = catalog["item_id"].to_numpy()
+    per_day = replace(spec, n_events=max(spec.n_events // n_days, 100))
+    frames = []
+    for d in range(n_days) if day is None else [day - 1]:
+        start = START + d * DAY
+        events = make_events(per_day, topic, item_id, np.random.default_rng([spec.seed, 1_000 + d]), pop[d],
+                             start=start, first_session_days=1)
+        events = events[events["timestamp"] < start + DAY]
+        events["user_id"] += (d + 1) * 10_000_000  # a day's users are its own (no session spans two days)
+        frames.append(events)
+    events = pd.concat(frames, ignore_index=True)
     truth = pd.DataFrame({"item_id": catalog["item_id"], "topic": topic.astype(np.int32)})
     return events, catalog, truth

@@ -16,8 +16,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eges.duck import duckdb_session, duckdb_table
+from eges.duck import duckdb_session, duckdb_table, sql_path
 from eges.errors import InputError
+from eges.graph.carry import (
+    CARRY_MAP,
+    MERGED_EDGES,
+    NEW_EDGES,
+    PARENT_EDGES,
+    carried_edges_queries,
+    last_seen_sql,
+    merge_nodes,
+    with_last_seen,
+)
 from eges.graph.csr import CSRGraph, edge_sources, from_sorted_edges, graph_stats
 from eges.graph.transitions import (
     EDGES_TABLE,
@@ -32,6 +42,7 @@ from eges.graph.transitions import (
 )
 from eges.layout import EDGES, NODES, SESSIONS, SESSIONS_DELTA, VOCAB, WALKS, WALKS_SCHEMA
 from eges.pipeline import io
+from eges.pipeline.parent_graph import ParentGraph, parent_graph
 from eges.pipeline.progress import progress
 from eges.sessions.clean import SessionsReport, gather_batches, index_items, sessionize_stream, vocabulary_sql
 from eges.sessions.events import open_events
@@ -81,10 +92,15 @@ class LocalEngine:
         return report
 
     def graph(self, ctx: Any) -> tuple[int, dict[str, Any]]:
+        carried: dict[str, int] | None = None
         if ctx.inputs.edges is not None:
             rows_in, graph, nodes = _graph_from_edge_list(ctx)
         else:
             rows_in, graph, nodes = _graph_from_sessions(ctx)
+            nodes = _with_last_seen(ctx, nodes)
+            parent = parent_graph(ctx)
+            if parent is not None:
+                graph, nodes, carried = _carry_parent(ctx, graph, nodes, parent)
         # The edges' Parquet encoding runs on a second thread while the statistics are computed.
         sources = edge_sources(graph)
         edges = pa.table({"src": sources, "dst": graph.indices, "weight": graph.weights})
@@ -92,6 +108,8 @@ class LocalEngine:
             background.write(edges)
             io.write_table(nodes, ctx.path(NODES))
             stats = graph_stats(graph, sources)
+        if carried is not None:
+            stats["update"] = carried
         return rows_in, stats
 
     def walks(self, ctx: Any) -> tuple[int, int]:
@@ -133,6 +151,31 @@ def _graph_from_sessions(ctx: Any) -> tuple[int, CSRGraph, pa.Table]:
     del items  # the session columns go before the second half allocates (it lowers the stage's peak)
     indptr, indices, weights = count_bucketed(*buckets, float(cfg.min_edge_weight))
     return rows, CSRGraph(indptr, indices, weights), nodes
+
+
+def _with_last_seen(ctx: Any, vocab: pa.Table) -> pa.Table:
+    """The vocabulary with each item's latest event time (``last_seen``, ms), as graph/nodes.parquet holds it."""
+    with duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+        seen = duckdb_table(con, last_seen_sql(f"read_parquet('{sql_path(ctx.input_path(SESSIONS))}')"))
+    return with_last_seen(vocab, seen["item_index"].to_numpy(), seen["last_seen"].to_numpy())
+
+
+def _carry_parent(ctx: Any, graph: CSRGraph, nodes: pa.Table,
+                  parent: ParentGraph) -> tuple[CSRGraph, pa.Table, dict[str, int]]:
+    """The new counts merged with the parent's decayed edges (``eges.graph.carry``'s rule, in DuckDB)."""
+    merge = merge_nodes(nodes, parent.nodes, parent.rule, parent.where)
+    merged_sql, edges_sql, fates_sql = carried_edges_queries(parent.rule)
+    new_edges = pa.table({"src": edge_sources(graph).astype(np.int32), "dst": graph.indices, "weight": graph.weights})
+    with duckdb_session(ctx.config.engine, ctx.spill_dir) as con:
+        con.register(NEW_EDGES, new_edges)
+        con.register(CARRY_MAP, merge.index_map)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {PARENT_EDGES} AS "
+                    f"SELECT * FROM read_parquet('{sql_path(parent.edges)}')")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {MERGED_EDGES} AS {merged_sql}")
+        edges = duckdb_table(con, edges_sql)
+        fates = duckdb_table(con, fates_sql).to_pylist()[0]
+    counts = {**{k: int(v) for k, v in fates.items()}, **merge.counts}
+    return _graph_from_edges(edges, merge.nodes.num_rows), merge.nodes, counts
 
 
 def _graph_from_edge_list(ctx: Any) -> tuple[int, CSRGraph, pa.Table]:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eges.config import UPDATE_TRAIN_KEYS, UpdateConfig
+from eges.config import GRAPH_UPDATE_KEYS, UPDATE_TRAIN_KEYS, UpdateConfig
 from eges.errors import InputError, StageError
 from eges.layout import (
     BGE_KEYED_VECTORS,
@@ -54,17 +54,50 @@ def sessions_stage(ctx: StageContext) -> StageResult:
 
 # --------------------------------------------------------------------------------------------- graph
 def _graph_inputs(inp: RunInputs, config: Any) -> tuple[str, ...]:
-    return ("@edges",) if inp.edges is not None else (SESSIONS, VOCAB)
+    """The parent run is an input only when its graph is carried over, so a window update never goes stale when
+    the parent changes."""
+    from eges.pipeline.parent_graph import carries_parent
+
+    if inp.edges is not None:
+        return ("@edges",)
+    return (SESSIONS, VOCAB, "@parent") if carries_parent(inp, config) else (SESSIONS, VOCAB)
 
 
-@stage("graph", sections=("graph",), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs)
+def _check_parent_graph(ctx: StageContext, will_run: set[str]) -> None:
+    """A parent whose graph cannot be carried over is refused before the first stage writes anything."""
+    from eges.pipeline.parent_graph import parent_graph
+
+    if "graph" in will_run:
+        found = parent_graph(ctx)
+        if found is not None:
+            from eges.graph.carry import require_last_seen
+
+            require_last_seen(found.nodes, found.where)
+
+
+def update_keys_except(read: tuple[str, ...]) -> tuple[str, ...]:
+    """The [update] keys a stage does not read (the section holds the graph's and the training stages' keys), so
+    they never make it stale."""
+    return tuple(f"update.{f.name}" for f in dataclasses.fields(UpdateConfig) if f.name not in read)
+
+
+_NOT_GRAPH_UPDATE_KEYS = update_keys_except(GRAPH_UPDATE_KEYS)
+
+
+@stage("graph", sections=("graph", "update"), outputs=(EDGES, NODES, GRAPH_STATS), inputs=_graph_inputs,
+       ignores=_NOT_GRAPH_UPDATE_KEYS, check=_check_parent_graph)
 def graph_stage(ctx: StageContext) -> StageResult:
-    """Build the weighted directed item graph (edge i->j = times j directly follows i in a session)."""
+    """Build the weighted directed item graph (edge i->j = times j directly follows i in a session); with a parent
+    and update.events = 'new', add the parent's edges carried over (``eges.graph.carry``)."""
     rows_in, stats = ctx.engine.graph(ctx)
     with io.atomic_path(ctx.path(GRAPH_STATS)) as tmp:
         tmp.write_text(json.dumps(stats, indent=2))
     summary = (f"{stats['nodes']:,} nodes, {stats['edges']:,} edges, {stats['dangling_nodes']:,} dangling, "
                f"{stats['weak_components']:,} weak components")
+    if "update" in stats:
+        from eges.graph.carry import update_summary
+
+        summary += f"; {update_summary(stats['update'])}"
     return StageResult(rows_in, stats["edges"], summary, stats)
 
 
@@ -111,7 +144,7 @@ def parent_input(inp: RunInputs) -> tuple[str, ...]:
 
 
 #: The [update] keys that are not the training stages' (the graph stage's carry-over).
-UPDATE_IGNORED = tuple(f"update.{f.name}" for f in dataclasses.fields(UpdateConfig) if f.name not in UPDATE_TRAIN_KEYS)
+UPDATE_IGNORED = update_keys_except(UPDATE_TRAIN_KEYS)
 
 
 @stage("skipgram", sections=("train", "update"), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS, BGE_STATE),

@@ -125,10 +125,12 @@ def graph(ctx: Any) -> tuple[int, dict[str, Any]]:
     bounded by the nodes, never the edges."""
     from eges.engines.spark.graph import edge_list_graph, read_edge_list, transition_edges
     from eges.graph.stats import GraphStatsAccumulator
+    from eges.pipeline.parent_graph import parent_graph
 
     spark = _session(ctx, "graph")
     cfg = ctx.config.graph
     scratch = scratch_folder(ctx)
+    parent, carried = None, None
     try:
         if ctx.inputs.edges is not None:
             edge_list, rows, has_weight = read_edge_list(spark, ctx.input_source("@edges"), cfg)
@@ -137,18 +139,69 @@ def graph(ctx: Any) -> tuple[int, dict[str, Any]]:
             n_nodes = sum(pq.ParquetFile(p).metadata.num_rows for p in nodes_folder.glob("part-*.parquet"))
         else:
             rows = pq.ParquetFile(ctx.input_path(SESSIONS)).metadata.num_rows
-            edges = transition_edges(spark, spark.read.parquet(str(ctx.input_path(SESSIONS))), cfg)
-            n_nodes = pq.ParquetFile(ctx.input_path(VOCAB)).metadata.num_rows
+            sessions_df = spark.read.parquet(str(ctx.input_path(SESSIONS)))
+            edges = transition_edges(spark, sessions_df, cfg)
+            nodes = _nodes_with_last_seen(spark, sessions_df, pq.read_table(ctx.input_path(VOCAB)), scratch)
+            parent = parent_graph(ctx)
+            if parent is not None:
+                edges, nodes, fates = _carry_parent(spark, edges, nodes, parent, scratch)
+            n_nodes = nodes.num_rows
         stats = GraphStatsAccumulator(n_nodes)
         copy_parts(write_folder(edges, scratch / "edges"), ctx.path(EDGES),
                    each=lambda t: stats.add(t["src"].to_numpy(), t["dst"].to_numpy(), t["weight"].to_numpy()))
         if ctx.inputs.edges is not None:
             copy_parts(nodes_folder, ctx.path(NODES))
         else:
-            io.write_table(pq.read_table(ctx.input_path(VOCAB)), ctx.path(NODES))
+            io.write_table(nodes, ctx.path(NODES))
+            if parent is not None:
+                carried = fates()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return rows, stats.result()
+    result = stats.result()
+    if carried is not None:
+        result["update"] = carried
+    return rows, result
+
+
+def _nodes_with_last_seen(spark: Any, sessions: Any, vocab: pa.Table, scratch: Path) -> pa.Table:
+    """The vocabulary with each item's latest event time (``eges.graph.carry.last_seen_sql``), as nodes.parquet
+    holds it; the per-item times are written by Spark and read on the driver (it holds the nodes)."""
+    from eges.graph.carry import last_seen_sql, with_last_seen
+
+    sessions.createOrReplaceTempView("eges_spark_last_seen_sessions")
+    seen = pq.read_table(write_folder(spark.sql(last_seen_sql("eges_spark_last_seen_sessions")),
+                                      scratch / "last_seen"))
+    return with_last_seen(vocab, seen["item_index"].to_numpy(), seen["last_seen"].to_numpy())
+
+
+def _carry_parent(spark: Any, new_edges: Any, nodes: pa.Table, parent: Any,
+                  scratch: Path) -> tuple[Any, pa.Table, Callable[[], dict[str, int]]]:
+    """The new counts merged with the parent's decayed edges in Spark SQL (``eges.graph.carry``'s rule, the
+    queries DuckDB runs); the nodes merge on the driver. Returns the edges, the nodes and a function giving the
+    counts (a Spark job, run after the edges are written)."""
+    from eges.graph.carry import (
+        CARRY_MAP,
+        MERGED_EDGES,
+        NEW_EDGES,
+        PARENT_EDGES,
+        carried_edges_queries,
+        merge_nodes,
+    )
+
+    merge = merge_nodes(nodes, parent.nodes, parent.rule, parent.where)
+    map_file = scratch / "carry_map.parquet"
+    pq.write_table(merge.index_map, map_file)
+    new_edges.createOrReplaceTempView(NEW_EDGES)
+    spark.read.parquet(str(map_file)).createOrReplaceTempView(CARRY_MAP)
+    spark.read.parquet(str(parent.edges)).createOrReplaceTempView(PARENT_EDGES)
+    merged_sql, edges_sql, fates_sql = carried_edges_queries(parent.rule)
+    spark.sql(merged_sql).persist().createOrReplaceTempView(MERGED_EDGES)  # read twice: edges, then counts
+
+    def fates() -> dict[str, int]:
+        row = spark.sql(fates_sql).collect()[0].asDict()
+        return {**{k: int(v) for k, v in row.items()}, **merge.counts}
+
+    return spark.sql(edges_sql), merge.nodes, fates
 
 
 def walks(ctx: Any) -> tuple[int, int]:
