@@ -131,8 +131,12 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
               help="Embedding method (same as --set train.method=...); default eges with --items, else bge.")
 @click.option("--no-items", "no_items", is_flag=True,
               help="Drop the catalog this run folder remembers (a rerun without --items keeps it).")
+@click.option("--align-to", "align_to", type=click.Path(file_okay=False),
+              help="An earlier run folder: rotate this run's vectors onto its space (orthogonal Procrustes on the "
+                   "items both hold), so models trained on its vectors can read these; remembered. docs/drift.md.")
 @_quiet_option
-def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, no_items, quiet) -> None:
+def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, no_items, align_to,
+        quiet) -> None:
     """Run every stage whose outputs are missing or out of date.
 
     A run folder remembers its inputs and config: a rerun uses them, with the inputs and --set/--method given
@@ -161,7 +165,7 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         return source if source and is_external(source) else _abs(source)
 
     config, inputs, changes = _resolve(out, config_path, sets, events=given(events), items=_abs(items),
-                                       edges=given(edges), drop_items=no_items)
+                                       edges=given(edges), drop_items=no_items, align_to=_abs(align_to))
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
     for line in changes:  # after the run: a failed run changes nothing, and its error stays one line
         _echo(f"changed since the last run, and remembered: {line}")

@@ -201,6 +201,16 @@ class UsersConfig:
                            "0 is a plain mean.", min=0)
 
 
+@dataclass(frozen=True)
+class DriftConfig:
+    """How far the vectors moved from the reference run (--align-to, else the --warm-start parent): the drift stage."""
+
+    k: int = opt(10, "Neighbours per item compared between the two runs (top-k overlap).", min=1, max=1000)
+    queries: int = opt(10_000, "At most this many shared items (a seeded sample) have their neighbours compared; "
+                       "each costs one pass over the shared items.", min=1)
+    seed: int = opt(0, "Seed of that sample.", min=0)
+
+
 PROTOCOLS = ("link", "temporal", "cold")
 BASELINES = ("popularity", "cooccurrence", "item2vec")
 
@@ -282,6 +292,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "neighbours": NeighboursConfig,
     "users": UsersConfig,
+    "drift": DriftConfig,
     "evaluate": EvaluateConfig,
 }
 

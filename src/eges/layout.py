@@ -32,6 +32,8 @@ NEIGHBOURS = "neighbours/neighbours.parquet"
 FAISS_INDEX = "neighbours/index.faiss"
 FAISS_IDS = "neighbours/index_ids.parquet"
 USERS = "users/vectors.parquet"
+#: The drift of the run's vectors against its reference run (--align-to, else the --warm-start parent).
+DRIFT = "drift/drift.json"
 
 EVALUATION = "evaluation"
 #: The whole log's sessions and graph, built once for the link and cold-start protocols.

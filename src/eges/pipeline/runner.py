@@ -370,12 +370,12 @@ def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config,
 
 def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[str] = (), *,
             events: str | None = None, items: str | None = None, edges: str | None = None,
-            drop_items: bool = False) -> tuple[Config, RunInputs, list[str]]:
+            drop_items: bool = False, align_to: str | None = None) -> tuple[Config, RunInputs, list[str]]:
     """The config and inputs a command uses in ``out_dir``: one rule for run, stage and status.
 
     A run folder remembers its inputs and config. Inputs given now replace the remembered ones of their kind
     (--events and --edges replace each other); inputs not given are the remembered ones (``drop_items`` drops the
-    catalog). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply
+    catalog; ``align_to`` is the run --align-to rotates onto). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply
     on top; ``config_path`` replaces it. Returns the config, the inputs and one line per change from the record.
     """
     manifest = load_manifest(out_dir)
@@ -391,7 +391,8 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
     else:
         events_now, edges_now = before.get("events"), before.get("edges")
     items_now = None if drop_items else items if items is not None else before.get("items")
-    inputs = RunInputs(events=events_now, items=items_now, edges=edges_now)
+    inputs = RunInputs(events=events_now, items=items_now, edges=edges_now,
+                       align_to=align_to if align_to is not None else before.get("align_to"))
     recorded_config = manifest.get("config")
     notes = []
     if recorded_config and set(recorded_config) & set(MOVED):  # a run from before a section moved keeps its settings

@@ -23,6 +23,7 @@ from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, run_method, stage
+from eges.update.align import check_reference, onto_reference, reference_inputs
 
 
 def _uses_events(inputs: RunInputs, config: Any) -> bool:
@@ -93,8 +94,10 @@ _SKIPGRAM = next(m for m in METHODS.values() if m.stage == "skipgram")  # the me
 
 
 @stage("skipgram", sections=("train",), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS),
-       inputs=lambda inp, cfg: (WALKS, NODES), enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
-       ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores)))
+       inputs=lambda inp, cfg: (WALKS, NODES, *reference_inputs(inp)),
+       enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
+       ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores)),
+       check=check_reference, recheck_after=("graph",))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
     from eges.methods import backend
@@ -129,15 +132,17 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
                                              on_tokens=bar.update)
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
+    aligned = onto_reference(ctx, ids, vectors)  # --align-to: rotated onto the reference run's space
+    vectors = aligned.vectors
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
     io.write_table(table, ctx.path(BGE_VECTORS), compression="none")  # float vectors barely compress
     io.write_keyed_vectors(ids.to_pylist(), vectors, ctx.path(BGE_KEYED_VECTORS))
     words = int(counts.sum()) * cfg.epochs
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
-               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": cfg.epochs}
+               "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": cfg.epochs, **aligned.details}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
                        f"{trainer}: {len(index):,} vectors, {cfg.epochs} epoch(s), "
-                       f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}",
+                       f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}{aligned.note}",
                        details)
