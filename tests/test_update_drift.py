@@ -220,3 +220,27 @@ def test_a_bad_reference_is_refused_before_anything_is_written(walked, two_seeds
     assert expected in result.output and "Traceback" not in result.output
     assert result.output.count("\n") == 1
     assert snapshot(out) == before
+
+
+def test_compare_shows_the_drift_of_new_against_old(two_seeds, cli):
+    ref, aligned, _ = two_seeds
+    drift = json.loads((aligned / layout.DRIFT).read_text())
+    recorded = cli("compare", ref, aligned).output
+    assert f"drift of {aligned} against {ref} (recorded by its drift stage" in recorded
+    assert f"median cosine of an item's two vectors {drift['median_cosine']:.4f}" in " ".join(recorded.split())
+    computed = cli("compare", aligned, ref).output  # no drift.json relates them this way round
+    assert "computed now from both runs' vectors" in computed
+    assert f"median cosine of an item's two vectors {drift['median_cosine']:.4f}" in " ".join(computed.split())
+    assert "holds no evaluation results" in cli("compare", aligned, ok=False).output
+
+
+def test_the_report_has_a_drift_section(two_seeds, cli):
+    ref, aligned, _ = two_seeds
+    cli("report", "--out", aligned)
+    page = (aligned / layout.REPORT).read_text()
+    section = page[page.index('<section id="drift">'):]
+    section = section[:section.index("</section>")]
+    drift = json.loads((aligned / layout.DRIFT).read_text())
+    assert f"<td>{drift['median_cosine']:.4f}</td>" in section and f"aligned to {ref}" in section
+    cli("report", "--out", ref)
+    assert "No reference run" in (ref / layout.REPORT).read_text()

@@ -297,12 +297,24 @@ def evaluate(events, items, out_dir, config_path, overrides, protocol_names, met
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--to", "to_path", type=click.Path(dir_okay=False), help="Also write the table (.csv or .parquet).")
 def compare(dirs, to_path) -> None:
-    """Compare evaluation results side by side: the methods of one DIR, or several DIRs run with other settings."""
-    from eges.outputs.compare import comparison, format_table
+    """Compare evaluation results side by side: the methods of one DIR, or several DIRs run with other settings.
+    With two run folders OLD NEW, also how far NEW's vectors drifted from OLD's (docs/drift.md)."""
+    from eges.errors import InputError
+    from eges.outputs.compare import comparison, drift_comparison, format_table
 
-    table = comparison(dirs)
-    _echo(format_table(table))
-    if to_path:
+    drift = drift_comparison(*dirs) if len(dirs) == 2 else None
+    try:
+        table = comparison(dirs)
+    except InputError:
+        if drift is None:
+            raise
+        table = None
+    if table is not None:
+        _echo(format_table(table))
+    if drift is not None:
+        _echo(f"drift of {dirs[1]} against {dirs[0]} ({drift[1]}):")
+        _echo(drift[0].set_index("measure").to_string(index_names=False))
+    if to_path and table is not None:
         from eges.pipeline.io import atomic_path
 
         flat = table.reset_index()
