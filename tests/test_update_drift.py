@@ -244,3 +244,28 @@ def test_the_report_has_a_drift_section(two_seeds, cli):
     assert f"<td>{drift['median_cosine']:.4f}</td>" in section and f"aligned to {ref}" in section
     cli("report", "--out", ref)
     assert "No reference run" in (ref / layout.REPORT).read_text()
+
+
+def test_eges_turns_item_cold_start_and_side_information_vectors_alike(two_seeds, walked):
+    """The eges stage rotates every vector it writes by one rotation: behaviour and cold-start item vectors and the
+    side-information value vectors (so a cold item built from its values later lands in the same space)."""
+    from conftest import invoke_cli
+
+    ref, _, _ = two_seeds
+    eges = [*FAST[:-3], "--method", "eges", "--items", DATA / "items.parquet", "--set", "train.threads=1", "--quiet"]
+    runs = {}
+    for name, extra in (("plain", []), ("aligned", ["--align-to", ref])):
+        out = walked / f"eges-{name}"
+        shutil.copytree(walked / "walked", out)
+        invoke_cli("run", "--out", out, *eges, *extra, "--until", "eges")
+        runs[name] = (pq.read_table(out / layout.EGES_VECTORS), pq.read_table(out / layout.SIDE_VECTORS))
+
+    def matrix(table):
+        return np.stack(table["vector"].to_numpy(zero_copy_only=False)).astype(np.float64)
+
+    (plain, plain_side), (aligned, aligned_side) = runs["plain"], runs["aligned"]
+    assert plain["item_id"].equals(aligned["item_id"]) and "cold_start" in plain["source"].to_pylist()
+    turn = rotation(matrix(plain), matrix(aligned))
+    assert not np.allclose(turn, np.eye(len(turn)), atol=0.1)
+    np.testing.assert_allclose(matrix(plain) @ turn, matrix(aligned), atol=2e-4)
+    np.testing.assert_allclose(matrix(plain_side) @ turn, matrix(aligned_side), atol=2e-4)
