@@ -269,3 +269,29 @@ def test_eges_turns_item_cold_start_and_side_information_vectors_alike(two_seeds
     assert not np.allclose(turn, np.eye(len(turn)), atol=0.1)
     np.testing.assert_allclose(matrix(plain) @ turn, matrix(aligned), atol=2e-4)
     np.testing.assert_allclose(matrix(plain_side) @ turn, matrix(aligned_side), atol=2e-4)
+
+
+def test_a_warm_started_run_measures_its_drift_against_the_parent(two_seeds, walked, tmp_path):
+    """Without --align-to the reference is the parent (RunInputs.parent, set by --warm-start)."""
+    from dataclasses import replace
+
+    from conftest import invoke_cli
+    from eges.pipeline import run
+    from eges.pipeline.runner import resume
+
+    def read(out):
+        table = pq.read_table(out / layout.BGE_VECTORS)
+        return table["item_id"].to_numpy(), np.stack(table["vector"].to_numpy(zero_copy_only=False))
+
+    ref, _, _ = two_seeds
+    child = tmp_path / "child"
+    shutil.copytree(walked / "walked", child)
+    invoke_cli("run", "--out", child, *FAST, "--set", "train.seed=3", "--until", "skipgram")
+    config, inputs = resume(child)
+    run(child, config, replace(inputs, parent=str(ref)), select=["drift"], progress=False, echo=lambda line: None)
+    drift = json.loads((child / layout.DRIFT).read_text())
+    assert drift["relation"] == "parent" and drift["reference"] == str(ref)
+    expected = measure(*read(ref), *read(child))
+    assert drift["median_cosine"] == pytest.approx(expected.median_cosine, abs=1e-6)
+    assert drift["neighbour_overlap"] == pytest.approx(expected.neighbour_overlap, abs=1e-6)
+    assert drift["median_cosine"] < drift["median_cosine_rotated"]  # unaligned: partly another rotation

@@ -35,7 +35,7 @@ def drift_between(reference: Any, run_ids: Any, run_vectors: Any, cfg: Any) -> A
 
 
 @stage("drift", sections=("drift",), outputs=(DRIFT,),
-       inputs=lambda inp, cfg: (method_vectors(inp, cfg), f"@{reference_of(inp)[0]}"),  # type: ignore[index]
+       inputs=lambda inp, cfg: (method_vectors(inp, cfg), *(f"@{ref[0]}" for ref in [reference_of(inp)] if ref)),
        enabled=lambda inp, cfg: reference_of(inp) is not None,
        skipped_because="the run has no reference run (--align-to or --warm-start)")
 def drift_stage(ctx: StageContext) -> StageResult:
