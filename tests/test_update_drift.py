@@ -295,3 +295,15 @@ def test_a_warm_started_run_measures_its_drift_against_the_parent(two_seeds, wal
     assert drift["median_cosine"] == pytest.approx(expected.median_cosine, abs=1e-6)
     assert drift["neighbour_overlap"] == pytest.approx(expected.neighbour_overlap, abs=1e-6)
     assert drift["median_cosine"] < drift["median_cosine_rotated"]  # unaligned: partly another rotation
+
+
+def test_eges_run_takes_align_to_and_remembers_it(two_seeds, walked):
+    import eges
+
+    ref, _, _ = two_seeds
+    out = walked / "api"
+    shutil.copytree(walked / "walked", out)
+    sets = ["walks.walks_per_node=4", "train.epochs=2", "train.dimension=16", "train.seed=4"]
+    manifest = eges.run(out, settings=sets, method="bge", align_to=ref, until="skipgram")
+    assert manifest["inputs"]["align_to"] == str(ref)
+    assert manifest["stages"]["skipgram"]["details"]["aligned_to"] == str(ref)
