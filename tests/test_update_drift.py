@@ -243,7 +243,7 @@ def test_the_report_has_a_drift_section(two_seeds, cli):
     drift = json.loads((aligned / layout.DRIFT).read_text())
     assert f"<td>{drift['median_cosine']:.4f}</td>" in section and f"aligned to {ref}" in section
     cli("report", "--out", ref)
-    assert "No reference run" in (ref / layout.REPORT).read_text()
+    assert "No drift measured" in (ref / layout.REPORT).read_text()
 
 
 def test_eges_turns_item_cold_start_and_side_information_vectors_alike(two_seeds, walked):
@@ -307,3 +307,21 @@ def test_eges_run_takes_align_to_and_remembers_it(two_seeds, walked):
     manifest = eges.run(out, settings=sets, method="bge", align_to=ref, until="skipgram")
     assert manifest["inputs"]["align_to"] == str(ref)
     assert manifest["stages"]["skipgram"]["details"]["aligned_to"] == str(ref)
+
+
+def test_no_align_to_drops_the_reference_and_retrains(two_seeds, walked, cli):
+    ref, _, _ = two_seeds
+    out = walked / "unaligned-later"
+    shutil.copytree(walked / "walked", out)
+    cli("run", "--out", out, *FAST, "--set", "train.seed=2", "--align-to", ref, "--until", "drift")
+    result = cli("run", "--out", out, *FAST[:-1], "--no-align-to", "--until", "drift")
+    assert "skipgram: 0 rows" not in result.output and "skipgram: " in result.output and "rotated onto" not in \
+        result.output
+    manifest = json.loads((out / layout.MANIFEST).read_text())
+    assert manifest["inputs"]["align_to"] is None and "aligned_to" not in manifest["stages"]["skipgram"]["details"]
+    status = cli("status", "--out", out).output
+    assert [line.split()[:2] for line in status.splitlines() if line.startswith(("skipgram", "drift"))] == [
+        ["skipgram", "fresh"], ["drift", "skipped"]]
+    assert "computed now" in cli("compare", ref, out).output  # the old drift.json no longer describes the vectors
+    assert "give --align-to or --no-align-to" in cli("run", "--out", out, "--align-to", ref, "--no-align-to",
+                                                       ok=False).output

@@ -134,9 +134,11 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--align-to", "align_to", type=click.Path(file_okay=False),
               help="An earlier run folder: rotate this run's vectors onto its space (orthogonal Procrustes on the "
                    "items both hold), so models trained on its vectors can read these; remembered. docs/drift.md.")
+@click.option("--no-align-to", "no_align_to", is_flag=True,
+              help="Stop aligning: drop the run to align to this folder remembers (the training stage reruns).")
 @_quiet_option
 def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, no_items, align_to,
-        quiet) -> None:
+        no_align_to, quiet) -> None:
     """Run every stage whose outputs are missing or out of date.
 
     A run folder remembers its inputs and config: a rerun uses them, with the inputs and --set/--method given
@@ -150,6 +152,8 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         raise EgesError("give --events or --edges, not both: an edge list replaces the graph the events would make")
     if items is not None and no_items:
         raise EgesError("give --items or --no-items, not both")
+    if align_to is not None and no_align_to:
+        raise EgesError("give --align-to or --no-align-to, not both")
     from eges.pipeline.io import is_external, spark_only
 
     for flag, value in (("--events", events), ("--items", items), ("--edges", edges)):
@@ -165,7 +169,8 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         return source if source and is_external(source) else _abs(source)
 
     config, inputs, changes = _resolve(out, config_path, sets, events=given(events), items=_abs(items),
-                                       edges=given(edges), drop_items=no_items, align_to=_abs(align_to))
+                                       edges=given(edges), drop_items=no_items,
+                                       align_to="" if no_align_to else _abs(align_to))
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
     for line in changes:  # after the run: a failed run changes nothing, and its error stays one line
         _echo(f"changed since the last run, and remembered: {line}")

@@ -62,7 +62,7 @@ def drift_comparison(old: str | Path, new: str | Path) -> tuple[pd.DataFrame, st
     ``[drift]`` settings."""
     from eges.outputs.report import drift_table
     from eges.outputs.run import Run
-    from eges.pipeline.drift_stage import drift_between
+    from eges.pipeline.drift_stage import drift_between, recorded_drift
 
     try:
         old_run, new_run = Run(old), Run(new)
@@ -70,7 +70,7 @@ def drift_comparison(old: str | Path, new: str | Path) -> tuple[pd.DataFrame, st
         new_run.require_vectors()
     except EgesError:
         return None
-    recorded = json.loads((new_run.out / DRIFT).read_text()) if new_run.vouched(DRIFT) else {}
+    recorded = recorded_drift(new_run) or {}
     if recorded.get("reference") and Path(recorded["reference"]).resolve() == old_run.out.resolve():
         drift, source = recorded, f"recorded by its drift stage in {new_run.out / DRIFT}"
     else:

@@ -15,17 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from eges.layout import (
-    DRIFT,
-    EDGES,
-    GRAPH_STATS,
-    NEIGHBOURS,
-    NODES,
-    REPORT,
-    USERS,
-    metrics_path,
-    summary_path,
-)
+from eges.layout import EDGES, GRAPH_STATS, NEIGHBOURS, NODES, REPORT, USERS, metrics_path, summary_path
 from eges.methods import METHODS
 from eges.outputs.run import Run, read_manifest
 from eges.pipeline import io
@@ -173,10 +163,12 @@ def drift_table(drift: dict[str, Any], column: str) -> pd.DataFrame:
 def drift_section(run: Run) -> str:
     """How far the vectors moved from the run's reference (the run it is aligned to, or its parent)."""
     title = "Drift against the reference run"
-    if not run.vouched(DRIFT):
-        return _section("drift", title, _note("No reference run: give --align-to or --warm-start to measure how far "
-                                              "the vectors moved from an earlier run (docs/drift.md)."))
-    drift = json.loads((run.out / DRIFT).read_text())
+    from eges.pipeline.drift_stage import recorded_drift
+
+    drift = recorded_drift(run)
+    if drift is None:
+        return _section("drift", title, _note("No drift measured on these vectors: give --align-to or --warm-start "
+                                              "to measure how far they moved from an earlier run (docs/drift.md)."))
     relation = "aligned to" if drift.get("relation") == "align_to" else "warm-started from"
     body = _table(drift_table(drift, "value"))
     body += _note(f"This run is {relation} {drift.get('reference')} ({drift.get('reference_method')} vectors). A "

@@ -34,6 +34,19 @@ def drift_between(reference: Any, run_ids: Any, run_vectors: Any, cfg: Any) -> A
                    cfg.queries, cfg.seed)
 
 
+def recorded_drift(run: Any) -> dict[str, Any] | None:
+    """A loaded run's ``drift/drift.json`` when it still describes the run: the manifest vouches for it, the run
+    still has a reference run, and it was measured on the run's current vectors (else None)."""
+    from eges.methods import METHODS
+
+    rel = METHODS[run.method].vectors
+    measured_on = run.stage_entry("drift").get("inputs", {}).get(rel, {}).get("digest")
+    current = (run.recorded(rel) or {}).get("digest")
+    if not run.vouched(DRIFT) or reference_of(run.inputs) is None or measured_on is None or measured_on != current:
+        return None
+    return json.loads((run.out / DRIFT).read_text())
+
+
 @stage("drift", sections=("drift",), outputs=(DRIFT,),
        inputs=lambda inp, cfg: (method_vectors(inp, cfg), *(f"@{ref[0]}" for ref in [reference_of(inp)] if ref)),
        enabled=lambda inp, cfg: reference_of(inp) is not None,
