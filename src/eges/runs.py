@@ -18,8 +18,8 @@ def run(out: str | Path, *, events: str | None = None, items: str | None = None,
 
     ``spark``: an existing SparkSession (a notebook's, or spark-submit's) for the sessions, graph and walks stages;
     it implies ``engine.backend=spark`` and eges leaves it running. ``align_to``: an earlier run folder whose space
-    the vectors are rotated onto (``--align-to``; remembered like the other inputs). Returns the run's manifest. Load the vectors
-    with :func:`eges.load`.
+    the vectors are rotated onto (``--align-to``; remembered like the other inputs). Returns the run's manifest.
+    Load the vectors with :func:`eges.load`.
     """
     from eges.pipeline.io import is_external
     from eges.pipeline.runner import resolve

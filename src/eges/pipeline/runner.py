@@ -378,8 +378,8 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
 
     A run folder remembers its inputs and config. Inputs given now replace the remembered ones of their kind
     (--events and --edges replace each other); inputs not given are the remembered ones (``drop_items`` drops the
-    catalog; ``align_to`` is the run --align-to rotates onto, "" drops it). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply
-    on top; ``config_path`` replaces it. Returns the config, the inputs and one line per change from the record.
+    catalog; ``align_to`` is the run --align-to rotates onto, "" drops it). Without ``config_path`` the remembered
+    config is the base and ``overrides`` (--set, --method) apply on top; ``config_path`` replaces it. Returns the config, the inputs and one line per change from the record.
     """
     manifest = load_manifest(out_dir)
     recorded = manifest.get("inputs")

@@ -127,6 +127,7 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
 
 
 def _check_inputs(ctx: StageContext, will_run: set[str]) -> None:
+    """The catalog, and the run to align to (--align-to), before anything is written; again once the graph is built."""
     _check_catalog(ctx, will_run)
     check_reference(ctx, will_run)
 
