@@ -119,9 +119,8 @@ def test_status_stage_and_from(sample_run, cli):
     status = cli("status", "--out", out).output
     assert [line.split()[:2] for line in status.splitlines()] == [
         ["sessions", "fresh"], ["graph", "fresh"], ["walks", "fresh"], ["validate", "skipped"], ["skipgram", "fresh"],
-        ["eges", "skipped"],
-        ["neighbours", "fresh"], ["users", "fresh"], ["evaluate_link", "skipped"], ["evaluate_temporal", "skipped"],
-        ["evaluate_cold", "skipped"]]
+        ["eges", "skipped"], ["drift", "skipped"], ["neighbours", "fresh"], ["users", "fresh"],
+        ["evaluate_link", "skipped"], ["evaluate_temporal", "skipped"], ["evaluate_cold", "skipped"]]
     assert "not requested" in status
     status = cli("status", "--out", out, "--set", "graph.min_edge_weight=2").output.splitlines()
     assert status[1].split()[1] == "stale" and "graph.min_edge_weight" in status[1]

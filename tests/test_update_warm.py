@@ -195,6 +195,7 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
             "--warm-start", parent, *SMALL)
     assert_refused(child, "has dimension 8, this run 16", *base, "--set", "train.dimension=16")
     assert_refused(child, "was trained with method eges, this run trains ges", *base, "--method", "ges")
+    assert_refused(child, "give --warm-start or --align-to, not both", *base, "--align-to", parent)
     fewer = tmp_path / "fewer.parquet"
     pq.write_table(pq.read_table(DATA / "items.parquet").drop_columns(["shop"]), fewer)
     assert_refused(child, "was trained on side-information fields", *base[:4], fewer, *base[5:])

@@ -135,9 +135,14 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--warm-start", "warm_start", type=click.Path(file_okay=False),
               help="A daily update: start training from this earlier run folder's vectors (same method, dimension "
               "and catalog fields); new items are placed from side information. See docs/updates.md.")
+@click.option("--align-to", "align_to", type=click.Path(file_okay=False),
+              help="An earlier run folder: rotate this run's vectors onto its space (orthogonal Procrustes on the "
+                   "items both hold), so models trained on its vectors can read these; remembered. docs/drift.md.")
+@click.option("--no-align-to", "no_align_to", is_flag=True,
+              help="Stop aligning: drop the run to align to this folder remembers (the training stage reruns).")
 @_quiet_option
 def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_stage, method, no_items, warm_start,
-        quiet) -> None:
+        align_to, no_align_to, quiet) -> None:
     """Run every stage whose outputs are missing or out of date.
 
     A run folder remembers its inputs and config: a rerun uses them, with the inputs and --set/--method given
@@ -151,6 +156,8 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         raise EgesError("give --events or --edges, not both: an edge list replaces the graph the events would make")
     if items is not None and no_items:
         raise EgesError("give --items or --no-items, not both")
+    if align_to is not None and no_align_to:
+        raise EgesError("give --align-to or --no-align-to, not both")
     from eges.pipeline.io import is_external, spark_only
 
     for flag, value in (("--events", events), ("--items", items), ("--edges", edges)):
@@ -166,7 +173,8 @@ def run(events, items, edges, out_dir, config_path, overrides, from_stage, to_st
         return source if source and is_external(source) else _abs(source)
 
     config, inputs, changes = _resolve(out, config_path, sets, events=given(events), items=_abs(items),
-                                       edges=given(edges), drop_items=no_items, parent=_abs(warm_start))
+                                       edges=given(edges), drop_items=no_items, parent=_abs(warm_start),
+                                       align_to="" if no_align_to else _abs(align_to))
     run_pipeline(out, config, inputs, from_stage=from_stage, to_stage=to_stage, progress=not quiet, echo=_echo)
     for line in changes:  # after the run: a failed run changes nothing, and its error stays one line
         _echo(f"changed since the last run, and remembered: {line}")
@@ -313,12 +321,24 @@ def evaluate(events, items, out_dir, config_path, overrides, protocol_names, met
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--to", "to_path", type=click.Path(dir_okay=False), help="Also write the table (.csv or .parquet).")
 def compare(dirs, to_path) -> None:
-    """Compare evaluation results side by side: the methods of one DIR, or several DIRs run with other settings."""
-    from eges.outputs.compare import comparison, format_table
+    """Compare evaluation results side by side: the methods of one DIR, or several DIRs run with other settings.
+    With two run folders OLD NEW, also how far NEW's vectors drifted from OLD's (docs/drift.md)."""
+    from eges.errors import InputError
+    from eges.outputs.compare import comparison, drift_comparison, format_table
 
-    table = comparison(dirs)
-    _echo(format_table(table))
-    if to_path:
+    drift = drift_comparison(*dirs) if len(dirs) == 2 else None
+    try:
+        table = comparison(dirs)
+    except InputError:
+        if drift is None:
+            raise
+        table = None
+    if table is not None:
+        _echo(format_table(table))
+    if drift is not None:
+        _echo(f"drift of {dirs[1]} against {dirs[0]} ({drift[1]}):")
+        _echo(drift[0].set_index("measure").to_string(index_names=False))
+    if to_path and table is not None:
         from eges.pipeline.io import atomic_path
 
         flat = table.reset_index()

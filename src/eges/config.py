@@ -265,6 +265,17 @@ UPDATE_TRAIN_KEYS = ("epochs", "alpha")
 GRAPH_UPDATE_KEYS = ("events", "carry_over", "min_carried_weight", "forget_days")
 
 
+@dataclass(frozen=True)
+class DriftConfig:
+    """How far the vectors moved from the reference run (--align-to, else the --warm-start parent): the drift stage."""
+
+    k: int = opt(10, "Neighbours per item compared between the two runs (top-k overlap).", min=1, max=1000)
+    queries: int = opt(2_000, "At most this many shared items (a seeded sample) have their neighbours compared; "
+                       "each costs one pass over the shared items (2,000 put the mean overlap within about 0.01).",
+                       min=1)
+    seed: int = opt(0, "Seed of that sample.", min=0)
+
+
 PROTOCOLS = ("link", "temporal", "cold")
 BASELINES = ("popularity", "cooccurrence", "item2vec", "deepwalk", "side_mean")
 
@@ -352,6 +363,7 @@ SECTIONS: dict[str, type] = {
     "validate": ValidateConfig,
     "neighbours": NeighboursConfig,
     "users": UsersConfig,
+    "drift": DriftConfig,
     "evaluate": EvaluateConfig,
     "update": UpdateConfig,
 }

@@ -39,6 +39,8 @@ USERS = "users/vectors.parquet"
 #: The validate stage: what it chose (passes, method, why) and the validation figures of every pass per method.
 SELECTION = "validation/selection.json"
 VALIDATION_CURVE = "validation/curve.parquet"
+#: The drift of the run's vectors against its reference run (--align-to, else the --warm-start parent).
+DRIFT = "drift/drift.json"
 
 EVALUATION = "evaluation"
 #: The whole log's sessions and graph, built once for the link and cold-start protocols.

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from eges.config import BASELINES, PROTOCOLS
-from eges.errors import InputError
-from eges.layout import metrics_path
+from eges.errors import EgesError, InputError
+from eges.layout import DRIFT, metrics_path
 from eges.methods import NAMES
 from eges.pipeline.runner import load_manifest
 
@@ -54,6 +54,29 @@ def comparison(dirs: Sequence[str | Path]) -> pd.DataFrame:
     methods = data.sort_values(["kind", "m_order", "row"], ascending=[False, True, True])["method"].unique()
     table = data.set_index(["protocol", "metric", "method"])["value"].unstack("method")
     return table.loc[pd.MultiIndex.from_frame(rows), list(methods)]
+
+
+def drift_comparison(old: str | Path, new: str | Path) -> tuple[pd.DataFrame, str] | None:
+    """The drift of NEW's vectors against OLD's when both are runs with vectors (None otherwise), and where it comes
+    from: NEW's ``drift/drift.json`` when its drift stage measured it against OLD, else computed now with NEW's
+    ``[drift]`` settings."""
+    from eges.outputs.report import drift_table
+    from eges.outputs.run import Run
+    from eges.pipeline.drift_stage import drift_between, recorded_drift
+
+    try:
+        old_run, new_run = Run(old), Run(new)
+        old_run.require_vectors()
+        new_run.require_vectors()
+    except EgesError:
+        return None
+    recorded = recorded_drift(new_run) or {}
+    if recorded.get("reference") and Path(recorded["reference"]).resolve() == old_run.out.resolve():
+        drift, source = recorded, f"recorded by its drift stage in {new_run.out / DRIFT}"
+    else:
+        drift = drift_between(old_run, new_run.id_array, new_run.vectors, new_run.config.drift).as_dict()
+        source = "computed now from both runs' vectors"
+    return drift_table(drift, f"{new_run.out.name} against {old_run.out.name}"), source
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -21,7 +21,7 @@ from eges.outputs.run import Run, read_manifest
 from eges.pipeline import io
 from eges.pipeline.recall_stage import read_provenance
 
-SECTIONS = ("stages", "graph", "validation", "attention", "evaluation", "map", "neighbours")
+SECTIONS = ("stages", "graph", "validation", "attention", "evaluation", "drift", "map", "neighbours")
 DROP_REASONS = {"spam_events": "events of over-active users", "behaviour_dropped": "behaviour type not kept",
                 "short_dwell_dropped": "dwell under the minimum", "repeats_collapsed": "consecutive repeats collapsed",
                 "short_session_events_dropped": "events in sessions too short"}
@@ -160,6 +160,43 @@ def validation_section(run: Run) -> str:
         body += _table(curve.drop(columns=["train_seconds", "score_seconds"]).round(4))
         body += _img(validation_curve(curves, label, (doc["method"], doc["epochs"])), "validation curve")
     return _section("validation", "Validation: passes and method chosen on the log", body)
+
+
+DRIFT_ROWS = (("median_cosine", "median cosine of an item's two vectors"),
+              ("median_cosine_rotated", "the same after the best rotation"),
+              ("neighbour_overlap", "top-k neighbours in common (share)"), ("k", "k"),
+              ("queries", "items whose neighbours were compared"), ("shared", "items in both runs"),
+              ("new", "new items"), ("dropped", "dropped items"))
+
+
+def drift_table(drift: dict[str, Any], column: str) -> pd.DataFrame:
+    """The drift measures (``drift/drift.json``'s keys) as rows of one column of text (cosines to 4 places, counts
+    with thousands separators)."""
+    def text(value: Any) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+    return pd.DataFrame({"measure": [label for _, label in DRIFT_ROWS],
+                         column: [text(drift.get(key)) for key, _ in DRIFT_ROWS]})
+
+
+def drift_section(run: Run) -> str:
+    """How far the vectors moved from the run's reference (the run it is aligned to, or its parent)."""
+    title = "Drift against the reference run"
+    from eges.pipeline.drift_stage import recorded_drift
+
+    drift = recorded_drift(run)
+    if drift is None:
+        return _section("drift", title, _note("No drift measured on these vectors: give --align-to or --warm-start "
+                                              "to measure how far they moved from an earlier run (docs/drift.md)."))
+    relation = "aligned to" if drift.get("relation") == "align_to" else "warm-started from"
+    body = _table(drift_table(drift, "value"))
+    body += _note(f"This run is {relation} {drift.get('reference')} ({drift.get('reference_method')} vectors). A "
+                  "median cosine near 1 means a model trained on the reference's vectors still reads these; near 0 "
+                  "with a high value after the best rotation means only the space turned (see --align-to). "
+                  "Neighbours are searched among the shared items in each run.")
+    return _section("drift", title, body)
 
 
 def evaluation_section(run: Run) -> str:
@@ -309,7 +346,7 @@ def write_report(out: Path) -> Path:
 def _write_report(out: Path) -> Path:
     run = Run(out)
     parts = [stages_section(run), graph_section(run), validation_section(run), attention_section(run),
-             evaluation_section(run)]
+             evaluation_section(run), drift_section(run)]
     if run.vectors_file is None:
         parts += [_section(key, title, _note("No item vectors in this run yet."))
                   for key, title in (("map", "Map of the item vectors"), ("neighbours", "Nearest neighbours"))]

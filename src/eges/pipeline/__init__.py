@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eges.pipeline import (  # noqa: F401  (register the stages)
+    drift_stage,
     evaluate_stage,
     recall_stage,
     side_info_stage,
@@ -13,7 +14,7 @@ from eges.pipeline.registry import STAGES, RunInputs, StageContext, StageResult,
 from eges.pipeline.runner import plan, run
 
 #: The pipeline, in the order stages run: explicit, so it does not depend on which module is imported first.
-PIPELINE = ("sessions", "graph", "walks", "validate", "skipgram", "eges", "neighbours", "users",
+PIPELINE = ("sessions", "graph", "walks", "validate", "skipgram", "eges", "drift", "neighbours", "users",
             "evaluate_link", "evaluate_temporal", "evaluate_cold")
 order_stages(PIPELINE)
 

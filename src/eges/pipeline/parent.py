@@ -133,6 +133,9 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
     its dimension and side-information fields, and this run trains natively (gensim cannot start from rows)."""
     if inputs.parent is None:
         return
+    if inputs.align_to is not None:  # its state rows would stay in the parent's space, its vectors in REF's
+        raise ParentError("give --warm-start or --align-to, not both: a warm start already stays in its parent's "
+                          "space (drift is measured against the parent); --align-to is for a cold retrain")
     manifest = parent_manifest(inputs.parent)
     parent_method, _, state = parent_training(inputs.parent, manifest)
     meta = state_meta(state, inputs.parent)

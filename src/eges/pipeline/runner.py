@@ -213,6 +213,9 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
         current = input_fingerprint(key, source) if key.startswith("@") else fingerprint(source, known)
         if known is None or current["digest"] != known.get("digest"):
             return "stale", f"input {key.lstrip('@') if key.startswith('@') else key} changed"
+    dropped = sorted(k for k in entry.get("inputs", {}) if k.startswith("@") and k not in st.inputs(inputs, config))
+    if dropped:  # e.g. --no-align-to: vectors rotated onto a run no longer given are not this run's
+        return "stale", f"input {dropped[0][1:]} is no longer given"
     return "fresh", "up to date"
 
 
@@ -391,13 +394,15 @@ def _check_upstream(st: Stage, out_dir: Path, inputs: RunInputs, config: Config,
 
 def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[str] = (), *,
             events: str | None = None, items: str | None = None, edges: str | None = None,
-            drop_items: bool = False, parent: str | None = None) -> tuple[Config, RunInputs, list[str]]:
+            drop_items: bool = False, parent: str | None = None,
+            align_to: str | None = None) -> tuple[Config, RunInputs, list[str]]:
     """The config and inputs a command uses in ``out_dir``: one rule for run, stage and status.
 
     A run folder remembers its inputs and config. Inputs given now replace the remembered ones of their kind
     (--events and --edges replace each other); inputs not given are the remembered ones (``drop_items`` drops the
-    catalog; ``parent`` is a warm start's parent run). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply
-    on top; ``config_path`` replaces it. Returns the config, the inputs and one line per change from the record.
+    catalog; ``parent`` is a warm start's parent run; ``align_to`` is the run --align-to rotates onto, "" drops
+    it). Without ``config_path`` the remembered config is the base and ``overrides`` (--set, --method) apply on top;
+    ``config_path`` replaces it. Returns the config, the inputs and one line per change from the record.
     """
     manifest = load_manifest(out_dir)
     recorded = manifest.get("inputs")
@@ -412,10 +417,10 @@ def resolve(out_dir: Path, config_path: str | None = None, overrides: Iterable[s
     else:
         events_now, edges_now = before.get("events"), before.get("edges")
     items_now = None if drop_items else items if items is not None else before.get("items")
-    # A warm start's parent is remembered like the other inputs (and --align-to's run likewise, when given).
+    # A warm start's parent and the run to align to are remembered like the other inputs (align_to "" drops it).
     inputs = RunInputs(events=events_now, items=items_now, edges=edges_now,
                        parent=parent if parent is not None else before.get("parent"),
-                       align_to=before.get("align_to"))
+                       align_to=(align_to or None) if align_to is not None else before.get("align_to"))
     recorded_config = manifest.get("config")
     notes = []
     if recorded_config and set(recorded_config) & set(MOVED):  # a run from before a section moved keeps its settings

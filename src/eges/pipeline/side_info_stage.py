@@ -19,6 +19,7 @@ from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import UPDATE_IGNORED, parent_input, walk_batches, walk_counts
 from eges.pipeline.validate_stage import chosen_training, stop_after, training_inputs
+from eges.update.align import check_reference, onto_reference, reference_inputs
 
 log = logging.getLogger("eges")
 
@@ -126,10 +127,17 @@ def _events_id_type(ctx: StageContext) -> pa.DataType | None:
     return pa.int64() if pa.types.is_floating(field.type) else field.type
 
 
+def _check_inputs(ctx: StageContext, will_run: set[str]) -> None:
+    """The catalog, and the run to align to (--align-to), before anything is written; again once the graph is built."""
+    _check_catalog(ctx, will_run)
+    check_reference(ctx, will_run)
+
+
 @stage("eges", sections=("side_info", "train", "update"),
        outputs=(EGES_VECTORS, EGES_KEYED_VECTORS, SIDE_VECTORS, ATTENTION, EGES_STATE),
-       ignores=("train.backend", *UPDATE_IGNORED), check=_check_catalog,
-       inputs=lambda inp, cfg: (WALKS, NODES, "@items", *training_inputs(inp, cfg), *parent_input(inp)), enabled=_uses_side_info)
+       ignores=("train.backend", *UPDATE_IGNORED), check=_check_inputs, recheck_after=("graph",),
+       inputs=lambda inp, cfg: (WALKS, NODES, "@items", *training_inputs(inp, cfg), *parent_input(inp),
+                                *reference_inputs(inp)), enabled=_uses_side_info)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.pipeline.parent import start_for, write_model_state
@@ -159,6 +167,8 @@ def eges_stage(ctx: StageContext) -> StageResult:
                             on_epoch=stop_after(passes), start_from=start_from)
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
+    aligned = onto_reference(ctx, ids, emb.vectors, (emb.value_vectors,))  # --align-to: onto the reference's space
+    emb.vectors, emb.value_vectors = aligned.vectors, aligned.extra[0]
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
                    ctx.path(EGES_VECTORS), compression="none")
     io.write_keyed_vectors(ids.to_pylist(), emb.vectors, ctx.path(EGES_KEYED_VECTORS))
@@ -167,10 +177,10 @@ def eges_stage(ctx: StageContext) -> StageResult:
     attention = {"item_id": nodes["item_id"], "item": pa.array(emb.attention[:, 0], pa.float32())}
     attention.update({f: pa.array(emb.attention[:, s + 1], pa.float32()) for s, f in enumerate(fields)})
     io.write_table(pa.table(attention), ctx.path(ATTENTION))
-    d = {**emb.details, **notes, **warm}
+    d = {**emb.details, **notes, **warm, **aligned.details}
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "
                f"{passes} epoch(s), cold share {d['cold_share']:g}, {d['words_per_second'] / 1e3:,.0f}k words/s; "
-               f"mean weights: {weights_text}")
+               f"mean weights: {weights_text}{aligned.note}")
     return StageResult(n_walks, len(emb.item_ids), summary, d)

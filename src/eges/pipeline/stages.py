@@ -36,6 +36,7 @@ from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, run_method, stage
 from eges.pipeline.validate_stage import chosen_training, stop_after, training_inputs
+from eges.update.align import check_reference, onto_reference, reference_inputs
 
 
 def _uses_events(inputs: RunInputs, config: Any) -> bool:
@@ -148,9 +149,10 @@ UPDATE_IGNORED = update_keys_except(UPDATE_TRAIN_KEYS)
 
 
 @stage("skipgram", sections=("train", "update"), outputs=(BGE_VECTORS, BGE_KEYED_VECTORS, BGE_STATE),
-       inputs=lambda inp, cfg: (WALKS, NODES, *training_inputs(inp, cfg), *parent_input(inp)),
+       inputs=lambda inp, cfg: (WALKS, NODES, *training_inputs(inp, cfg), *parent_input(inp), *reference_inputs(inp)),
        enabled=lambda inp, cfg: run_method(inp, cfg).stage == "skipgram",
-       ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores), *UPDATE_IGNORED))
+       ignores=("train.method", *(f"train.{key}" for key in _SKIPGRAM.ignores), *UPDATE_IGNORED),
+       check=check_reference, recheck_after=("graph",))
 def skipgram_stage(ctx: StageContext) -> StageResult:
     """BGE: skip-gram with negative sampling on the walks (gensim or the native trainer); vectors and KeyedVectors."""
     from eges.methods import backend
@@ -197,6 +199,8 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
         write_model_state(ctx.path(BGE_STATE), nodes["item_id"], trained, method, tail)
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
+    aligned = onto_reference(ctx, ids, vectors)  # --align-to: rotated onto the reference run's space
+    vectors = aligned.vectors
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
     io.write_table(table, ctx.path(BGE_VECTORS), compression="none")  # float vectors barely compress
     io.write_keyed_vectors(ids.to_pylist(), vectors, ctx.path(BGE_KEYED_VECTORS))
@@ -204,9 +208,9 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
                "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": passes,
-               "method": method, **warm}
+               "method": method, **warm, **aligned.details}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
                        f"{trainer}: {len(index):,} vectors, {passes} epoch(s), "
-                       f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}",
+                       f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}{aligned.note}",
                        details)

@@ -124,6 +124,21 @@ def top_k(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024
     return idx, val
 
 
+def top_k_rows(vectors: np.ndarray, rows: np.ndarray, k: int, metric: str = "cosine",
+               block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbours of the items at ``rows`` only, among all items (each item itself excluded): what
+    :func:`top_k` gives those rows, for a sample of query items (drift measures) without scoring every item."""
+    mat = search_matrix(vectors, k, metric)
+    rows = np.asarray(rows, dtype=np.int64)
+    idx = np.empty((len(rows), k), dtype=np.int32)
+    val = np.empty((len(rows), k), dtype=np.float32)
+    for lo in range(0, len(rows), block):
+        query = rows[lo:lo + block]
+        found, scores = select_top(mat[query] @ mat.T, min(k + 1, len(mat)), -len(mat) - 1)  # skips nothing
+        idx[lo:lo + len(query)], val[lo:lo + len(query)] = _drop_self(found, scores, query, k)
+    return idx, val
+
+
 def user_vectors(user_first_row: np.ndarray, item_rows: np.ndarray, vectors: np.ndarray, recent: int,
                  half_life: float) -> tuple[np.ndarray, np.ndarray]:
     """Per user, the (decayed) mean of the vectors of their last ``recent`` events.

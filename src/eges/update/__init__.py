@@ -1,1 +1,1 @@
-"""Daily updates: a run that continues from its parent run (warm start); pure array code, no files."""
+"""Daily updates: runs related to an earlier run (warm start, alignment, drift); pure array code, no files."""
