@@ -34,7 +34,7 @@ ROOT = Path(os.environ.get("EGES_DATASETS", Path.home() / ".cache" / "eges-datas
 ROWS = [("link", "auc", 0, "link AUC"), ("temporal", "auc", 0, "next-item AUC"),
         ("temporal", "hit_rate", 10, "HR@10"), ("temporal", "hit_rate", 50, "HR@50"), ("cold", "auc", 0, "cold AUC")]
 DEFAULT_SETTINGS = ["1:train.epochs=1", "3:train.epochs=3", "10:train.epochs=10"]
-METHODS = ("bge", "ges", "eges")
+METHODS = ("auto", "bge", "ges", "eges")  # auto: what a run with no --method trains
 BASELINES = ("item2vec", "deepwalk", "cooccurrence", "popularity", "side_mean")
 STAGE = re.compile(r"^\s+\[(\w+)/pipeline\] (skipgram|eges): .* in ([\d.]+) s; (?:native: |gensim: )?(\w+)?")
 

@@ -1,1 +1,1 @@
-"""Daily updates: runs related to an earlier run (warm start, alignment, drift); pure array code, no files."""
+"""Daily updates: runs related to an earlier run (warm start, alignment, drift); array code that writes no files."""
