@@ -36,7 +36,7 @@ ROWS = [("link", "auc", 0, "link AUC"), ("temporal", "auc", 0, "next-item AUC"),
 DEFAULT_SETTINGS = ["1:train.epochs=1", "3:train.epochs=3", "10:train.epochs=10"]
 METHODS = ("auto", "bge", "ges", "eges")  # auto: what a run with no --method trains
 BASELINES = ("item2vec", "deepwalk", "cooccurrence", "popularity", "side_mean")
-STAGE = re.compile(r"^\s+\[(\w+)/pipeline\] (skipgram|eges): .* in ([\d.]+) s; (?:native: |gensim: )?(\w+)?")
+STAGE = re.compile(r"^\s+\[(\w+)/pipeline\] (validate|skipgram|eges): .* in ([\d.]+) s; (?:native: |gensim: )?(\w+)?")
 
 
 def parse_setting(text: str) -> tuple[str, list[str]]:
@@ -51,7 +51,7 @@ def run(name: str, out: Path, label: str, sets: list[str]) -> None:
     cmd = [sys.executable, "-m", "eges", "evaluate", "--events", str(events), "--out", str(out / name / label),
            "--protocol", "link", "--protocol", "temporal", *[a for x in sets for a in ("--set", x)], "--quiet"]
     if items.exists():
-        cmd[5:5] = ["--items", str(items)]
+        cmd[6:6] = ["--items", str(items)]
         cmd += ["--protocol", "cold"]
     print(" ".join(cmd), file=sys.stderr)
     with open(out / f"{name}.{label}.log", "w") as log:
@@ -67,7 +67,11 @@ def train_seconds(logfile: Path) -> dict[str, float]:
         m = STAGE.match(line)
         if m:
             stage, s = m.group(2), float(m.group(3))
-            method = "bge" if stage == "skipgram" else re.search(r"; (ges|eges): ", line).group(1)
+            secs["auto"] = secs.get("auto", 0.0) + s  # the default run: validation and training together
+            if stage == "validate":
+                continue
+            trained = re.search(r"; (ges|eges): ", line)
+            method = "bge" if stage == "skipgram" or trained is None else trained.group(1)
             secs[method] = secs.get(method, 0.0) + s
     return secs
 

@@ -64,3 +64,31 @@ def test_pairs_are_bounded():
     assert len(np.unique(h.temporal.query)) <= 10
     assert len(h.link) <= 100
     assert h.cold is None and not h.hidden.any()
+
+
+def test_an_edge_list_holds_out_edges_that_never_reach_the_walks():
+    """An edge list has no times: a random share of its edges is held out instead, both directions of a pair
+    together on a symmetric graph; no held-out edge and no hidden item is in the training graph or its walks."""
+    from eges.validation import make_edge_holdout
+
+    rng = np.random.default_rng(1)
+    n = 80
+    pairs = np.unique(rng.integers(0, n, size=(900, 2)), axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    src, dst = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+    weight = rng.integers(1, 5, size=len(src)).astype(float)
+    cfg = default_config().replace("validate", fraction=0.2, cold_fraction=0.1).replace("graph", undirected=True)
+    h = make_edge_holdout(src, dst, weight, n, cfg, has_catalog=True, seed=0)
+    trained = set(zip(np.repeat(np.arange(n), np.diff(h.graph.indptr)).tolist(), h.graph.indices.tolist()))
+    held = set(zip(h.link.query.tolist(), h.link.target.tolist()))
+    assert held and len(h.temporal) == 0
+    assert not held & trained and not {(b, a) for a, b in held} & trained, "a held-out edge is in training"
+    assert held <= set(zip(src.tolist(), dst.tolist()))
+    values, offsets = training_walks(h, cfg)
+    within = np.ones(len(values) - 1, dtype=bool)
+    within[offsets[1:-1] - 1] = False  # no step from a walk's last node to the next walk's first
+    steps = set(zip(values[:-1][within].tolist(), values[1:][within].tolist()))
+    assert steps and not held & steps and not h.hidden[values].any()
+    assert h.hidden[h.cold.query].all() and h.warm[h.cold.target].all()
+    negatives = set(zip(h.link.neg_query.tolist(), h.link.neg_target.tolist()))
+    assert not negatives & set(zip(src.tolist(), dst.tolist()))

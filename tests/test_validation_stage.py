@@ -74,3 +74,22 @@ def test_a_log_too_small_to_hold_out_trains_by_the_old_rule(tmp_path, cli):
     selection = json.loads((out / SELECTION).read_text())
     assert selection["why"].startswith("no validation slice") and selection["method"] == "bge"
     assert _manifest(out)["stages"]["skipgram"]["details"]["epochs"] == MAX_AUTO_EPOCHS
+
+
+def test_an_edge_list_validates_on_held_out_edges(sample, tmp_path, cli):
+    """A run on an edge list chooses its passes too (link AUC on held-out edges: it has no next-item pairs), so
+    the link protocol's nested run trains what a default run would, not the token-budget rule."""
+    import pyarrow.parquet as pq
+
+    logged = tmp_path / "logged"
+    cli("run", "--events", sample / "events.parquet", "--out", logged, "--until", "graph", *FAST)
+    nodes = pq.read_table(logged / "graph" / "nodes.parquet").to_pandas().set_index("item_index")["item_id"]
+    edges = pq.read_table(logged / "graph" / "edges.parquet").to_pandas()
+    edges["src"], edges["dst"] = nodes[edges["src"]].to_numpy(), nodes[edges["dst"]].to_numpy()
+    edges.to_parquet(tmp_path / "edges.parquet")
+    out = tmp_path / "run"
+    cli("run", "--edges", tmp_path / "edges.parquet", "--out", out, *FAST)
+    selection = json.loads((out / SELECTION).read_text())
+    assert selection["metric"] == "auc" and "held-out edges" in selection["why"]
+    assert selection["holdout"]["held_out_edges"] > 0 and selection["holdout"]["next_item_pairs"] == 0
+    assert _manifest(out)["stages"]["skipgram"]["details"]["epochs"] == selection["epochs"]

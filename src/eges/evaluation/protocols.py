@@ -43,11 +43,11 @@ from eges.evaluation.scorers import (
 )
 from eges.evaluation.splits import (
     format_ms,
+    held_out_edges,
     holdout_mask,
     parse_cut_time,
     sample_non_edges,
     segments_without,
-    undirected_holdout,
 )
 from eges.layout import EDGES, METRICS_SCHEMA, VOCAB, evaluation_dir, metrics_path, summary_path
 from eges.pipeline import io
@@ -140,8 +140,7 @@ def link(ctx: StageContext) -> StageResult:
     edges = pq.read_table(full / EDGES)
     src, dst, weight = (edges[c].to_numpy() for c in ("src", "dst", "weight"))
     rng = np.random.default_rng(cfg.seed)
-    held = (undirected_holdout(src, dst, cfg.link_holdout, rng) if graph_cfg.undirected
-            else holdout_mask(len(src), cfg.link_holdout, rng))
+    held = held_out_edges(src, dst, cfg.link_holdout, bool(graph_cfg.undirected), rng)
     train_nodes = np.unique(np.concatenate([src[~held], dst[~held]]))
     in_train = np.zeros(n, dtype=bool)
     in_train[train_nodes] = True

@@ -27,6 +27,12 @@ def undirected_holdout(src: np.ndarray, dst: np.ndarray, fraction: float, rng: n
     return np.isin(keys, chosen)
 
 
+def held_out_edges(src: np.ndarray, dst: np.ndarray, fraction: float, undirected: bool,
+                   rng: np.random.Generator) -> np.ndarray:
+    """The link rule: a random ``fraction`` of the edges held out (of the pairs, when the graph is symmetric)."""
+    return undirected_holdout(src, dst, fraction, rng) if undirected else holdout_mask(len(src), fraction, rng)
+
+
 def sample_non_edges(src: np.ndarray, dst: np.ndarray, nodes: np.ndarray, count: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``count`` random pairs of distinct ``nodes`` joined by no edge in either direction.

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.config import Config, TrainConfig
-from eges.layout import CURVE_SCHEMA, SELECTION, SESSIONS, VALIDATION_CURVE, VOCAB
+from eges.layout import CURVE_SCHEMA, EDGES, NODES, SELECTION, SESSIONS, VALIDATION_CURVE, VOCAB
 from eges.methods import allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
@@ -20,14 +20,28 @@ from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolve
 
 def validates(inputs: RunInputs, config: Config) -> bool:
     """Whether the run chooses on a validation slice: the log decides the passes (train.epochs = 0) or, with a
-    catalog, the method (train.method = auto). An edge list has no times to hold out."""
-    if inputs.edges is not None or inputs.parent is not None:  # a warm start: update.epochs (docs/updates.md)
+    catalog, the method (train.method = auto). An edge list holds out a random share of its edges instead of
+    the latest events."""
+    if inputs.parent is not None:  # a warm start: update.epochs (docs/updates.md)
         return False
     return config.train.epochs == 0 or (config.train.method == "auto" and inputs.items is not None)
 
 
 def _inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
-    return (SESSIONS, VOCAB) + (("@items",) if inputs.items is not None else ())
+    log = (EDGES, NODES) if inputs.edges is not None else (SESSIONS, VOCAB)
+    return log + (("@items",) if inputs.items is not None else ())
+
+
+def _edge_holdout(ctx: StageContext, config: Config, has_catalog: bool) -> tuple[Any, Config, pa.Table]:
+    """An edge list's slice (random edges held out; link AUC decides, it has no next-item pairs) and its vocabulary."""
+    from eges.validation import make_edge_holdout
+
+    vocab = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"]).sort_by("item_index")
+    edges = pq.read_table(ctx.input_path(EDGES), columns=["src", "dst", "weight"])
+    config = config.replace("validate", metric="auc")
+    holdout = make_edge_holdout(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(),
+                                vocab.num_rows, config, has_catalog, config.validate.seed)
+    return holdout, config, vocab
 
 
 def candidates(inputs: RunInputs, config: Config) -> list[str]:
@@ -57,7 +71,7 @@ def _write(ctx: StageContext, doc: dict[str, Any], trials: list[Any]) -> None:
 
 @stage("validate", sections=("validate", "graph", "walks", "train", "side_info"),
        outputs=(SELECTION, VALIDATION_CURVE), inputs=_inputs, enabled=validates,
-       skipped_because="train.epochs is set and the method is not chosen by validation (or the input is an edge list)")
+       skipped_because="train.epochs is set and the method is not chosen by validation (or the run warm-starts)")
 def validate_stage(ctx: StageContext) -> StageResult:
     """Hold out the latest events (and, with a catalog, some items), train each candidate method on the rest with
     early stopping, and record the passes and method the whole log trains with."""
@@ -65,19 +79,28 @@ def validate_stage(ctx: StageContext) -> StageResult:
     from eges.validation import choose, fit_and_score, make_holdout, metric_value, training_walks
 
     started = time.perf_counter()
-    config, vcfg = ctx.config, ctx.config.validate
-    vocab = pq.read_table(ctx.input_path(VOCAB), columns=["item_id", "item_index"]).sort_by("item_index")
-    sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["position", "item_index", "ts"])
-    item = sessions["item_index"].to_numpy()
+    config = ctx.config
     has_catalog = ctx.inputs.items is not None
     methods = candidates(ctx.inputs, config)
     fixed = int(config.train.epochs)
+    held_out = "the latest events held out"
     try:
-        holdout = make_holdout(item, sessions["position"].to_numpy(), sessions["ts"].to_numpy(), vocab.num_rows,
-                               config, has_catalog, vcfg.seed)
+        if ctx.inputs.edges is not None:
+            held_out = "held-out edges (an edge list has no times)"
+            holdout, config, vocab = _edge_holdout(ctx, config, has_catalog)
+            rows_in = int(holdout.stats["edges"])
+        else:
+            vocab = pq.read_table(ctx.input_path(VOCAB), columns=["item_id", "item_index"]).sort_by("item_index")
+            sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["position", "item_index", "ts"])
+            rows_in = sessions.num_rows
+            holdout = make_holdout(sessions["item_index"].to_numpy(), sessions["position"].to_numpy(),
+                                   sessions["ts"].to_numpy(), vocab.num_rows, config, has_catalog,
+                                   config.validate.seed)
+            del sessions
     except ValueError as exc:  # too small a log to hold anything out: the run trains as before
-        return _fallback(ctx, methods, fixed, sessions.num_rows, str(exc))
-    del sessions
+        return _fallback(ctx, methods, fixed, pq.read_metadata(ctx.input_path(
+            EDGES if ctx.inputs.edges is not None else SESSIONS)).num_rows, str(exc))
+    vcfg = config.validate
     side = _side_info(ctx, vocab) if has_catalog else None
     walks = training_walks(holdout, config)
     # The token budget of the epochs rule caps the passes tried, so a large log's selection costs no more than
@@ -94,7 +117,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
     schedule, short = cap, None
     if trials:
-        winner, why = choose(trials)
+        winner, why = choose(trials, held_out)
         method, epochs = winner.method, fixed or winner.best_epochs
         if fixed:
             why += f"; train.epochs = {fixed} is set, so the whole log trains {fixed} pass(es)"
@@ -120,7 +143,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
     details = {k: doc[k] for k in ("method", "epochs", "metric", "why", "candidates", "max_epochs", "seconds")}
     details["holdout"] = holdout.stats
     details["curve"] = curve
-    return StageResult(len(item), sum(len(t.curve) for t in trials), why, details)
+    return StageResult(rows_in, sum(len(t.curve) for t in trials), why, details)
 
 
 def _fallback(ctx: StageContext, methods: list[str], fixed: int, rows: int, reason: str) -> StageResult:

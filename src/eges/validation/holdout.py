@@ -14,6 +14,9 @@ vocabulary, times in ms): nothing here reads or writes files. The pairs follow t
   scored from the hidden item's side-information vector, against the hidden item -> a random warm item.
 
 Warm items are those with an edge in the training graph (walks visit them, so they get a vector).
+
+An edge list (``eges run --edges``) has no times: :func:`make_edge_holdout` holds out a random share of its edges
+instead (the link protocol's rule) and the slice has link and cold pairs only.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from eges.evaluation.score import Pairs
-from eges.evaluation.splits import holdout_mask, sample_non_edges
-from eges.graph.csr import CSRGraph
+from eges.evaluation.splits import held_out_edges, holdout_mask, sample_non_edges
+from eges.graph.csr import CSRGraph, from_edges
 from eges.graph.transitions import count_transitions
 
 
@@ -164,3 +167,53 @@ def make_holdout(item: np.ndarray, position: np.ndarray, ts: np.ndarray, n_items
              "next_item_pairs": int(len(temporal)), "next_item_queries": int(len(np.unique(temporal.query))),
              "link_pairs": int(len(link)), "cold_pairs": int(len(cold)) if cold is not None else 0}
     return Holdout(n_items, cut, train_item, train_position, ts[kept], graph, hidden, warm, temporal, link, cold, stats)
+
+
+def _no_pairs() -> Pairs:
+    empty = np.zeros(0, dtype=np.int64)
+    return Pairs(empty, empty, empty, empty)
+
+
+def make_edge_holdout(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_items: int, cfg: Any,
+                      has_catalog: bool, seed: int) -> Holdout:
+    """The slice of an edge list (item indices, the graph stage's edges): ``validate.fraction`` of the edges held
+    out at random (both directions of a pair together when ``graph.undirected``), and with a catalog
+    ``validate.cold_fraction`` of the items hidden. Link pairs: held-out edges between warm items against pairs
+    with no edge at all; cold pairs: edges between a hidden and a warm item. No next-item pairs (no times).
+
+    Raises:
+        ValueError: too few edges stay to train or to score on.
+    """
+    vcfg = cfg.validate
+    rng = np.random.default_rng(seed)
+    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.float64)
+    if len(src) < 2:
+        raise ValueError("the edge list has fewer than two edges")
+    hidden = holdout_mask(n_items, vcfg.cold_fraction, rng) if has_catalog else np.zeros(n_items, dtype=bool)
+    held = held_out_edges(src, dst, vcfg.fraction, bool(cfg.graph.undirected), rng)
+    keep = ~held & ~hidden[src] & ~hidden[dst]
+    graph = from_edges(src[keep], dst[keep], weight[keep], n_items)
+    degree = np.diff(graph.indptr) + np.bincount(graph.indices, minlength=n_items)
+    warm = (degree > 0) & ~hidden
+    warm_items = np.flatnonzero(warm)
+    if len(warm_items) < 2:
+        raise ValueError("fewer than two items keep an edge in the training part")
+    test = np.flatnonzero(held & warm[src] & warm[dst] & (src != dst) & ((src < dst) if cfg.graph.undirected else True))
+    test = test[_sample(len(test), vcfg.max_pairs, rng)]
+    if len(test) == 0:
+        raise ValueError("no held-out edge joins two items of the training graph")
+    na, nb = sample_non_edges(src, dst, warm_items, len(test), rng)
+    link = Pairs(src[test], dst[test], na, nb)
+    cold = None
+    if has_catalog:
+        ck = (hidden[src] & warm[dst]) | (hidden[dst] & warm[src])
+        query, target = np.where(hidden[src[ck]], src[ck], dst[ck]), np.where(hidden[src[ck]], dst[ck], src[ck])
+        pick = _sample(len(query), vcfg.max_pairs, rng)
+        query, target = query[pick], target[pick]
+        cold = Pairs(query, target, query, rng.choice(warm_items, size=len(query)))
+    stats = {"edges": int(len(src)), "held_out_edges": int(held.sum()), "hidden_items": int(hidden.sum()),
+             "warm_items": int(len(warm_items)), "train_edges": int(graph.n_edges), "next_item_pairs": 0,
+             "link_pairs": int(len(link)), "cold_pairs": int(len(cold)) if cold is not None else 0}
+    empty = np.zeros(0, dtype=np.int64)
+    return Holdout(n_items, 0, empty, empty, empty, graph, hidden, warm, _no_pairs(), link, cold, stats)

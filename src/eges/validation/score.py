@@ -38,7 +38,7 @@ def score_vectors(holdout: Holdout, vectors: np.ndarray, has: np.ndarray, k: int
     known &= ~holdout.hidden
     scorer = CosineScorer("validation", matrix, known)
     k = min(k, max(int(known.sum()) - 1, 1))
-    temporal = score("temporal", scorer, "method", holdout.temporal, (k,))
+    temporal = score("temporal", scorer, "method", holdout.temporal, (k,)) if len(holdout.temporal) else []
     out = {"hitrate": _value(temporal, "hit_rate", k), "next_auc": _value(temporal, "auc"),
            "link_auc": _pair_auc(scorer, holdout.link), "cold_auc": float("nan")}
     if holdout.cold is not None and len(holdout.cold) and cold_vectors is not None and cold_has is not None:

@@ -138,14 +138,14 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
                  time.perf_counter() - started, bool(state["stopped"]))
 
 
-def choose(trials: list[Trial]) -> tuple[Trial, str]:
-    """The trial whose best pass scores highest (ties: the earlier candidate), and one sentence saying why."""
+def choose(trials: list[Trial], held_out: str = "the latest events held out") -> tuple[Trial, str]:
+    """The trial whose best pass scores highest (ties: the earlier candidate), and one sentence saying why
+    (``held_out`` names the slice)."""
     scored = [t for t in trials if t.score == t.score]
     winner = max(scored or trials, key=lambda t: t.score if t.score == t.score else -math.inf)
     label = {"hitrate": "next-item HitRate", "auc": "link AUC"}[winner.metric]
     figure = f"{winner.score:.4f}" if winner.score == winner.score else "n/a"
-    why = (f"{winner.method} at {winner.best_epochs} pass(es): validation {label} {figure} on the latest events "
-           f"held out")
+    why = f"{winner.method} at {winner.best_epochs} pass(es): validation {label} {figure} on {held_out}"
     others = [t for t in trials if t is not winner]
     if others:
         why += ", above " + ", ".join(f"{t.method} {t.score:.4f} ({t.best_epochs} pass(es))" for t in others
