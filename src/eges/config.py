@@ -220,6 +220,10 @@ class ValidateConfig:
     k: int = opt(50, "K of the next-item HitRate@K.", min=1, max=100_000)
     metric: str = opt("hitrate", "What selection maximises: hitrate (next-item HitRate@K, for recall) or auc "
                       "(link AUC of the held-out new edges).", choices=("hitrate", "auc"))
+    cold_tolerance: float = opt(0.05, "With a catalog: a method whose cold-start AUC on the slice is more than this "
+                                "below the best method's cannot be chosen, whatever its metric (on seven logs BGE's "
+                                "value-mean cold items were 0.13-0.24 below, side-information methods within 0.04 of "
+                                "each other; docs/evaluation.md).", min=0, max=1)
     patience: int = opt(2, "Stop after this many passes without improvement, keeping the best pass "
                         "(docs/studies/validation.md).", min=1, max=1000)
     min_delta: float = opt(0.0, "An improvement smaller than this does not count.", min=0, max=1)

@@ -117,7 +117,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
     schedule, short = cap, None
     if trials:
-        winner, why = choose(trials, held_out)
+        winner, why = choose(trials, held_out, vcfg.cold_tolerance)
         method, epochs = winner.method, fixed or winner.best_epochs
         if fixed:
             why += f"; train.epochs = {fixed} is set, so the whole log trains {fixed} pass(es)"

@@ -138,11 +138,20 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
                  time.perf_counter() - started, bool(state["stopped"]))
 
 
-def choose(trials: list[Trial], held_out: str = "the latest events held out") -> tuple[Trial, str]:
+def _cold(trial: Trial) -> float:
+    return float(trial.best.get("cold_auc", math.nan))
+
+
+def choose(trials: list[Trial], held_out: str = "the latest events held out",
+           cold_tolerance: float = math.inf) -> tuple[Trial, str]:
     """The trial whose best pass scores highest (ties: the earlier candidate), and one sentence saying why
-    (``held_out`` names the slice)."""
-    scored = [t for t in trials if t.score == t.score]
-    winner = max(scored or trials, key=lambda t: t.score if t.score == t.score else -math.inf)
+    (``held_out`` names the slice). With cold pairs on the slice, a trial whose cold AUC at its best pass is more
+    than ``cold_tolerance`` below the best trial's cannot win: cold-start vectors stay good whatever wins."""
+    colds = [_cold(t) for t in trials if _cold(t) == _cold(t)]
+    barred = [t for t in trials if colds and _cold(t) == _cold(t) and _cold(t) < max(colds) - cold_tolerance]
+    eligible = [t for t in trials if t not in barred] or trials
+    scored = [t for t in eligible if t.score == t.score]
+    winner = max(scored or eligible, key=lambda t: t.score if t.score == t.score else -math.inf)
     label = {"hitrate": "next-item HitRate", "auc": "link AUC"}[winner.metric]
     figure = f"{winner.score:.4f}" if winner.score == winner.score else "n/a"
     why = f"{winner.method} at {winner.best_epochs} pass(es): validation {label} {figure} on {held_out}"
@@ -150,6 +159,8 @@ def choose(trials: list[Trial], held_out: str = "the latest events held out") ->
     if others:
         why += ", above " + ", ".join(f"{t.method} {t.score:.4f} ({t.best_epochs} pass(es))" for t in others
                                       if t.score == t.score)
+    if barred:
+        why += "; not " + ", ".join(f"{t.method} (cold AUC {_cold(t):.4f} against {max(colds):.4f})" for t in barred)
     if winner.stopped_early:
         why += f"; stopped after {len(winner.curve)} passes without improvement"
     return winner, why
