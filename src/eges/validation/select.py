@@ -155,7 +155,7 @@ def choose(trials: list[Trial], held_out: str = "the latest events held out",
     label = {"hitrate": "next-item HitRate", "auc": "link AUC"}[winner.metric]
     figure = f"{winner.score:.4f}" if winner.score == winner.score else "n/a"
     why = f"{winner.method} at {winner.best_epochs} pass(es): validation {label} {figure} on {held_out}"
-    others = [t for t in trials if t is not winner]
+    others = [t for t in trials if t is not winner and t not in barred]  # the barred ones are named below
     if others:
         why += ", above " + ", ".join(f"{t.method} {t.score:.4f} ({t.best_epochs} pass(es))" for t in others
                                       if t.score == t.score)
