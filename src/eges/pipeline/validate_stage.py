@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,16 +32,40 @@ def _inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     return log + (("@items",) if inputs.items is not None else ())
 
 
-def _edge_holdout(ctx: StageContext, config: Config, has_catalog: bool) -> tuple[Any, Config, pa.Table]:
-    """An edge list's slice (random edges held out; link AUC decides, it has no next-item pairs) and its vocabulary."""
-    from eges.validation import make_edge_holdout
+class _Slice(NamedTuple):
+    holdout: Any
+    config: Config  # the run's, with validate.metric = auc for an edge list (it has no next-item pairs)
+    vocab: pa.Table
+    rows_in: int
+    held_out: str  # how the choice's sentence names the slice
 
-    vocab = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"]).sort_by("item_index")
-    edges = pq.read_table(ctx.input_path(EDGES), columns=["src", "dst", "weight"])
-    config = config.replace("validate", metric="auc")
-    holdout = make_edge_holdout(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(),
-                                vocab.num_rows, config, has_catalog, config.validate.seed)
-    return holdout, config, vocab
+
+def _log_rows(ctx: StageContext) -> str:
+    """The file the slice is cut from: the graph's edges for an edge list, else the sessions."""
+    return EDGES if ctx.inputs.edges is not None else SESSIONS
+
+
+def _slice(ctx: StageContext, has_catalog: bool) -> _Slice:
+    """The run's validation slice: the latest events held out, or random edges of an edge list.
+
+    Raises:
+        ValueError: too small a log to hold anything out.
+    """
+    from eges.validation import make_edge_holdout, make_holdout
+
+    config = ctx.config
+    if ctx.inputs.edges is not None:
+        vocab = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"]).sort_by("item_index")
+        edges = pq.read_table(ctx.input_path(EDGES), columns=["src", "dst", "weight"])
+        config = config.replace("validate", metric="auc")
+        holdout = make_edge_holdout(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(),
+                                    vocab.num_rows, config, has_catalog, config.validate.seed)
+        return _Slice(holdout, config, vocab, edges.num_rows, "held-out edges (an edge list has no times)")
+    vocab = pq.read_table(ctx.input_path(VOCAB), columns=["item_id", "item_index"]).sort_by("item_index")
+    sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["position", "item_index", "ts"])
+    holdout = make_holdout(sessions["item_index"].to_numpy(), sessions["position"].to_numpy(),
+                           sessions["ts"].to_numpy(), vocab.num_rows, config, has_catalog, config.validate.seed)
+    return _Slice(holdout, config, vocab, sessions.num_rows, "the latest events held out")
 
 
 def candidates(inputs: RunInputs, config: Config) -> list[str]:
@@ -76,30 +100,16 @@ def validate_stage(ctx: StageContext) -> StageResult:
     """Hold out the latest events (and, with a catalog, some items), train each candidate method on the rest with
     early stopping, and record the passes and method the whole log trains with."""
     from eges.train.stream import auto_epochs, compile_kernel
-    from eges.validation import choose, fit_and_score, make_holdout, metric_value, training_walks
+    from eges.validation import choose, fit_and_score, metric_value, training_walks
 
     started = time.perf_counter()
-    config = ctx.config
     has_catalog = ctx.inputs.items is not None
-    methods = candidates(ctx.inputs, config)
-    fixed = int(config.train.epochs)
-    held_out = "the latest events held out"
+    methods = candidates(ctx.inputs, ctx.config)
+    fixed = int(ctx.config.train.epochs)
     try:
-        if ctx.inputs.edges is not None:
-            held_out = "held-out edges (an edge list has no times)"
-            holdout, config, vocab = _edge_holdout(ctx, config, has_catalog)
-            rows_in = int(holdout.stats["edges"])
-        else:
-            vocab = pq.read_table(ctx.input_path(VOCAB), columns=["item_id", "item_index"]).sort_by("item_index")
-            sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["position", "item_index", "ts"])
-            rows_in = sessions.num_rows
-            holdout = make_holdout(sessions["item_index"].to_numpy(), sessions["position"].to_numpy(),
-                                   sessions["ts"].to_numpy(), vocab.num_rows, config, has_catalog,
-                                   config.validate.seed)
-            del sessions
+        holdout, config, vocab, rows_in, held_out = _slice(ctx, has_catalog)
     except ValueError as exc:  # too small a log to hold anything out: the run trains as before
-        return _fallback(ctx, methods, fixed, pq.read_metadata(ctx.input_path(
-            EDGES if ctx.inputs.edges is not None else SESSIONS)).num_rows, str(exc))
+        return _fallback(ctx, methods, fixed, pq.read_metadata(ctx.input_path(_log_rows(ctx))).num_rows, str(exc))
     vcfg = config.validate
     side = _side_info(ctx, vocab) if has_catalog else None
     walks = training_walks(holdout, config)
