@@ -19,7 +19,8 @@ def eges_run(tmp_path_factory):
     pq.write_table(pq.read_table(DATA / "events.parquet").slice(0, 40_000), events)
     out = root / "run"
     result = run_cli("run", "--events", events, "--items", DATA / "items.parquet", "--out", out, "--quiet",
-                     "--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "neighbours.k=10")
+                     "--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "neighbours.k=10",
+                     "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
     return out
 

@@ -68,11 +68,11 @@ def clustered(n, dim, clusters, seed):
 
 
 def test_faiss_index_recalls_the_exact_neighbours():
-    """The approximate index, measured against exact search: recall@10 over 20,000 clustered vectors."""
+    """The approximate index, measured against exact search: recall@10 over 10,000 clustered vectors (three blocks)."""
     pytest.importorskip("faiss", reason="faiss-cpu is a dependency; this platform has no wheel for it")
     from eges.recall.neighbours import top_k_faiss_blocks
 
-    vectors = clustered(20_000, 32, 200, seed=3)
+    vectors = clustered(10_000, 32, 100, seed=3)
     exact, _ = top_k(vectors, 10)
     approx = np.concatenate([idx for _, idx, _ in top_k_faiss_blocks(vectors, 10, block=4096)])
     assert (approx != np.arange(len(vectors))[:, None]).all()  # never the item itself
@@ -100,7 +100,8 @@ def test_neighbours_stage_with_faiss(tmp_path, cli):
 
     out = tmp_path / "out"
     args = ["run", "--events", DATA / "events.parquet", "--out", out, "--quiet", "--method", "bge",
-            "--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--until", "neighbours"]
+            "--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "train.epochs=2",
+            "--until", "neighbours"]
     cli(*args)
     exact = pq.read_table(out / "neighbours" / "neighbours.parquet")["neighbours"].to_pylist()
     result = cli(*args, "--set", "neighbours.index='faiss'")

@@ -16,7 +16,8 @@ import pytest
 from conftest import DATA, invoke_cli
 from eges.outputs.report import SECTIONS
 
-SMALL = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "train.dimension=16",
+# A validated default run (the report plots its curve), with at most three passes tried per method to stay quick.
+SMALL = ["--set", "walks.walks_per_node=3", "--set", "train.dimension=16", "--set", "validate.max_epochs=3",
          "--quiet"]
 
 
@@ -201,7 +202,7 @@ def test_report_shows_the_run_methods_vectors(tmp_path, cli):
     """After switching from EGES back to BGE, the map and neighbours come from BGE's vectors."""
     out = tmp_path / "out"
     data = ["--events", DATA / "events.parquet", "--items", DATA / "items.parquet", "--out", out, *SMALL,
-            "--until", "eges"]
+            "--set", "train.epochs=1", "--until", "eges"]
     cli("run", *data)
     cli("run", *data[:-2], "--until", "skipgram", "--method", "bge")
     cli("report", "--out", out)

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import DATA, invoke_cli
 
-FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--quiet"]
+# The default run (validated), with at most three passes tried per method: the choice, not its depth, is tested here.
+FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--set", "validate.max_epochs=3", "--quiet"]
 
 
 def ran(result) -> list[str]:
