@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-#: Settings that make the template run take seconds.
-FAST = ("--set", "walks.walks_per_node=2", "--set", "train.dimension=8", "--quiet")
+#: Settings that make the template run take seconds (it still validates: at most two passes tried).
+FAST = ("--set", "walks.walks_per_node=2", "--set", "train.dimension=8", "--set", "validate.max_epochs=2", "--quiet")
 
 
 def snapshot(folder: Path) -> dict[str, str]:
