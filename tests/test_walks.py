@@ -68,6 +68,18 @@ def test_same_seed_same_walks_whatever_the_threads():
     assert not np.array_equal(one, other)
 
 
+def test_rounds_packed_into_one_call_give_the_walks_of_one_call_per_round():
+    """A graph with few start nodes packs many rounds into one kernel call: the walks, their order and their
+    seeds are those of calls of a single walk each (batch_walks=1) and of one round per call (batch_walks=7)."""
+    rng = np.random.default_rng(4)
+    g = from_edges(rng.integers(0, 7, 30), rng.integers(0, 7, 30), rng.random(30) + 0.1, 7)
+    runs = [random_walks_array(g, WalksConfig(walk_length=6, walks_per_node=50, seed=9, batch_walks=size))
+            for size in (1, 7, 20, 1_000_000)]
+    assert runs[0].shape == (7 * 50, 6)
+    for other in runs[1:]:
+        np.testing.assert_array_equal(runs[0], other)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9), st.floats(0.1, 5.0)), min_size=1, max_size=40),
        st.integers(2, 12), st.integers(0, 2**31))

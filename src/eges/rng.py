@@ -52,10 +52,15 @@ def walk_draws(seed: int, walk_ids: np.ndarray, step: int) -> np.ndarray:
         return mix64_array(state + np.uint64(step) * GOLDEN)
 
 
-def start_order_keys(seed: int, walk_round: int, nodes: np.ndarray) -> np.ndarray:
+def start_order_keys(seed: int, walk_round: int | np.ndarray, nodes: np.ndarray) -> np.ndarray:
     """Sort keys (non-negative int64) putting the start nodes of ``walk_round`` in a seeded random order: sorting by
-    (key, node) is the order walks are numbered in, the same in every engine."""
+    (key, node) is the order walks are numbered in, the same in every engine. An array of rounds gives one row of
+    keys per round."""
+    rounds = np.atleast_1d(np.asarray(walk_round)).astype(np.uint64)
     with np.errstate(over="ignore"):
-        salt = mix64_array(np.array([seed, walk_round], dtype=np.uint64) * GOLDEN + np.uint64(7))
-        keys = mix64_array((nodes.astype(np.uint64) * GOLDEN) ^ salt[0] ^ (salt[1] << np.uint64(1)))
-    return (keys >> np.uint64(1)).astype(np.int64)
+        salt_seed = mix64_array(np.array([seed], dtype=np.uint64) * GOLDEN + np.uint64(7))[0]
+        salt_round = mix64_array(rounds * GOLDEN + np.uint64(7))
+        keys = mix64_array((nodes.astype(np.uint64) * GOLDEN)[None, :] ^ salt_seed
+                           ^ (salt_round[:, None] << np.uint64(1)))
+    keys = (keys >> np.uint64(1)).astype(np.int64)
+    return keys if np.ndim(walk_round) else keys[0]

@@ -32,14 +32,14 @@ def start_nodes(graph: CSRGraph) -> np.ndarray:
     return np.flatnonzero(graph.out_degree() > 0).astype(np.int32)
 
 
-def round_order(seed: int, walk_round: int, starts: np.ndarray) -> np.ndarray:
+def round_order(seed: int, walk_round: int | np.ndarray, starts: np.ndarray) -> np.ndarray:
     """The start nodes of one round in the seeded order walks are numbered in (:func:`eges.rng.start_order_keys`,
-    shared with the Spark engine)."""
+    shared with the Spark engine); an array of rounds gives one row per round."""
     keys = start_order_keys(seed, walk_round, starts)
-    return starts[np.argsort(keys, kind="stable")]  # ``starts`` ascend, so ties go by node as in (key, node)
+    return starts[np.argsort(keys, axis=-1, kind="stable")]  # ``starts`` ascend, so ties go by node as in (key, node)
 
 
-def walk_ids(walk_round: int, starts: np.ndarray, n_nodes: int) -> np.ndarray:
+def walk_ids(walk_round: int | np.ndarray, starts: np.ndarray, n_nodes: int) -> np.ndarray:
     """Each walk's generator id: its round and start node (``round * n_nodes + node``), known without numbering the
     walks, so an engine that starts them all at once on many machines (Spark) seeds each walk the same."""
     return np.int64(walk_round) * np.int64(n_nodes) + starts.astype(np.int64)
@@ -54,14 +54,25 @@ def iter_walk_batches(graph: CSRGraph, cfg: WalksConfig) -> Iterator[np.ndarray]
     prob, alias = build_alias(graph.indptr, graph.weights)
     table = pack_edges(graph.indptr, graph.indices, prob, alias)
     del prob, alias
-    starts = start_nodes(graph)
+    for chunk, ids in _kernel_calls(start_nodes(graph), cfg, graph.n_nodes):
+        yield walk_batch(graph.indptr, table, chunk, ids, cfg.seed, cfg.walk_length)
+
+
+def _kernel_calls(starts: np.ndarray, cfg: WalksConfig, n_nodes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(start nodes, walk ids) of each kernel call, rounds in order: consecutive rounds share a call up to
+    ``cfg.batch_walks`` walks, since on a graph with few start nodes one parallel launch per round costs far more
+    than its walks (the walks do not depend on how they are batched)."""
     batch = min(cfg.batch_walks, (2**31 - 1) // cfg.walk_length)  # Arrow list offsets are int32
-    for walk_round in range(cfg.walks_per_node):
-        order = round_order(cfg.seed, walk_round, starts)
+    if len(starts) == 0:
+        return
+    per_call = max(1, batch // len(starts))
+    for first in range(0, cfg.walks_per_node, per_call):
+        rounds = np.arange(first, min(first + per_call, cfg.walks_per_node), dtype=np.int64)
+        order = round_order(cfg.seed, rounds, starts)
+        ids = walk_ids(rounds[:, None], order, n_nodes).reshape(-1)
+        order = order.reshape(-1)
         for lo in range(0, len(order), batch):
-            chunk = order[lo:lo + batch]
-            yield walk_batch(graph.indptr, table, chunk, walk_ids(walk_round, chunk, graph.n_nodes), cfg.seed,
-                             cfg.walk_length)
+            yield order[lo:lo + batch], ids[lo:lo + batch]
 
 
 def total_walks(graph: CSRGraph, cfg: WalksConfig) -> int:
