@@ -214,13 +214,25 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
                                 dtype=np.float32)
 
 
-def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig) -> TrainConfig:
-    """The [train] settings of a warm start: update.epochs passes (-1: a third of a fresh run's, at least one) at
-    update.alpha decaying to train.min_alpha (or alpha, if lower). ``tcfg`` has its epochs resolved."""
+def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig,
+                      selection: dict[str, Any] | None = None) -> tuple[TrainConfig, int]:
+    """The [train] settings of a warm start and the passes it trains: the passes the new slice chose
+    (update.epochs = 0: ``selection``, the validate stage's; the learning rate decays over the passes the slice's
+    curve tried, as on the curve), -1: a third of a fresh run's (at least one; also when the slice could not be
+    cut), N: N; at update.alpha decaying to train.min_alpha (or alpha, if lower). update.alpha = 0 trains no pass
+    (nothing would move). ``tcfg`` has its epochs resolved."""
     import dataclasses
 
-    epochs = max(1, tcfg.epochs // 3) if ucfg.epochs < 0 else ucfg.epochs
-    return dataclasses.replace(tcfg, epochs=epochs, alpha=ucfg.alpha, min_alpha=min(tcfg.min_alpha, ucfg.alpha))
+    third = max(1, tcfg.epochs // 3)
+    epochs = passes = third if ucfg.epochs < 0 else ucfg.epochs
+    if ucfg.epochs == 0:
+        chosen = int((selection or {}).get("epochs") or 0)
+        passes = chosen or third
+        epochs = max(int((selection or {}).get("schedule_epochs") or 0), passes)
+    if ucfg.alpha == 0:
+        epochs = passes = 0
+    cfg = dataclasses.replace(tcfg, epochs=epochs, alpha=ucfg.alpha, min_alpha=min(tcfg.min_alpha, ucfg.alpha))
+    return cfg, passes
 
 
 def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
