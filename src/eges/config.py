@@ -265,10 +265,14 @@ class UpdateConfig:
                        "learns a day full of new items faster (docs/studies/warm-start.md). 0 trains no pass: the "
                        "parent's rows, aligned to this run's items, new items placed from side information.",
                        min=0, max=10)
+    other_walks: float = opt(1.0, "Share of the walks that start at an item the new events did not touch which an "
+                             "update trains on (every walk from a touched item is kept; seeded): below 1 an update "
+                             "spends its tokens where the day changed the graph, so each pass costs less. 1 keeps "
+                             "every walk (docs/studies/warm-start.md).", min=0, max=1)
 
 
 #: The [update] keys the training stages read; the section's other keys are the graph stage's.
-UPDATE_TRAIN_KEYS = ("epochs", "alpha")
+UPDATE_TRAIN_KEYS = ("epochs", "alpha", "other_walks")
 #: The [update] keys the graph stage reads (the others are training keys, ignored by the graph stage).
 GRAPH_UPDATE_KEYS = ("events", "carry_over", "min_carried_weight", "forget_days")
 

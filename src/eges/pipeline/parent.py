@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from eges.config import Config, TrainConfig, UpdateConfig
 from eges.errors import EgesError, ParentError
-from eges.layout import MANIFEST, SIDE_VECTORS, STATE_KEY
+from eges.layout import MANIFEST, NODES, SIDE_VECTORS, STATE_KEY
 from eges.methods import METHODS, Method, allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, run_method
@@ -250,3 +250,42 @@ def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
     tail = StateTail(counts.pop("slots"), counts.pop("next_slot"), pa.array(parent.item_ids).take(pa.array(kept)),
                      parent.rows[kept], parent.context[kept], parent.attention[kept], parent_slots[kept])
     return start, {"warm_start": counts, "lineage": lineage(ctx.inputs.parent), "tail": tail}
+
+
+def parent_newest(parent: str) -> int | None:
+    """The parent's newest event time (ms, its graph's nodes' latest ``last_seen``), or None (an edge list)."""
+    path = Path(parent) / NODES
+    try:
+        if "last_seen" not in pq.read_schema(path).names:
+            return None
+        seen = pq.read_table(path, columns=["last_seen"])["last_seen"].to_numpy()
+    except (OSError, pa.ArrowException):
+        return None
+    return int(seen.max()) if len(seen) else None
+
+
+def update_walks(ctx: StageContext, batches: Any, counts: np.ndarray) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The walks a training stage trains on: with a parent and update.other_walks < 1, every walk that starts at an
+    item the new events touched (its ``last_seen`` after the parent's newest event) and that share of the others
+    (:mod:`eges.update.focus`); else ``batches`` as they are. (batches, token counts, details)."""
+    from eges.update.focus import filter_walks, kept_walks, training_counts
+
+    share = float(ctx.config.update.other_walks)
+    since = parent_newest(ctx.inputs.parent) if ctx.inputs.parent is not None and share < 1 else None
+    nodes = pq.read_table(ctx.input_path(NODES)) if since is not None else None
+    if nodes is None or "last_seen" not in nodes.column_names:
+        return batches, counts, {}
+    touched = np.zeros(len(counts), dtype=bool)
+    touched[nodes["item_index"].to_numpy()] = nodes["last_seen"].to_numpy() > since
+    seed = int(ctx.config.train.seed)
+
+    def focused() -> Any:
+        for b, (values, offsets) in enumerate(batches()):
+            yield filter_walks(values, offsets, kept_walks(values[offsets[:-1]], touched, share, seed + b))
+
+    kept = np.zeros(len(counts), dtype=np.int64)
+    for values, _ in focused():
+        kept += np.bincount(values, minlength=len(counts))[:len(counts)]
+    details = {"other_walks": share, "touched_items": int(touched.sum()),
+               "tokens_kept": round(float(kept.sum()) / max(float(np.sum(counts)), 1.0), 4)}
+    return focused, training_counts(kept, counts), details

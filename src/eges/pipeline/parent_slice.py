@@ -75,7 +75,36 @@ def warm_holdout(ctx: StageContext, config: Config, nodes: pa.Table) -> tuple[An
     holdout = make_holdout(sessions["item_index"].to_numpy(), sessions["position"].to_numpy(),
                            sessions["ts"].to_numpy(), n, config, False, config.validate.seed,
                            carried=carried(ctx, nodes))
+    holdout.stats["touched"] = touched_before_cut(ctx, sessions, n, holdout.cut_ms)
     return holdout, config, sessions.num_rows, "this run's latest events held out"
+
+
+def touched_before_cut(ctx: StageContext, sessions: pa.Table, n: int, cut_ms: int) -> Any:
+    """Items the new events touched before the cut (update.other_walks focuses the trial's walks on them, as the
+    training stage focuses on the items touched by all new events), or None (no focus)."""
+    from eges.pipeline.parent import parent_newest
+    from eges.update.focus import touched_items
+
+    since = parent_newest(ctx.inputs.parent) if ctx.config.update.other_walks < 1 else None
+    if since is None:
+        return None
+    return touched_items(sessions["item_index"].to_numpy(), sessions["ts"].to_numpy(), n, since, cut_ms)
+
+
+def focused(walks: tuple[np.ndarray, np.ndarray], touched: Any, share: float,
+            seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The trial's walks with update.other_walks applied; every item the dropped walks alone visit gets a walk of
+    itself (no pair to train, a count of one), as the training stage keeps its row (training_counts)."""
+    from eges.update.focus import filter_walks, kept_walks
+
+    if touched is None:
+        return walks
+    values, offsets = walks
+    kept_values, kept_offsets = filter_walks(values, offsets, kept_walks(values[offsets[:-1]], touched, share, seed))
+    alone = np.flatnonzero((np.bincount(values, minlength=len(touched)) > 0) &
+                           (np.bincount(kept_values, minlength=len(touched)) == 0))
+    return (np.concatenate([kept_values, alone.astype(kept_values.dtype)]),
+            np.concatenate([kept_offsets, kept_offsets[-1] + np.arange(1, len(alone) + 1)]))
 
 
 def start_state(ctx: StageContext, node_ids: list[Any], side: Any, method: Any) -> Any:
@@ -118,6 +147,8 @@ def warm_validate(ctx: StageContext) -> StageResult:
     side = _side_info(ctx, nodes) if ctx.inputs.items is not None and method.side_info else None
     walks = training_walks(holdout, config)
     fresh = int(ctx.config.train.epochs) or auto_epochs(int(len(walks[0]) / (1 - vcfg.fraction)))
+    touched = holdout.stats.pop("touched", None)
+    walks = focused(walks, touched, float(ctx.config.update.other_walks), int(ctx.config.train.seed))
     cap = min(vcfg.max_epochs, fresh)  # at most a fresh run's passes
     compile_kernel()
     start = start_state(ctx, nodes["item_id"].to_pylist(), side, method)

@@ -161,8 +161,12 @@ def eges_stage(ctx: StageContext) -> StageResult:
         return start
 
     compile_kernel()  # before the bar: its rate and ETA are training's
+    from eges.pipeline.parent import update_walks
+
+    batches, counts, focus = update_walks(ctx, lambda: walk_batches(walks), counts)  # update.other_walks
+    warm.update({"focus": focus} if focus else {})
     with _progress(ctx, int(counts.sum()) * passes, "token", method) as bar:
-        emb = fit_side_info(lambda: walk_batches(walks), counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
+        emb = fit_side_info(batches, counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update,
                             on_epoch=stop_after(passes), start_from=start_from)
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))

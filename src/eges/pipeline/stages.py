@@ -188,11 +188,14 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
                     np.asarray(model.syn1neg[order], dtype=np.float32), np.zeros((len(index), 1), np.float32),
                     method, [], slots=index)  # gensim never warm-starts: slots are item indices
     else:
+        from eges.pipeline.parent import update_walks
         from eges.train.stream import behaviour_vectors, compile_kernel, native_skipgram_model
 
         compile_kernel()
-        with _progress(ctx, int(counts.sum()) * passes, "token", "skipgram") as bar:
-            trained = native_skipgram_model(lambda: walk_batches(walks_path), counts, n_nodes, cfg, method,
+        batches, train_counts, focus = update_walks(ctx, lambda: walk_batches(walks_path), counts)
+        warm.update({"focus": focus} if focus else {})
+        with _progress(ctx, int(train_counts.sum()) * passes, "token", "skipgram") as bar:
+            trained = native_skipgram_model(batches, train_counts, n_nodes, cfg, method,
                                             on_tokens=bar.update, start=start, on_epoch=stop_after(passes))
         index = np.flatnonzero(counts[:n_nodes] > 0)
         vectors = np.ascontiguousarray(behaviour_vectors(trained)[index])
