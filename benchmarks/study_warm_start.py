@@ -110,7 +110,10 @@ def run_facts(run: Path) -> dict[str, float]:
 
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     trained = stages[METHODS[eges.load(run).method].stage]["details"]
-    return {"passes": trained["epochs"], "validate s": float(stages.get("validate", {}).get("seconds", 0.0))}
+    trials = stages.get("validate", {}).get("details", {}).get("curve", {})
+    return {"passes": trained["epochs"], "tokens kept": trained.get("focus", {}).get("tokens_kept", 1.0),
+            "trial passes": sum(len(c) for c in trials.values()),
+            "validate s": float(stages.get("validate", {}).get("seconds", 0.0))}
 
 
 def median_cosine(a: tuple[pd.Index, np.ndarray], b: tuple[pd.Index, np.ndarray]) -> float:
@@ -169,6 +172,9 @@ def main() -> None:
     full = table.loc[1]
     table["HR@50 vs retrain"] = table["HR@50"] / full["HR@50"] - 1
     table["time vs retrain"] = table["train s"] / full["train s"]  # train s: training + the update's validation
+    # The cost in walk tokens, free of the shared machine's noise (an update's window has the retrain's walks):
+    # trained passes times the share of tokens kept, over the retrain's passes (the trial's passes not counted).
+    table["tokens vs retrain"] = table["passes"] * table["tokens kept"] / (full["passes"] * full["tokens kept"])
     print(f"{args.dataset}: days {names[0]}..{names[1]} (parent), update {names[1]}..{names[2]}, test {names[2]}..{names[3]}")
     table.to_csv(out / "table.csv", index=False)
     print(markdown(table))
