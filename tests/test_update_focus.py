@@ -69,3 +69,17 @@ def test_a_focused_update_trains_fewer_tokens_and_keeps_every_items_vector(tmp_p
     # untouched items no kept walk centres on keep the parent's own row; training on every walk moves them all
     assert [i for i in untouched if np.array_equal(focused[i], parent[i])]
     assert not [i for i in untouched if np.array_equal(everything[i], parent[i])]
+
+
+def test_a_third_of_a_fresh_runs_tokens_buys_more_passes_on_focused_walks():
+    from eges.config import TrainConfig, UpdateConfig
+    from eges.pipeline.parent import warm_train_config
+
+    fresh = TrainConfig(epochs=10)
+    passes = {kept: warm_train_config(fresh, UpdateConfig(epochs=-1), kept=kept)[1]
+              for kept in (1.0, 0.839, 0.349, 0.05)}
+    assert passes == {1.0: 3, 0.839: 3, 0.349: 9, 0.05: 10}  # at most a third of the tokens, a fresh run's passes
+    cfg, chosen = warm_train_config(fresh, UpdateConfig(epochs=0), {"epochs": 4, "schedule_epochs": 10}, kept=0.349)
+    assert (cfg.epochs, chosen) == (10, 4)  # the slice's choice, its learning rate decaying as on its curve
+    assert warm_train_config(fresh, UpdateConfig(epochs=0), None)[1] == 3  # no slice: the -1 rule
+    assert warm_train_config(fresh, UpdateConfig(epochs=-1, alpha=0.0))[1] == 0

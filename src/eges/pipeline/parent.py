@@ -214,16 +214,18 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
                                 dtype=np.float32)
 
 
-def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig,
-                      selection: dict[str, Any] | None = None) -> tuple[TrainConfig, int]:
+def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str, Any] | None = None,
+                      kept: float = 1.0) -> tuple[TrainConfig, int]:
     """The [train] settings of a warm start and the passes it trains: the passes the new slice chose
     (update.epochs = 0: ``selection``, the validate stage's; the learning rate decays over the passes the slice's
-    curve tried, as on the curve), -1: a third of a fresh run's (at least one; also when the slice could not be
-    cut), N: N; at update.alpha decaying to train.min_alpha (or alpha, if lower). update.alpha = 0 trains no pass
-    (nothing would move). ``tcfg`` has its epochs resolved."""
+    curve tried, as on the curve), -1: a third of a fresh run's walk tokens (``kept``: the share of each pass's
+    tokens update.other_walks keeps, so focused walks buy more passes, never more than a fresh run's; at least
+    one; also when the slice could not be cut), N: N; at update.alpha decaying to train.min_alpha (or alpha, if
+    lower). update.alpha = 0 trains no pass (nothing would move). ``tcfg`` has its epochs resolved."""
     import dataclasses
+    import math
 
-    third = max(1, tcfg.epochs // 3)
+    third = max(1, min(tcfg.epochs, math.floor(tcfg.epochs / (3 * max(kept, 1e-9)) + 1e-9)))
     epochs = passes = third if ucfg.epochs < 0 else ucfg.epochs
     if ucfg.epochs == 0:
         chosen = int((selection or {}).get("epochs") or 0)

@@ -137,7 +137,7 @@ def warm_validate(ctx: StageContext) -> StageResult:
     try:
         holdout, config, rows_in, held_out = warm_holdout(ctx, config, nodes)
     except ValueError as exc:  # too small a log: the update trains the -1 rule's passes
-        why = f"no validation slice ({exc}): the update trains a third of a fresh run's passes (update.epochs = -1)"
+        why = f"no validation slice ({exc}): the update trains update.epochs = -1's passes"
         doc = {"method": method.name, "epochs": 0, "metric": config.validate.metric, "why": why,
                "candidates": [method.name], "epochs_fixed": False, "max_epochs": 0, "holdout": {}, "trials": [],
                "seconds": 0.0, "warm_start": True, "alpha": alpha}

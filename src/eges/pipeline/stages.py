@@ -165,7 +165,11 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
-    cfg, method, passes = chosen_training(ctx, cfg, int(counts.sum()))  # the validate stage's, when it ran
+    from eges.pipeline.parent import update_walks
+
+    batches, train_counts, focus = update_walks(ctx, lambda: walk_batches(walks_path), counts)  # other_walks
+    cfg, method, passes = chosen_training(ctx, cfg, int(counts.sum()),  # the validate stage's, when it ran
+                                          focus.get("tokens_kept", 1.0))
     trainer = backend(method, cfg.backend)
     if trainer == "gensim":  # gensim cannot stop mid-schedule: its schedule is the passes it trains
         cfg = dataclasses.replace(cfg, epochs=passes)
@@ -188,11 +192,9 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
                     np.asarray(model.syn1neg[order], dtype=np.float32), np.zeros((len(index), 1), np.float32),
                     method, [], slots=index)  # gensim never warm-starts: slots are item indices
     else:
-        from eges.pipeline.parent import update_walks
         from eges.train.stream import behaviour_vectors, compile_kernel, native_skipgram_model
 
         compile_kernel()
-        batches, train_counts, focus = update_walks(ctx, lambda: walk_batches(walks_path), counts)
         warm.update({"focus": focus} if focus else {})
         with _progress(ctx, int(train_counts.sum()) * passes, "token", "skipgram") as bar:
             trained = native_skipgram_model(batches, train_counts, n_nodes, cfg, method,

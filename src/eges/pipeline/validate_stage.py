@@ -190,12 +190,14 @@ def training_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     return (SELECTION,) if validates(inputs, config) else ()
 
 
-def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) -> tuple[TrainConfig, str, int]:
+def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
+                    kept: float = 1.0) -> tuple[TrainConfig, str, int]:
     """(train settings, method, passes) a training stage uses: the validate stage's when the run validates (an
     explicit train.epochs and method win), else the epochs rule and the configured method.
 
     The learning rate decays over ``cfg.epochs`` passes and training stops after ``passes``: the validated curve's
     schedule (it decayed over the passes tried), so the refit on the whole log follows the curve it was chosen on.
+    ``kept``: the share of the walk tokens a warm start's focused walks keep (update.other_walks).
     """
     import dataclasses
 
@@ -206,7 +208,7 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) 
         from eges.pipeline.parent import warm_method, warm_train_config
 
         cfg, passes = warm_train_config(resolve_epochs(cfg, tokens_per_epoch), ctx.config["update"],
-                                        read_selection(ctx))
+                                        read_selection(ctx), kept)
         return cfg, warm_method(ctx.inputs, ctx.config), passes
     selection = read_selection(ctx)
     if selection is not None:
