@@ -8,7 +8,10 @@ cosine, over pairs of items every model knows), with the training seconds of eac
 shared items' vectors to the parent's (drift).
 
     python -m benchmarks.study_warm_start [--out /tmp/warm-study] [--dataset sample|taobao|yoochoose]
-        [--k 7] [--epochs 1,2,3] [--alphas 0.0025,0.01,0.025] [--set train.dimension=32 ...]
+        [--k 7] [--epochs 1,2,3] [--alphas 0.0025,0.01,0.025] [--variants 'key=v,key=v;...']
+        [--set train.dimension=32 ...]
+
+update.epochs = 0 lets the new slice decide the passes: its validate stage's seconds count in ``train s``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def split_days(events: Path, out: Path, k: int) -> tuple[Path, Path, Path, list[
 
 
 def vectors(run: Path) -> tuple[pd.Index, np.ndarray, float]:
-    """Item ids, vectors and training seconds of a finished run (behaviour items only)."""
+    """Item ids, vectors and training seconds of a finished run (behaviour items only; with its validate stage's
+    seconds when it validated: an update whose slice decided its passes pays for the trial too)."""
     import eges
     from eges.methods import METHODS
 
@@ -64,6 +68,7 @@ def vectors(run: Path) -> tuple[pd.Index, np.ndarray, float]:
         table = table.filter(pc.equal(table["source"], "behaviour"))
     manifest = json.loads((run / "manifest.json").read_text())
     seconds = manifest["stages"][method.stage]["details"]["train_seconds"]
+    seconds += manifest["stages"].get("validate", {}).get("seconds", 0.0) if "validate" in manifest["stages"] else 0.0
     return (pd.Index(table["item_id"].to_pylist()), np.stack(table["vector"].to_numpy(zero_copy_only=False)),
             float(seconds))
 
@@ -98,6 +103,19 @@ def hit_rates(ids: pd.Index, vecs: np.ndarray, test: tuple[pd.Index, np.ndarray,
     return {k: v[0] for k, v in hits_and_recall(top, query_of_pair, b, ks).items()} | {"pairs": len(a)}
 
 
+def run_facts(run: Path) -> dict[str, float]:
+    """The passes the training stage trained and the validate stage's seconds (0 when it did not validate)."""
+    import eges
+    from eges.methods import METHODS
+
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    trained = stages[METHODS[eges.load(run).method].stage]["details"]
+    trials = stages.get("validate", {}).get("details", {}).get("curve", {})
+    return {"passes": trained["epochs"], "tokens kept": trained.get("focus", {}).get("tokens_kept", 1.0),
+            "trial passes": sum(len(c) for c in trials.values()),
+            "validate s": float(stages.get("validate", {}).get("seconds", 0.0))}
+
+
 def median_cosine(a: tuple[pd.Index, np.ndarray], b: tuple[pd.Index, np.ndarray]) -> float:
     shared = a[0].intersection(b[0])
     x, y = a[1][a[0].get_indexer(shared)], b[1][b[0].get_indexer(shared)]
@@ -114,6 +132,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=7)
     parser.add_argument("--epochs", default="1,2,3")
     parser.add_argument("--alphas", default="0.0025,0.01,0.025")
+    parser.add_argument("--variants", default="", help="update settings tried per epochs x alpha, ';' between "
+                        "variants, ',' between settings (e.g. 'update.events=new;update.other_walks=0.2')")
     parser.add_argument("--set", dest="settings", action="append", default=[])
     args = parser.parse_args()
     out = Path(args.out) / args.dataset
@@ -129,23 +149,32 @@ def main() -> None:
     known = retrain[0]
     rows = []
 
-    def row(label: str, run: tuple[pd.Index, np.ndarray, float]) -> None:
+    def row(label: str, folder: Path) -> None:
+        run = vectors(folder)
         hr = hit_rates(run[0], run[1], test, known)
-        rows.append({"model": label, "HR@10": hr[10], "HR@50": hr[50], "pairs": hr["pairs"],
+        rows.append({"model": label, "HR@10": hr[10], "HR@50": hr[50], "pairs": hr["pairs"], **run_facts(folder),
                      "train s": run[2], "median cos to parent": median_cosine(parent[:2], run[:2])})
 
-    row("parent (days 1..k, no update)", parent)
-    row("full retrain (days 1..k+1)", retrain)
+    row("parent (days 1..k, no update)", out / "parent")
+    row("full retrain (days 1..k+1)", out / "retrain")
+    variants = args.variants.split(";") if args.variants else [""]
     for e in [int(x) for x in args.epochs.split(",")]:
         for a in [float(x) for x in args.alphas.split(",")]:
-            folder = out / f"update_e{e}_a{a:g}"
-            eges.run(folder, events=str(window), warm_start=out / "parent",
-                     **{**common, "settings": [*settings, f"update.epochs={e}", f"update.alpha={a:g}"]})
-            row(f"update epochs={e} alpha={a:g}", vectors(folder))
+            for variant in variants:
+                extra = [x for x in variant.split(",") if x]
+                tag = "".join(f"_{x}" for x in extra)
+                folder = out / f"update_e{e}_a{a:g}{tag}"
+                eges.run(folder, events=str(window), warm_start=out / "parent",
+                         **{**common, "settings": [*settings, f"update.epochs={e}", f"update.alpha={a:g}", *extra]})
+                label = f"update epochs={e}{' (slice)' if e == 0 else ''} alpha={a:g}{' ' + variant if variant else ''}"
+                row(label, folder)
     table = pd.DataFrame(rows)
     full = table.loc[1]
     table["HR@50 vs retrain"] = table["HR@50"] / full["HR@50"] - 1
-    table["time vs retrain"] = table["train s"] / full["train s"]
+    table["time vs retrain"] = table["train s"] / full["train s"]  # train s: training + the update's validation
+    # The cost in walk tokens, free of the shared machine's noise (an update's window has the retrain's walks):
+    # trained passes times the share of tokens kept, over the retrain's passes (the trial's passes not counted).
+    table["tokens vs retrain"] = table["passes"] * table["tokens kept"] / (full["passes"] * full["tokens kept"])
     print(f"{args.dataset}: days {names[0]}..{names[1]} (parent), update {names[1]}..{names[2]}, test {names[2]}..{names[3]}")
     table.to_csv(out / "table.csv", index=False)
     print(markdown(table))

@@ -89,7 +89,7 @@ def child_of(days, name: str, *extra: object):
 
 def test_a_warm_start_with_zero_passes_reproduces_the_parents_vectors_and_places_new_items(days):
     _, parent = days
-    child = child_of(days, "zero", "--set", "update.epochs=0")
+    child = child_of(days, "zero", "--set", "update.alpha=0")
     before, after = vectors(parent), vectors(child)
     shared = [i for i in before if i in after]
     assert len(shared) > 0.9 * len(before)
@@ -151,7 +151,7 @@ def test_exports_keep_the_parents_rows_and_append_new_items(days, tmp_path):
     pq.write_table(two.filter(pc.not_equal(pc.bit_wise_and(two["item_id"], 15), 1)), day3)
     child = root / "rows"
     outcome = run_cli("run", "--events", day3, "--items", DATA / "items.parquet", "--out", child,
-                      "--warm-start", parent, "--until", "eges", *SMALL, "--set", "update.epochs=0",
+                      "--warm-start", parent, "--until", "eges", *SMALL, "--set", "update.alpha=0",
                       "--set", "update.events=window")  # the window's graph alone: the left-out items drop out
     assert outcome.exit_code == 0, outcome.output
     before, after = export_rows(parent, tmp_path / "parent"), export_rows(child, tmp_path / "child")
@@ -178,7 +178,7 @@ def test_a_parent_that_changed_makes_the_childs_training_stale(days):
     shutil.copytree(days[1], parent)
     child = root / "lineage"
     outcome = run_cli("run", "--events", root / "day2.parquet", "--items", DATA / "items.parquet", "--out", child,
-                      "--warm-start", parent, "--until", "eges", *SMALL, "--set", "update.epochs=0")
+                      "--warm-start", parent, "--until", "eges", *SMALL, "--set", "update.alpha=0")
     assert outcome.exit_code == 0, outcome.output
     assert re.search(r"^eges +fresh", run_cli("status", "--out", child).output, re.M)
     state = pq.read_table(parent / EGES_STATE)  # the parent rewritten (a rerun): other bytes, same shape
@@ -216,7 +216,7 @@ def test_bge_warm_starts_too(days):
     parent, child = root / "bge_parent", root / "bge_child"
     outcome = run_cli("run", "--events", root / "day1.parquet", "--out", parent, "--until", "skipgram", *SMALL)
     assert outcome.exit_code == 0, outcome.output
-    settings = [s for s in SMALL if "=" in s] + ["update.epochs=0"]
+    settings = [s for s in SMALL if "=" in s] + ["update.alpha=0"]
     eges.run(child, events=str(root / "day2.parquet"), warm_start=parent, until="skipgram", settings=settings)
     before, after = (pq.read_table(run / "skipgram" / "vectors.parquet").to_pandas().set_index("item_id")
                      for run in (parent, child))

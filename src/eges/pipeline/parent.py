@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from eges.config import Config, TrainConfig, UpdateConfig
 from eges.errors import EgesError, ParentError
-from eges.layout import MANIFEST, SIDE_VECTORS, STATE_KEY
+from eges.layout import MANIFEST, NODES, SIDE_VECTORS, STATE_KEY
 from eges.methods import METHODS, Method, allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, run_method
@@ -214,13 +214,27 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
                                 dtype=np.float32)
 
 
-def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig) -> TrainConfig:
-    """The [train] settings of a warm start: update.epochs passes (-1: a third of a fresh run's, at least one) at
-    update.alpha decaying to train.min_alpha (or alpha, if lower). ``tcfg`` has its epochs resolved."""
+def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str, Any] | None = None,
+                      kept: float = 1.0) -> tuple[TrainConfig, int]:
+    """The [train] settings of a warm start and the passes it trains: the passes the new slice chose
+    (update.epochs = 0: ``selection``, the validate stage's; the learning rate decays over the passes the slice's
+    curve tried, as on the curve), -1: a third of a fresh run's walk tokens (``kept``: the share of each pass's
+    tokens update.other_walks keeps, so focused walks buy more passes, never more than a fresh run's; at least
+    one; also when the slice could not be cut), N: N; at update.alpha decaying to train.min_alpha (or alpha, if
+    lower). update.alpha = 0 trains no pass (nothing would move). ``tcfg`` has its epochs resolved."""
     import dataclasses
+    import math
 
-    epochs = max(1, tcfg.epochs // 3) if ucfg.epochs < 0 else ucfg.epochs
-    return dataclasses.replace(tcfg, epochs=epochs, alpha=ucfg.alpha, min_alpha=min(tcfg.min_alpha, ucfg.alpha))
+    third = max(1, min(tcfg.epochs, math.floor(tcfg.epochs / (3 * max(kept, 1e-9)) + 1e-9)))
+    epochs = passes = third if ucfg.epochs < 0 else ucfg.epochs
+    if ucfg.epochs == 0:
+        chosen = int((selection or {}).get("epochs") or 0)
+        passes = chosen or third
+        epochs = max(int((selection or {}).get("schedule_epochs") or 0), passes)
+    if ucfg.alpha == 0:
+        epochs = passes = 0
+    cfg = dataclasses.replace(tcfg, epochs=epochs, alpha=ucfg.alpha, min_alpha=min(tcfg.min_alpha, ucfg.alpha))
+    return cfg, passes
 
 
 def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
@@ -238,3 +252,42 @@ def start_for(ctx: StageContext, node_ids: list[Any], side: Any, seed: int,
     tail = StateTail(counts.pop("slots"), counts.pop("next_slot"), pa.array(parent.item_ids).take(pa.array(kept)),
                      parent.rows[kept], parent.context[kept], parent.attention[kept], parent_slots[kept])
     return start, {"warm_start": counts, "lineage": lineage(ctx.inputs.parent), "tail": tail}
+
+
+def parent_newest(parent: str) -> int | None:
+    """The parent's newest event time (ms, its graph's nodes' latest ``last_seen``), or None (an edge list)."""
+    path = Path(parent) / NODES
+    try:
+        if "last_seen" not in pq.read_schema(path).names:
+            return None
+        seen = pq.read_table(path, columns=["last_seen"])["last_seen"].to_numpy()
+    except (OSError, pa.ArrowException):
+        return None
+    return int(seen.max()) if len(seen) else None
+
+
+def update_walks(ctx: StageContext, batches: Any, counts: np.ndarray) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The walks a training stage trains on: with a parent and update.other_walks < 1, every walk that starts at an
+    item the new events touched (its ``last_seen`` after the parent's newest event) and that share of the others
+    (:mod:`eges.update.focus`); else ``batches`` as they are. (batches, token counts, details)."""
+    from eges.update.focus import filter_walks, kept_walks, training_counts
+
+    share = float(ctx.config.update.other_walks)
+    since = parent_newest(ctx.inputs.parent) if ctx.inputs.parent is not None and share < 1 else None
+    nodes = pq.read_table(ctx.input_path(NODES)) if since is not None else None
+    if nodes is None or "last_seen" not in nodes.column_names:
+        return batches, counts, {}
+    touched = np.zeros(len(counts), dtype=bool)
+    touched[nodes["item_index"].to_numpy()] = nodes["last_seen"].to_numpy() > since
+    seed = int(ctx.config.train.seed)
+
+    def focused() -> Any:
+        for b, (values, offsets) in enumerate(batches()):
+            yield filter_walks(values, offsets, kept_walks(values[offsets[:-1]], touched, share, seed + b))
+
+    kept = np.zeros(len(counts), dtype=np.int64)
+    for values, _ in focused():
+        kept += np.bincount(values, minlength=len(counts))[:len(counts)]
+    details = {"other_walks": share, "touched_items": int(touched.sum()),
+               "tokens_kept": round(float(kept.sum()) / max(float(np.sum(counts)), 1.0), 4)}
+    return focused, training_counts(kept, counts), details

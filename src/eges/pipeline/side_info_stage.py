@@ -151,7 +151,10 @@ def eges_stage(ctx: StageContext) -> StageResult:
     counts = walk_counts(walks, nodes.num_rows)
     # The validate stage's passes and method, when it ran: a method without side information (it won on the
     # validation slice) trains here too, and its cold items are placed from side information all the same.
-    tcfg, method, passes = chosen_training(ctx, tcfg, int(counts.sum()))
+    from eges.pipeline.parent import update_walks
+
+    batches, train_counts, focus = update_walks(ctx, lambda: walk_batches(walks), counts)  # update.other_walks
+    tcfg, method, passes = chosen_training(ctx, tcfg, int(counts.sum()), focus.get("tokens_kept", 1.0))
     n_walks = io.parquet_num_rows(walks)
     warm: dict[str, Any] = {}
 
@@ -161,8 +164,10 @@ def eges_stage(ctx: StageContext) -> StageResult:
         return start
 
     compile_kernel()  # before the bar: its rate and ETA are training's
+    counts = train_counts
+    warm.update({"focus": focus} if focus else {})
     with _progress(ctx, int(counts.sum()) * passes, "token", method) as bar:
-        emb = fit_side_info(lambda: walk_batches(walks), counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
+        emb = fit_side_info(batches, counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update,
                             on_epoch=stop_after(passes), start_from=start_from)
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))

@@ -165,7 +165,11 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     n_walks = io.parquet_num_rows(walks_path)
     if n_walks == 0:
         raise StageError(f"{walks_path} holds no walks")
-    cfg, method, passes = chosen_training(ctx, cfg, int(counts.sum()))  # the validate stage's, when it ran
+    from eges.pipeline.parent import update_walks
+
+    batches, train_counts, focus = update_walks(ctx, lambda: walk_batches(walks_path), counts)  # other_walks
+    cfg, method, passes = chosen_training(ctx, cfg, int(counts.sum()),  # the validate stage's, when it ran
+                                          focus.get("tokens_kept", 1.0))
     trainer = backend(method, cfg.backend)
     if trainer == "gensim":  # gensim cannot stop mid-schedule: its schedule is the passes it trains
         cfg = dataclasses.replace(cfg, epochs=passes)
@@ -191,8 +195,9 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
         from eges.train.stream import behaviour_vectors, compile_kernel, native_skipgram_model
 
         compile_kernel()
-        with _progress(ctx, int(counts.sum()) * passes, "token", "skipgram") as bar:
-            trained = native_skipgram_model(lambda: walk_batches(walks_path), counts, n_nodes, cfg, method,
+        warm.update({"focus": focus} if focus else {})
+        with _progress(ctx, int(train_counts.sum()) * passes, "token", "skipgram") as bar:
+            trained = native_skipgram_model(batches, train_counts, n_nodes, cfg, method,
                                             on_tokens=bar.update, start=start, on_epoch=stop_after(passes))
         index = np.flatnonzero(counts[:n_nodes] > 0)
         vectors = np.ascontiguousarray(behaviour_vectors(trained)[index])

@@ -22,13 +22,18 @@ def validates(inputs: RunInputs, config: Config) -> bool:
     """Whether the run chooses on a validation slice: the log decides the passes (train.epochs = 0) or, with a
     catalog, the method (train.method = auto). An edge list holds out a random share of its edges instead of
     the latest events."""
-    if inputs.parent is not None:  # a warm start: update.epochs (docs/updates.md)
-        return False
+    if inputs.parent is not None:  # a warm start: update.epochs = 0 lets the new slice decide (parent_slice.py)
+        from eges.pipeline.parent_slice import warm_validates
+
+        return warm_validates(inputs, config)
     return config.train.epochs == 0 or (config.train.method == "auto" and inputs.items is not None)
 
 
 def _inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
+    from eges.pipeline.parent_slice import warm_slice_inputs
+
     log = (EDGES, NODES) if inputs.edges is not None else (SESSIONS, VOCAB)
+    log += tuple(key for key in warm_slice_inputs(inputs, config) if key not in log)
     return log + (("@items",) if inputs.items is not None else ())
 
 
@@ -93,15 +98,20 @@ def _write(ctx: StageContext, doc: dict[str, Any], trials: list[Any]) -> None:
         tmp.write_text(json.dumps(doc, indent=2))
 
 
-@stage("validate", sections=("validate", "graph", "walks", "train", "side_info"),
+@stage("validate", sections=("validate", "graph", "walks", "train", "side_info", "update"),
        outputs=(SELECTION, VALIDATION_CURVE), inputs=_inputs, enabled=validates,
-       skipped_because="train.epochs is set and the method is not chosen by validation (or the run warm-starts)")
+       skipped_because="train.epochs is set and the method is not chosen by validation (a warm start: "
+                       "update.epochs is set)")
 def validate_stage(ctx: StageContext) -> StageResult:
     """Hold out the latest events (and, with a catalog, some items), train each candidate method on the rest with
     early stopping, and record the passes and method the whole log trains with."""
     from eges.train.stream import auto_epochs, compile_kernel
     from eges.validation import choose, fit_and_score, metric_value, training_walks
 
+    if ctx.inputs.parent is not None:  # a warm start: the new slice decides the passes of the parent's method
+        from eges.pipeline.parent_slice import warm_validate
+
+        return warm_validate(ctx)
     started = time.perf_counter()
     has_catalog = ctx.inputs.items is not None
     methods = candidates(ctx.inputs, ctx.config)
@@ -180,12 +190,14 @@ def training_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     return (SELECTION,) if validates(inputs, config) else ()
 
 
-def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) -> tuple[TrainConfig, str, int]:
+def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
+                    kept: float = 1.0) -> tuple[TrainConfig, str, int]:
     """(train settings, method, passes) a training stage uses: the validate stage's when the run validates (an
     explicit train.epochs and method win), else the epochs rule and the configured method.
 
     The learning rate decays over ``cfg.epochs`` passes and training stops after ``passes``: the validated curve's
     schedule (it decayed over the passes tried), so the refit on the whole log follows the curve it was chosen on.
+    ``kept``: the share of the walk tokens a warm start's focused walks keep (update.other_walks).
     """
     import dataclasses
 
@@ -195,8 +207,9 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int) 
     if ctx.inputs.parent is not None:  # a warm start: the parent's method, update.epochs passes at update.alpha
         from eges.pipeline.parent import warm_method, warm_train_config
 
-        cfg = warm_train_config(resolve_epochs(cfg, tokens_per_epoch), ctx.config["update"])
-        return cfg, warm_method(ctx.inputs, ctx.config), cfg.epochs
+        cfg, passes = warm_train_config(resolve_epochs(cfg, tokens_per_epoch), ctx.config["update"],
+                                        read_selection(ctx), kept)
+        return cfg, warm_method(ctx.inputs, ctx.config), passes
     selection = read_selection(ctx)
     if selection is not None:
         if ctx.config.train.method == "auto":

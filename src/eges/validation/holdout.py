@@ -85,7 +85,7 @@ def training_rows(item: np.ndarray, position: np.ndarray, keep: np.ndarray) -> t
 
 
 def make_holdout(item: np.ndarray, position: np.ndarray, ts: np.ndarray, n_items: int, cfg: Any,
-                 has_catalog: bool, seed: int) -> Holdout:
+                 has_catalog: bool, seed: int, carried: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Holdout:
     """Split the sessions table into a training part and bounded validation pairs.
 
     Args:
@@ -94,6 +94,9 @@ def make_holdout(item: np.ndarray, position: np.ndarray, ts: np.ndarray, n_items
         cfg: the run's :class:`eges.config.Config` (``validate`` and ``graph`` sections are read).
         has_catalog: hide ``validate.cold_fraction`` of the items for the cold-start slice.
         seed: seed of the hidden items and of every sample.
+        carried: (src, dst, weight) edges the training graph holds besides the log's own transitions (an update's
+            parent edges carried over, ``update.events = new``): they predate the log, so none is held out; an
+            edge of a hidden item is dropped with it.
 
     Raises:
         ValueError: the log leaves no next-item pair to validate on (the caller names the problem).
@@ -112,6 +115,8 @@ def make_holdout(item: np.ndarray, position: np.ndarray, ts: np.ndarray, n_items
     train_item, train_position = training_rows(item, position, kept)
     graph = CSRGraph(*count_transitions(train_item, train_position, n_items, bool(gcfg.undirected),
                                         float(gcfg.min_edge_weight)))
+    if carried is not None:
+        graph = _with_carried(graph, carried, hidden)
     degree = np.diff(graph.indptr) + np.bincount(graph.indices, minlength=n_items)
     warm = (degree > 0) & ~hidden
     warm_items = np.flatnonzero(warm)
@@ -167,6 +172,18 @@ def make_holdout(item: np.ndarray, position: np.ndarray, ts: np.ndarray, n_items
              "next_item_pairs": int(len(temporal)), "next_item_queries": int(len(np.unique(temporal.query))),
              "link_pairs": int(len(link)), "cold_pairs": int(len(cold)) if cold is not None else 0}
     return Holdout(n_items, cut, train_item, train_position, ts[kept], graph, hidden, warm, temporal, link, cold, stats)
+
+
+def _with_carried(graph: CSRGraph, carried: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  hidden: np.ndarray) -> CSRGraph:
+    """The training graph plus carried edges (an edge both counted and carried weighs the sum, as in the update's
+    graph), without the hidden items' carried edges."""
+    src, dst, weight = (np.asarray(a) for a in carried)
+    keep = ~hidden[src] & ~hidden[dst]
+    own_src = np.repeat(np.arange(graph.n_nodes, dtype=np.int64), np.diff(graph.indptr))
+    return from_edges(np.concatenate([own_src, src[keep].astype(np.int64)]),
+                      np.concatenate([graph.indices.astype(np.int64), dst[keep].astype(np.int64)]),
+                      np.concatenate([graph.weights, weight[keep].astype(np.float64)]), graph.n_nodes)
 
 
 def _no_pairs() -> Pairs:

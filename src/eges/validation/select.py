@@ -20,7 +20,7 @@ from eges.config import Config
 from eges.methods import method_of
 from eges.side_info.encode import SideInfo
 from eges.side_info.fit import cold_start_vectors, place_from_values, seen_values, value_means
-from eges.train.stream import EgesModel, behaviour_vectors, train_stream
+from eges.train.stream import EgesModel, StartState, behaviour_vectors, train_stream
 from eges.validation.holdout import Holdout
 from eges.validation.score import metric_value, score_vectors
 from eges.walks.generate import flatten_walks, random_walks_array
@@ -83,7 +83,8 @@ def _cold_rows(holdout: Holdout, model: EgesModel, side: SideInfo | None, counts
 
 def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo | None = None,
                   max_epochs: int | None = None, on_pass: PassCallback | None = None,
-                  walks: tuple[np.ndarray, np.ndarray] | None = None, patience: int | None = None) -> Trial:
+                  walks: tuple[np.ndarray, np.ndarray] | None = None, patience: int | None = None,
+                  start: StartState | None = None) -> Trial:
     """Train ``method`` on the slice's training part, score every pass, stop early; the :class:`Trial`.
 
     Args:
@@ -97,6 +98,7 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         on_pass: called with each pass's curve row; True stops the trial.
         walks: the training walks when the caller shares them between methods (default :func:`training_walks`).
         patience: passes without improvement before stopping (default ``validate.patience``; 0 never stops early).
+        start: the rows training starts from (a warm start: the parent's rows matched to the slice's items).
     """
     vcfg = config.validate
     row = method_of(method)
@@ -133,7 +135,8 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
             stop = True
         return stop
 
-    train_stream(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, on_epoch=after_pass)
+    train_stream(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, on_epoch=after_pass,
+                 start=start)
     return Trial(method, vcfg.metric, int(best["epoch"]), curve, dict(best["row"]),
                  time.perf_counter() - started, bool(state["stopped"]))
 
