@@ -101,6 +101,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
     early stopping, and record the passes and method the whole log trains with."""
     from eges.train.stream import auto_epochs, compile_kernel
     from eges.validation import choose, fit_and_score, metric_value, training_walks
+    from eges.validation.select import Race, race_order
 
     started = time.perf_counter()
     has_catalog = ctx.inputs.items is not None
@@ -118,14 +119,17 @@ def validate_stage(ctx: StageContext) -> StageResult:
     cap = fixed or min(vcfg.max_epochs, auto_epochs(int(len(walks[0]) / (1 - vcfg.fraction))))
     compile_kernel()
     trials = []
-    for method in methods:
+    # A method that trails those trained before it stops early (the race); an explicit train.epochs races none.
+    race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance, trials)
+    for method in race_order(methods):
         if cap == 1 and len(methods) == 1:
             break  # one pass, one method: nothing to choose
         trials.append(fit_and_score(holdout, config, method, side, max_epochs=cap, walks=walks,
-                                    patience=0 if fixed else None))
+                                    patience=0 if fixed else None, race=race))
         ctx.echo(f"  [validate] {method}: best {trials[-1].metric} {trials[-1].score:.4f} at pass "
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
     schedule, short = cap, None
+    trials.sort(key=lambda t: methods.index(t.method))  # ties go to the earlier candidate, as without the race
     if trials:
         winner, why = choose(trials, held_out, vcfg.cold_tolerance)
         method, epochs = winner.method, fixed or winner.best_epochs
