@@ -142,6 +142,39 @@ def race_order(methods: list[str]) -> list[str]:
     return sorted(methods, key=lambda m: (m != first, not method_of(m).side_info))
 
 
+@dataclasses.dataclass
+class TokenBudget:
+    """Walk tokens a large log's selection may train: its slice passes plus the refit's passes stay within
+    ``limit``, the tokens the epochs rule's run trains without validation, so validation never makes such a run
+    longer than it was. The refit is counted at the most passes any method's best pass so far asks for, and a
+    method goes on only while one more pass and a refit one pass longer still fit. ``limit`` inf: no bound."""
+
+    limit: float
+    slice_pass: int  # walk tokens of one pass over the slice's walks
+    refit_pass: int  # walk tokens of one pass over the whole log's walks
+    spent: int = 0
+    refit_passes: int = 0
+
+    def fits(self, passes: int, refit_passes: int = 0) -> bool:
+        """Whether ``passes`` more slice passes and a refit of ``refit_passes`` (at least the current) fit."""
+        refit = max(self.refit_passes, refit_passes)
+        return self.spent + passes * self.slice_pass + refit * self.refit_pass <= self.limit
+
+    def tracker(self, metric: str) -> PassCallback:
+        """An ``on_pass`` for one trial: counts its pass, and stops it once another pass would not fit."""
+        values: list[float] = []
+
+        def on_pass(row: dict[str, float]) -> bool:
+            self.spent += self.slice_pass
+            value = metric_value(row, metric)
+            values.append(value if value == value else -math.inf)
+            best = 1 + int(np.argmax(values))
+            self.refit_passes = max(self.refit_passes, best)
+            return not self.fits(1, len(values) + 1)
+
+        return on_pass
+
+
 def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo | None = None,
                   max_epochs: int | None = None, on_pass: PassCallback | None = None,
                   walks: tuple[np.ndarray, np.ndarray] | None = None, patience: int | None = None,
