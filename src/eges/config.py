@@ -228,7 +228,7 @@ class ValidateConfig:
                              "best metric so far is more than this share below the best a method trained before it "
                              "reached within as many passes (or whose cold-start AUC is more than twice "
                              "cold_tolerance below) stops there: it cannot win. 0 trains every method to its own "
-                             "early stop. On the study's 24 choices among methods 0.1 changed none and cut a third "
+                             "early stop. On the study's 24 choices among methods 0.1 changed none and cut 28% "
                              "of the passes (docs/evaluation.md).", min=0, max=1)
     bound_above: int = opt(200_000_000, "A log whose training without validation (the epochs rule's passes x its "
                            "walk tokens) exceeds this many walk tokens selects within that training's tokens: the "
