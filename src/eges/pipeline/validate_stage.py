@@ -107,6 +107,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
     early stopping, and record the passes and method the whole log trains with."""
     from eges.train.stream import auto_epochs, compile_kernel
     from eges.validation import choose, fit_and_score, metric_value, training_walks
+    from eges.validation.select import Race, TokenBudget, race_order
 
     if ctx.inputs.parent is not None:  # a warm start: the new slice decides the passes of the parent's method
         from eges.pipeline.parent_slice import warm_validate
@@ -125,30 +126,46 @@ def validate_stage(ctx: StageContext) -> StageResult:
     walks = training_walks(holdout, config)
     # The token budget of the epochs rule caps the passes tried, so a large log's selection costs no more than
     # its training did; an explicit train.epochs is tried as it is (its curve is recorded, nothing stops it).
-    cap = fixed or min(vcfg.max_epochs, auto_epochs(int(len(walks[0]) / (1 - vcfg.fraction))))
+    full_pass = int(len(walks[0]) / (1 - vcfg.fraction))
+    cap = fixed or min(vcfg.max_epochs, auto_epochs(full_pass))
+    # A large log selects within the tokens its training alone would take (validate.bound_above).
+    budget = TokenBudget(cap * full_pass if cap * full_pass > vcfg.bound_above else float("inf"), len(walks[0]),
+                         full_pass, refit_passes=fixed)
+    untried = []
     compile_kernel()
     trials = []
-    for method in methods:
+    # A method that trails those trained before it stops early (the race); an explicit train.epochs races none.
+    race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance, trials)
+    for method in race_order(methods):
         if cap == 1 and len(methods) == 1:
             break  # one pass, one method: nothing to choose
+        if not budget.fits(1):
+            untried.append(method)
+            continue
         trials.append(fit_and_score(holdout, config, method, side, max_epochs=cap, walks=walks,
-                                    patience=0 if fixed else None))
+                                    patience=0 if fixed else None, race=race, on_pass=budget.tracker(vcfg.metric)))
         ctx.echo(f"  [validate] {method}: best {trials[-1].metric} {trials[-1].score:.4f} at pass "
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
     schedule, short = cap, None
+    trials.sort(key=lambda t: methods.index(t.method))  # ties go to the earlier candidate, as without the race
     if trials:
         winner, why = choose(trials, held_out, vcfg.cold_tolerance)
         method, epochs = winner.method, fixed or winner.best_epochs
         if fixed:
             why += f"; train.epochs = {fixed} is set, so the whole log trains {fixed} pass(es)"
-        if not fixed and epochs < cap:
+        if not fixed and epochs < cap and budget.fits(epochs):
             # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
             # passes. Which one the whole log trains with is decided on the slice too (one short trial).
             short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0)
+            budget.spent += epochs * budget.slice_pass
             if metric_value(short.curve[-1], vcfg.metric) > winner.score:
                 schedule = epochs
                 why += (f"; the learning rate decays over those {epochs} pass(es), which scored "
                         f"{metric_value(short.curve[-1], vcfg.metric):.4f} on the slice")
+        if budget.limit < float("inf"):
+            why += (f"; a large log selects within the {budget.limit / 1e6:.0f} M walk tokens its training alone "
+                    f"takes (validate.bound_above): {budget.spent / 1e6:.0f} M on the slice"
+                    + (f", {', '.join(untried)} not tried" if untried else ""))
     else:
         method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
         schedule = 1
@@ -156,7 +173,10 @@ def validate_stage(ctx: StageContext) -> StageResult:
     doc = {"method": method, "epochs": epochs, "metric": vcfg.metric, "why": why, "candidates": methods,
            "epochs_fixed": bool(fixed), "max_epochs": cap, "schedule_epochs": schedule,
            "short_schedule": short.to_dict() if short is not None else None, "holdout": holdout.stats,
-           "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3)}
+           "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3),
+           "token_budget": {"limit": budget.limit if budget.limit < float("inf") else None,
+                            "spent": budget.spent, "slice_pass": budget.slice_pass, "refit_pass": full_pass,
+                            "untried": untried}}
     _write(ctx, doc, trials)
     curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
              for t in trials}
