@@ -111,3 +111,29 @@ def test_the_passes_follow_the_chosen_window_unless_they_are_fixed(monkeypatch):
     assert free.window == 2 and free.epochs == 2
     fixed = _window_trial(None, config, "bge", None, None, 5, _trial(5, 0.5, 0.8, passes=5), last_pass=True)
     assert fixed.window == 2 and fixed.epochs == 0  # the passes already chosen stand
+
+
+def _ring(path, late_step: int, users: int = 800, items: int = 60, length: int = 6):
+    """Sessions walking a ring of items one step at a time; the latest 10% of users (the slice) step ``late_step``
+    at a time. Step 1 throughout: the next item is the nearest neighbour, which a narrow window ranks first. Step 4
+    late: the held-out next item is four steps away, inside window 5's context and outside window 2's."""
+    rng = np.random.default_rng(0)
+    order = rng.permutation(users)  # each user's rank in time
+    step = np.where(order >= int(users * 0.9), late_step, 1)[:, None]
+    item = (rng.integers(0, items, size=(users, 1)) + step * np.arange(length)) % items
+    pd.DataFrame({"user_id": np.repeat(np.arange(users), length), "item_id": item.reshape(-1),
+                  "timestamp": (np.repeat(order, length) * 100 + np.tile(np.arange(length), users)) * 1000},
+                 ).to_parquet(path)
+    return path
+
+
+RING = ["--set", "train.sample=0.0", "--set", "train.threads=1", "--set", "walks.threads=1"]
+
+
+@pytest.mark.parametrize("late_step, k, window", [(1, 2, 2), (4, 6, 5)])
+def test_on_a_real_slice_the_window_that_ranks_the_next_item_higher_is_chosen(tmp_path, cli, late_step, k, window):
+    events = _ring(tmp_path / "events.parquet", late_step)
+    selection, stages = _run(cli, events, tmp_path / "run", *RING, "--set", f"validate.k={k}")
+    trial = selection["window_trials"][0]
+    assert trial["window"] == 2 and trial["wins"] is (window == 2)
+    assert selection["window"] == window and stages["skipgram"]["details"]["window"] == window
