@@ -242,6 +242,13 @@ class ValidateConfig:
                           "(400 million walk tokens), so a large log's selection costs no more than its training "
                           "did.", min=1, max=1000)
     seed: int = opt(0, "Seed of the hidden items and of the sampled pairs.", min=0)
+    windows: list[int] = opt([5, 2], "Skip-gram windows the slice chooses from, the first the default: when "
+                             "train.window is the first, the chosen method, passes and schedule are trained once "
+                             "more per other window, and the training stages take one that scores higher on "
+                             "validate.metric without losing more than validate.cold_tolerance of cold AUC (a "
+                             "167-item basket log wants 2, a rating log keeps 5; docs/evaluation.md, 'The window, "
+                             "chosen on the slice'). A train.window other than the first is the user's and wins; "
+                             "[] or one value: no trial.", min=1, max=1000)
 
 
 @dataclass(frozen=True)

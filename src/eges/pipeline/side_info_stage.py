@@ -182,7 +182,7 @@ def eges_stage(ctx: StageContext) -> StageResult:
     attention = {"item_id": nodes["item_id"], "item": pa.array(emb.attention[:, 0], pa.float32())}
     attention.update({f: pa.array(emb.attention[:, s + 1], pa.float32()) for s, f in enumerate(fields)})
     io.write_table(pa.table(attention), ctx.path(ATTENTION))
-    d = {**emb.details, **notes, **warm, **aligned.details}
+    d = {**emb.details, **notes, **warm, **aligned.details, "window": tcfg.window}
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "

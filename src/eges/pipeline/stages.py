@@ -213,7 +213,7 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
                "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": passes,
-               "method": method, **warm, **aligned.details}
+               "method": method, "window": cfg.window, **warm, **aligned.details}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     return StageResult(n_walks, table.num_rows,
                        f"{trainer}: {len(index):,} vectors, {passes} epoch(s), "

@@ -148,6 +148,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
     schedule, short = cap, None
     trials.sort(key=lambda t: methods.index(t.method))  # ties go to the earlier candidate, as without the race
+    window, window_trials = config.train.window, []
     if trials:
         winner, why = choose(trials, held_out, vcfg.cold_tolerance)
         method, epochs = winner.method, fixed or winner.best_epochs
@@ -162,6 +163,16 @@ def validate_stage(ctx: StageContext) -> StageResult:
                 schedule = epochs
                 why += (f"; the learning rate decays over those {epochs} pass(es), which scored "
                         f"{metric_value(short.curve[-1], vcfg.metric):.4f} on the slice")
+        windows = None
+        if budget.fits(schedule):  # the window's trial trains the chosen schedule once more (if it fits)
+            windows = _window_trial(holdout, config, method, side, walks, schedule,
+                                    short if schedule != cap else winner, last_pass=bool(fixed) or schedule != cap)
+        if windows is not None:
+            window, window_trials = windows.window, windows.trials
+            budget.spent += schedule * budget.slice_pass * len(window_trials)
+            why += windows.why
+            if windows.epochs:
+                epochs = windows.epochs
         if budget.limit < float("inf"):
             why += (f"; a large log selects within the {budget.limit / 1e6:.0f} M walk tokens its training alone "
                     f"takes (validate.bound_above): {budget.spent / 1e6:.0f} M on the slice"
@@ -172,7 +183,8 @@ def validate_stage(ctx: StageContext) -> StageResult:
     seconds = time.perf_counter() - started
     doc = {"method": method, "epochs": epochs, "metric": vcfg.metric, "why": why, "candidates": methods,
            "epochs_fixed": bool(fixed), "max_epochs": cap, "schedule_epochs": schedule,
-           "short_schedule": short.to_dict() if short is not None else None, "holdout": holdout.stats,
+           "short_schedule": short.to_dict() if short is not None else None, "window": window,
+           "window_trials": window_trials, "holdout": holdout.stats,
            "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3),
            "token_budget": {"limit": budget.limit if budget.limit < float("inf") else None,
                             "spent": budget.spent, "slice_pass": budget.slice_pass, "refit_pass": full_pass,
@@ -180,10 +192,64 @@ def validate_stage(ctx: StageContext) -> StageResult:
     _write(ctx, doc, trials)
     curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
              for t in trials}
-    details = {k: doc[k] for k in ("method", "epochs", "metric", "why", "candidates", "max_epochs", "seconds")}
+    details = {k: doc[k] for k in ("method", "epochs", "window", "metric", "why", "candidates", "max_epochs",
+                                   "seconds")}
     details["holdout"] = holdout.stats
     details["curve"] = curve
     return StageResult(rows_in, sum(len(t.curve) for t in trials), why, details)
+
+
+class _WindowChoice(NamedTuple):
+    window: int  # the window the whole log trains with
+    epochs: int  # the passes of the chosen window's best pass (0: the passes already chosen stand)
+    why: str  # the sentence's tail
+    trials: list[dict[str, Any]]  # one per other window tried, with its figures and whether it won
+
+
+def _window_trial(holdout: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
+                  reference: Any, last_pass: bool) -> _WindowChoice | None:
+    """The chosen recipe (method, passes, schedule) trained once more per other window of ``validate.windows``.
+
+    Why: on a small basket catalog a walk with the default window reaches most items, so every item's context is
+    alike, and a narrow window keeps the basket's neighbours; on a rating log it costs ranking. No constant fits,
+    so the slice decides. Only when ``train.window`` is the first of ``validate.windows`` (an other window is the
+    user's). A window wins when it scores higher on ``validate.metric`` (at the last pass when the passes are fixed
+    or the short schedule was chosen, else at its best pass, whose passes are then kept) and its cold AUC is within
+    ``validate.cold_tolerance`` of the default window's. ``reference`` is the default window's trial."""
+    from eges.validation import fit_and_score, metric_value
+
+    vcfg, default = config.validate, config.train.window
+    others = [w for w in dict.fromkeys(vcfg.windows[1:]) if w != default]
+    if not vcfg.windows or vcfg.windows[0] != default or not others:
+        return None
+
+    def at(trial: Any) -> dict[str, float]:
+        return trial.curve[-1] if last_pass else trial.best
+
+    base, tolerance = at(reference), vcfg.cold_tolerance
+    base_cold = float(base.get("cold_auc", float("nan")))
+    chosen, best_value, epochs, done, notes = default, metric_value(base, vcfg.metric), 0, [], []
+    for window in others:
+        trial = fit_and_score(holdout, config.replace("train", window=window), method, side, max_epochs=schedule,
+                              walks=walks, patience=0 if last_pass else None)
+        row = at(trial)
+        value, cold = metric_value(row, vcfg.metric), float(row.get("cold_auc", float("nan")))
+        cold_ok = base_cold != base_cold or (cold == cold and cold >= base_cold - tolerance)
+        wins = value == value and value > best_value and cold_ok
+        done.append({"window": window, "score": None if value != value else round(value, 6),
+                     "cold_auc": None if cold != cold else round(cold, 6), "wins": wins, **trial.to_dict()})
+        notes.append(f"window {window} {value:.4f}" + ("" if cold_ok else f" (cold AUC {cold:.4f} against "
+                                                                          f"{base_cold:.4f})"))
+        if wins:
+            chosen, best_value, epochs = window, value, (0 if last_pass else trial.best_epochs)
+    default_value = metric_value(base, vcfg.metric)
+    if chosen != default:
+        at_passes = f" at {epochs} pass(es)" if epochs else ""
+        why = (f"; train.window {chosen}{at_passes}: the slice scored {best_value:.4f} with it against "
+               f"{default_value:.4f} at window {default} (tried: {', '.join(notes)})")
+    else:
+        why = f"; train.window {default} kept ({default_value:.4f} on the slice; tried: {', '.join(notes)})"
+    return _WindowChoice(chosen, epochs, why, done)
 
 
 def _fallback(ctx: StageContext, methods: list[str], fixed: int, rows: int, reason: str) -> StageResult:
@@ -232,6 +298,8 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
         return cfg, warm_method(ctx.inputs, ctx.config), passes
     selection = read_selection(ctx)
     if selection is not None:
+        if selection.get("window"):  # the window the slice chose (validate.windows); the configured one else
+            cfg = dataclasses.replace(cfg, window=int(selection["window"]))
         if ctx.config.train.method == "auto":
             method = selection["method"]
         if not cfg.epochs and selection["epochs"]:
