@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from eges.config import default_config
@@ -13,6 +12,7 @@ from eges.methods import METHODS, resolve
 from eges.validation import choose, fit_and_score, make_holdout
 from eges.validation import select as select_module
 from eges.validation.select import RACE_FROM, Race, Trial, race_order
+from test_validation_select import _log as ring_log
 
 
 def _rows(values, colds=None):
@@ -52,21 +52,11 @@ def test_the_default_method_runs_first_and_methods_without_side_information_last
     assert sorted(order) == sorted(METHODS)
 
 
-def _log(seed=0, users=300, items=30, length=6):
-    rng = np.random.default_rng(seed)
-    steps = rng.integers(1, 3, size=(users, length))
-    start = rng.integers(0, items, size=(users, 1))
-    item = ((start + np.cumsum(steps, axis=1) - steps[:, :1]) % items).reshape(-1).astype(np.int32)
-    position = np.tile(np.arange(length, dtype=np.int32), users)
-    ts = (np.repeat(rng.permutation(users), length) * 100 + np.tile(np.arange(length), users)).astype(np.int64) * 1000
-    return item, position, ts, items
-
-
 @pytest.fixture(scope="module")
 def setup():
     cfg = (default_config().replace("train", dimension=8, threads=1, sample=0.0)
            .replace("walks", walks_per_node=4, threads=1))
-    item, position, ts, n = _log()
+    item, position, ts, n = ring_log(users=300, items=30)
     return cfg, make_holdout(item, position, ts, n, cfg, has_catalog=False, seed=0)
 
 
