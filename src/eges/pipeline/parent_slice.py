@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.config import Config
-from eges.layout import EDGES, NODES, SESSIONS
+from eges.layout import NODES
 from eges.pipeline.registry import RunInputs, StageContext, StageResult
 
 
@@ -57,26 +57,20 @@ def carried(ctx: StageContext, nodes: pa.Table) -> tuple[np.ndarray, np.ndarray,
 
 
 def warm_holdout(ctx: StageContext, config: Config, nodes: pa.Table) -> tuple[Any, Config, int, str]:
-    """(slice, config it is scored with, rows cut, how the sentence names it) over this run's nodes.
+    """(slice, config it is scored with, rows cut, how the sentence names it) over this run's nodes: the fresh
+    run's slice (:func:`eges.pipeline.validate_stage._slice`) with the carried edges and no hidden items.
 
     Raises:
         ValueError: too small a log to hold anything out.
     """
-    from eges.validation import make_edge_holdout, make_holdout
+    from eges.pipeline.validate_stage import _slice
 
-    n = nodes.num_rows
-    if ctx.inputs.edges is not None:
-        edges = pq.read_table(ctx.input_path(EDGES), columns=["src", "dst", "weight"])
-        config = config.replace("validate", metric="auc")
-        holdout = make_edge_holdout(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(),
-                                    n, config, False, config.validate.seed)
-        return holdout, config, edges.num_rows, "held-out edges of this run"
-    sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["position", "item_index", "ts"])
-    holdout = make_holdout(sessions["item_index"].to_numpy(), sessions["position"].to_numpy(),
-                           sessions["ts"].to_numpy(), n, config, False, config.validate.seed,
-                           carried=carried(ctx, nodes))
-    holdout.stats["touched"] = touched_before_cut(ctx, sessions, n, holdout.cut_ms)
-    return holdout, config, sessions.num_rows, "this run's latest events held out"
+    edge_list = ctx.inputs.edges is not None
+    cut = _slice(ctx, False, config, items=nodes, carried=None if edge_list else carried(ctx, nodes))
+    if edge_list:
+        return cut.holdout, cut.config, cut.rows_in, "held-out edges of this run"
+    cut.holdout.stats["touched"] = touched_before_cut(ctx, cut.sessions, nodes.num_rows, cut.holdout.cut_ms)
+    return cut.holdout, cut.config, cut.rows_in, "this run's latest events held out"
 
 
 def touched_before_cut(ctx: StageContext, sessions: pa.Table, n: int, cut_ms: int) -> Any:
@@ -125,7 +119,7 @@ def warm_validate(ctx: StageContext) -> StageResult:
     """The validate stage of a warm start: the passes of the parent's method, chosen on this run's latest events."""
     from eges.methods import METHODS
     from eges.pipeline.parent import warm_method
-    from eges.pipeline.validate_stage import _side_info, _write
+    from eges.pipeline.validate_stage import _log_rows, _side_info, _write
     from eges.train.stream import auto_epochs, compile_kernel
     from eges.validation import choose, fit_and_score, training_walks
 
@@ -142,7 +136,8 @@ def warm_validate(ctx: StageContext) -> StageResult:
                "candidates": [method.name], "epochs_fixed": False, "max_epochs": 0, "holdout": {}, "trials": [],
                "seconds": 0.0, "warm_start": True, "alpha": alpha}
         _write(ctx, doc, [])
-        return StageResult(rows_in_of(ctx), 0, why, {k: doc[k] for k in ("method", "epochs", "metric", "why")})
+        rows = pq.read_metadata(ctx.input_path(_log_rows(ctx))).num_rows
+        return StageResult(rows, 0, why, {k: doc[k] for k in ("method", "epochs", "metric", "why")})
     vcfg = config.validate
     side = _side_info(ctx, nodes) if ctx.inputs.items is not None and method.side_info else None
     walks = training_walks(holdout, config)
@@ -168,7 +163,3 @@ def warm_validate(ctx: StageContext) -> StageResult:
                                    "holdout", "warm_start", "alpha")}
     details["curve"] = {method.name: [row[key] for row in trial.to_dict()["curve"]]}
     return StageResult(rows_in, len(trial.curve), why, details)
-
-
-def rows_in_of(ctx: StageContext) -> int:
-    return pq.read_metadata(ctx.input_path(EDGES if ctx.inputs.edges is not None else SESSIONS)).num_rows

@@ -43,6 +43,7 @@ class _Slice(NamedTuple):
     vocab: pa.Table
     rows_in: int
     held_out: str  # how the choice's sentence names the slice
+    sessions: pa.Table | None  # the sessions it was cut from (None for an edge list)
 
 
 def _log_rows(ctx: StageContext) -> str:
@@ -50,27 +51,36 @@ def _log_rows(ctx: StageContext) -> str:
     return EDGES if ctx.inputs.edges is not None else SESSIONS
 
 
-def _slice(ctx: StageContext, has_catalog: bool) -> _Slice:
+def _index(ctx: StageContext, name: str) -> pa.Table:
+    return pq.read_table(ctx.input_path(name), columns=["item_id", "item_index"]).sort_by("item_index")
+
+
+def _slice(ctx: StageContext, has_catalog: bool, config: Config | None = None, items: pa.Table | None = None,
+           carried: Any = None) -> _Slice:
     """The run's validation slice: the latest events held out, or random edges of an edge list.
+
+    ``items`` are the rows it is scored over (default: the graph's nodes of an edge list, else the sessions'
+    vocabulary; a warm start passes its nodes), ``carried`` the parent's edges an update's graph carries.
 
     Raises:
         ValueError: too small a log to hold anything out.
     """
     from eges.validation import make_edge_holdout, make_holdout
 
-    config = ctx.config
+    config = config or ctx.config
     if ctx.inputs.edges is not None:
-        vocab = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"]).sort_by("item_index")
+        vocab = items if items is not None else _index(ctx, NODES)
         edges = pq.read_table(ctx.input_path(EDGES), columns=["src", "dst", "weight"])
         config = config.replace("validate", metric="auc")
         holdout = make_edge_holdout(edges["src"].to_numpy(), edges["dst"].to_numpy(), edges["weight"].to_numpy(),
                                     vocab.num_rows, config, has_catalog, config.validate.seed)
-        return _Slice(holdout, config, vocab, edges.num_rows, "held-out edges (an edge list has no times)")
-    vocab = pq.read_table(ctx.input_path(VOCAB), columns=["item_id", "item_index"]).sort_by("item_index")
+        return _Slice(holdout, config, vocab, edges.num_rows, "held-out edges (an edge list has no times)", None)
+    vocab = items if items is not None else _index(ctx, VOCAB)
     sessions = pq.read_table(ctx.input_path(SESSIONS), columns=["position", "item_index", "ts"])
     holdout = make_holdout(sessions["item_index"].to_numpy(), sessions["position"].to_numpy(),
-                           sessions["ts"].to_numpy(), vocab.num_rows, config, has_catalog, config.validate.seed)
-    return _Slice(holdout, config, vocab, sessions.num_rows, "the latest events held out")
+                           sessions["ts"].to_numpy(), vocab.num_rows, config, has_catalog, config.validate.seed,
+                           carried=carried)
+    return _Slice(holdout, config, vocab, sessions.num_rows, "the latest events held out", sessions)
 
 
 def candidates(inputs: RunInputs, config: Config) -> list[str]:
@@ -118,7 +128,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
     methods = candidates(ctx.inputs, ctx.config)
     fixed = int(ctx.config.train.epochs)
     try:
-        holdout, config, vocab, rows_in, held_out = _slice(ctx, has_catalog)
+        holdout, config, vocab, rows_in, held_out, _ = _slice(ctx, has_catalog)
     except ValueError as exc:  # too small a log to hold anything out: the run trains as before
         return _fallback(ctx, methods, fixed, pq.read_metadata(ctx.input_path(_log_rows(ctx))).num_rows, str(exc))
     vcfg = config.validate
