@@ -302,6 +302,10 @@ def training_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     return (SELECTION,) if validates(inputs, config) else ()
 
 
+#: The training stages' summary when they train on the validate stage's undirected walks.
+UNDIRECTED_NOTE = "; on the walks of the graph made undirected (the slice chose it)"
+
+
 def chosen_walks(ctx: StageContext) -> str:
     """The walks file a training stage reads: the validate stage's walks of the graph made undirected when the
     slice chose them (selection.json's "walks"), else the walks stage's. A run that does not validate, a warm
