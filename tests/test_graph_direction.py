@@ -233,3 +233,18 @@ def test_the_walks_stage_stays_where_it_was_and_training_follows_the_choice(bask
         fh.write(b"x")
     result = cli("run", "--events", events, "--out", out, *FAST, "--until", "skipgram", ok=False)
     assert result.exit_code == 2 and "rerun the validate stage" in result.output
+
+
+@pytest.mark.parametrize("parent_walks, warns", [(WALKS_UNDIRECTED, True), (WALKS, False)])
+def test_a_warm_start_trains_on_its_directed_walks_and_says_when_its_parent_did_not(tmp_path, caplog,
+                                                                                       parent_walks, warns):
+    from eges.pipeline.registry import StageContext
+
+    parent = tmp_path / "parent"
+    (parent / "validation").mkdir(parents=True)
+    (parent / SELECTION).write_text(json.dumps({"walks": parent_walks}))
+    ctx = StageContext(tmp_path / "child", default_config().replace("update", epochs=0),
+                       RunInputs(events="e.parquet", parent=str(parent)), progress=False)
+    with caplog.at_level("WARNING", logger="eges"):
+        assert validate_stage.chosen_walks(ctx) == WALKS
+    assert ("does not choose the direction" in caplog.text) is warns

@@ -5,6 +5,7 @@ refit on the whole log with that choice (:func:`chosen_training`)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, NamedTuple
 
@@ -28,6 +29,8 @@ from eges.methods import allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.validation.variants import DirectionChoice, direction_trial, window_trial
+
+log = logging.getLogger("eges")
 
 
 def validates(inputs: RunInputs, config: Config) -> bool:
@@ -309,12 +312,16 @@ UNDIRECTED_NOTE = "; on the walks of the graph made undirected (the slice chose 
 def chosen_walks(ctx: StageContext) -> str:
     """The walks file a training stage reads: the validate stage's walks of the graph made undirected when the
     slice chose them (selection.json's "walks"), else the walks stage's. A run that does not validate, a warm
-    start, and a selection written before the direction was chosen read the walks stage's.
+    start, and a selection written before the direction was chosen read the walks stage's (a warm start whose
+    parent chose undirected walks says so: it does not follow the parent's direction).
 
     Raises:
         StageError: the undirected walks are missing or changed since the validate stage wrote them.
     """
-    selection = read_selection(ctx) if ctx.inputs.parent is None else None
+    if ctx.inputs.parent is not None:
+        _note_parent_direction(ctx)
+        return WALKS
+    selection = read_selection(ctx)
     if selection is None or selection.get("walks") != WALKS_UNDIRECTED:
         return WALKS
     path = ctx.input_path(WALKS_UNDIRECTED)
@@ -322,6 +329,21 @@ def chosen_walks(ctx: StageContext) -> str:
         raise StageError(f"{path} is missing or was changed outside the pipeline; rerun the validate stage "
                          "(eges run --from validate)")
     return WALKS_UNDIRECTED
+
+
+def _note_parent_direction(ctx: StageContext) -> None:
+    """Warn when a warm start's parent trained on the graph made undirected: the update trains on its own walks
+    stage's directed walks (the direction is neither tried nor followed in updates)."""
+    from pathlib import Path
+
+    path = Path(str(ctx.inputs.parent)) / SELECTION
+    try:
+        parent_walks = json.loads(path.read_text()).get("walks") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return  # the parent's own checks name an unreadable run
+    if parent_walks == WALKS_UNDIRECTED:
+        log.warning("the parent run trained on the walks of its graph made undirected (validate.try_undirected); "
+                    "this warm start trains on its directed walks: an update does not choose the direction")
 
 
 def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
