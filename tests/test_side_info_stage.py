@@ -38,7 +38,8 @@ def test_eges_is_the_default_with_a_catalog(eges_run):
     assert vectors.schema.field("vector").type == pa.list_(pa.float32(), 32)
     assert set(vectors["item_id"].to_pylist()) == set(catalog["item_id"].to_pylist())  # every item has a vector
     # Cold-start: catalogue items outside the graph, and graph nodes no walk visits (nothing to learn from).
-    visited = set(pq.read_table(out / "walks" / "walks.parquet")["walk"].combine_chunks().flatten().to_pylist())
+    walks = json.loads((out / "validation" / "selection.json").read_text())["walks"]  # the walks it trained on
+    visited = set(pq.read_table(out / walks)["walk"].combine_chunks().flatten().to_pylist())
     assert sources.count("cold_start") == catalog.num_rows - len(visited)
     attention = pq.read_table(out / "eges" / "attention.parquet")
     assert attention.column_names == ["item_id", "item", "category", "brand", "shop", "price"]

@@ -14,8 +14,8 @@ import pytest
 import eges.validation as validation
 from eges.config import default_config
 from eges.layout import MANIFEST, SELECTION
-from eges.pipeline.validate_stage import _window_trial
 from eges.validation.select import Trial
+from eges.validation.variants import window_trial as _window_trial
 
 FAST = ["--set", "walks.walks_per_node=4", "--set", "train.dimension=16", "--set", "neighbours.k=5", "--quiet"]
 

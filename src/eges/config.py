@@ -249,6 +249,14 @@ class ValidateConfig:
                              "167-item basket log wants 2, a rating log keeps 5; docs/evaluation.md, 'The window, "
                              "chosen on the slice'). A train.window other than the first is the user's and wins; "
                              "[] or one value: no trial.", min=1, max=1000)
+    try_undirected: bool = opt(True, "With a directed graph (graph.undirected = false) and a fresh run: the chosen "
+                               "method, passes and schedule are trained once more on the slice's graph made "
+                               "undirected (before the window trial), and when that scores higher on "
+                               "validate.metric without losing more than validate.cold_tolerance of cold AUC the "
+                               "training stages read walks of the whole graph made undirected, written by the "
+                               "validate stage (baskets and reviews have no order; docs/evaluation.md, 'The walks' "
+                               "graph direction'). Within a large log's token bound only; a warm start keeps its "
+                               "parent's walks.")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ USERS = "users/vectors.parquet"
 #: The validate stage: what it chose (passes, method, why) and the validation figures of every pass per method.
 SELECTION = "validation/selection.json"
 VALIDATION_CURVE = "validation/curve.parquet"
+#: Written only when the slice chose the undirected graph (validate.try_undirected): the whole log's walks over the
+#: graph made undirected, which the training stages then read instead of WALKS (selection.json's "walks").
+WALKS_UNDIRECTED = "validation/walks_undirected.parquet"
 #: The drift of the run's vectors against its reference run (--align-to, else the --warm-start parent).
 DRIFT = "drift/drift.json"
 

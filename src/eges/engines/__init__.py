@@ -33,8 +33,9 @@ class Engine(Protocol):
         """Write ``layout.EDGES`` and ``layout.NODES`` from the sessions or ``--edges``; (rows read, the
         statistics of ``layout.GRAPH_STATS``)."""
 
-    def walks(self, ctx: Any) -> tuple[int, int]:
-        """Write ``layout.WALKS`` from the graph (which has edges); (walks, steps)."""
+    def walks(self, ctx: Any, out: str = ..., undirected: bool = False) -> tuple[int, int]:
+        """Write ``out`` (default ``layout.WALKS``) from the graph (which has edges), made undirected first when
+        ``undirected`` (the validate stage's choice, ``layout.WALKS_UNDIRECTED``); (walks, steps)."""
 
 
 def engine_for(config: Config) -> Engine:

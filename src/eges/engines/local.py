@@ -28,7 +28,7 @@ from eges.graph.carry import (
     merge_nodes,
     with_last_seen,
 )
-from eges.graph.csr import CSRGraph, edge_sources, from_sorted_edges, graph_stats
+from eges.graph.csr import CSRGraph, edge_sources, from_sorted_edges, graph_stats, symmetrized
 from eges.graph.transitions import (
     EDGES_TABLE,
     NODES_TABLE,
@@ -112,14 +112,16 @@ class LocalEngine:
             stats["update"] = carried
         return rows_in, stats
 
-    def walks(self, ctx: Any) -> tuple[int, int]:
+    def walks(self, ctx: Any, out: str = WALKS, undirected: bool = False) -> tuple[int, int]:
         from eges.walks.generate import batch_to_arrow, iter_walk_batches, numba_threads, total_walks
 
         cfg = ctx.config.walks
         graph = load_graph(ctx.out_dir)
+        if undirected:
+            graph = symmetrized(graph)
         total = total_walks(graph, cfg)
         steps = 0
-        with numba_threads(cfg.threads), io.AtomicParquetWriter(ctx.path(WALKS), WALKS_SCHEMA) as writer, \
+        with numba_threads(cfg.threads), io.AtomicParquetWriter(ctx.path(out), WALKS_SCHEMA) as writer, \
                 progress(ctx, total, "walk", "walks") as bar:
             for batch in iter_walk_batches(graph, cfg):
                 column = batch_to_arrow(batch)

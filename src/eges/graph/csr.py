@@ -69,6 +69,17 @@ def from_sorted_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_no
     return CSRGraph(indptr, np.array(dst, dtype=np.int32), np.array(weight, dtype=np.float64))
 
 
+def symmetrized(graph: CSRGraph) -> CSRGraph:
+    """The undirected form of a directed graph: i->j and j->i merged into one edge each way, weights summed
+    (a self-loop kept once), the rule of ``graph.undirected`` applied to a graph already built. The validate stage
+    walks it when the slice finds the undirected graph scores higher (``validate.try_undirected``);
+    :func:`eges.graph.transitions.symmetrized_edges_sql` is the same rule for Spark."""
+    src = edge_sources(graph)
+    back = src != graph.indices
+    return from_edges(np.concatenate([src, graph.indices[back]]), np.concatenate([graph.indices, src[back]]),
+                      np.concatenate([graph.weights, graph.weights[back]]), graph.n_nodes)
+
+
 def edge_sources(graph: CSRGraph) -> np.ndarray:
     """The source node of every edge, aligned with ``graph.indices``."""
     return np.repeat(np.arange(graph.n_nodes, dtype=np.int32), np.diff(graph.indptr))

@@ -152,6 +152,16 @@ def edge_list_queries(edges_view: str, nodes_table: str, cfg: GraphConfig, has_w
     return ids, nodes, edges
 
 
+def symmetrized_edges_sql(edges_view: str) -> str:
+    """SQL (DuckDB and Spark SQL alike) of :func:`eges.graph.csr.symmetrized` over ``edges_view`` (src, dst,
+    weight): every edge i->j (i != j) also counted as j->i, weights summed; rows sorted by (src, dst)."""
+    return f"""
+        SELECT CAST(src AS INT) AS src, CAST(dst AS INT) AS dst, CAST(sum(weight) AS DOUBLE) AS weight FROM (
+            SELECT src, dst, weight FROM {edges_view}
+            UNION ALL SELECT dst AS src, src AS dst, weight FROM {edges_view} WHERE src <> dst
+        ) u GROUP BY src, dst ORDER BY src, dst"""
+
+
 def edge_list_sql(con: Any, edges_view: str, cfg: GraphConfig, has_weight: bool) -> None:
     """Create ``eges_nodes`` and the view ``eges_edges(src, dst, weight)`` from a user-supplied edge list.
 

@@ -18,7 +18,13 @@ from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import UPDATE_IGNORED, parent_input, walk_batches, walk_counts
-from eges.pipeline.validate_stage import chosen_training, stop_after, training_inputs
+from eges.pipeline.validate_stage import (
+    UNDIRECTED_NOTE,
+    chosen_training,
+    chosen_walks,
+    stop_after,
+    training_inputs,
+)
 from eges.update.align import check_reference, onto_reference, reference_inputs
 
 log = logging.getLogger("eges")
@@ -147,7 +153,8 @@ def eges_stage(ctx: StageContext) -> StageResult:
     scfg, tcfg = ctx.config.side_info, ctx.config.train
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     catalog, fields, notes = read_catalog(ctx.input_path("@items"), scfg, nodes.schema.field("item_id").type)
-    walks = ctx.input_path(WALKS)
+    walks_file = chosen_walks(ctx)  # the walks stage's, or the undirected ones the slice chose
+    walks = ctx.input_path(walks_file)
     counts = walk_counts(walks, nodes.num_rows)
     # The validate stage's passes and method, when it ran: a method without side information (it won on the
     # validation slice) trains here too, and its cold items are placed from side information all the same.
@@ -182,10 +189,10 @@ def eges_stage(ctx: StageContext) -> StageResult:
     attention = {"item_id": nodes["item_id"], "item": pa.array(emb.attention[:, 0], pa.float32())}
     attention.update({f: pa.array(emb.attention[:, s + 1], pa.float32()) for s, f in enumerate(fields)})
     io.write_table(pa.table(attention), ctx.path(ATTENTION))
-    d = {**emb.details, **notes, **warm, **aligned.details, "window": tcfg.window}
+    d = {**emb.details, **notes, **warm, **aligned.details, "window": tcfg.window, "walks": walks_file}
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "
                f"{passes} epoch(s), cold share {d['cold_share']:g}, {d['words_per_second'] / 1e3:,.0f}k words/s; "
-               f"mean weights: {weights_text}{aligned.note}")
+               f"mean weights: {weights_text}{UNDIRECTED_NOTE if walks_file != WALKS else ''}{aligned.note}")
     return StageResult(n_walks, len(emb.item_ids), summary, d)

@@ -35,7 +35,13 @@ from eges.methods import METHODS
 from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, run_method, stage
-from eges.pipeline.validate_stage import chosen_training, stop_after, training_inputs
+from eges.pipeline.validate_stage import (
+    UNDIRECTED_NOTE,
+    chosen_training,
+    chosen_walks,
+    stop_after,
+    training_inputs,
+)
 from eges.update.align import check_reference, onto_reference, reference_inputs
 
 
@@ -158,7 +164,8 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     from eges.methods import backend
 
     cfg = ctx.config.train
-    walks_path = ctx.input_path(WALKS)
+    walks_file = chosen_walks(ctx)  # the walks stage's, or the undirected ones the slice chose
+    walks_path = ctx.input_path(walks_file)
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"])
     n_nodes = nodes.num_rows
     counts = walk_counts(walks_path, n_nodes)
@@ -213,8 +220,10 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
                "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": passes,
-               "method": method, "window": cfg.window, **warm, **aligned.details}
+               "method": method, "window": cfg.window, "walks": walks_file, **warm,
+               **aligned.details}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
+    note += UNDIRECTED_NOTE if walks_file != WALKS else ""
     return StageResult(n_walks, table.num_rows,
                        f"{trainer}: {len(index):,} vectors, {passes} epoch(s), "
                        f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}{aligned.note}",

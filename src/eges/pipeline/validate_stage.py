@@ -5,6 +5,7 @@ refit on the whole log with that choice (:func:`chosen_training`)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, NamedTuple
 
@@ -12,10 +13,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eges.config import Config, TrainConfig
-from eges.layout import CURVE_SCHEMA, EDGES, NODES, SELECTION, SESSIONS, VALIDATION_CURVE, VOCAB
+from eges.errors import StageError
+from eges.layout import (
+    CURVE_SCHEMA,
+    EDGES,
+    NODES,
+    SELECTION,
+    SESSIONS,
+    VALIDATION_CURVE,
+    VOCAB,
+    WALKS,
+    WALKS_UNDIRECTED,
+)
 from eges.methods import allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
+from eges.validation.variants import DirectionChoice, direction_trial, window_trial
+
+log = logging.getLogger("eges")
 
 
 def validates(inputs: RunInputs, config: Config) -> bool:
@@ -34,6 +49,8 @@ def _inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
 
     log = (EDGES, NODES) if inputs.edges is not None else (SESSIONS, VOCAB)
     log += tuple(key for key in warm_slice_inputs(inputs, config) if key not in log)
+    if tries_direction(inputs, config):  # the whole graph, walked undirected when the slice chooses that
+        log += tuple(key for key in (EDGES, NODES) if key not in log)
     return log + (("@items",) if inputs.items is not None else ())
 
 
@@ -109,7 +126,7 @@ def _write(ctx: StageContext, doc: dict[str, Any], trials: list[Any]) -> None:
 
 
 @stage("validate", sections=("validate", "graph", "walks", "train", "side_info", "update"),
-       outputs=(SELECTION, VALIDATION_CURVE), inputs=_inputs, enabled=validates,
+       outputs=(SELECTION, VALIDATION_CURVE), may_write=(WALKS_UNDIRECTED,), inputs=_inputs, enabled=validates,
        skipped_because="train.epochs is set and the method is not chosen by validation (a warm start: "
                        "update.epochs is set)")
 def validate_stage(ctx: StageContext) -> StageResult:
@@ -156,7 +173,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
                                     patience=0 if fixed else None, race=race, on_pass=budget.tracker(vcfg.metric)))
         ctx.echo(f"  [validate] {method}: best {trials[-1].metric} {trials[-1].score:.4f} at pass "
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
-    schedule, short = cap, None
+    schedule, short, direction = cap, None, None
     trials.sort(key=lambda t: methods.index(t.method))  # ties go to the earlier candidate, as without the race
     window, window_trials = config.train.window, []
     if trials:
@@ -173,10 +190,19 @@ def validate_stage(ctx: StageContext) -> StageResult:
                 schedule = epochs
                 why += (f"; the learning rate decays over those {epochs} pass(es), which scored "
                         f"{metric_value(short.curve[-1], vcfg.metric):.4f} on the slice")
+        reference, last_pass = short if schedule != cap else winner, bool(fixed) or schedule != cap
+        # The graph's direction, then the window (on the chosen graph's walks): each trains the recipe once more.
+        direction = _try_direction(ctx, holdout, config, method, side, walks, schedule, reference, last_pass,
+                                   budget)
+        if direction is not None:
+            why += direction.why
+            epochs = direction.epochs or epochs
+            reference, holdout_used, walks = direction.reference, direction.holdout, direction.walks
+        else:
+            holdout_used = holdout
         windows = None
         if budget.fits(schedule):  # the window's trial trains the chosen schedule once more (if it fits)
-            windows = _window_trial(holdout, config, method, side, walks, schedule,
-                                    short if schedule != cap else winner, last_pass=bool(fixed) or schedule != cap)
+            windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass)
         if windows is not None:
             window, window_trials = windows.window, windows.trials
             budget.spent += schedule * budget.slice_pass * len(window_trials)
@@ -190,11 +216,16 @@ def validate_stage(ctx: StageContext) -> StageResult:
     else:
         method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
         schedule = 1
+    undirected = direction is not None and direction.undirected
+    full_walks = _write_undirected_walks(ctx) if undirected else None
     seconds = time.perf_counter() - started
     doc = {"method": method, "epochs": epochs, "metric": vcfg.metric, "why": why, "candidates": methods,
            "epochs_fixed": bool(fixed), "max_epochs": cap, "schedule_epochs": schedule,
            "short_schedule": short.to_dict() if short is not None else None, "window": window,
-           "window_trials": window_trials, "holdout": holdout.stats,
+           "window_trials": window_trials, "direction": "undirected" if undirected else "directed",
+           "direction_trial": direction.trial if direction is not None else None,
+           "walks": WALKS_UNDIRECTED if undirected else WALKS, "undirected_walks": full_walks,
+           "holdout": holdout.stats,
            "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3),
            "token_budget": {"limit": budget.limit if budget.limit < float("inf") else None,
                             "spent": budget.spent, "slice_pass": budget.slice_pass, "refit_pass": full_pass,
@@ -202,64 +233,52 @@ def validate_stage(ctx: StageContext) -> StageResult:
     _write(ctx, doc, trials)
     curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
              for t in trials}
-    details = {k: doc[k] for k in ("method", "epochs", "window", "metric", "why", "candidates", "max_epochs",
-                                   "seconds")}
+    details = {k: doc[k] for k in ("method", "epochs", "window", "direction", "metric", "why", "candidates",
+                                   "max_epochs", "seconds")}
     details["holdout"] = holdout.stats
     details["curve"] = curve
     return StageResult(rows_in, sum(len(t.curve) for t in trials), why, details)
 
 
-class _WindowChoice(NamedTuple):
-    window: int  # the window the whole log trains with
-    epochs: int  # the passes of the chosen window's best pass (0: the passes already chosen stand)
-    why: str  # the sentence's tail
-    trials: list[dict[str, Any]]  # one per other window tried, with its figures and whether it won
+def tries_direction(inputs: RunInputs, config: Config) -> bool:
+    """Whether the validate stage may choose the walks' graph: a fresh run (a warm start keeps its parent's walks)
+    that validates, with a directed graph and ``validate.try_undirected`` on."""
+    return (inputs.parent is None and validates(inputs, config) and config.validate.try_undirected
+            and not config.graph.undirected)
 
 
-def _window_trial(holdout: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
-                  reference: Any, last_pass: bool) -> _WindowChoice | None:
-    """The chosen recipe (method, passes, schedule) trained once more per other window of ``validate.windows``.
+def _try_direction(ctx: StageContext, holdout: Any, config: Config, method: str, side: Any, walks: Any,
+                   schedule: int, reference: Any, last_pass: bool, budget: Any) -> DirectionChoice | None:
+    """The direction's trial when the run may choose it (:func:`tries_direction`) and it fits the token bound
+    (its slice passes on the undirected walks, and a refit on walks as much longer as the slice's are, are
+    counted); else None (the graph stays directed)."""
+    import dataclasses
 
-    Why: on a small basket catalog a walk with the default window reaches most items, so every item's context is
-    alike, and a narrow window keeps the basket's neighbours; on a rating log it costs ranking. No constant fits,
-    so the slice decides. Only when ``train.window`` is the first of ``validate.windows`` (an other window is the
-    user's). A window wins when it scores higher on ``validate.metric`` (at the last pass when the passes are fixed
-    or the short schedule was chosen, else at its best pass, whose passes are then kept) and its cold AUC is within
-    ``validate.cold_tolerance`` of the default window's. ``reference`` is the default window's trial."""
-    from eges.validation import fit_and_score, metric_value
+    from eges.validation import made_undirected, training_walks
 
-    vcfg, default = config.validate, config.train.window
-    others = [w for w in dict.fromkeys(vcfg.windows[1:]) if w != default]
-    if not vcfg.windows or vcfg.windows[0] != default or not others:
+    if not tries_direction(ctx.inputs, ctx.config) or not budget.fits(schedule):
         return None
+    sym = made_undirected(holdout)
+    sym_walks = training_walks(sym, config)
+    longer = len(sym_walks[0]) / max(len(walks[0]), 1)  # the undirected graph's walks end less often
+    undirected_budget = dataclasses.replace(budget, slice_pass=len(sym_walks[0]),
+                                            refit_pass=int(budget.refit_pass * longer))
+    if not undirected_budget.fits(schedule):
+        return None
+    choice = direction_trial(holdout, sym, sym_walks, config, method, side, walks, schedule, reference, last_pass)
+    budget.spent += schedule * len(sym_walks[0])
+    if choice.undirected:  # the window's trial and the refit read the longer walks
+        budget.slice_pass, budget.refit_pass = undirected_budget.slice_pass, undirected_budget.refit_pass
+    return choice
 
-    def at(trial: Any) -> dict[str, float]:
-        return trial.curve[-1] if last_pass else trial.best
 
-    base, tolerance = at(reference), vcfg.cold_tolerance
-    base_cold = float(base.get("cold_auc", float("nan")))
-    chosen, best_value, epochs, done, notes = default, metric_value(base, vcfg.metric), 0, [], []
-    for window in others:
-        trial = fit_and_score(holdout, config.replace("train", window=window), method, side, max_epochs=schedule,
-                              walks=walks, patience=0 if last_pass else None)
-        row = at(trial)
-        value, cold = metric_value(row, vcfg.metric), float(row.get("cold_auc", float("nan")))
-        cold_ok = base_cold != base_cold or (cold == cold and cold >= base_cold - tolerance)
-        wins = value == value and value > best_value and cold_ok
-        done.append({"window": window, "score": None if value != value else round(value, 6),
-                     "cold_auc": None if cold != cold else round(cold, 6), "wins": wins, **trial.to_dict()})
-        notes.append(f"window {window} {value:.4f}" + ("" if cold_ok else f" (cold AUC {cold:.4f} against "
-                                                                          f"{base_cold:.4f})"))
-        if wins:
-            chosen, best_value, epochs = window, value, (0 if last_pass else trial.best_epochs)
-    default_value = metric_value(base, vcfg.metric)
-    if chosen != default:
-        at_passes = f" at {epochs} pass(es)" if epochs else ""
-        why = (f"; train.window {chosen}{at_passes}: the slice scored {best_value:.4f} with it against "
-               f"{default_value:.4f} at window {default} (tried: {', '.join(notes)})")
-    else:
-        why = f"; train.window {default} kept ({default_value:.4f} on the slice; tried: {', '.join(notes)})"
-    return _WindowChoice(chosen, epochs, why, done)
+def _write_undirected_walks(ctx: StageContext) -> dict[str, Any]:
+    """The whole log's walks over its graph made undirected, written by the run's engine (the walks stage's
+    settings and seed) to ``WALKS_UNDIRECTED`` for the training stages; what selection.json records of them."""
+    ctx.echo("  [validate] walking the whole graph made undirected (the slice chose it)")
+    n_walks, steps = ctx.engine.walks(ctx, WALKS_UNDIRECTED, undirected=True)
+    return {"path": WALKS_UNDIRECTED, "walks": n_walks, "steps": steps,
+            "size": ctx.path(WALKS_UNDIRECTED).stat().st_size}
 
 
 def _fallback(ctx: StageContext, methods: list[str], fixed: int, rows: int, reason: str) -> StageResult:
@@ -284,6 +303,47 @@ def read_selection(ctx: StageContext) -> dict[str, Any] | None:
 def training_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     """What a training stage reads from the validate stage (nothing when the run does not validate)."""
     return (SELECTION,) if validates(inputs, config) else ()
+
+
+#: The training stages' summary when they train on the validate stage's undirected walks.
+UNDIRECTED_NOTE = "; on the walks of the graph made undirected (the slice chose it)"
+
+
+def chosen_walks(ctx: StageContext) -> str:
+    """The walks file a training stage reads: the validate stage's walks of the graph made undirected when the
+    slice chose them (selection.json's "walks"), else the walks stage's. A run that does not validate, a warm
+    start, and a selection written before the direction was chosen read the walks stage's (a warm start whose
+    parent chose undirected walks says so: it does not follow the parent's direction).
+
+    Raises:
+        StageError: the undirected walks are missing or changed since the validate stage wrote them.
+    """
+    if ctx.inputs.parent is not None:
+        _note_parent_direction(ctx)
+        return WALKS
+    selection = read_selection(ctx)
+    if selection is None or selection.get("walks") != WALKS_UNDIRECTED:
+        return WALKS
+    path = ctx.input_path(WALKS_UNDIRECTED)
+    if not path.is_file() or path.stat().st_size != (selection.get("undirected_walks") or {}).get("size"):
+        raise StageError(f"{path} is missing or was changed outside the pipeline; rerun the validate stage "
+                         "(eges run --from validate)")
+    return WALKS_UNDIRECTED
+
+
+def _note_parent_direction(ctx: StageContext) -> None:
+    """Warn when a warm start's parent trained on the graph made undirected: the update trains on its own walks
+    stage's directed walks (the direction is neither tried nor followed in updates)."""
+    from pathlib import Path
+
+    path = Path(str(ctx.inputs.parent)) / SELECTION
+    try:
+        parent_walks = json.loads(path.read_text()).get("walks") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return  # the parent's own checks name an unreadable run
+    if parent_walks == WALKS_UNDIRECTED:
+        log.warning("the parent run trained on the walks of its graph made undirected (validate.try_undirected); "
+                    "this warm start trains on its directed walks: an update does not choose the direction")
 
 
 def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,

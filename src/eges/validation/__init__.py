@@ -3,10 +3,10 @@ early stopping and the choice of method (select). Pure arrays; the validate stag
 
 from __future__ import annotations
 
-from eges.validation.holdout import Holdout, make_edge_holdout, make_holdout
+from eges.validation.holdout import Holdout, made_undirected, make_edge_holdout, make_holdout
 from eges.validation.score import METRIC_KEYS, metric_value, score_vectors
 from eges.validation.select import Trial, choose, fit_and_score, training_walks
 
-__all__ = ["METRIC_KEYS", "Holdout", "Trial", "choose", "fit_and_score", "make_edge_holdout", "make_holdout",
-           "metric_value",
+__all__ = ["METRIC_KEYS", "Holdout", "Trial", "choose", "fit_and_score", "made_undirected", "make_edge_holdout",
+           "make_holdout", "metric_value",
            "score_vectors", "training_walks"]

@@ -21,14 +21,14 @@ instead (the link protocol's rule) and the slice has link and cold pairs only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from eges.evaluation.score import Pairs
 from eges.evaluation.splits import held_out_edges, holdout_mask, sample_non_edges
-from eges.graph.csr import CSRGraph, from_edges
+from eges.graph.csr import CSRGraph, from_edges, symmetrized
 from eges.graph.transitions import count_transitions
 
 
@@ -234,3 +234,9 @@ def make_edge_holdout(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_it
              "link_pairs": int(len(link)), "cold_pairs": int(len(cold)) if cold is not None else 0}
     empty = np.zeros(0, dtype=np.int64)
     return Holdout(n_items, 0, empty, empty, empty, graph, hidden, warm, _no_pairs(), link, cold, stats)
+
+
+def made_undirected(holdout: Holdout) -> Holdout:
+    """The slice with its training graph made undirected (:func:`eges.graph.csr.symmetrized`): the same training
+    rows, pairs and warm items, so a trial on it answers the same question (``validate.try_undirected``)."""
+    return replace(holdout, graph=symmetrized(holdout.graph))

@@ -93,9 +93,9 @@ class SparkEngine:
         with named_failures("graph", what), SparkProgress("graph", ctx):
             return graph(ctx)
 
-    def walks(self, ctx: Any) -> tuple[int, int]:
+    def walks(self, ctx: Any, out: str = WALKS, undirected: bool = False) -> tuple[int, int]:
         with named_failures("walks", f"edges {ctx.input_path(EDGES)}"), SparkProgress("walks", ctx):
-            return walks(ctx)
+            return walks(ctx, out, undirected)
 
 
 def sessions(ctx: Any) -> SessionsReport:
@@ -204,19 +204,24 @@ def _carry_parent(spark: Any, new_edges: Any, nodes: pa.Table, parent: Any,
     return spark.sql(edges_sql), merge.nodes, fates
 
 
-def walks(ctx: Any) -> tuple[int, int]:
-    """Walks written to the stage's contract file in the local engine's order; (walks, steps)."""
+def walks(ctx: Any, path: str = WALKS, undirected: bool = False) -> tuple[int, int]:
+    """Walks written to ``path`` (the walks stage's contract file) in the local engine's order, over the graph
+    made undirected when ``undirected`` (the validate stage's choice); (walks, steps)."""
     from eges.engines.spark.walks import spark_walks
+    from eges.graph.transitions import symmetrized_edges_sql
 
     spark = _session(ctx, "walks")
     scratch = scratch_folder(ctx)
     n_nodes = pq.ParquetFile(ctx.input_path(NODES)).metadata.num_rows
     n_walks = steps = 0
     schema = WALKS_SCHEMA
+    edges = spark.read.parquet(str(ctx.input_path(EDGES)))
+    if undirected:  # the local engine's rule (eges.graph.csr.symmetrized) in SQL
+        edges.createOrReplaceTempView("eges_spark_walk_edges")
+        edges = spark.sql(symmetrized_edges_sql("eges_spark_walk_edges"))
     try:
-        folder = write_folder(spark_walks(spark, spark.read.parquet(str(ctx.input_path(EDGES))), n_nodes,
-                                          ctx.config.walks).select("walk"), scratch / "walks")
-        with io.AtomicParquetWriter(ctx.path(WALKS), schema) as out:
+        folder = write_folder(spark_walks(spark, edges, n_nodes, ctx.config.walks).select("walk"), scratch / "walks")
+        with io.AtomicParquetWriter(ctx.path(path), schema) as out:
             for table in part_batches(folder):
                 column = table.column("walk").combine_chunks().cast(schema.field("walk").type)
                 out.write(pa.table({"walk": column}, schema=schema))
