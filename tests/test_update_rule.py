@@ -1,4 +1,4 @@
-"""The default rule of a daily update (``update.other_walks = -1``, ``update.alpha = -1``): the share of the other
+"""The day's rule of a daily update (``update.other_walks = -1``, ``update.alpha = -1``): the share of the other
 walks follows the share of items the day touched, the learning rate the share of touched items that are new; an
 explicit value wins; the training stage trains with what the rule read from the run's own nodes and its parent."""
 
@@ -41,7 +41,7 @@ def test_an_explicit_value_wins_and_a_value_between_minus_one_and_zero_is_refuse
     assert resolve(-1, -1, 0.025, day) == pytest.approx((0.1, 0.05))
     assert resolve(0.5, 0.01, 0.025, day) == (0.5, 0.01)
     assert resolve(1.0, 0.0, 0.025, day) == (1.0, 0.0)  # 0: no pass; 1: every walk
-    assert UpdateConfig().other_walks == -1 and UpdateConfig().alpha == -1  # the rule is the default
+    assert UpdateConfig().other_walks == 1 and UpdateConfig().alpha == 0.025  # the defaults: every walk, 0.025
     with pytest.raises(ConfigError, match="update.alpha"):
         build_section("update", {"alpha": -0.5})
     with pytest.raises(ConfigError, match="update.other_walks"):
@@ -76,7 +76,7 @@ def _update(root, name: str, *settings: str) -> tuple[dict, np.ndarray]:
 
 
 def test_the_training_stage_reads_the_day_and_trains_at_the_rules_settings(runs):
-    details, rows = _update(runs, "rule")
+    details, rows = _update(runs, "rule", "update.other_walks=-1", "update.alpha=-1")
     rule = details["focus"]["rule"]
     nodes = pq.read_table(runs / "rule" / NODES)
     parent_ids = set(pq.read_table(runs / "parent" / NODES)["item_id"].to_pylist())
@@ -89,7 +89,7 @@ def test_the_training_stage_reads_the_day_and_trains_at_the_rules_settings(runs)
     assert rule["alpha"] == pytest.approx(0.025 * (1 + min(1, 2 * (touched & new).sum() / touched.sum())), abs=1e-6)
     assert details["focus"]["other_walks"] == pytest.approx(rule["other_walks"], abs=1e-4)
     assert 0 < details["focus"]["tokens_kept"] < 1
-    # the same settings given explicitly train the same rows; the old defaults (every walk, 0.025) do not
+    # the same settings given explicitly train the same rows; the defaults (every walk, 0.025) do not
     _, explicit = _update(runs, "explicit", f"update.other_walks={float(touched.mean())!r}", f"update.alpha={rule['alpha']!r}")
     np.testing.assert_allclose(rows, explicit, atol=1e-4)
     old, fixed = _update(runs, "fixed", "update.other_walks=1", "update.alpha=0.025")
