@@ -84,8 +84,10 @@ def eges_run(out: Path, events: Path, sets: list[str], parent: Path | None = Non
     manifest = json.loads((out / "manifest.json").read_text())
     stats = json.loads((out / "graph/stats.json").read_text())
     details = manifest["stages"]["skipgram"]["details"]
+    focus = details.get("focus", {})  # focused walks (update.other_walks) train a share of each pass's tokens
     return {"wall": time.perf_counter() - started, "train": details["train_seconds"], "epochs": details["epochs"],
-            "tokens": details["words_per_second"] * details["train_seconds"] / 1e6,
+            "tokens": details["words_per_second"] * details["train_seconds"] * focus.get("tokens_kept", 1.0) / 1e6,
+            "rule": focus.get("rule", {}),
             "edges": stats["edges"], "nodes": stats["nodes"], "update": stats.get("update")}
 
 
@@ -134,36 +136,11 @@ def drift(parent: Path, child: Path) -> float:
     return float(np.median(cos))
 
 
-# ------------------------------------------------------------------------------------------------ the study
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--log", default="generated", help="'generated' or a prepared log (python -m benchmarks.datasets list)")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/study-updates"))
-    ap.add_argument("--days", type=int, default=9, help="days of the log used")
-    ap.add_argument("--events", type=int, default=135_000, help="generated log: events over all days")
-    ap.add_argument("--items", type=int, default=3_000, help="generated log: catalog size")
-    ap.add_argument("--k", type=int, default=4, help="the parent is trained on days 1..k")
-    ap.add_argument("--carry", default="0,0.5,0.8,0.95", help="update.carry_over values of the one-update table")
-    ap.add_argument("--window", type=int, default=3, help="days in the window update")
-    ap.add_argument("--epochs", type=int, default=6, help="train.epochs of the full runs (updates: update.epochs)")
-    ap.add_argument("--chain-carry", type=float, default=None, help="carry_over of the chain (default: the config's)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="more --set for every run")
-    ap.add_argument("--skip-chain", action="store_true")
-    args = ap.parse_args()
-
-    folder = args.out / args.log
-    files = day_files(args.log, folder / "days", args.days, args.events, args.items)
-    everything = pd.concat([pd.read_parquet(f, columns=["item_id"]) for f in files])["item_id"].unique()
-    universe = np.sort(everything)
-    sets = [f"train.epochs={args.epochs}", *args.sets]
+def one_update(args: argparse.Namespace, files: list[Path], folder: Path, sets: list[str], parent: Path,
+               arms: dict, universe: np.ndarray) -> None:
+    """The one-update table: day k+1 added by a full retrain, updates per carry_over and a window update."""
     k = args.k
-    print(f"# {args.log}: {len(files)} days, " + ", ".join(f"{pq.ParquetFile(f).metadata.num_rows:,}" for f in files)
-          + " events a day", flush=True)
-
-    # ---------------------------------------------------------------- one update
     pairs = test_pairs(files[k + 1], folder)
-    parent = folder / f"full-1-{k}"
-    arms = {f"parent (days 1..{k})": (eges_run(parent, window(files, 1, k, folder / "days"), sets), parent)}
     full = folder / f"full-1-{k + 1}"
     arms[f"full retrain (days 1..{k + 1})"] = (eges_run(full, window(files, 1, k + 1, folder / "days"), sets), full)
     for f in [float(x) for x in args.carry.split(",")]:
@@ -185,26 +162,63 @@ def main() -> None:
               f"{info['tokens']:.1f} | {info['train']:.1f} | "
               f"{info['wall']:.0f} | {info['nodes']:,} | {info['edges']:,} | {d} |", flush=True)
 
+
+# ------------------------------------------------------------------------------------------------ the study
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--log", default="generated", help="'generated' or a prepared log (python -m benchmarks.datasets list)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/study-updates"))
+    ap.add_argument("--days", type=int, default=9, help="days of the log used")
+    ap.add_argument("--events", type=int, default=135_000, help="generated log: events over all days")
+    ap.add_argument("--items", type=int, default=3_000, help="generated log: catalog size")
+    ap.add_argument("--k", type=int, default=4, help="the parent is trained on days 1..k")
+    ap.add_argument("--carry", default="0,0.5,0.8,0.95", help="update.carry_over values of the one-update table")
+    ap.add_argument("--window", type=int, default=3, help="days in the window update")
+    ap.add_argument("--epochs", type=int, default=6, help="train.epochs of the full runs (updates: update.epochs)")
+    ap.add_argument("--chain-carry", type=float, default=None, help="carry_over of the chain (default: the config's)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="more --set for every run")
+    ap.add_argument("--skip-chain", action="store_true")
+    ap.add_argument("--skip-one", action="store_true", help="skip the one-update table (the chain only)")
+    ap.add_argument("--tag", default="", help="suffix of the chain's update folders (a second chain with other "
+                    "--set reuses the full retrains)")
+    args = ap.parse_args()
+
+    folder = args.out / args.log
+    files = day_files(args.log, folder / "days", args.days, args.events, args.items)
+    everything = pd.concat([pd.read_parquet(f, columns=["item_id"]) for f in files])["item_id"].unique()
+    universe = np.sort(everything)
+    sets = [f"train.epochs={args.epochs}", *args.sets]
+    k = args.k
+    print(f"# {args.log}: {len(files)} days, " + ", ".join(f"{pq.ParquetFile(f).metadata.num_rows:,}" for f in files)
+          + " events a day", flush=True)
+
+    # ---------------------------------------------------------------- one update
+    parent = folder / f"full-1-{k}"
+    arms = {f"parent (days 1..{k})": (eges_run(parent, window(files, 1, k, folder / "days"), sets), parent)}
+    if not args.skip_one:
+        one_update(args, files, folder, sets, parent, arms, universe)
     if args.skip_chain:
         return
     # ---------------------------------------------------------------- a chain of daily updates
     print(f"\n## Daily updates from day {k + 1} to day {len(files) - 1}, each tested on the next day\n")
-    print("| day | update HR@50 | full HR@50 | update / full | update M tokens | full M tokens | update train s | "
-          "full train s | drift |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| day | update HR@50 | full HR@50 | update / full | update AUC | full AUC | update passes | "
+          "other walks / alpha | update M tokens | full M tokens | update train s | full train s | drift |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     chain_sets = [*sets, "update.events='new'"]
     if args.chain_carry is not None:
         chain_sets.append(f"update.carry_over={args.chain_carry}")
     previous = parent
     for d in range(k + 1, len(files)):
         test = test_pairs(files[d], folder)
-        upd = folder / (f"chain-{d}" if args.chain_carry is None else f"chain-{d}-carry{args.chain_carry}")
+        upd = folder / ((f"chain-{d}" if args.chain_carry is None else f"chain-{d}-carry{args.chain_carry}") + args.tag)
         info_u = eges_run(upd, files[d - 1], chain_sets, previous)
         full = folder / f"full-1-{d}"
         info_f = eges_run(full, window(files, 1, d, folder / "days"), sets)  # a fresh folder's stages are reused
         su, sf = scores(upd, test, universe), scores(full, test, universe)
+        rule = info_u["rule"]
+        ruled = f"{rule['other_walks']:.2f} / {rule['alpha']:.4f}" if rule else "set"
         print(f"| {d} | {su['hr50']:.4f} | {sf['hr50']:.4f} | {su['hr50'] / max(sf['hr50'], 1e-12):.3f} | "
-              f"{info_u['tokens']:.1f} | {info_f['tokens']:.1f} | {info_u['train']:.1f} | {info_f['train']:.1f} | "
+              f"{su['auc']:.4f} | {sf['auc']:.4f} | {info_u['epochs']} | {ruled} | {info_u['tokens']:.1f} | {info_f['tokens']:.1f} | {info_u['train']:.1f} | {info_f['train']:.1f} | "
               f"{drift(previous, upd):.3f} |", flush=True)
         previous = upd
 

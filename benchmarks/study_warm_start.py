@@ -55,9 +55,10 @@ def split_days(events: Path, out: Path, k: int) -> tuple[Path, Path, Path, list[
     return paths[0], paths[1], paths[2], names
 
 
-def vectors(run: Path) -> tuple[pd.Index, np.ndarray, float]:
-    """Item ids, vectors and training seconds of a finished run (behaviour items only; with its validate stage's
-    seconds when it validated: an update whose slice decided its passes pays for the trial too)."""
+def vectors(run: Path, behaviour: bool = True) -> tuple[pd.Index, np.ndarray, float]:
+    """Item ids, vectors and training seconds of a finished run (behaviour items only, or with ``behaviour``
+    False the cold items placed from side information only; with its validate stage's seconds when it validated:
+    an update whose slice decided its passes pays for the trial too)."""
     import eges
     from eges.methods import METHODS
 
@@ -65,7 +66,10 @@ def vectors(run: Path) -> tuple[pd.Index, np.ndarray, float]:
     method = METHODS[loaded.method]
     table = pq.read_table(run / method.vectors)
     if "source" in table.column_names:
-        table = table.filter(pc.equal(table["source"], "behaviour"))
+        keep = pc.equal(table["source"], "behaviour")
+        table = table.filter(keep if behaviour else pc.invert(keep))
+    elif not behaviour:
+        table = table.slice(0, 0)
     manifest = json.loads((run / "manifest.json").read_text())
     seconds = manifest["stages"][method.stage]["details"]["train_seconds"]
     seconds += manifest["stages"].get("validate", {}).get("seconds", 0.0) if "validate" in manifest["stages"] else 0.0
@@ -101,6 +105,26 @@ def hit_rates(ids: pd.Index, vecs: np.ndarray, test: tuple[pd.Index, np.ndarray,
     queries, query_of_pair = np.unique(a, return_inverse=True)
     top = scorer.top_k(queries, max(ks))
     return {k: v[0] for k, v in hits_and_recall(top, query_of_pair, b, ks).items()} | {"pairs": len(a)}
+
+
+def aucs(run: Path, test: tuple[pd.Index, np.ndarray, np.ndarray], known: pd.Index,
+         cold: pd.Index) -> dict[str, float]:
+    """Next-item AUC (the test day's next item against a random known item, by cosine to the previous one; the
+    log's stand-in for link AUC) and cold AUC (pairs whose next item has no behaviour in the retrain but a
+    side-information vector, against a random such item); the same pairs and candidates for every model."""
+    from eges.evaluation.metrics import transition_auc
+
+    test_ids, prev, cur = test
+    src, dst = test_ids[prev], test_ids[cur]
+    ids, vecs, _ = vectors(run)
+    both = known.get_indexer(src) >= 0
+    link, _ = transition_auc(np.asarray(ids), vecs, src[both & (known.get_indexer(dst) >= 0)],
+                             dst[both & (known.get_indexer(dst) >= 0)], np.asarray(known))
+    cold_ids, cold_vecs, _ = vectors(run, behaviour=False)
+    to_cold = both & (cold.get_indexer(dst) >= 0)
+    cold_auc, n_cold = transition_auc(np.asarray(ids.append(cold_ids)), np.concatenate([vecs, cold_vecs]),
+                                      src[to_cold], dst[to_cold], np.asarray(cold)) if len(cold) else (np.nan, 0)
+    return {"next AUC": link, "cold AUC": cold_auc, "cold pairs": n_cold}
 
 
 def run_facts(run: Path) -> dict[str, float]:
@@ -146,13 +170,14 @@ def main() -> None:
     eges.run(out / "retrain", events=str(window), **common)
     test = test_pairs(test_day, out, settings)
     parent, retrain = vectors(out / "parent"), vectors(out / "retrain")
-    known = retrain[0]
+    known, cold = retrain[0], vectors(out / "retrain", behaviour=False)[0]
     rows = []
 
     def row(label: str, folder: Path) -> None:
         run = vectors(folder)
         hr = hit_rates(run[0], run[1], test, known)
-        rows.append({"model": label, "HR@10": hr[10], "HR@50": hr[50], "pairs": hr["pairs"], **run_facts(folder),
+        rows.append({"model": label, "HR@10": hr[10], "HR@50": hr[50], "pairs": hr["pairs"],
+                     **aucs(folder, test, known, cold), **run_facts(folder),
                      "train s": run[2], "median cos to parent": median_cosine(parent[:2], run[:2])})
 
     row("parent (days 1..k, no update)", out / "parent")

@@ -221,7 +221,8 @@ def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str
     curve tried, as on the curve), -1: a third of a fresh run's walk tokens (``kept``: the share of each pass's
     tokens update.other_walks keeps, so focused walks buy more passes, never more than a fresh run's; at least
     one; also when the slice could not be cut), N: N; at update.alpha decaying to train.min_alpha (or alpha, if
-    lower). update.alpha = 0 trains no pass (nothing would move). ``tcfg`` has its epochs resolved."""
+    lower). update.alpha = 0 trains no pass (nothing would move). ``tcfg`` has its epochs resolved; ``ucfg`` its
+    rule resolved (:func:`resolved_update`; a -1 left in it reads as train.alpha, the rule on a day of no new items)."""
     import dataclasses
     import math
 
@@ -231,9 +232,10 @@ def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str
         chosen = int((selection or {}).get("epochs") or 0)
         passes = chosen or third
         epochs = max(int((selection or {}).get("schedule_epochs") or 0), passes)
-    if ucfg.alpha == 0:
+    alpha = tcfg.alpha if ucfg.alpha < 0 else ucfg.alpha  # unresolved (-1, no day read): the rule's floor
+    if alpha == 0:
         epochs = passes = 0
-    cfg = dataclasses.replace(tcfg, epochs=epochs, alpha=ucfg.alpha, min_alpha=min(tcfg.min_alpha, ucfg.alpha))
+    cfg = dataclasses.replace(tcfg, epochs=epochs, alpha=alpha, min_alpha=min(tcfg.min_alpha, alpha))
     return cfg, passes
 
 
@@ -266,19 +268,61 @@ def parent_newest(parent: str) -> int | None:
     return int(seen.max()) if len(seen) else None
 
 
+def update_day(ctx: StageContext) -> tuple[Any, np.ndarray | None]:
+    """What the update rule reads of this run (:class:`eges.update.rule.Day`) and, per item index, whether the new
+    events touched it (its ``last_seen`` after the parent's newest event; None without event times)."""
+    import pandas as pd
+
+    from eges.update.rule import Day
+
+    nodes = pq.read_table(ctx.input_path(NODES))
+    since = parent_newest(ctx.inputs.parent) if ctx.inputs.parent is not None else None
+    if since is None or "last_seen" not in nodes.column_names:
+        return Day(nodes.num_rows, None, 0), None
+    index = nodes["item_index"].to_numpy()
+    touched = np.zeros(nodes.num_rows, dtype=bool)
+    touched[index] = nodes["last_seen"].to_numpy() > since
+    _, _, state = parent_training(ctx.inputs.parent, parent_manifest(ctx.inputs.parent))
+    known = pd.Index(pq.read_table(state, columns=["item_id"])["item_id"].to_pylist())
+    new = np.zeros(nodes.num_rows, dtype=bool)
+    new[index] = known.get_indexer(pd.Index(nodes["item_id"].to_pylist())) < 0
+    return Day(nodes.num_rows, int(touched.sum()), int((touched & new).sum())), touched
+
+
+def resolved_update(ctx: StageContext) -> tuple[UpdateConfig, dict[str, Any], np.ndarray | None]:
+    """The [update] settings a warm start trains with, update.other_walks and update.alpha resolved (-1: by the
+    rule of :mod:`eges.update.rule`, from this run's day; an explicit value wins); what the rule read, for the
+    manifest (empty when neither key asked for it); and the touched items (None without event times)."""
+    import dataclasses
+
+    from eges.update.rule import resolve
+
+    ucfg = ctx.config.update
+    day, touched = update_day(ctx)
+    share, alpha = resolve(ucfg.other_walks, ucfg.alpha, ctx.config.train.alpha, day)
+    rule = {} if ucfg.other_walks >= 0 and ucfg.alpha >= 0 else {
+        "items": day.items, "touched_items": day.touched, "new_touched_items": day.new,
+        "touched_share": round(day.touched_share, 4), "new_share": round(day.new_share, 4),
+        "other_walks": round(share, 4), "alpha": round(alpha, 6)}
+    return dataclasses.replace(ucfg, other_walks=share, alpha=alpha), rule, touched
+
+
 def update_walks(ctx: StageContext, batches: Any, counts: np.ndarray) -> tuple[Any, np.ndarray, dict[str, Any]]:
-    """The walks a training stage trains on: with a parent and update.other_walks < 1, every walk that starts at an
-    item the new events touched (its ``last_seen`` after the parent's newest event) and that share of the others
-    (:mod:`eges.update.focus`); else ``batches`` as they are. (batches, token counts, details)."""
+    """The walks a training stage trains on: with a parent and update.other_walks below 1 (set, or by rule), every
+    walk that starts at an item the new events touched (its ``last_seen`` after the parent's newest event) and that
+    share of the others (:mod:`eges.update.focus`); else ``batches`` as they are. (batches, token counts, details;
+    with the rule's reading under "rule" when it set a key)."""
     from eges.update.focus import filter_walks, kept_walks, training_counts
 
-    share = float(ctx.config.update.other_walks)
-    since = parent_newest(ctx.inputs.parent) if ctx.inputs.parent is not None and share < 1 else None
-    nodes = pq.read_table(ctx.input_path(NODES)) if since is not None else None
-    if nodes is None or "last_seen" not in nodes.column_names:
+    if ctx.inputs.parent is None:
         return batches, counts, {}
+    ucfg, rule, found = resolved_update(ctx)
+    share = float(ucfg.other_walks)
+    extra = {"rule": rule} if rule else {}
+    if found is None or share >= 1:
+        return batches, counts, extra
     touched = np.zeros(len(counts), dtype=bool)
-    touched[nodes["item_index"].to_numpy()] = nodes["last_seen"].to_numpy() > since
+    touched[:len(found)] = found[:len(counts)]
     seed = int(ctx.config.train.seed)
 
     def focused() -> Any:
@@ -289,5 +333,5 @@ def update_walks(ctx: StageContext, batches: Any, counts: np.ndarray) -> tuple[A
     for values, _ in focused():
         kept += np.bincount(values, minlength=len(counts))[:len(counts)]
     details = {"other_walks": share, "touched_items": int(touched.sum()),
-               "tokens_kept": round(float(kept.sum()) / max(float(np.sum(counts)), 1.0), 4)}
+               "tokens_kept": round(float(kept.sum()) / max(float(np.sum(counts)), 1.0), 4), **extra}
     return focused, training_counts(kept, counts), details

@@ -25,7 +25,7 @@ from eges.pipeline.registry import RunInputs, StageContext, StageResult
 
 def warm_validates(inputs: RunInputs, config: Config) -> bool:
     """A warm start validates when the slice decides its passes (update.epochs = 0) and it trains at all."""
-    return inputs.parent is not None and config.update.epochs == 0 and config.update.alpha > 0
+    return inputs.parent is not None and config.update.epochs == 0 and config.update.alpha != 0
 
 
 def warm_slice_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
@@ -33,9 +33,10 @@ def warm_slice_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     return (NODES, "@parent") if warm_validates(inputs, config) else ()
 
 
-def trial_config(config: Config) -> Config:
-    """The run's config with the update's learning rate (update.alpha, decaying to train.min_alpha or lower)."""
-    alpha = float(config.update.alpha)
+def trial_config(config: Config, alpha: float) -> Config:
+    """The run's config with the update's learning rate ``alpha`` (update.alpha, resolved: by rule when -1),
+    decaying to train.min_alpha or lower."""
+    alpha = float(alpha)
     return config.replace("train", alpha=alpha, min_alpha=min(float(config.train.min_alpha), alpha))
 
 
@@ -56,9 +57,11 @@ def carried(ctx: StageContext, nodes: pa.Table) -> tuple[np.ndarray, np.ndarray,
                          found.rule.factor, found.rule.floor)
 
 
-def warm_holdout(ctx: StageContext, config: Config, nodes: pa.Table) -> tuple[Any, Config, int, str]:
+def warm_holdout(ctx: StageContext, config: Config, nodes: pa.Table,
+                 share: float = 1.0) -> tuple[Any, Config, int, str]:
     """(slice, config it is scored with, rows cut, how the sentence names it) over this run's nodes: the fresh
-    run's slice (:func:`eges.pipeline.validate_stage._slice`) with the carried edges and no hidden items.
+    run's slice (:func:`eges.pipeline.validate_stage._slice`) with the carried edges and no hidden items;
+    ``share``: update.other_walks, resolved (below 1 the trial's walks are focused on the touched items).
 
     Raises:
         ValueError: too small a log to hold anything out.
@@ -69,17 +72,17 @@ def warm_holdout(ctx: StageContext, config: Config, nodes: pa.Table) -> tuple[An
     cut = _slice(ctx, False, config, items=nodes, carried=None if edge_list else carried(ctx, nodes))
     if edge_list:
         return cut.holdout, cut.config, cut.rows_in, "held-out edges of this run"
-    cut.holdout.stats["touched"] = touched_before_cut(ctx, cut.sessions, nodes.num_rows, cut.holdout.cut_ms)
+    cut.holdout.stats["touched"] = touched_before_cut(ctx, cut.sessions, nodes.num_rows, cut.holdout.cut_ms, share)
     return cut.holdout, cut.config, cut.rows_in, "this run's latest events held out"
 
 
-def touched_before_cut(ctx: StageContext, sessions: pa.Table, n: int, cut_ms: int) -> Any:
+def touched_before_cut(ctx: StageContext, sessions: pa.Table, n: int, cut_ms: int, share: float) -> Any:
     """Items the new events touched before the cut (update.other_walks focuses the trial's walks on them, as the
     training stage focuses on the items touched by all new events), or None (no focus)."""
     from eges.pipeline.parent import parent_newest
     from eges.update.focus import touched_items
 
-    since = parent_newest(ctx.inputs.parent) if ctx.config.update.other_walks < 1 else None
+    since = parent_newest(ctx.inputs.parent) if share < 1 else None
     if since is None:
         return None
     return touched_items(sessions["item_index"].to_numpy(), sessions["ts"].to_numpy(), n, since, cut_ms)
@@ -118,7 +121,7 @@ def start_state(ctx: StageContext, node_ids: list[Any], side: Any, method: Any) 
 def warm_validate(ctx: StageContext) -> StageResult:
     """The validate stage of a warm start: the passes of the parent's method, chosen on this run's latest events."""
     from eges.methods import METHODS
-    from eges.pipeline.parent import warm_method
+    from eges.pipeline.parent import resolved_update, warm_method
     from eges.pipeline.validate_stage import _log_rows, _side_info, _write
     from eges.train.stream import auto_epochs, compile_kernel
     from eges.validation import choose, fit_and_score, training_walks
@@ -126,10 +129,11 @@ def warm_validate(ctx: StageContext) -> StageResult:
     started = time.perf_counter()
     method = METHODS[warm_method(ctx.inputs, ctx.config)]
     nodes = pq.read_table(ctx.input_path(NODES), columns=["item_id", "item_index"]).sort_by("item_index")
-    config = trial_config(ctx.config)
+    ucfg, rule, _ = resolved_update(ctx)  # update.other_walks and update.alpha, by rule when -1
+    config = trial_config(ctx.config, ucfg.alpha)
     alpha = config.train.alpha
     try:
-        holdout, config, rows_in, held_out = warm_holdout(ctx, config, nodes)
+        holdout, config, rows_in, held_out = warm_holdout(ctx, config, nodes, ucfg.other_walks)
     except ValueError as exc:  # too small a log: the update trains the -1 rule's passes
         why = f"no validation slice ({exc}): the update trains update.epochs = -1's passes"
         doc = {"method": method.name, "epochs": 0, "metric": config.validate.metric, "why": why,
@@ -143,7 +147,7 @@ def warm_validate(ctx: StageContext) -> StageResult:
     walks = training_walks(holdout, config)
     fresh = int(ctx.config.train.epochs) or auto_epochs(int(len(walks[0]) / (1 - vcfg.fraction)))
     touched = holdout.stats.pop("touched", None)
-    walks = focused(walks, touched, float(ctx.config.update.other_walks), int(ctx.config.train.seed))
+    walks = focused(walks, touched, float(ucfg.other_walks), int(ctx.config.train.seed))
     cap = min(vcfg.max_epochs, fresh)  # at most a fresh run's passes
     compile_kernel()
     start = start_state(ctx, nodes["item_id"].to_pylist(), side, method)
@@ -162,4 +166,5 @@ def warm_validate(ctx: StageContext) -> StageResult:
     details = {k: doc[k] for k in ("method", "epochs", "metric", "why", "candidates", "max_epochs", "seconds",
                                    "holdout", "warm_start", "alpha")}
     details["curve"] = {method.name: [row[key] for row in trial.to_dict()["curve"]]}
+    details.update({"rule": rule} if rule else {})
     return StageResult(rows_in, len(trial.curve), why, details)

@@ -361,9 +361,9 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
 
     method = resolved_method(ctx.inputs, ctx.config)
     if ctx.inputs.parent is not None:  # a warm start: the parent's method, update.epochs passes at update.alpha
-        from eges.pipeline.parent import warm_method, warm_train_config
+        from eges.pipeline.parent import resolved_update, warm_method, warm_train_config
 
-        cfg, passes = warm_train_config(resolve_epochs(cfg, tokens_per_epoch), ctx.config["update"],
+        cfg, passes = warm_train_config(resolve_epochs(cfg, tokens_per_epoch), resolved_update(ctx)[0],
                                         read_selection(ctx), kept)
         return cfg, warm_method(ctx.inputs, ctx.config), passes
     selection = read_selection(ctx)

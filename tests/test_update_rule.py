@@ -1,0 +1,96 @@
+"""The day's rule of a daily update (``update.other_walks = -1``, ``update.alpha = -1``): the share of the other
+walks follows the share of items the day touched, the learning rate the share of touched items that are new; an
+explicit value wins; the training stage trains with what the rule read from the run's own nodes and its parent."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import eges
+from eges.config import UpdateConfig, build_section
+from eges.errors import ConfigError
+from eges.layout import BGE_STATE, MANIFEST, NODES
+from eges.update.rule import Day, alpha_by_rule, other_walks_by_rule, resolve
+from trust import DATA
+
+TINY = ["walks.walks_per_node=2", "train.dimension=8", "train.epochs=3", "train.threads=1"]  # reproducible
+
+
+def test_the_rule_focuses_a_day_of_few_items_and_raises_the_rate_for_new_ones():
+    taobao_like = Day(items=41_189, touched=7_465, new=5_585)  # a fifth touched, three quarters of them new
+    sample_like = Day(items=7_606, touched=6_068, new=9)  # most items touched, almost none new
+    assert other_walks_by_rule(taobao_like) == pytest.approx(7_465 / 41_189)
+    assert other_walks_by_rule(sample_like) == pytest.approx(6_068 / 7_606)
+    assert alpha_by_rule(0.025, taobao_like) == pytest.approx(0.05)  # half or more new: twice the fresh rate
+    assert alpha_by_rule(0.025, sample_like) == pytest.approx(0.025 * (1 + 2 * 9 / 6_068))
+    assert alpha_by_rule(0.025, Day(100, 40, 10)) == pytest.approx(0.025 * 1.5)  # a quarter new: halfway
+    assert alpha_by_rule(0.025, Day(100, 0, 0)) == 0.025  # nothing seen touched (old events again): the fresh
+    assert other_walks_by_rule(Day(100, 0, 0)) == 1.0  # rate, and every walk (focusing on nothing trains nothing)
+    assert other_walks_by_rule(Day(100, 100, 0)) == 1.0
+    assert other_walks_by_rule(Day(100, None, 0)) == 1.0  # no event times (an edge list): nothing to focus on
+
+
+def test_an_explicit_value_wins_and_a_value_between_minus_one_and_zero_is_refused():
+    day = Day(items=100, touched=10, new=10)
+    assert resolve(-1, -1, 0.025, day) == pytest.approx((0.1, 0.05))
+    assert resolve(0.5, 0.01, 0.025, day) == (0.5, 0.01)
+    assert resolve(1.0, 0.0, 0.025, day) == (1.0, 0.0)  # 0: no pass; 1: every walk
+    assert UpdateConfig().other_walks == 1 and UpdateConfig().alpha == 0.025  # the defaults: every walk, 0.025
+    with pytest.raises(ConfigError, match="update.alpha"):
+        build_section("update", {"alpha": -0.5})
+    with pytest.raises(ConfigError, match="update.other_walks"):
+        build_section("update", {"other_walks": -0.2})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A BGE parent on one day of a small log; the next day with a third of its items renamed (new to the parent)."""
+    root = tmp_path_factory.mktemp("update_rule")
+    events = pq.read_table(DATA / "events.parquet").slice(0, 3_000)
+    ts = events["timestamp"]
+    cut = pc.min(ts).as_py() + (pc.max(ts).as_py() - pc.min(ts).as_py()) // 2
+    first = events.filter(pc.less(ts, cut))
+    later = events.filter(pc.greater_equal(ts, cut))
+    ids = later["item_id"].to_numpy()
+    renamed = np.where(ids % 3 == 0, ids + 10_000_000, ids)  # a third of the day's items are new ids
+    later = later.set_column(later.column_names.index("item_id"), "item_id", pa.array(renamed, pa.int64()))
+    pq.write_table(first, root / "first.parquet")
+    pq.write_table(pa.concat_tables([first, later]), root / "both.parquet")
+    eges.run(root / "parent", events=str(root / "first.parquet"), settings=TINY, until="skipgram")
+    return root
+
+
+def _update(root, name: str, *settings: str) -> tuple[dict, np.ndarray]:
+    out = root / name
+    eges.run(out, events=str(root / "both.parquet"), warm_start=str(root / "parent"), until="skipgram",
+             settings=[*TINY, "update.events=window", *settings])
+    details = json.loads((out / MANIFEST).read_text())["stages"]["skipgram"]["details"]
+    rows = np.stack(pq.read_table(out / BGE_STATE)["row"].to_numpy(zero_copy_only=False))
+    return details, rows
+
+
+def test_the_training_stage_reads_the_day_and_trains_at_the_rules_settings(runs):
+    details, rows = _update(runs, "rule", "update.other_walks=-1", "update.alpha=-1")
+    rule = details["focus"]["rule"]
+    nodes = pq.read_table(runs / "rule" / NODES)
+    parent_ids = set(pq.read_table(runs / "parent" / NODES)["item_id"].to_pylist())
+    newest = pq.read_table(runs / "parent" / NODES)["last_seen"].to_numpy().max()
+    touched = nodes["last_seen"].to_numpy() > newest
+    new = np.array([i not in parent_ids for i in nodes["item_id"].to_pylist()])
+    assert rule["items"] == nodes.num_rows and rule["touched_items"] == touched.sum() > 0
+    assert rule["new_touched_items"] == (touched & new).sum() > 0
+    assert rule["other_walks"] == pytest.approx(touched.mean(), abs=1e-4) and touched.mean() < 1
+    assert rule["alpha"] == pytest.approx(0.025 * (1 + min(1, 2 * (touched & new).sum() / touched.sum())), abs=1e-6)
+    assert details["focus"]["other_walks"] == pytest.approx(rule["other_walks"], abs=1e-4)
+    assert 0 < details["focus"]["tokens_kept"] < 1
+    # the same settings given explicitly train the same rows; the defaults (every walk, 0.025) do not
+    _, explicit = _update(runs, "explicit", f"update.other_walks={float(touched.mean())!r}", f"update.alpha={rule['alpha']!r}")
+    np.testing.assert_allclose(rows, explicit, atol=1e-4)
+    old, fixed = _update(runs, "fixed", "update.other_walks=1", "update.alpha=0.025")
+    assert "focus" not in old and not np.allclose(rows, fixed, atol=1e-3)
