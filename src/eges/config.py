@@ -91,8 +91,13 @@ class WalksConfig:
     """Weighted first-order random walks over the item graph."""
 
     walk_length: int = opt(10, "Nodes per walk (the paper uses 10).", min=2, max=100_000)
-    walks_per_node: int = opt(20, "Walks started from every node with out-edges (the paper uses 20).", min=1,
-                              max=100_000)
+    walks_per_node: int = opt(0, "Walks started from every node with out-edges (the paper uses 20). 0 is the rule: "
+                              "a node's walks follow the log, ceil(walks_per_transition x its out-weight in "
+                              "transitions), at least 1 and at most 20, so a sparse log walks no more than it holds "
+                              "(docs/studies/walk-tokens.md).", min=0, max=100_000)
+    walks_per_transition: float = opt(3.0, "With walks_per_node = 0: walks started from a node per transition out "
+                                      "of it (its out-weight, in units of the graph's smallest edge weight).",
+                                      min=0.01, max=100_000)
     seed: int = opt(42, "Random seed; walks are identical for a seed whatever the thread count.", min=0)
     threads: int = opt(0, "Worker threads; 0 uses every core.", min=0, max=1024, affects_output=False)
     batch_walks: int = opt(1_000_000, "Walks generated and written per Parquet row group; bounds memory.",
