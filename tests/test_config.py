@@ -12,8 +12,7 @@ def test_defaults_match_the_paper():
     assert cfg.sessions.max_user_clicks == 3500
     assert cfg.sessions.max_user_purchases == 1000
     assert cfg.sessions.min_dwell_seconds == 1.0
-    assert cfg.walks.walk_length == 10
-    assert cfg.walks.walks_per_node == 0  # the rule: up to the paper's 20 a node, fewer where the log is sparse
+    assert cfg.walks.walk_length == 10 and cfg.walks.walks_per_node == 20
     assert cfg.train.window == 5
 
 

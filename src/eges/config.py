@@ -91,12 +91,13 @@ class WalksConfig:
     """Weighted first-order random walks over the item graph."""
 
     walk_length: int = opt(10, "Nodes per walk (the paper uses 10).", min=2, max=100_000)
-    walks_per_node: int = opt(0, "Walks started from every node with out-edges (the paper uses 20). 0 is the rule: "
-                              "a node's walks follow the log, ceil(walks_per_transition x its out-weight in "
-                              "transitions), at least 1 and at most 20, so a sparse log walks no more than it holds "
-                              "(docs/studies/walk-tokens.md).", min=0, max=100_000)
-    walks_per_transition: float = opt(3.0, "With walks_per_node = 0: walks started from a node per transition out "
-                                      "of it (its out-weight, in units of the graph's smallest edge weight).",
+    walks_per_node: int = opt(20, "Walks started from every node with out-edges (the paper uses 20). 0 is a rule (not "
+                              "the default: on a sparse log it under-trains within the passes the slice tries): a node "
+                              "starts ceil(walks_per_transition x max(its out-weight, the mean out-weight)) walks, at "
+                              "least 1 and at most 20, weights in transitions (the graph's smallest edge weight); a "
+                              "dense log keeps 20 from every node (docs/studies/walk-tokens.md).", min=0, max=100_000)
+    walks_per_transition: float = opt(2.0, "With walks_per_node = 0: walks started per transition out of a node "
+                                      "(its out-weight, or the mean out-weight if that is more).",
                                       min=0.01, max=100_000)
     seed: int = opt(42, "Random seed; walks are identical for a seed whatever the thread count.", min=0)
     threads: int = opt(0, "Worker threads; 0 uses every core.", min=0, max=1024, affects_output=False)

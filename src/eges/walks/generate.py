@@ -36,15 +36,19 @@ def start_nodes(graph: CSRGraph) -> np.ndarray:
 RULE_MAX_WALKS = 20
 
 
-def walks_per_start(indptr: np.ndarray, weights: np.ndarray, cfg: WalksConfig, unit: float | None = None) -> np.ndarray:
+def walks_per_start(indptr: np.ndarray, weights: np.ndarray, cfg: WalksConfig,
+                    unit: float | None = None, mean: float | None = None) -> np.ndarray:
     """Walks started from each node with out-edges (CSR rows with an edge, in node order).
 
-    An explicit ``cfg.walks_per_node`` gives every start node that many. ``0`` is the rule: a node's walks follow
-    how much the log holds about it, ``ceil(walks_per_transition * out-weight)``, at least 1 and at most
-    :data:`RULE_MAX_WALKS`, the out-weight counted in ``unit`` (default: the graph's smallest positive edge weight,
-    one transition on an event log). Why: on a sparse click log most items are left once, and twenty walks from
-    such a node repeat the same few steps; on a dense log every node still gets twenty (docs/studies/walk-tokens.md).
-    ``unit`` is passed by an engine that sees the edges piecewise (Spark), so every piece counts alike.
+    An explicit ``cfg.walks_per_node`` gives every start node that many. ``0`` is the rule: walks follow how much
+    the log holds, ``ceil(walks_per_transition * max(out-weight, mean out-weight))``, at least 1 and at most
+    :data:`RULE_MAX_WALKS`, weights counted in ``unit`` (default: the graph's smallest positive edge weight, one
+    transition on an event log). Why: on a sparse click log most items are left once, and twenty walks from such a
+    node repeat the same few steps; a log whose nodes average more than ``20 / walks_per_transition`` transitions
+    (every dense log of the study) keeps twenty from every node, the same walks as before the rule. Nodes below
+    the mean get the mean's walks, so a sparse log's rare items are walked alike, and its busy ones up to twenty
+    (docs/studies/walk-tokens.md). ``unit`` and ``mean`` are passed by an engine that sees the edges piecewise
+    (Spark), so every piece counts alike.
     """
     has = np.diff(indptr) > 0
     n_starts = int(has.sum())
@@ -54,9 +58,9 @@ def walks_per_start(indptr: np.ndarray, weights: np.ndarray, cfg: WalksConfig, u
         return np.zeros(0, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float64)
     out = np.add.reduceat(weights, indptr[:-1][has])
-    if unit is None:
-        unit = smallest_weight(weights)
-    walks = np.ceil(cfg.walks_per_transition * (out / unit) - 1e-9)
+    unit = smallest_weight(weights) if unit is None else unit
+    mean = float(weights.sum()) / n_starts if mean is None else mean
+    walks = np.ceil(cfg.walks_per_transition * (np.maximum(out, mean) / unit) - 1e-9)
     return np.clip(walks, 1, RULE_MAX_WALKS).astype(np.int64)
 
 

@@ -25,16 +25,16 @@ TABLE_SCHEMA = "node INT, thresh ARRAY<BIGINT>, hit ARRAY<INT>, miss ARRAY<INT>,
 WALKER_SCHEMA = "walk_round INT, order_key BIGINT, node INT, walk_id BIGINT, cur INT, path ARRAY<INT>, alive BOOLEAN"
 
 
-def _alias_tables(cfg: WalksConfig, unit: float):
+def _alias_tables(cfg: WalksConfig, unit: float | None, mean: float | None):
     """One partition of edges, sorted by (src, dst) -> one row per source node with its packed alias table and the
-    walks it starts (:func:`eges.walks.generate.walks_per_start`, out-weight counted in the whole graph's ``unit``)."""
+    walks it starts (:func:`eges.walks.generate.walks_per_start`, with the whole graph's ``unit`` and ``mean``)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _tables(pa.Table.from_batches(list(batches)), cfg, unit)
+        yield from _tables(pa.Table.from_batches(list(batches)), cfg, unit, mean)
     return run
 
 
-def _tables(table: pa.Table, cfg: WalksConfig, unit: float) -> Iterator[pa.RecordBatch]:
+def _tables(table: pa.Table, cfg: WalksConfig, unit: float | None, mean: float | None) -> Iterator[pa.RecordBatch]:
     from eges.walks.generate import walks_per_start
     from eges.walks.kernels import build_alias, pack_edges
 
@@ -53,7 +53,7 @@ def _tables(table: pa.Table, cfg: WalksConfig, unit: float) -> Iterator[pa.Recor
          pa.ListArray.from_arrays(offsets, pa.array(packed[:, 0].astype(np.int64))),
          pa.ListArray.from_arrays(offsets, pa.array(packed[:, 1].astype(np.int32))),
          pa.ListArray.from_arrays(offsets, pa.array(packed[:, 2].astype(np.int32))),
-         pa.array(walks_per_start(indptr, weight, cfg, unit).astype(np.int32))],
+         pa.array(walks_per_start(indptr, weight, cfg, unit, mean).astype(np.int32))],
         names=["node", "thresh", "hit", "miss", "walks"])
 
 
@@ -124,12 +124,13 @@ def spark_walks(spark: Any, edges: Any, n_nodes: int, cfg: WalksConfig) -> Any:
     is one join."""
     from eges.walks.generate import RULE_MAX_WALKS
 
-    unit = 1.0
-    if not cfg.walks_per_node:  # the rule counts out-weight in the graph's smallest positive edge weight
-        row = edges.filter("weight > 0").agg({"weight": "min"}).collect()[0]
+    unit = mean = None
+    if not cfg.walks_per_node:  # the rule's unit (smallest positive weight) and mean out-weight, of the whole graph
+        row = edges.selectExpr("MIN(IF(weight > 0, weight, NULL))", "SUM(weight)", "COUNT(DISTINCT src)").collect()[0]
         unit = float(row[0]) if row[0] is not None else 1.0
+        mean = float(row[1]) / row[2] if row[2] else 0.0
     tables = (edges.select("src", "dst", "weight").repartition("src").sortWithinPartitions("src", "dst")
-              .mapInArrow(_alias_tables(cfg, unit), TABLE_SCHEMA).localCheckpoint())
+              .mapInArrow(_alias_tables(cfg, unit, mean), TABLE_SCHEMA).localCheckpoint())
     rounds = spark.range(cfg.walks_per_node or RULE_MAX_WALKS).selectExpr("CAST(id AS INT) AS walk_round")
     walkers = rounds.crossJoin(tables.select("node", "walks")).filter("walk_round < walks").drop("walks") \
         .mapInArrow(_starts(cfg.seed, n_nodes), WALKER_SCHEMA)
