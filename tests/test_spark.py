@@ -88,7 +88,8 @@ def test_edge_list_identical(spark, tmp_path):
     edges = tmp_path / "edges.parquet"
     pq.write_table(pa.table({"src": rng.integers(0, 40, 500), "dst": rng.integers(0, 40, 500),
                              "weight": rng.random(500).round(2)}), edges)
-    _same(tmp_path, None, ["graph.undirected=true", "graph.min_edge_weight=0.5"], edges=edges)
+    _same(tmp_path, None, ["graph.undirected=true", "graph.min_edge_weight=0.5",  # walks by rule, in 0.5 units
+                           "walks.walks_per_node=0", "walks.walks_per_transition=0.2"], edges=edges)
 
 
 def test_edge_list_folder_of_parts_and_two_id_widths(spark, tmp_path):

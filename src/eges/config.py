@@ -91,8 +91,14 @@ class WalksConfig:
     """Weighted first-order random walks over the item graph."""
 
     walk_length: int = opt(10, "Nodes per walk (the paper uses 10).", min=2, max=100_000)
-    walks_per_node: int = opt(20, "Walks started from every node with out-edges (the paper uses 20).", min=1,
-                              max=100_000)
+    walks_per_node: int = opt(20, "Walks started from every node with out-edges (the paper uses 20). 0 is a rule (not "
+                              "the default: on a sparse log it under-trains within the passes the slice tries): a node "
+                              "starts ceil(walks_per_transition x max(its out-weight, the mean out-weight)) walks, at "
+                              "least 1 and at most 20, weights in transitions (the graph's smallest edge weight); a "
+                              "dense log keeps 20 from every node (docs/studies/walk-tokens.md).", min=0, max=100_000)
+    walks_per_transition: float = opt(2.0, "With walks_per_node = 0: walks started per transition out of a node "
+                                      "(its out-weight, or the mean out-weight if that is more).",
+                                      min=0.01, max=100_000)
     seed: int = opt(42, "Random seed; walks are identical for a seed whatever the thread count.", min=0)
     threads: int = opt(0, "Worker threads; 0 uses every core.", min=0, max=1024, affects_output=False)
     batch_walks: int = opt(1_000_000, "Walks generated and written per Parquet row group; bounds memory.",

@@ -32,6 +32,51 @@ def start_nodes(graph: CSRGraph) -> np.ndarray:
     return np.flatnonzero(graph.out_degree() > 0).astype(np.int32)
 
 
+#: The most walks ``walks_per_node = 0`` starts from a node: the paper's 20, which every start node got before.
+RULE_MAX_WALKS = 20
+
+
+def walks_per_start(indptr: np.ndarray, weights: np.ndarray, cfg: WalksConfig,
+                    unit: float | None = None, mean: float | None = None) -> np.ndarray:
+    """Walks started from each node with out-edges (CSR rows with an edge, in node order).
+
+    An explicit ``cfg.walks_per_node`` gives every start node that many. ``0`` is the rule: walks follow how much
+    the log holds, ``ceil(walks_per_transition * max(out-weight, mean out-weight))``, at least 1 and at most
+    :data:`RULE_MAX_WALKS`, weights counted in ``unit`` (default: the graph's smallest positive edge weight, one
+    transition on an event log). Why: on a sparse click log most items are left once, and twenty walks from such a
+    node repeat the same few steps; a log whose nodes average more than ``20 / walks_per_transition`` transitions
+    (every dense log of the study) keeps twenty from every node, the same walks as before the rule. Nodes below
+    the mean get the mean's walks, so a sparse log's rare items are walked alike, and its busy ones up to twenty
+    (docs/studies/walk-tokens.md). ``unit`` and ``mean`` are passed by an engine that sees the edges piecewise
+    (Spark), so every piece counts alike.
+    """
+    has = np.diff(indptr) > 0
+    n_starts = int(has.sum())
+    if cfg.walks_per_node:
+        return np.full(n_starts, cfg.walks_per_node, dtype=np.int64)
+    if n_starts == 0:
+        return np.zeros(0, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    out = np.add.reduceat(weights, indptr[:-1][has])
+    unit = smallest_weight(weights) if unit is None else unit
+    mean = float(weights.sum()) / n_starts if mean is None else mean
+    walks = np.ceil(cfg.walks_per_transition * (np.maximum(out, mean) / unit) - 1e-9)
+    return np.clip(walks, 1, RULE_MAX_WALKS).astype(np.int64)
+
+
+def smallest_weight(weights: np.ndarray) -> float:
+    """The unit the rule counts out-weight in: the smallest positive edge weight (1 for transition counts)."""
+    positive = weights[weights > 0]
+    return float(positive.min()) if len(positive) else 1.0
+
+
+def node_walks(graph: CSRGraph, cfg: WalksConfig) -> np.ndarray:
+    """Walks started from every node (0 for a node without out-edges), by :func:`walks_per_start`."""
+    counts = np.zeros(graph.n_nodes, dtype=np.int64)
+    counts[start_nodes(graph)] = walks_per_start(graph.indptr, graph.weights, cfg)
+    return counts
+
+
 def round_order(seed: int, walk_round: int | np.ndarray, starts: np.ndarray) -> np.ndarray:
     """The start nodes of one round in the seeded order walks are numbered in (:func:`eges.rng.start_order_keys`,
     shared with the Spark engine); an array of rounds gives one row per round."""
@@ -54,29 +99,35 @@ def iter_walk_batches(graph: CSRGraph, cfg: WalksConfig) -> Iterator[np.ndarray]
     prob, alias = build_alias(graph.indptr, graph.weights)
     table = pack_edges(graph.indptr, graph.indices, prob, alias)
     del prob, alias
-    for chunk, ids in _kernel_calls(start_nodes(graph), cfg, graph.n_nodes):
+    for chunk, ids in _kernel_calls(node_walks(graph, cfg), cfg, graph.n_nodes):
         yield walk_batch(graph.indptr, table, chunk, ids, cfg.seed, cfg.walk_length)
 
 
-def _kernel_calls(starts: np.ndarray, cfg: WalksConfig, n_nodes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _kernel_calls(walks: np.ndarray, cfg: WalksConfig, n_nodes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(start nodes, walk ids) of each kernel call, rounds in order: consecutive rounds share a call up to
     ``cfg.batch_walks`` walks, since on a graph with few start nodes one parallel launch per round costs far more
-    than its walks (the walks do not depend on how they are batched)."""
+    than its walks (the walks do not depend on how they are batched).
+
+    ``walks``: walks per node (:func:`node_walks`). Round ``r`` starts from the nodes with more than ``r`` walks,
+    in the seeded order of all start nodes, so a node's walk ``r`` is the same walk whatever the others' counts."""
     batch = min(cfg.batch_walks, (2**31 - 1) // cfg.walk_length)  # Arrow list offsets are int32
+    starts = np.flatnonzero(walks > 0).astype(np.int32)
     if len(starts) == 0:
         return
     per_call = max(1, batch // len(starts))
-    for first in range(0, cfg.walks_per_node, per_call):
-        rounds = np.arange(first, min(first + per_call, cfg.walks_per_node), dtype=np.int64)
+    n_rounds = int(walks.max())
+    for first in range(0, n_rounds, per_call):
+        rounds = np.arange(first, min(first + per_call, n_rounds), dtype=np.int64)
         order = round_order(cfg.seed, rounds, starts)
-        ids = walk_ids(rounds[:, None], order, n_nodes).reshape(-1)
-        order = order.reshape(-1)
+        ids = walk_ids(rounds[:, None], order, n_nodes)
+        keep = walks[order] > rounds[:, None]
+        order, ids = order[keep], ids[keep]  # row-major: round by round, each in its seeded order
         for lo in range(0, len(order), batch):
             yield order[lo:lo + batch], ids[lo:lo + batch]
 
 
 def total_walks(graph: CSRGraph, cfg: WalksConfig) -> int:
-    return int(len(start_nodes(graph)) * cfg.walks_per_node)
+    return int(node_walks(graph, cfg).sum())
 
 
 def random_walks_array(graph: CSRGraph, cfg: WalksConfig) -> np.ndarray:

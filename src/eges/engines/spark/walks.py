@@ -21,15 +21,23 @@ import pyarrow as pa
 
 from eges.config import WalksConfig
 
-TABLE_SCHEMA = "node INT, thresh ARRAY<BIGINT>, hit ARRAY<INT>, miss ARRAY<INT>"
+TABLE_SCHEMA = "node INT, thresh ARRAY<BIGINT>, hit ARRAY<INT>, miss ARRAY<INT>, walks INT"
 WALKER_SCHEMA = "walk_round INT, order_key BIGINT, node INT, walk_id BIGINT, cur INT, path ARRAY<INT>, alive BOOLEAN"
 
 
-def _alias_tables(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """One partition of edges, sorted by (src, dst) -> one row per source node with its packed alias table."""
+def _alias_tables(cfg: WalksConfig, unit: float | None, mean: float | None):
+    """One partition of edges, sorted by (src, dst) -> one row per source node with its packed alias table and the
+    walks it starts (:func:`eges.walks.generate.walks_per_start`, with the whole graph's ``unit`` and ``mean``)."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield from _tables(pa.Table.from_batches(list(batches)), cfg, unit, mean)
+    return run
+
+
+def _tables(table: pa.Table, cfg: WalksConfig, unit: float | None, mean: float | None) -> Iterator[pa.RecordBatch]:
+    from eges.walks.generate import walks_per_start
     from eges.walks.kernels import build_alias, pack_edges
 
-    table = pa.Table.from_batches(list(batches))
     if table.num_rows == 0:
         return
     src = table.column("src").to_numpy()
@@ -44,8 +52,9 @@ def _alias_tables(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
         [pa.array(nodes.astype(np.int32)),
          pa.ListArray.from_arrays(offsets, pa.array(packed[:, 0].astype(np.int64))),
          pa.ListArray.from_arrays(offsets, pa.array(packed[:, 1].astype(np.int32))),
-         pa.ListArray.from_arrays(offsets, pa.array(packed[:, 2].astype(np.int32)))],
-        names=["node", "thresh", "hit", "miss"])
+         pa.ListArray.from_arrays(offsets, pa.array(packed[:, 2].astype(np.int32))),
+         pa.array(walks_per_start(indptr, weight, cfg, unit, mean).astype(np.int32))],
+        names=["node", "thresh", "hit", "miss", "walks"])
 
 
 def _starts(seed: int, n_nodes: int):
@@ -113,10 +122,18 @@ def spark_walks(spark: Any, edges: Any, n_nodes: int, cfg: WalksConfig) -> Any:
     """Walks (``walk_round``, ``order_key``, ``node``, ``walk`` = the path) from an edges DataFrame (src, dst,
     weight), sorted in the local engine's order. Intermediate walkers are local checkpoints, so each step's lineage
     is one join."""
+    from eges.walks.generate import RULE_MAX_WALKS
+
+    unit = mean = None
+    if not cfg.walks_per_node:  # the rule's unit (smallest positive weight) and mean out-weight, of the whole graph
+        row = edges.selectExpr("MIN(IF(weight > 0, weight, NULL))", "SUM(weight)", "COUNT(DISTINCT src)").collect()[0]
+        unit = float(row[0]) if row[0] is not None else 1.0
+        mean = float(row[1]) / row[2] if row[2] else 0.0
     tables = (edges.select("src", "dst", "weight").repartition("src").sortWithinPartitions("src", "dst")
-              .mapInArrow(_alias_tables, TABLE_SCHEMA).localCheckpoint())
-    rounds = spark.range(cfg.walks_per_node).selectExpr("CAST(id AS INT) AS walk_round")
-    walkers = rounds.crossJoin(tables.select("node")).mapInArrow(_starts(cfg.seed, n_nodes), WALKER_SCHEMA)
+              .mapInArrow(_alias_tables(cfg, unit, mean), TABLE_SCHEMA).localCheckpoint())
+    rounds = spark.range(cfg.walks_per_node or RULE_MAX_WALKS).selectExpr("CAST(id AS INT) AS walk_round")
+    walkers = rounds.crossJoin(tables.select("node", "walks")).filter("walk_round < walks").drop("walks") \
+        .mapInArrow(_starts(cfg.seed, n_nodes), WALKER_SCHEMA)
     done = []
     for step in range(1, cfg.walk_length):
         joined = walkers.join(tables, walkers["cur"] == tables["node"], "left") \
