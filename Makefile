@@ -26,7 +26,7 @@ demo: $(BIN)/.installed-demo  ## run the whole pipeline on the bundled sample da
 	$(BIN)/eges report --out out/sample
 
 test: lint  ## lint and run the test suite (needs Chromium and Java; .ci/run installs them)
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples

@@ -69,12 +69,3 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (``make test``) a module's tests stay in one worker, so its
-    module-scoped runs are built once, and every test that touches Spark runs in one worker, so the suite starts
-    one local SparkSession (a JVM) instead of one per worker."""
-    for item in items:
-        spark = "spark" in item.nodeid.lower() or "spark" in getattr(item, "fixturenames", ())
-        item.add_marker(pytest.mark.xdist_group("spark" if spark else item.nodeid.split("::")[0]))
