@@ -268,9 +268,10 @@ def parent_newest(parent: str) -> int | None:
     return int(seen.max()) if len(seen) else None
 
 
-def update_day(ctx: StageContext) -> tuple[Any, np.ndarray | None]:
+def update_day(ctx: StageContext, with_new: bool = True) -> tuple[Any, np.ndarray | None]:
     """What the update rule reads of this run (:class:`eges.update.rule.Day`) and, per item index, whether the new
-    events touched it (its ``last_seen`` after the parent's newest event; None without event times)."""
+    events touched it (its ``last_seen`` after the parent's newest event; None without event times). Without
+    ``with_new`` the parent's item ids are not read and the day counts no new item (only the rate reads them)."""
     import pandas as pd
 
     from eges.update.rule import Day
@@ -282,10 +283,11 @@ def update_day(ctx: StageContext) -> tuple[Any, np.ndarray | None]:
     index = nodes["item_index"].to_numpy()
     touched = np.zeros(nodes.num_rows, dtype=bool)
     touched[index] = nodes["last_seen"].to_numpy() > since
-    _, _, state = parent_training(ctx.inputs.parent, parent_manifest(ctx.inputs.parent))
-    known = pd.Index(pq.read_table(state, columns=["item_id"])["item_id"].to_pylist())
     new = np.zeros(nodes.num_rows, dtype=bool)
-    new[index] = known.get_indexer(pd.Index(nodes["item_id"].to_pylist())) < 0
+    if with_new:
+        _, _, state = parent_training(ctx.inputs.parent, parent_manifest(ctx.inputs.parent))
+        known = pd.Index(pq.read_table(state, columns=["item_id"])["item_id"].to_pylist())
+        new[index] = known.get_indexer(pd.Index(nodes["item_id"].to_pylist())) < 0
     return Day(nodes.num_rows, int(touched.sum()), int((touched & new).sum())), touched
 
 
@@ -298,11 +300,13 @@ def resolved_update(ctx: StageContext) -> tuple[UpdateConfig, dict[str, Any], np
     from eges.update.rule import resolve
 
     ucfg = ctx.config.update
-    day, touched = update_day(ctx)
+    if ucfg.other_walks >= 1 and ucfg.alpha >= 0:  # explicit settings that focus nothing: nothing to read
+        return ucfg, {}, None
+    day, touched = update_day(ctx, with_new=ucfg.alpha < 0)
     share, alpha = resolve(ucfg.other_walks, ucfg.alpha, ctx.config.train.alpha, day)
     rule = {} if ucfg.other_walks >= 0 and ucfg.alpha >= 0 else {
-        "items": day.items, "touched_items": day.touched, "new_touched_items": day.new,
-        "touched_share": round(day.touched_share, 4), "new_share": round(day.new_share, 4),
+        "items": day.items, "touched_items": day.touched, "new_touched_items": day.new if ucfg.alpha < 0 else None,
+        "touched_share": round(day.touched_share, 4), "new_share": round(day.new_share, 4) if ucfg.alpha < 0 else None,
         "other_walks": round(share, 4), "alpha": round(alpha, 6)}
     return dataclasses.replace(ucfg, other_walks=share, alpha=alpha), rule, touched
 
