@@ -280,8 +280,10 @@ def clean_run(tmp_path_factory, trust_template):
     return out
 
 
+# Ten walks per node keep the walks stage long enough to be killed in; two passes at most tried per method keep
+# the reruns' validate stage short (what is checked here is the stages' files, not the choice).
 KILL_SETTINGS = ("--set", "walks.walks_per_node=10", "--set", "train.dimension=8", "--set", "train.threads=1",
-                 "--quiet")
+                 "--set", "validate.max_epochs=2", "--quiet")
 DETERMINISTIC = ("sessions/sessions.parquet", "sessions/items.parquet", "graph/edges.parquet", "graph/nodes.parquet",
                  "walks/walks.parquet", "skipgram/vectors.parquet")
 
