@@ -13,7 +13,10 @@ import pytest
 from conftest import DATA, invoke_cli
 
 # The default run (validated), with at most three passes tried per method: the choice, not its depth, is tested here.
-FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--set", "validate.max_epochs=3", "--quiet"]
+# The later trials of the chosen recipe (graph direction, window) are tests/test_graph_direction.py's and
+# tests/test_validation_window.py's; here they would only retrain it on every method switch.
+FAST = ["--set", "walks.walks_per_node=5", "--set", "train.dimension=32", "--set", "validate.max_epochs=3",
+        "--set", "validate.try_undirected=false", "--set", "validate.windows=[5]", "--quiet"]
 
 
 def ran(result) -> list[str]:
