@@ -125,7 +125,7 @@ def test_a_rerun_that_forgets_items_keeps_the_catalog(tmp_path):
     events = tmp_path / "events.parquet"
     pq.write_table(pq.read_table(DATA / "events.parquet").slice(0, 20_000), events)
     out = tmp_path / "run"
-    args = ["--set", "walks.walks_per_node=2", "--set", "train.dimension=8", "--quiet"]
+    args = ["--set", "walks.walks_per_node=2", "--set", "train.dimension=8", "--set", "validate.max_epochs=2", "--quiet"]
     assert run_cli("run", "--events", events, "--items", DATA / "items.parquet", "--out", out, *args).exit_code == 0
     before = snapshot(out)
     result = run_cli("run", "--events", events, "--out", out, "--quiet")  # --items forgotten
