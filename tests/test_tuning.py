@@ -277,3 +277,23 @@ def test_a_catalog_without_side_information_is_refused_before_anything_is_writte
 def test_tune_without_an_event_file_is_a_named_error(tmp_path, cli):
     result = cli("tune", "--events", tmp_path / "missing.parquet", "--out", tmp_path / "run", ok=False)
     assert result.exit_code == 2 and "does not exist" in result.output and not (tmp_path / "run").exists()
+
+
+def test_the_walks_rule_is_a_choice_whose_trials_walk_by_it():
+    """walks_per_node = 0 (the rule, docs/studies/walk-tokens.md) is in the space; a candidate holding it trains on
+    the rule's walks, and its TOML says 0, so `eges run --config` walks by the rule too."""
+    import numpy as np
+
+    from eges.config import to_toml
+    from eges.graph.csr import CSRGraph
+    from eges.walks.generate import total_walks
+
+    assert 0 in dict((d.key, d.choices) for d in dimensions(False))["walks.walks_per_node"]
+    config = load_config()
+    ruled = apply(config, next(candidates(config, False, seed=0)) | {"walks.walks_per_node": 0}, passes=1)
+    # a chain of 40 nodes, one transition out of each: the rule starts 2 walks a node, the default 20
+    src, dst = np.arange(39), np.arange(1, 40)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=40))]).astype(np.int64)
+    graph = CSRGraph(indptr, dst.astype(np.int32), np.ones(39))
+    assert total_walks(graph, ruled.walks) == 2 * 39 < total_walks(graph, config.walks) == 20 * 39
+    assert "walks_per_node = 0" in to_toml(ruled, with_help=False)

@@ -233,9 +233,12 @@ class ValidateConfig:
     race_margin: float = opt(0.1, "With several methods to choose from: from the second pass on, a method whose "
                              "best metric so far is more than this share below the best a method trained before it "
                              "reached within as many passes (or whose cold-start AUC is more than twice "
-                             "cold_tolerance below) stops there: it cannot win. 0 trains every method to its own "
-                             "early stop. On the study's 24 choices among methods 0.1 changed none and cut 28% "
-                             "of the passes (docs/evaluation.md).", min=0, max=1)
+                             "cold_tolerance below) stops there: it cannot win. The later trials (short schedule, "
+                             "direction, window) race the curve they are compared with the same way (a narrower "
+                             "window at as many pairs, not passes). 0 trains every method and trial to its own "
+                             "end. On the study's 24 choices among methods 0.1 changed none and cut 28% of the "
+                             "passes; no later trial that won on 101 recorded selections is stopped "
+                             "(docs/evaluation.md).", min=0, max=1)
     bound_above: int = opt(200_000_000, "A log whose training without validation (the epochs rule's passes x its "
                            "walk tokens) exceeds this many walk tokens selects within that training's tokens: the "
                            "slice's passes plus the refit's stay within it, so validation never makes a large log's "

@@ -4,10 +4,11 @@ refit on the whole log with that choice (:func:`chosen_training`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,6 +30,9 @@ from eges.methods import allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
 from eges.validation.variants import DirectionChoice, direction_trial, window_trial
+
+if TYPE_CHECKING:
+    from eges.validation.select import Race
 
 log = logging.getLogger("eges")
 
@@ -131,7 +135,8 @@ def _write(ctx: StageContext, doc: dict[str, Any], trials: list[Any]) -> None:
                        "update.epochs is set)")
 def validate_stage(ctx: StageContext) -> StageResult:
     """Hold out the latest events (and, with a catalog, some items), train each candidate method on the rest with
-    early stopping, and record the passes and method the whole log trains with."""
+    early stopping, and record the passes and method the whole log trains with. The later trials (short schedule,
+    direction, window) race the curve they are compared with and stop once they trail it (``raced_out``)."""
     from eges.train.stream import auto_epochs, compile_kernel
     from eges.validation import choose, fit_and_score, metric_value, training_walks
     from eges.validation.select import Race, TokenBudget, race_order
@@ -175,7 +180,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
     schedule, short, direction = cap, None, None
     trials.sort(key=lambda t: methods.index(t.method))  # ties go to the earlier candidate, as without the race
-    window, window_trials = config.train.window, []
+    window, window_trials, raced_out = config.train.window, [], {}
     if trials:
         winner, why = choose(trials, held_out, vcfg.cold_tolerance)
         method, epochs = winner.method, fixed or winner.best_epochs
@@ -184,17 +189,25 @@ def validate_stage(ctx: StageContext) -> StageResult:
         if not fixed and epochs < cap and budget.fits(epochs):
             # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
             # passes. Which one the whole log trains with is decided on the slice too (one short trial).
-            short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0)
-            budget.spent += epochs * budget.slice_pass
-            if metric_value(short.curve[-1], vcfg.metric) > winner.score:
+            # It races the winner's curve (best so far against the winner's best within as many passes).
+            short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0,
+                                  race=dataclasses.replace(race, rivals=[winner]))
+            budget.spent += len(short.curve) * budget.slice_pass
+            if short.dropped:
+                raced_out["short schedule"] = short.dropped
+                why += f"; a schedule decaying over {epochs} pass(es) raced out ({short.dropped})"
+            elif metric_value(short.curve[-1], vcfg.metric) > winner.score:
                 schedule = epochs
                 why += (f"; the learning rate decays over those {epochs} pass(es), which scored "
                         f"{metric_value(short.curve[-1], vcfg.metric):.4f} on the slice")
         reference, last_pass = short if schedule != cap else winner, bool(fixed) or schedule != cap
         # The graph's direction, then the window (on the chosen graph's walks): each trains the recipe once more.
+        # Both race the reference's curve, as the methods raced each other (an explicit train.epochs: no race).
         direction = _try_direction(ctx, holdout, config, method, side, walks, schedule, reference, last_pass,
-                                   budget)
+                                   budget, race)
         if direction is not None:
+            if direction.trial.get("dropped"):
+                raced_out["undirected"] = direction.trial["dropped"]
             why += direction.why
             epochs = direction.epochs or epochs
             reference, holdout_used, walks = direction.reference, direction.holdout, direction.walks
@@ -202,10 +215,12 @@ def validate_stage(ctx: StageContext) -> StageResult:
             holdout_used = holdout
         windows = None
         if budget.fits(schedule):  # the window's trial trains the chosen schedule once more (if it fits)
-            windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass)
+            windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
+                                   race)
         if windows is not None:
             window, window_trials = windows.window, windows.trials
-            budget.spent += schedule * budget.slice_pass * len(window_trials)
+            budget.spent += sum(len(t["curve"]) for t in window_trials) * budget.slice_pass
+            raced_out.update({f"window {t['window']}": t["dropped"] for t in window_trials if t.get("dropped")})
             why += windows.why
             if windows.epochs:
                 epochs = windows.epochs
@@ -225,6 +240,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
            "window_trials": window_trials, "direction": "undirected" if undirected else "directed",
            "direction_trial": direction.trial if direction is not None else None,
            "walks": WALKS_UNDIRECTED if undirected else WALKS, "undirected_walks": full_walks,
+           "raced_out": raced_out,
            "holdout": holdout.stats,
            "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3),
            "token_budget": {"limit": budget.limit if budget.limit < float("inf") else None,
@@ -237,6 +253,8 @@ def validate_stage(ctx: StageContext) -> StageResult:
                                    "max_epochs", "seconds")}
     details["holdout"] = holdout.stats
     details["curve"] = curve
+    if raced_out:  # the later trials (short schedule, direction, window) the race stopped, and why
+        details["raced_out"] = raced_out
     return StageResult(rows_in, sum(len(t.curve) for t in trials), why, details)
 
 
@@ -248,12 +266,11 @@ def tries_direction(inputs: RunInputs, config: Config) -> bool:
 
 
 def _try_direction(ctx: StageContext, holdout: Any, config: Config, method: str, side: Any, walks: Any,
-                   schedule: int, reference: Any, last_pass: bool, budget: Any) -> DirectionChoice | None:
+                   schedule: int, reference: Any, last_pass: bool, budget: Any,
+                   race: Race | None = None) -> DirectionChoice | None:
     """The direction's trial when the run may choose it (:func:`tries_direction`) and it fits the token bound
     (its slice passes on the undirected walks, and a refit on walks as much longer as the slice's are, are
-    counted); else None (the graph stays directed)."""
-    import dataclasses
-
+    counted); else None (the graph stays directed). ``race``: the race the trial runs against the reference."""
     from eges.validation import made_undirected, training_walks
 
     if not tries_direction(ctx.inputs, ctx.config) or not budget.fits(schedule):
@@ -265,8 +282,9 @@ def _try_direction(ctx: StageContext, holdout: Any, config: Config, method: str,
                                             refit_pass=int(budget.refit_pass * longer))
     if not undirected_budget.fits(schedule):
         return None
-    choice = direction_trial(holdout, sym, sym_walks, config, method, side, walks, schedule, reference, last_pass)
-    budget.spent += schedule * len(sym_walks[0])
+    choice = direction_trial(holdout, sym, sym_walks, config, method, side, walks, schedule, reference, last_pass,
+                             race)
+    budget.spent += len(choice.trial["curve"]) * len(sym_walks[0])
     if choice.undirected:  # the window's trial and the refit read the longer walks
         budget.slice_pass, budget.refit_pass = undirected_budget.slice_pass, undirected_budget.refit_pass
     return choice
@@ -355,8 +373,6 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
     schedule (it decayed over the passes tried), so the refit on the whole log follows the curve it was chosen on.
     ``kept``: the share of the walk tokens a warm start's focused walks keep (update.other_walks).
     """
-    import dataclasses
-
     from eges.train.stream import resolve_epochs
 
     method = resolved_method(ctx.inputs, ctx.config)

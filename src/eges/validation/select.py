@@ -108,12 +108,17 @@ class Race:
     method's passes are deterministic given the slice, so this is a race pass by pass, run in turn: the first
     method is never stopped by it. (Unlike :func:`eges.tuning.halving.successive_halving`, which retrains its
     survivors from scratch for each rung, a method here is only ever continued.)
+
+    ``pace``: the share of a rival's pass that one pass of the raced trial trains; the rivals are read within
+    ``ceil(passes x pace)`` passes. 1 for methods; a narrower skip-gram window trains fewer pairs per pass
+    (:func:`window_pace`), so the window's trial is judged against the reference at as many pairs, not passes.
     """
 
     metric: str
     margin: float
     cold_margin: float
     rivals: list[Trial] = dataclasses.field(default_factory=list)
+    pace: float = 1.0
 
     def trails(self, curve: list[dict[str, float]]) -> str:
         """Why a method whose passes so far are ``curve`` cannot win (empty: it races on)."""
@@ -121,7 +126,8 @@ class Race:
         if not self.margin or passes < RACE_FROM or not self.rivals:
             return ""
         mine, my_cold = _best_so_far(curve, self.metric)
-        rivals = [(t.method, *_best_so_far(t.curve[:passes], self.metric)) for t in self.rivals]
+        within = max(1, math.ceil(passes * self.pace - 1e-9))
+        rivals = [(t.method, *_best_so_far(t.curve[:within], self.metric)) for t in self.rivals]
         colds = [c for _, _, c in rivals if c == c] + ([my_cold] if my_cold == my_cold else [])
         top_cold = max(colds, default=math.nan)
         if my_cold == my_cold and my_cold < top_cold - self.cold_margin:
@@ -132,6 +138,14 @@ class Race:
             if mine < value * (1 - self.margin):
                 return f"{mine:.4f} after {passes} passes, more than {self.margin:.0%} below {leader}'s {value:.4f}"
         return ""
+
+
+def window_pace(window: int, reference: int) -> float:
+    """A :class:`Race` pace for a trial at skip-gram ``window`` against one at ``reference``: the trainer shrinks
+    each centre's window to 1..window at random (word2vec's rule), so a pass trains about ``window + 1`` pairs per
+    token. A narrower window is read against the reference's passes of as many pairs; a wider one at as many
+    passes (never stricter than the methods' race)."""
+    return min(1.0, (window + 1) / (reference + 1))
 
 
 def race_order(methods: list[str]) -> list[str]:

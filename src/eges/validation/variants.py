@@ -1,12 +1,16 @@
 """The chosen recipe tried once more on the slice in other ways: another skip-gram window, the graph made
 undirected. The validate stage (``eges.pipeline.validate_stage``) runs these trials after the method, passes and
-schedule are chosen; both follow one rule (:func:`try_variants`). Pure arrays: nothing is read or written."""
+schedule are chosen; both follow one rule (:func:`try_variants`), and each is raced pass by pass against the
+curve it is compared with (:class:`eges.validation.select.Race`), so a trial that cannot win stops early. Pure
+arrays: nothing is read or written."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 from eges.config import Config
+from eges.validation.select import Race, window_pace
 
 
 class Variant(NamedTuple):
@@ -17,6 +21,7 @@ class Variant(NamedTuple):
     holdout: Any
     config: Config
     walks: Any
+    pace: float = 1.0  # the share of a reference pass one of its passes trains (the race reads it, Race.pace)
 
 
 class Verdict(NamedTuple):
@@ -30,12 +35,17 @@ class Verdict(NamedTuple):
 
 
 def try_variants(variants: list[Variant], method: str, side: Any, schedule: int, reference: Any,
-                 last_pass: bool) -> Verdict:
+                 last_pass: bool, race: Race | None = None) -> Verdict:
     """The chosen recipe (method, passes, schedule) trained once more per variant; the window's and the graph
     direction's trials share this rule. A variant wins when it scores higher on ``validate.metric`` than the
     reference and every variant before it that won (at the last pass when the passes are fixed or the short
     schedule was chosen, else at its best pass, whose passes are then kept) and its cold AUC is within
-    ``validate.cold_tolerance`` of the reference's. ``reference`` is the trial the recipe was chosen on."""
+    ``validate.cold_tolerance`` of the reference's. ``reference`` is the trial the recipe was chosen on.
+
+    ``race`` (its metric and margins; its rivals are replaced): each variant races the reference and the variants
+    that won before it, as the methods race each other. Its best so far is compared with theirs within as many
+    passes, whichever pass the verdict reads: a variant's last pass is never above its best, and a schedule that
+    decays faster is judged against the reference's best of as many passes, not its pass at the same rate."""
     from eges.validation import fit_and_score, metric_value  # at call time: tests script fit_and_score
 
     def at(trial: Any) -> dict[str, float]:
@@ -45,10 +55,13 @@ def try_variants(variants: list[Variant], method: str, side: Any, schedule: int,
     base_cold = float(base.get("cold_auc", float("nan")))
     base_value = metric_value(base, metric)
     chosen, best_value, epochs, best_trial, rows, notes = None, base_value, 0, reference, [], []
+    race = dataclasses.replace(race, rivals=[reference]) if race is not None else None
     for variant in variants:
         tolerance = variant.config.validate.cold_tolerance
+        if race is not None:
+            race.pace = variant.pace
         trial = fit_and_score(variant.holdout, variant.config, method, side, max_epochs=schedule,
-                              walks=variant.walks, patience=0 if last_pass else None)
+                              walks=variant.walks, patience=0 if last_pass else None, race=race)
         row = at(trial)
         value, cold = metric_value(row, metric), float(row.get("cold_auc", float("nan")))
         cold_ok = base_cold != base_cold or (cold == cold and cold >= base_cold - tolerance)
@@ -56,9 +69,12 @@ def try_variants(variants: list[Variant], method: str, side: Any, schedule: int,
         rows.append({**variant.record, "score": None if value != value else round(value, 6),
                      "cold_auc": None if cold != cold else round(cold, 6), "wins": wins, **trial.to_dict()})
         notes.append(f"{variant.label} {value:.4f}" + ("" if cold_ok else f" (cold AUC {cold:.4f} against "
-                                                                          f"{base_cold:.4f})"))
+                                                                          f"{base_cold:.4f})")
+                     + (f" (raced out: {trial.dropped})" if trial.dropped else ""))
         if wins:
             chosen, best_value, best_trial = variant, value, trial
+            if race is not None:
+                race.rivals.append(trial)
             epochs = 0 if last_pass else trial.best_epochs
     return Verdict(chosen, epochs, best_trial, best_value, base_value, rows, notes)
 
@@ -71,20 +87,21 @@ class WindowChoice(NamedTuple):
 
 
 def window_trial(holdout: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
-                 reference: Any, last_pass: bool) -> WindowChoice | None:
+                 reference: Any, last_pass: bool, race: Race | None = None) -> WindowChoice | None:
     """The chosen recipe (method, passes, schedule) trained once more per other window of ``validate.windows``
     (:func:`try_variants`).
 
     Why: on a small basket catalog a walk with the default window reaches most items, so every item's context is
     alike, and a narrow window keeps the basket's neighbours; on a rating log it costs ranking. No constant fits,
     so the slice decides. Only when ``train.window`` is the first of ``validate.windows`` (an other window is the
-    user's). ``reference`` is the default window's trial."""
+    user's). ``reference`` is the default window's trial; ``race`` as in :func:`try_variants`."""
     vcfg, default = config.validate, config.train.window
     others = [w for w in dict.fromkeys(vcfg.windows[1:]) if w != default]
     if not vcfg.windows or vcfg.windows[0] != default or not others:
         return None
     verdict = try_variants([Variant(f"window {w}", {"window": w}, holdout, config.replace("train", window=w),
-                                    walks) for w in others], method, side, schedule, reference, last_pass)
+                                    walks, window_pace(w, default)) for w in others],
+                           method, side, schedule, reference, last_pass, race)
     if verdict.chosen is not None:
         chosen = verdict.chosen.record["window"]
         at_passes = f" at {verdict.epochs} pass(es)" if verdict.epochs else ""
@@ -107,15 +124,15 @@ class DirectionChoice(NamedTuple):
 
 
 def direction_trial(holdout: Any, sym: Any, sym_walks: Any, config: Config, method: str, side: Any, walks: Any,
-                    schedule: int, reference: Any, last_pass: bool) -> DirectionChoice:
+                    schedule: int, reference: Any, last_pass: bool, race: Race | None = None) -> DirectionChoice:
     """The chosen recipe trained once more on the slice's graph made undirected (:func:`try_variants`).
 
     Why: a basket or a review sequence has no order, and the directed session graph links an item only to the
     next one; walking it both ways raised link AUC on every real log measured (docs/evaluation.md, 'The walks'
     graph direction'), while an ordered log (sessions of steps) loses its next-item ranking. So the slice decides.
-    ``sym`` is the slice made undirected, ``sym_walks`` its walks."""
+    ``sym`` is the slice made undirected, ``sym_walks`` its walks; ``race`` as in :func:`try_variants`."""
     verdict = try_variants([Variant("undirected", {"direction": "undirected"}, sym, config, sym_walks)],
-                           method, side, schedule, reference, last_pass)
+                           method, side, schedule, reference, last_pass, race)
     won = verdict.chosen is not None
     at_passes = f" at {verdict.epochs} pass(es)" if verdict.epochs else ""
     verdict_text = f"walks on the graph made undirected{at_passes}" if won else "the directed graph kept"
