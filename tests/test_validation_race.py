@@ -63,7 +63,7 @@ def setup():
 def _scripted(monkeypatch, figures):
     it = iter(figures)
 
-    def fake(holdout, vectors, has, k, cold_vectors=None, cold_has=None):
+    def fake(holdout, vectors, has, k, cold_vectors=None, cold_has=None, centre=False):
         return {"hitrate": next(it), "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan}
 
     monkeypatch.setattr(select_module, "score_vectors", fake)

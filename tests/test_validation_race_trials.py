@@ -35,7 +35,7 @@ def _scripted(monkeypatch, *curves):
     """The real trainer, scripted scores: each trial in turn reads its curve's figures pass by pass."""
     figures = iter([v for curve in curves for v in curve])
 
-    def fake(holdout, vectors, has, k, cold_vectors=None, cold_has=None):
+    def fake(holdout, vectors, has, k, cold_vectors=None, cold_has=None, centre=False):
         return {"hitrate": next(figures), "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan}
 
     monkeypatch.setattr(select_module, "score_vectors", fake)

@@ -31,7 +31,7 @@ def _scripted(monkeypatch, figures):
     """Make every pass score the next figure of ``figures`` (the early-stop rule is what is under test)."""
     it = iter(figures)
 
-    def fake(holdout, vectors, has, k, cold_vectors=None, cold_has=None):
+    def fake(holdout, vectors, has, k, cold_vectors=None, cold_has=None, centre=False):
         value = next(it)
         return {"hitrate": value, "next_auc": value, "link_auc": value, "cold_auc": float("nan")}
 

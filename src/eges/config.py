@@ -266,6 +266,13 @@ class ValidateConfig:
                                "validate stage (baskets and reviews have no order; docs/evaluation.md, 'The walks' "
                                "graph direction'). Within a large log's token bound only; a warm start keeps its "
                                "parent's walks.")
+    try_centred: bool = opt(True, "With validate.metric = auc and a fresh run: every pass on the slice is scored "
+                            "twice, as trained and centred (the mean of the items' vectors subtracted), and counts "
+                            "with whichever scores the higher AUC; when the chosen pass scored higher centred, the "
+                            "training stages write centred vectors. Why: skip-gram vectors share a direction whose "
+                            "weight follows how often an item was trained, and on a sparse log whose new links are "
+                            "mostly between popular items it decides link AUC more than the links do "
+                            "(docs/studies/amazon-beauty-link.md). Scoring only: nothing is trained twice.")
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ METRICS_SCHEMA = pa.schema([("protocol", pa.string()), ("method", pa.string()), 
 CURVE_SCHEMA = pa.schema([("method", pa.string()), ("epoch", pa.int32()), ("loss", pa.float64()),
                           ("hitrate", pa.float64()), ("next_auc", pa.float64()), ("link_auc", pa.float64()),
                           ("cold_auc", pa.float64()), ("train_seconds", pa.float64()),
-                          ("score_seconds", pa.float64())])
+                          ("score_seconds", pa.float64()), ("centred", pa.bool_())])
 
 #: Schema metadata of a state file (BGE_STATE, EGES_STATE): JSON with the method, dimension and side-information
 #: fields the state was trained with, which a child run checks before it starts from it.

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -213,6 +214,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
             reference, holdout_used, walks = direction.reference, direction.holdout, direction.walks
         else:
             holdout_used = holdout
+        final = reference  # the trial whose pass the whole log trains (the window's, when another won)
         windows = None
         if budget.fits(schedule):  # the window's trial trains the chosen schedule once more (if it fits)
             windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
@@ -224,13 +226,18 @@ def validate_stage(ctx: StageContext) -> StageResult:
             why += windows.why
             if windows.epochs:
                 epochs = windows.epochs
+            final = windows.trial or final
+        centred = bool((final.curve[-1] if last_pass else final.best).get("centred"))
+        if centred:
+            why += ("; vectors centred (the slice's AUC at that pass was higher with the mean of the items' "
+                    "vectors subtracted: validate.try_centred)")
         if budget.limit < float("inf"):
             why += (f"; a large log selects within the {budget.limit / 1e6:.0f} M walk tokens its training alone "
                     f"takes (validate.bound_above): {budget.spent / 1e6:.0f} M on the slice"
                     + (f", {', '.join(untried)} not tried" if untried else ""))
     else:
         method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
-        schedule = 1
+        schedule, centred = 1, False
     undirected = direction is not None and direction.undirected
     full_walks = _write_undirected_walks(ctx) if undirected else None
     seconds = time.perf_counter() - started
@@ -239,7 +246,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
            "short_schedule": short.to_dict() if short is not None else None, "window": window,
            "window_trials": window_trials, "direction": "undirected" if undirected else "directed",
            "direction_trial": direction.trial if direction is not None else None,
-           "walks": WALKS_UNDIRECTED if undirected else WALKS, "undirected_walks": full_walks,
+           "walks": WALKS_UNDIRECTED if undirected else WALKS, "undirected_walks": full_walks, "centred": centred,
            "raced_out": raced_out,
            "holdout": holdout.stats,
            "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3),
@@ -249,7 +256,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
     _write(ctx, doc, trials)
     curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
              for t in trials}
-    details = {k: doc[k] for k in ("method", "epochs", "window", "direction", "metric", "why", "candidates",
+    details = {k: doc[k] for k in ("method", "epochs", "window", "direction", "centred", "metric", "why", "candidates",
                                    "max_epochs", "seconds")}
     details["holdout"] = holdout.stats
     details["curve"] = curve
@@ -323,6 +330,9 @@ def training_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     return (SELECTION,) if validates(inputs, config) else ()
 
 
+#: The training stages' summary when they write centred vectors (validate.try_centred).
+CENTRED_NOTE = "; vectors centred (the slice chose it)"
+
 #: The training stages' summary when they train on the validate stage's undirected walks.
 UNDIRECTED_NOTE = "; on the walks of the graph made undirected (the slice chose it)"
 
@@ -393,6 +403,24 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
             return dataclasses.replace(cfg, epochs=schedule), method, int(selection["epochs"])
     cfg = resolve_epochs(cfg, tokens_per_epoch)
     return cfg, method, cfg.epochs
+
+
+def chosen_centring(ctx: StageContext) -> bool:
+    """Whether the training stage writes its vectors centred: the slice chose it (selection.json's "centred",
+    validate.try_centred). A warm start never does (its parent's rows are its start)."""
+    if ctx.inputs.parent is not None:
+        return False
+    selection = read_selection(ctx)
+    return bool(selection and selection.get("centred"))
+
+
+def centred_rows(vectors: np.ndarray, behaviour: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``vectors`` and ``others`` less the mean of the behaviour rows (:func:`eges.validation.score.shared_direction`,
+    the rule the slice scored): cold-start rows, and the value rows they are placed from, move with them."""
+    from eges.validation.score import shared_direction
+
+    shift = shared_direction(vectors, behaviour)
+    return tuple(np.ascontiguousarray(x - shift, dtype=np.float32) for x in (vectors, *others))
 
 
 def stop_after(passes: int) -> Any:

@@ -219,6 +219,8 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
     counts = np.bincount(values, minlength=n)
     max_epochs = int(max_epochs or vcfg.max_epochs)
     patience = vcfg.patience if patience is None else patience
+    # validate.try_centred: a fresh run choosing on AUC also scores each pass centred (a warm start keeps its rows)
+    centre = bool(vcfg.try_centred) and vcfg.metric == "auc" and start is None
     cfg = dataclasses.replace(config.train, epochs=max_epochs)
     train_side = side if (row.side_info and side is not None) else SideInfo([], np.zeros((n, 0), np.int32), [])
     curve: list[dict[str, float]] = []
@@ -229,7 +231,7 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         trained = time.perf_counter()
         vectors = behaviour_vectors(model) if row.side_info else model.table[:n]
         cold_vectors, cold_has = _cold_rows(holdout, model, side, counts, row.side_info, cfg.cold_start)
-        figures = score_vectors(holdout, vectors, counts > 0, vcfg.k, cold_vectors, cold_has)
+        figures = score_vectors(holdout, vectors, counts > 0, vcfg.k, cold_vectors, cold_has, centre)
         scored = time.perf_counter()
         entry = {"epoch": epoch, "loss": float(loss), **figures, "train_seconds": trained - state["clock"],
                  "score_seconds": scored - trained}

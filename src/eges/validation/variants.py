@@ -84,6 +84,7 @@ class WindowChoice(NamedTuple):
     epochs: int  # the passes of the chosen window's best pass (0: the passes already chosen stand)
     why: str  # the sentence's tail
     trials: list[dict[str, Any]]  # one per other window tried, with its figures and whether it won
+    trial: Any = None  # the chosen window's trial when another window won (its row says whether it was centred)
 
 
 def window_trial(holdout: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
@@ -110,7 +111,8 @@ def window_trial(holdout: Any, config: Config, method: str, side: Any, walks: An
     else:
         chosen = default
         why = f"; train.window {default} kept ({verdict.base:.4f} on the slice; tried: {', '.join(verdict.notes)})"
-    return WindowChoice(chosen, verdict.epochs, why, verdict.rows)
+    return WindowChoice(chosen, verdict.epochs, why, verdict.rows,
+                        verdict.trial if verdict.chosen is not None else None)
 
 
 class DirectionChoice(NamedTuple):
