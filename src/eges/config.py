@@ -155,6 +155,12 @@ class TrainConfig:
                                  "gets every one of their gradients, and with plain steps (p = 0, the paper's) its "
                                  "row outgrows the items' own rows until an item's vector is mostly its category's "
                                  "(docs/studies/shared-rows.md).", min=0, max=1)
+    side_alpha: float = opt(-1.0, "GES/EGES: initial learning rate of the side-information value rows, decaying in "
+                            "step with the item rows' rate (by the same factor). -1: the item rows' rate "
+                            "(train.alpha; update.alpha in a warm start), except when update.alpha is by rule (-1): "
+                            "then train.alpha, so the rule raises the item rows' rate only and the value rows that "
+                            "place cold items move as in a fresh run (docs/studies/warm-start.md, 2026-12-03 "
+                            "evening). An explicit value wins.", min=-1, max=10)
     own_step: str = opt("item", "GES/EGES: how far the item's own row steps: 'item' moves the item's part of H_v "
                         "(w_0 times the row) by BGE's step, dL/dH_v / max(w_0, 1/m); 'full' by the whole dL/dH_v; "
                         "'share' by its attention share w_0 dL/dH_v, the paper's plain gradient, under which an own "
@@ -174,6 +180,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.min_alpha > self.alpha:
             raise ConfigError(f"train.min_alpha ({self.min_alpha}) must not exceed train.alpha ({self.alpha})")
+        if -1 < self.side_alpha < 0:
+            raise ConfigError(f"train.side_alpha ({self.side_alpha:g}) must be -1 (the item rows' rate) or at least 0")
         if -1 < self.cold_share < 0:
             raise ConfigError(f"train.cold_share ({self.cold_share}) must be between 0 and 1, or -1 for the method's "
                               "default")
