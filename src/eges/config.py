@@ -160,7 +160,7 @@ class TrainConfig:
                             "(train.alpha; update.alpha in a warm start), except when update.alpha is by rule (-1): "
                             "then train.alpha, so the rule raises the item rows' rate only. On Taobao's updates that "
                             "raised the rule's cold AUC by 0.003-0.006 at an HR@50 within the seeds' spread; lower "
-                            "rates trade HR@50 for cold AUC (0.005: cold AUC 0.681, HR@50 -10%; "
+                            "rates trade HR@50 for cold AUC (0.005: cold AUC 0.674-0.681, HR@50 6.5-9.9% below a retrain; "
                             "docs/studies/warm-start.md, 2026-12-03 evening). An explicit value wins.",
                             min=-1, max=10)
     own_step: str = opt("item", "GES/EGES: how far the item's own row steps: 'item' moves the item's part of H_v "

@@ -13,8 +13,8 @@ disturbs rows that were right. The rule reads the day from the log rather than f
   0.044 at a linear 1 + share scored 3.1% below the retrain, 0.05 within 1%).
 - **the side-information value rows' rate**: ``train.alpha``, whatever the items' rate (``train.side_alpha``):
   the value rows are shared by old and new items and place the cold items. This raised Taobao's cold AUC by only
-  0.003-0.006 (0.667 against 0.690 at the defaults): the loss is in the untouched items' vectors, whose own rows
-  barely train on focused walks while their value rows move.
+  0.003-0.006 (0.667 against 0.690 at the defaults): the loss is in the vectors of the items the day did not
+  touch, whose own rows the doubled rate moves as well, focused walks or not.
 
 With ``update.epochs = -1`` (a third of a fresh run's walk tokens) the passes follow from the tokens the focused
 walks keep, so the rule fixes the cost at a third of a retrain's tokens at most. Not the default (1 and 0.025): on
