@@ -14,7 +14,7 @@ disturbs rows that were right. The rule reads the day from the log rather than f
 - **the side-information value rows' rate**: ``train.alpha``, whatever the items' rate (``train.side_alpha``):
   the value rows are shared by old and new items and place the cold items. This raised Taobao's cold AUC by only
   0.003-0.006 (0.667 against 0.690 at the defaults): the loss is in the vectors of the items the day did not
-  touch, whose own rows the doubled rate moves as well, focused walks or not.
+  touch, and neither the focus nor their own rows' rate explains it.
 
 With ``update.epochs = -1`` (a third of a fresh run's walk tokens) the passes follow from the tokens the focused
 walks keep, so the rule fixes the cost at a third of a retrain's tokens at most. Not the default (1 and 0.025): on
