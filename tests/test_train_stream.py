@@ -171,3 +171,33 @@ def test_a_start_state_replaces_the_random_rows_and_on_epoch_can_stop_training()
     # The parent has learned the groups, so a warm pass starts at a lower loss than a fresh one.
     assert child.losses[0] < fresh.losses[0]
     assert not np.shares_memory(child.table, parent.table)  # the parent's arrays are copied, not trained in place
+
+
+def test_side_alpha_sets_the_value_rows_rate_apart_from_the_item_rows(monkeypatch):
+    """train.side_alpha: the side-information value rows step from their own initial rate, the item rows from alpha.
+    From the same start at alpha 0.05 (one thread): -1 and 0.05 are the same run bit for bit; 0 leaves every value
+    row at the start while the item rows move; 0.025 hands the kernel half of each value row's step scale and moves
+    the value rows less. Fails if the scale does not reach the kernel."""
+    n = 200
+    values, offsets, side = _group_walks(n)
+    parent = train(values, offsets, n, side, TrainConfig(dimension=8, epochs=1, threads=1), "eges")
+    start = stream.StartState(parent.table, parent.context, parent.attention)
+    scales = {}
+    real = stream.train_epoch
+
+    def spy(walk_values, offs, arrays, hyper, done, stream_id, chunk):
+        scales.setdefault(key, arrays.side_rate.copy())
+        return real(walk_values, offs, arrays, hyper, done, stream_id, chunk)
+
+    monkeypatch.setattr(stream, "train_epoch", spy)
+    runs = {}
+    for key in (-1.0, 0.05, 0.0, 0.025):
+        cfg = TrainConfig(dimension=8, epochs=2, threads=1, alpha=0.05, side_alpha=key)
+        runs[key] = train(values, offsets, n, side, cfg, "eges", start=start).table
+    np.testing.assert_array_equal(runs[-1.0], runs[0.05])
+    np.testing.assert_array_equal(runs[0.0][n:], parent.table[n:])  # value rows: not one step
+    assert not np.allclose(runs[0.0][:n], parent.table[:n])  # item rows: trained at 0.05
+    np.testing.assert_allclose(scales[0.025], scales[-1.0] * 0.5, rtol=1e-6)
+    moved = {key: float(np.linalg.norm(runs[key][n:] - parent.table[n:])) for key in (-1.0, 0.025)}
+    assert 0 < moved[0.025] < moved[-1.0], moved
+    assert stream.side_step_scale(TrainConfig(alpha=0.0, min_alpha=0.0, side_alpha=0.025)) == 1.0  # nothing trains

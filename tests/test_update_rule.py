@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import eges
-from eges.config import UpdateConfig, build_section
+from eges.config import TrainConfig, UpdateConfig, build_section, load_config
 from eges.errors import ConfigError
-from eges.layout import BGE_STATE, MANIFEST, NODES
-from eges.update.rule import Day, alpha_by_rule, other_walks_by_rule, resolve
+from eges.layout import BGE_STATE, EGES_STATE, MANIFEST, NODES, SIDE_VECTORS
+from eges.update.rule import Day, alpha_by_rule, other_walks_by_rule, resolve, side_alpha_by_rule
 from trust import DATA
 
 TINY = ["walks.walks_per_node=2", "train.dimension=8", "train.epochs=3", "train.threads=1"]  # reproducible
@@ -46,6 +46,27 @@ def test_an_explicit_value_wins_and_a_value_between_minus_one_and_zero_is_refuse
         build_section("update", {"alpha": -0.5})
     with pytest.raises(ConfigError, match="update.other_walks"):
         build_section("update", {"other_walks": -0.2})
+
+
+def test_the_rules_raised_rate_leaves_the_side_rows_at_the_fresh_rate_and_an_explicit_side_alpha_wins():
+    from eges.pipeline.parent import warm_train_config
+    from eges.pipeline.parent_slice import trial_config
+
+    assert side_alpha_by_rule(-1, 0.025, alpha_by_rule=True) == 0.025
+    assert side_alpha_by_rule(-1, 0.025, alpha_by_rule=False) == -1  # an explicit update.alpha: the item rows' rate
+    assert side_alpha_by_rule(0.01, 0.025, alpha_by_rule=True) == 0.01
+    fresh = TrainConfig(epochs=10)
+    resolved = UpdateConfig(alpha=0.05)  # what resolved_update makes of update.alpha = -1 on a day of new items
+    by_rule, _ = warm_train_config(fresh, resolved, alpha_by_rule=True)
+    assert (by_rule.alpha, by_rule.side_alpha) == (0.05, 0.025)
+    assert warm_train_config(fresh, resolved)[0].side_alpha == -1
+    explicit = TrainConfig(epochs=10, side_alpha=0.04)
+    assert warm_train_config(explicit, resolved, alpha_by_rule=True)[0].side_alpha == 0.04
+    config = load_config(None, ["update.alpha=-1"])
+    assert trial_config(config, 0.05).train.side_alpha == 0.025  # the warm slice's trial trains as the update
+    assert trial_config(load_config(None, []), 0.05).train.side_alpha == -1
+    with pytest.raises(ConfigError, match="train.side_alpha"):
+        build_section("train", {"side_alpha": -0.5})
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +115,30 @@ def test_the_training_stage_reads_the_day_and_trains_at_the_rules_settings(runs)
     np.testing.assert_allclose(rows, explicit, atol=1e-4)
     old, fixed = _update(runs, "fixed", "update.other_walks=1", "update.alpha=0.025")
     assert "focus" not in old and not np.allclose(rows, fixed, atol=1e-3)
+
+
+def test_an_eges_update_by_rule_trains_its_value_rows_at_train_alpha(runs):
+    """EGES with a catalog: the update at the rule's rate trains the item rows at it and the value rows at
+    train.alpha, as the same rate given explicitly with train.side_alpha = train.alpha does; the explicit rate
+    alone moves the value rows at it too."""
+    items = str(DATA / "items.parquet")
+    eges_tiny = [*TINY, "train.method=eges"]
+    eges.run(runs / "eges_parent", events=str(runs / "first.parquet"), items=items, settings=eges_tiny, until="eges")
+
+    def update(name: str, *settings: str) -> tuple[dict, np.ndarray, np.ndarray]:
+        out = runs / name
+        eges.run(out, events=str(runs / "both.parquet"), warm_start=str(runs / "eges_parent"), items=items,
+                 until="eges", settings=[*eges_tiny, "update.events=window", *settings])
+        details = json.loads((out / MANIFEST).read_text())["stages"]["eges"]["details"]
+        rows = np.stack(pq.read_table(out / EGES_STATE)["row"].to_numpy(zero_copy_only=False))
+        side = np.stack(pq.read_table(out / SIDE_VECTORS)["vector"].to_numpy(zero_copy_only=False))
+        return details, rows, side
+
+    details, rows, side = update("eges_rule", "update.alpha=-1")
+    rule = details["focus"]["rule"]
+    assert rule["alpha"] > 0.03 and rule["side_alpha"] == 0.025
+    _, same_rows, same_side = update("eges_explicit", f"update.alpha={rule['alpha']!r}", "train.side_alpha=0.025")
+    np.testing.assert_allclose(rows, same_rows, atol=1e-5)
+    np.testing.assert_allclose(side, same_side, atol=1e-5)
+    _, _, raised_side = update("eges_raised", f"update.alpha={rule['alpha']!r}")
+    assert not np.allclose(side, raised_side, atol=1e-3)

@@ -155,6 +155,14 @@ class TrainConfig:
                                  "gets every one of their gradients, and with plain steps (p = 0, the paper's) its "
                                  "row outgrows the items' own rows until an item's vector is mostly its category's "
                                  "(docs/studies/shared-rows.md).", min=0, max=1)
+    side_alpha: float = opt(-1.0, "GES/EGES: initial learning rate of the side-information value rows, decaying in "
+                            "step with the item rows' rate (by the same factor). -1: the item rows' rate "
+                            "(train.alpha; update.alpha in a warm start), except when update.alpha is by rule (-1): "
+                            "then train.alpha, so the rule raises the item rows' rate only. On Taobao's updates that "
+                            "raised the rule's cold AUC by 0.003-0.006 at an HR@50 within the seeds' spread; lower "
+                            "rates trade HR@50 for cold AUC (0.005: cold AUC 0.674-0.681, HR@50 6.5-9.9% below a retrain; "
+                            "docs/studies/warm-start.md, 2026-12-03 evening). An explicit value wins.",
+                            min=-1, max=10)
     own_step: str = opt("item", "GES/EGES: how far the item's own row steps: 'item' moves the item's part of H_v "
                         "(w_0 times the row) by BGE's step, dL/dH_v / max(w_0, 1/m); 'full' by the whole dL/dH_v; "
                         "'share' by its attention share w_0 dL/dH_v, the paper's plain gradient, under which an own "
@@ -174,6 +182,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.min_alpha > self.alpha:
             raise ConfigError(f"train.min_alpha ({self.min_alpha}) must not exceed train.alpha ({self.alpha})")
+        if -1 < self.side_alpha < 0:
+            raise ConfigError(f"train.side_alpha ({self.side_alpha:g}) must be -1 (the item rows' rate) or at least 0")
         if -1 < self.cold_share < 0:
             raise ConfigError(f"train.cold_share ({self.cold_share}) must be between 0 and 1, or -1 for the method's "
                               "default")
@@ -308,9 +318,10 @@ class UpdateConfig:
                        "information. -1: by rule, train.alpha raised linearly with the share of the items the new "
                        "events touched that the parent never had, to twice it from half new (Taobao, 75% new: 0.05; "
                        "the generated sample: 0.025). With update.other_walks = -1 the rule scored 3.0% below a "
-                       "retrain on Taobao (mean of three seeds; 0.025 with every walk: 10.3%) and as 0.025 on the "
-                       "sample; not the default, as Taobao's 3% target is not met by every seed "
-                       "(docs/studies/warm-start.md, 2026-12-03 afternoon).", min=-1, max=10)
+                       "retrain on Taobao (mean of three seeds; 0.025 with every walk: 10.3%), 4.0% over three update "
+                       "days (the defaults: 11.9%), and as 0.025 on the sample; not the default, as Taobao's 3% "
+                       "target is not met and its cold AUC falls (0.667 against 0.690; docs/studies/warm-start.md, "
+                       "2026-12-03 afternoon and evening).", min=-1, max=10)
     other_walks: float = opt(1.0, "Share of the walks that start at an item the new events did not touch which "
                              "an update trains on (every walk from a touched item is kept; seeded): below 1 an "
                              "update spends its tokens where the day changed the graph, so each pass costs less and "

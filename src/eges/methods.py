@@ -46,7 +46,8 @@ class Method:
 METHODS: dict[str, Method] = {
     "bge": Method("bge", "skipgram", BGE_VECTORS, BGE_KEYED_VECTORS, side_info=False, attention=False,
                   cold_start=False,
-                  ignores=("cold_start", "own_weight", "side_rate_power", "own_step", "cold_share"),
+                  ignores=("cold_start", "own_weight", "side_rate_power", "side_alpha", "own_step",
+                           "cold_share"),
                   summary="skip-gram on item ids (Base Graph Embedding)", state=BGE_STATE),
     "ges": Method("ges", "eges", EGES_VECTORS, EGES_KEYED_VECTORS, side_info=True, attention=False, cold_start=True,
                   ignores=("backend", "own_weight"),

@@ -215,16 +215,20 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str, Any] | None = None,
-                      kept: float = 1.0) -> tuple[TrainConfig, int]:
+                      kept: float = 1.0, alpha_by_rule: bool = False) -> tuple[TrainConfig, int]:
     """The [train] settings of a warm start and the passes it trains: the passes the new slice chose
     (update.epochs = 0: ``selection``, the validate stage's; the learning rate decays over the passes the slice's
     curve tried, as on the curve), -1: a third of a fresh run's walk tokens (``kept``: the share of each pass's
     tokens update.other_walks keeps, so focused walks buy more passes, never more than a fresh run's; at least
     one; also when the slice could not be cut), N: N; at update.alpha decaying to train.min_alpha (or alpha, if
     lower). update.alpha = 0 trains no pass (nothing would move). ``tcfg`` has its epochs resolved; ``ucfg`` its
-    rule resolved (:func:`resolved_update`; a -1 left in it reads as train.alpha, the rule on a day of no new items)."""
+    rule resolved (:func:`resolved_update`; a -1 left in it reads as train.alpha, the rule on a day of no new items);
+    ``alpha_by_rule``: update.alpha was -1, so the side-information value rows keep train.alpha
+    (:func:`eges.update.rule.side_alpha_by_rule`; an explicit train.side_alpha wins)."""
     import dataclasses
     import math
+
+    from eges.update.rule import side_alpha_by_rule
 
     third = max(1, min(tcfg.epochs, math.floor(tcfg.epochs / (3 * max(kept, 1e-9)) + 1e-9)))
     epochs = passes = third if ucfg.epochs < 0 else ucfg.epochs
@@ -235,7 +239,8 @@ def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str
     alpha = tcfg.alpha if ucfg.alpha < 0 else ucfg.alpha  # unresolved (-1, no day read): the rule's floor
     if alpha == 0:
         epochs = passes = 0
-    cfg = dataclasses.replace(tcfg, epochs=epochs, alpha=alpha, min_alpha=min(tcfg.min_alpha, alpha))
+    cfg = dataclasses.replace(tcfg, epochs=epochs, alpha=alpha, min_alpha=min(tcfg.min_alpha, alpha),
+                              side_alpha=side_alpha_by_rule(tcfg.side_alpha, tcfg.alpha, alpha_by_rule))
     return cfg, passes
 
 
@@ -297,17 +302,19 @@ def resolved_update(ctx: StageContext) -> tuple[UpdateConfig, dict[str, Any], np
     manifest (empty when neither key asked for it); and the touched items (None without event times)."""
     import dataclasses
 
-    from eges.update.rule import resolve
+    from eges.update.rule import resolve, side_alpha_by_rule
 
     ucfg = ctx.config.update
     if ucfg.other_walks >= 1 and ucfg.alpha >= 0:  # explicit settings that focus nothing: nothing to read
         return ucfg, {}, None
     day, touched = update_day(ctx, with_new=ucfg.alpha < 0)
     share, alpha = resolve(ucfg.other_walks, ucfg.alpha, ctx.config.train.alpha, day)
+    side = side_alpha_by_rule(ctx.config.train.side_alpha, ctx.config.train.alpha, ucfg.alpha < 0)
     rule = {} if ucfg.other_walks >= 0 and ucfg.alpha >= 0 else {
         "items": day.items, "touched_items": day.touched, "new_touched_items": day.new if ucfg.alpha < 0 else None,
         "touched_share": round(day.touched_share, 4), "new_share": round(day.new_share, 4) if ucfg.alpha < 0 else None,
-        "other_walks": round(share, 4), "alpha": round(alpha, 6)}
+        "other_walks": round(share, 4), "alpha": round(alpha, 6),
+        "side_alpha": round(side if side >= 0 else alpha, 6)}  # the value rows' rate (GES/EGES)
     return dataclasses.replace(ucfg, other_walks=share, alpha=alpha), rule, touched
 
 

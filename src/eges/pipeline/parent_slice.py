@@ -35,9 +35,13 @@ def warm_slice_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
 
 def trial_config(config: Config, alpha: float) -> Config:
     """The run's config with the update's learning rate ``alpha`` (update.alpha, resolved: by rule when -1),
-    decaying to train.min_alpha or lower."""
+    decaying to train.min_alpha or lower, and the side-information value rows' rate the update trains with
+    (train.alpha when update.alpha is by rule: :func:`eges.update.rule.side_alpha_by_rule`)."""
+    from eges.update.rule import side_alpha_by_rule
+
     alpha = float(alpha)
-    return config.replace("train", alpha=alpha, min_alpha=min(float(config.train.min_alpha), alpha))
+    side = side_alpha_by_rule(config.train.side_alpha, config.train.alpha, config.update.alpha < 0)
+    return config.replace("train", alpha=alpha, min_alpha=min(float(config.train.min_alpha), alpha), side_alpha=side)
 
 
 def carried(ctx: StageContext, nodes: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -390,7 +390,7 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
         from eges.pipeline.parent import resolved_update, warm_method, warm_train_config
 
         cfg, passes = warm_train_config(resolve_epochs(cfg, tokens_per_epoch), resolved_update(ctx)[0],
-                                        read_selection(ctx), kept)
+                                        read_selection(ctx), kept, alpha_by_rule=ctx.config.update.alpha < 0)
         return cfg, warm_method(ctx.inputs, ctx.config), passes
     selection = read_selection(ctx)
     if selection is not None:

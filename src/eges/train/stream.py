@@ -81,6 +81,15 @@ def resolve_epochs(cfg: TrainConfig, tokens_per_epoch: int) -> TrainConfig:
     return cfg if cfg.epochs else dataclasses.replace(cfg, epochs=auto_epochs(int(tokens_per_epoch)))
 
 
+def side_step_scale(cfg: TrainConfig) -> np.float32:
+    """The factor on every side-information value row's step that starts it at ``train.side_alpha`` instead of the
+    item rows' ``alpha`` (the kernel has one decaying rate; the rows' steps are scaled per row, ``Arrays.side_rate``):
+    1 at -1 (the item rows' rate) or when nothing trains (alpha 0)."""
+    if cfg.side_alpha < 0 or cfg.alpha <= 0:
+        return np.float32(1.0)
+    return np.float32(cfg.side_alpha / cfg.alpha)
+
+
 def initial_attention(n_nodes: int, n_fields: int, own_weight: float) -> np.ndarray:
     """EGES attention logits before training: uniform (0, the paper's) or the item's own embedding at
     ``own_weight`` of H_v and the fields sharing the rest equally (a_0 = log(own / (1 - own) * n_fields))."""
@@ -143,7 +152,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     arrays = Arrays(table=table, context=context, attention=attention, has_own=counts > 0,
                     codes=np.ascontiguousarray(side.codes[:n_nodes]),
                     field_offset=np.asarray(side.field_offset, dtype=np.int64),
-                    side_rate=side_rates(counts, side, cfg.side_rate_power),
+                    side_rate=side_rates(counts, side, cfg.side_rate_power) * side_step_scale(cfg),
                     neg_table=negative_table(np.maximum(counts, 0), cfg.ns_exponent),
                     keep_prob=keep_probabilities(counts, cfg.sample))
     hyper = Hyper(window=int(cfg.window), negative=int(cfg.negative), attention=bool(row.attention),

@@ -11,11 +11,15 @@ disturbs rows that were right. The rule reads the day from the log rather than f
   that are new (the parent never had them), to twice it when half or more are new: a day of old items keeps the
   fresh rate (the sample: 0.025, where 0.05 loses 4-7%), a day of new items gets twice it (Taobao: 0.05; its
   0.044 at a linear 1 + share scored 3.1% below the retrain, 0.05 within 1%).
+- **the side-information value rows' rate**: ``train.alpha``, whatever the items' rate (``train.side_alpha``):
+  the value rows are shared by old and new items and place the cold items. This raised Taobao's cold AUC by only
+  0.003-0.006 (0.667 against 0.690 at the defaults): the loss is in the vectors of the items the day did not
+  touch, and neither the focus nor their own rows' rate explains it.
 
 With ``update.epochs = -1`` (a third of a fresh run's walk tokens) the passes follow from the tokens the focused
 walks keep, so the rule fixes the cost at a third of a retrain's tokens at most. Not the default (1 and 0.025): on
-Taobao it scores 3.0% below a retrain on average over three seeds, not within 3% for every seed
-(docs/studies/warm-start.md, 2026-12-03 afternoon).
+Taobao it scores 3.0% below a retrain on average over three seeds, not within 3% for every seed, and 4.0% below
+over three update days (docs/studies/warm-start.md, 2026-12-03 afternoon and evening).
 """
 
 from __future__ import annotations
@@ -59,6 +63,17 @@ def alpha_by_rule(fresh_alpha: float, day: Day) -> float:
     """An update's learning rate: the fresh run's rate, raised linearly with the share of the touched items that
     are new, to twice it from :data:`NEW_FOR_DOUBLE` on."""
     return float(fresh_alpha) * (1.0 + min(1.0, day.new_share / NEW_FOR_DOUBLE))
+
+
+def side_alpha_by_rule(side_alpha: float, fresh_alpha: float, alpha_by_rule: bool) -> float:
+    """The initial learning rate of an update's side-information value rows (``train.side_alpha``): an explicit
+    value (>= 0) wins; left at -1 it is ``train.alpha`` when the update's rate is the rule's, else -1 (the item
+    rows' rate). The rule raises the rate so new items' own rows learn fast, but the value rows are shared by old
+    and new items and place the cold items. On Taobao this lifts the rule's cold AUC by 0.003-0.006 only
+    (docs/studies/warm-start.md, 2026-12-03 evening)."""
+    if side_alpha >= 0:
+        return float(side_alpha)
+    return float(fresh_alpha) if alpha_by_rule else -1.0
 
 
 def resolve(other_walks: float, alpha: float, fresh_alpha: float, day: Day) -> tuple[float, float]:
