@@ -157,3 +157,24 @@ def test_the_stage_records_the_trials_it_raced_out(monkeypatch, tmp_path, cli):
     assert selection["direction"] == "undirected" and "dropped" not in selection["direction_trial"]
     assert len(selection["window_trials"][0]["curve"]) == 2 and selection["window"] == 5
     assert "raced out" in selection["why"] and "window 2 0.1000 (raced out" in selection["why"]
+
+
+@pytest.mark.parametrize("margin,stopped", [(None, True), (0.1, False)])
+def test_the_later_trials_race_at_their_own_margin(monkeypatch, tmp_path, cli, margin, stopped):
+    """A short schedule 7.5% below the method's curve at pass 2: stopped at validate.trial_margin's default
+    (0.05), trained to its end at 0.1 (the methods' margin): the later trials read their own setting."""
+    import json
+
+    import eges.validation as validation
+    from eges.layout import SELECTION
+    from test_validation_window import FAST, _ring
+
+    peak = [0.30, 0.40, 0.45, 0.50, 0.49, 0.48, 0.47, 0.46, 0.45, 0.44]
+    monkeypatch.setattr(validation, "fit_and_score", _racing_fake([
+        peak, [0.30, 0.37, 0.42, 0.43], [0.10] * 10, [0.10] * 10]))
+    out = tmp_path / "run"
+    extra = ["--set", f"validate.trial_margin={margin}"] if margin is not None else []
+    cli("run", "--events", _ring(tmp_path / "events.parquet", 1), "--out", out, *FAST, *extra)
+    selection = json.loads((out / SELECTION).read_text())
+    assert ("short schedule" in selection["raced_out"]) == stopped
+    assert len(selection["short_schedule"]["curve"]) == (2 if stopped else 4)

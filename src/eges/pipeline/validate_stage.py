@@ -187,12 +187,14 @@ def validate_stage(ctx: StageContext) -> StageResult:
         method, epochs = winner.method, fixed or winner.best_epochs
         if fixed:
             why += f"; train.epochs = {fixed} is set, so the whole log trains {fixed} pass(es)"
+        # The later trials race by the same rule at their own margin (validate.trial_margin).
+        later = dataclasses.replace(race, margin=0.0 if fixed else vcfg.trial_margin)
         if not fixed and epochs < cap and budget.fits(epochs):
             # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
             # passes. Which one the whole log trains with is decided on the slice too (one short trial).
             # It races the winner's curve (best so far against the winner's best within as many passes).
             short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0,
-                                  race=dataclasses.replace(race, rivals=[winner]))
+                                  race=dataclasses.replace(later, rivals=[winner]))
             budget.spent += len(short.curve) * budget.slice_pass
             if short.dropped:
                 raced_out["short schedule"] = short.dropped
@@ -205,7 +207,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
         # The graph's direction, then the window (on the chosen graph's walks): each trains the recipe once more.
         # Both race the reference's curve, as the methods raced each other (an explicit train.epochs: no race).
         direction = _try_direction(ctx, holdout, config, method, side, walks, schedule, reference, last_pass,
-                                   budget, race)
+                                   budget, later)
         if direction is not None:
             if direction.trial.get("dropped"):
                 raced_out["undirected"] = direction.trial["dropped"]
@@ -218,7 +220,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
         windows = None
         if budget.fits(schedule):  # the window's trial trains the chosen schedule once more (if it fits)
             windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
-                                   race)
+                                   later)
         if windows is not None:
             window, window_trials = windows.window, windows.trials
             budget.spent += sum(len(t["curve"]) for t in window_trials) * budget.slice_pass
