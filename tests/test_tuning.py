@@ -297,3 +297,27 @@ def test_the_walks_rule_is_a_choice_whose_trials_walk_by_it():
     graph = CSRGraph(indptr, dst.astype(np.int32), np.ones(39))
     assert total_walks(graph, ruled.walks) == 2 * 39 < total_walks(graph, config.walks) == 20 * 39
     assert "walks_per_node = 0" in to_toml(ruled, with_help=False)
+
+
+def test_trials_score_the_vectors_a_tuned_run_writes(monkeypatch):
+    """A tuned TOML fixes method and passes, so its run does not validate and never centres its vectors: a trial
+    selecting on AUC is scored uncentred too (validate.try_centred off), else the table would promise a figure the
+    run does not give."""
+    import types
+
+    import eges.validation as validation
+    from eges.tuning.run import Trials
+
+    seen = []
+
+    def fake(holdout, config, method, side=None, max_epochs=None, on_pass=None, patience=None, **_):
+        seen.append(config.validate.try_centred)
+        return types.SimpleNamespace(curve=[{"epoch": 1, "link_auc": 0.5}])
+
+    monkeypatch.setattr(validation, "fit_and_score", fake)
+    config = load_config(None, ["validate.metric='auc'", "train.epochs=1"])
+    assert config.validate.try_centred
+    trials = Trials(types.SimpleNamespace(config=config), types.SimpleNamespace(graph=None), None, 10)
+    monkeypatch.setattr(trials, "holdout_for", lambda _config: None)
+    assert trials.run(config) == {"epoch": 1, "link_auc": 0.5}
+    assert seen == [False]

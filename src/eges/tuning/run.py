@@ -238,6 +238,9 @@ class Trials:
         from eges.validation import fit_and_score
 
         passes = int(config.train.epochs)
+        # A tuned TOML fixes method and passes, so its run does not validate and never writes centred vectors:
+        # its trials are scored as that run would write them (validate.try_centred off).
+        config = config.replace("validate", try_centred=False)
         trial = fit_and_score(self.holdout_for(config), config, config.train.method, self.side, max_epochs=passes,
                               on_pass=(lambda row: stop()) if stop is not None else None, patience=0)
         if len(trial.curve) < passes:
