@@ -122,3 +122,28 @@ def test_hitrate_selection_tries_no_centring(log, tmp_path, cli, monkeypatch):
     cli("run", "--events", log / "events.parquet", "--out", out, *fast, "--until", "validate")
     assert seen and not any(seen)
     assert json.loads((out / SELECTION).read_text())["centred"] is False
+
+
+def test_a_warm_start_continues_a_centred_parent_from_its_trained_rows(log, tmp_path, cli, monkeypatch):
+    """A centred EGES parent writes centred vectors and value rows and records the shift. A warm start that learns
+    nothing (update.alpha = 0) continues from the rows the parent trained (the shift added back to the value rows
+    it reads) and centres as its parent did, so it writes the parent's vectors and value rows again: without the
+    shift added back its value rows start off by it; without following the parent it writes raw vectors."""
+    import eges.validation.select as select
+    from eges.layout import SIDE_VECTORS
+
+    real = select.score_vectors
+    monkeypatch.setattr(select, "score_vectors", lambda *a, **kw: {**real(*a, **kw), "centred": True})
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    data = ["--events", log / "events.parquet", "--items", log / "items.parquet", "--method", "eges"]
+    cli("run", *data, "--out", parent, *FAST, "--until", "eges")
+    monkeypatch.undo()
+    details = json.loads((parent / MANIFEST).read_text())["stages"]["eges"]["details"]
+    assert details["centred"] is True and len(details["centred_shift"]) == 8
+    cli("run", *data, "--out", child, "--warm-start", parent, *FAST, "--set", "update.alpha=0", "--until", "eges")
+    assert json.loads((child / MANIFEST).read_text())["stages"]["eges"]["details"]["centred"] is True
+    (_, mine), (_, theirs) = io.read_vectors(child / EGES_VECTORS), io.read_vectors(parent / EGES_VECTORS)
+    np.testing.assert_allclose(mine, theirs, atol=1e-5)
+    mine, theirs = (np.stack(pq.read_table(run / SIDE_VECTORS)["vector"].to_numpy(zero_copy_only=False))
+                    for run in (child, parent))
+    np.testing.assert_allclose(mine, theirs, atol=1e-5)

@@ -188,22 +188,36 @@ def lineage(parent: str) -> dict[str, Any]:
     return {"parent": own, "chain": [*before, own]}
 
 
+def parent_centring(parent: str) -> np.ndarray | None:
+    """The vector the parent's training stage subtracted from every row it wrote (validate.try_centred), or None
+    when it wrote them as trained. Its state file keeps the trained rows; its value rows are read from the written
+    side-information vectors, so a warm start adds this back to them."""
+    _, entry, _ = parent_training(parent, parent_manifest(parent))
+    shift = entry.get("details", {}).get("centred_shift")
+    return np.asarray(shift, dtype=np.float32) if shift else None
+
+
 def read_parent_state(parent: str, fields: list[str]) -> Any:
-    """The parent's rows as a :class:`eges.update.warm.ParentState`, attention columns in this run's field order."""
+    """The parent's rows as a :class:`eges.update.warm.ParentState`, attention columns in this run's field order;
+    value rows as the parent trained them (its centring, if any, added back: :func:`parent_centring`)."""
     from eges.update.warm import ParentState
 
-    method, _, path = parent_training(parent, parent_manifest(parent))
+    method, entry, path = parent_training(parent, parent_manifest(parent))
     state = pq.read_table(path)
     meta = state_meta(path, parent)
     attention = _matrix(state["attention"]) if state.num_rows else np.zeros((0, 1 + len(fields)), np.float32)
     order = [0, *(1 + meta["fields"].index(f) for f in fields)] if method.side_info else [0]
     values = pq.read_table(Path(parent) / SIDE_VECTORS) if method.side_info else None
+    value_rows = _matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32)
+    shift = entry.get("details", {}).get("centred_shift")
+    if shift and values is not None:  # written centred: the trained value rows are the written ones plus the shift
+        value_rows = value_rows + np.asarray(shift, dtype=np.float32)
     return ParentState(
         item_ids=state["item_id"].to_pylist(), rows=_matrix(state["row"]), context=_matrix(state["context"]),
         attention=np.ascontiguousarray(attention[:, order]),
         value_field=values["field"].to_pylist() if values is not None else [],
         value_label=values["value"].to_pylist() if values is not None else [],
-        value_rows=_matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32),
+        value_rows=value_rows,
         slots=state["slot"].to_numpy() if "slot" in state.column_names else None,  # an early state: item order
         next_slot=int(meta.get("next_slot", state.num_rows)))
 

@@ -183,9 +183,10 @@ def eges_stage(ctx: StageContext) -> StageResult:
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     centred = chosen_centring(ctx)  # the slice scored the chosen pass higher centred (validate.try_centred)
+    shift = None
     if centred:
-        emb.vectors, emb.value_vectors = centred_rows(emb.vectors, np.asarray(emb.source) == "behaviour",
-                                                      emb.value_vectors)
+        shift, (emb.vectors, emb.value_vectors) = centred_rows(emb.vectors, np.asarray(emb.source) == "behaviour",
+                                                               emb.value_vectors)
     aligned = onto_reference(ctx, ids, emb.vectors, (emb.value_vectors,))  # --align-to: onto the reference's space
     emb.vectors, emb.value_vectors = aligned.vectors, aligned.extra[0]
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
@@ -197,7 +198,7 @@ def eges_stage(ctx: StageContext) -> StageResult:
     attention.update({f: pa.array(emb.attention[:, s + 1], pa.float32()) for s, f in enumerate(fields)})
     io.write_table(pa.table(attention), ctx.path(ATTENTION))
     d = {**emb.details, **notes, **warm, **aligned.details, "window": tcfg.window, "walks": walks_file,
-         "centred": centred}
+         "centred": centred, **({"centred_shift": shift} if shift is not None else {})}
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "

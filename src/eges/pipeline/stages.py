@@ -215,8 +215,9 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
     centred = chosen_centring(ctx)  # the slice scored the chosen pass higher centred (validate.try_centred)
+    shift = None
     if centred:
-        (vectors,) = centred_rows(vectors, np.ones(len(vectors), dtype=bool))
+        shift, (vectors,) = centred_rows(vectors, np.ones(len(vectors), dtype=bool))
     aligned = onto_reference(ctx, ids, vectors)  # --align-to: rotated onto the reference run's space
     vectors = aligned.vectors
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
@@ -226,7 +227,8 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
                "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": passes,
-               "method": method, "window": cfg.window, "walks": walks_file, "centred": centred, **warm,
+               "method": method, "window": cfg.window, "walks": walks_file, "centred": centred,
+               **({"centred_shift": shift} if shift is not None else {}), **warm,
                **aligned.details}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     note += UNDIRECTED_NOTE if walks_file != WALKS else ""

@@ -409,20 +409,27 @@ def chosen_training(ctx: StageContext, cfg: TrainConfig, tokens_per_epoch: int,
 
 def chosen_centring(ctx: StageContext) -> bool:
     """Whether the training stage writes its vectors centred: the slice chose it (selection.json's "centred",
-    validate.try_centred). A warm start never does (its parent's rows are its start)."""
+    validate.try_centred). A warm start follows its parent (it does not choose; its vectors stay comparable with
+    the parent's, which drift measures), centred by its own mean."""
     if ctx.inputs.parent is not None:
-        return False
+        from eges.pipeline.parent import parent_centring
+
+        return parent_centring(ctx.inputs.parent) is not None
     selection = read_selection(ctx)
     return bool(selection and selection.get("centred"))
 
 
-def centred_rows(vectors: np.ndarray, behaviour: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``vectors`` and ``others`` less the mean of the behaviour rows (:func:`eges.validation.score.shared_direction`,
-    the rule the slice scored): cold-start rows, and the value rows they are placed from, move with them."""
+def centred_rows(vectors: np.ndarray, behaviour: np.ndarray,
+                 *others: np.ndarray) -> tuple[list[float], tuple[np.ndarray, ...]]:
+    """(the shift, ``vectors`` and ``others`` less it): the shift is the mean of the behaviour rows
+    (:func:`eges.validation.score.shared_direction`, the rule the slice scored); cold-start rows, and the value
+    rows they are placed from, move with them. The stage records the shift (``details.centred_shift``) so that a
+    warm start can add it back to the value rows it continues from."""
     from eges.validation.score import shared_direction
 
     shift = shared_direction(vectors, behaviour)
-    return tuple(np.ascontiguousarray(x - shift, dtype=np.float32) for x in (vectors, *others))
+    moved = tuple(np.ascontiguousarray(x - shift, dtype=np.float32) for x in (vectors, *others))
+    return [float(v) for v in shift], moved
 
 
 def stop_after(passes: int) -> Any:
