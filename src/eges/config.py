@@ -243,7 +243,7 @@ class ValidateConfig:
     race_margin: float = opt(0.1, "With several methods to choose from: from the second pass on, a method whose "
                              "best metric so far is more than this share below the best a method trained before it "
                              "reached within as many passes (or whose cold-start AUC is more than twice "
-                             "cold_tolerance below) stops there: it cannot win. 0 trains every method to its own end. "
+                             "cold_tolerance below) stops there: it cannot win. 0 trains every method to its own early stop. "
                              "On the study's 24 choices among methods 0.1 changed none and cut 28% of the passes "
                              "(docs/evaluation.md).", min=0, max=1)
     trial_margin: float = opt(0.05, "The later trials of the chosen recipe (short schedule, graph direction, "
@@ -252,7 +252,7 @@ class ValidateConfig:
                               "already chosen, so they trail or lead by less than methods do: replayed on 130 "
                               "recorded selections (187 later trials, 67 that won), 0.05 stops no winner and saves "
                               "108 of 752 passes, 0.1 saves 67, 0.03 stops one winner (docs/evaluation.md, "
-                              "benchmarks/replay_trials.py). 0 trains every trial to its end.", min=0, max=1)
+                              "benchmarks/replay_trials.py). 0 races no trial (patience still stops it).", min=0, max=1)
     bound_above: int = opt(200_000_000, "A log whose training without validation (the epochs rule's passes x its "
                            "walk tokens) exceeds this many walk tokens selects within that training's tokens: the "
                            "slice's passes plus the refit's stay within it, so validation never makes a large log's "
