@@ -19,10 +19,8 @@ from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
 from eges.pipeline.stages import UPDATE_IGNORED, parent_input, walk_batches, walk_counts
 from eges.pipeline.validate_stage import (
-    CENTRED_NOTE,
     UNDIRECTED_NOTE,
-    centred_rows,
-    chosen_centring,
+    centre_for_writing,
     chosen_training,
     chosen_walks,
     stop_after,
@@ -182,11 +180,9 @@ def eges_stage(ctx: StageContext) -> StageResult:
                             on_epoch=stop_after(passes), start_from=start_from)
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
-    centred = chosen_centring(ctx)  # the slice scored the chosen pass higher centred (validate.try_centred)
-    shift = None
-    if centred:
-        shift, (emb.vectors, emb.value_vectors) = centred_rows(emb.vectors, np.asarray(emb.source) == "behaviour",
-                                                               emb.value_vectors)
+    # centred when the slice scored the chosen pass higher centred (validate.try_centred)
+    centring = centre_for_writing(ctx, emb.vectors, np.asarray(emb.source) == "behaviour", emb.value_vectors)
+    emb.vectors, emb.value_vectors = centring.rows
     aligned = onto_reference(ctx, ids, emb.vectors, (emb.value_vectors,))  # --align-to: onto the reference's space
     emb.vectors, emb.value_vectors = aligned.vectors, aligned.extra[0]
     io.write_table(pa.table({"item_id": ids, "vector": io.vector_column(emb.vectors), "source": emb.source}),
@@ -198,11 +194,11 @@ def eges_stage(ctx: StageContext) -> StageResult:
     attention.update({f: pa.array(emb.attention[:, s + 1], pa.float32()) for s, f in enumerate(fields)})
     io.write_table(pa.table(attention), ctx.path(ATTENTION))
     d = {**emb.details, **notes, **warm, **aligned.details, "window": tcfg.window, "walks": walks_file,
-         "centred": centred, **({"centred_shift": shift} if shift is not None else {})}
+         **centring.details}
     weights_text = ", ".join(f"{k} {v:.2f}" for k, v in emb.mean_attention.items())
     summary = (f"{method}: {nodes.num_rows:,} behaviour + {d['cold_with_vector']:,} cold-start vectors "
                f"({d['cold_without_vector']:,} cold items without known side info); "
                f"{passes} epoch(s), cold share {d['cold_share']:g}, {d['words_per_second'] / 1e3:,.0f}k words/s; "
                f"mean weights: {weights_text}{UNDIRECTED_NOTE if walks_file != WALKS else ''}"
-               f"{CENTRED_NOTE if centred else ''}{aligned.note}")
+               f"{centring.note}{aligned.note}")
     return StageResult(n_walks, len(emb.item_ids), summary, d)

@@ -36,10 +36,8 @@ from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, run_method, stage
 from eges.pipeline.validate_stage import (
-    CENTRED_NOTE,
     UNDIRECTED_NOTE,
-    centred_rows,
-    chosen_centring,
+    centre_for_writing,
     chosen_training,
     chosen_walks,
     stop_after,
@@ -214,10 +212,9 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
         write_model_state(ctx.path(BGE_STATE), nodes["item_id"], trained, method, tail)
     seconds = time.perf_counter() - started
     ids = nodes["item_id"].take(pa.array(index))
-    centred = chosen_centring(ctx)  # the slice scored the chosen pass higher centred (validate.try_centred)
-    shift = None
-    if centred:
-        shift, (vectors,) = centred_rows(vectors, np.ones(len(vectors), dtype=bool))
+    # centred when the slice scored the chosen pass higher centred (validate.try_centred)
+    centring = centre_for_writing(ctx, vectors, np.ones(len(vectors), dtype=bool))
+    (vectors,) = centring.rows
     aligned = onto_reference(ctx, ids, vectors)  # --align-to: rotated onto the reference run's space
     vectors = aligned.vectors
     table = pa.table({"item_id": ids, "vector": io.vector_column(vectors)})
@@ -227,12 +224,11 @@ def skipgram_stage(ctx: StageContext) -> StageResult:
     unvisited = n_nodes - len(index)
     details = {"words_per_second": round(words / max(seconds, 1e-9)), "train_seconds": round(seconds, 3),
                "vocabulary": len(index), "backend": trainer, "unvisited_nodes": unvisited, "epochs": passes,
-               "method": method, "window": cfg.window, "walks": walks_file, "centred": centred,
-               **({"centred_shift": shift} if shift is not None else {}), **warm,
+               "method": method, "window": cfg.window, "walks": walks_file, **centring.details, **warm,
                **aligned.details}
     note = f"; {unvisited:,} items no walk visits have no vector" if unvisited else ""
     note += UNDIRECTED_NOTE if walks_file != WALKS else ""
-    note += CENTRED_NOTE if centred else ""
+    note += centring.note
     return StageResult(n_walks, table.num_rows,
                        f"{trainer}: {len(index):,} vectors, {passes} epoch(s), "
                        f"{words / max(seconds, 1e-9) / 1e3:,.0f}k words/s{note}{aligned.note}",

@@ -432,6 +432,24 @@ def centred_rows(vectors: np.ndarray, behaviour: np.ndarray,
     return [float(v) for v in shift], moved
 
 
+class Centring(NamedTuple):
+    """What a training stage writes after :func:`centre_for_writing`."""
+
+    rows: tuple[np.ndarray, ...]  # the vectors and the other rows, centred when chosen
+    details: dict[str, Any]  # {"centred": bool} and, when centred, the subtracted vector ("centred_shift")
+    note: str  # the summary's words ("" when written as trained)
+
+
+def centre_for_writing(ctx: StageContext, vectors: np.ndarray, behaviour: np.ndarray,
+                       *others: np.ndarray) -> Centring:
+    """The one rule both training stages follow: centred (:func:`centred_rows`) when :func:`chosen_centring`
+    says so, else as trained; the manifest details and the summary's note that go with it."""
+    if not chosen_centring(ctx):
+        return Centring((vectors, *others), {"centred": False}, "")
+    shift, rows = centred_rows(vectors, behaviour, *others)
+    return Centring(rows, {"centred": True, "centred_shift": shift}, CENTRED_NOTE)
+
+
 def stop_after(passes: int) -> Any:
     """An ``on_epoch`` callback that stops training after ``passes`` passes."""
     return lambda done, _loss, _model: done >= passes
