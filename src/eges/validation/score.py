@@ -44,11 +44,14 @@ def score_vectors(holdout: Holdout, vectors: np.ndarray, has: np.ndarray, k: int
     out = _figures(holdout, matrix, known, k, cold_vectors, cold_has)
     if centre and known.any():
         shift = shared_direction(matrix, known)
+        shifted = matrix - shift
         cold_centred = cold_vectors - shift if cold_vectors is not None else None
-        centred = _figures(holdout, matrix - shift, known, k, cold_centred, cold_has, with_hitrate=False)
+        centred = _figures(holdout, shifted, known, k, cold_centred, cold_has, with_hitrate=False)
         if metric_value(centred, "auc") > metric_value(out, "auc"):  # a NaN figure never wins
-            if len(holdout.temporal):
-                centred["hitrate"] = _figures(holdout, matrix - shift, known, k, None, None)["hitrate"]
+            if len(holdout.temporal):  # the top-k search only for the pass that counts centred
+                scorer = CosineScorer("validation", shifted, known)
+                centred["hitrate"] = _value(score("temporal", scorer, "method", holdout.temporal, (k,)),
+                                            "hit_rate", k)
             return {**centred, "centred": True}
     return {**out, "centred": False}
 
