@@ -48,6 +48,12 @@ def good_run(trust_template, tmp_path):
     return events, copy_run(template, tmp_path / "run")
 
 
+#: JVM options for the tests' Spark JVMs: the C1 compiler only and the serial collector. A test's JVM lives for
+#: seconds on small data, where C2's optimising compiles and the parallel collector's threads are mostly overhead:
+#: they halve the JVM's CPU-seconds on the Spark tests (docs/benchmarks.md). Real runs keep Java's defaults.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
 @pytest.fixture(scope="session")
 def spark():
     """One local SparkSession for every test that needs Spark (starting one costs seconds); skipped without
@@ -65,7 +71,8 @@ def spark():
     session = (SparkSession.builder.master("local[2]").appName("eges-tests")
                .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
                .config("spark.default.parallelism", "2").config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.extraJavaOptions", TEST_JVM_OPTIONS).getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

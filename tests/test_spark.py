@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import TEST_JVM_OPTIONS
 from eges.pipeline import runner
 from trust import BAD_EDGE_LISTS, late_fraction
 
@@ -216,8 +217,10 @@ def test_local_cluster_cli(tmp_path):
     env.pop("PYSPARK_PYTHON", None)  # eges sets it for local masters itself
     sets = ["walks.walk_length=3", "walks.walks_per_node=2"]
     duck = _run(tmp_path / "duck", None, sets, edges=edges)
+    jvm = TEST_JVM_OPTIONS  # the driver's JVM options also carry eges' own log4j file (checked below)
     extra = ["--set", "engine.backend=spark", "--set", 'engine.spark_master="local-cluster[2,1,1024]"', "--set",
-             'engine.spark_conf=["spark.sql.shuffle.partitions=2", "spark.default.parallelism=2"]']
+             'engine.spark_conf=["spark.sql.shuffle.partitions=2", "spark.default.parallelism=2", '
+             f'"spark.driver.extraJavaOptions={jvm}", "spark.executor.extraJavaOptions={jvm}"]']
     done = subprocess.run([sys.executable, "-m", "eges", "run", "--edges", str(edges), "--out",
                            str(tmp_path / "cluster"), "--until", "walks",
                            *[a for s in sets for a in ("--set", s)], *extra],

@@ -91,9 +91,12 @@ def _quiet(settings: dict[str, str], level: str) -> None:
     from pyspark import SparkConf, SparkContext
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    if SparkContext._gateway is None and "spark.driver.extraJavaOptions" not in settings:
-        # eges launches the JVM: a log4j file of its own also quiets the lines Spark logs while it starts
-        settings = {**settings, "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_log4j_file(level)}"}
+    options = settings.get("spark.driver.extraJavaOptions", "")
+    if SparkContext._gateway is None and "log4j2.configurationFile" not in options:
+        # eges launches the JVM: a log4j file of its own also quiets the lines Spark logs while it starts (added
+        # to the user's own JVM options, which would otherwise bring Spark's start-up screen back)
+        log4j = f"-Dlog4j2.configurationFile={_log4j_file(level)}"
+        settings = {**settings, "spark.driver.extraJavaOptions": f"{options} {log4j}".strip()}
     SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=True).setAll(list(settings.items())))
     jvm = SparkContext._jvm
     with contextlib.suppress(Exception):  # a JVM without log4j 2 (Spark < 3.3) keeps its own configuration
