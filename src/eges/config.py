@@ -163,6 +163,13 @@ class TrainConfig:
                             "rates trade HR@50 for cold AUC (0.005: cold AUC 0.674-0.681, HR@50 6.5-9.9% below a retrain; "
                             "docs/studies/warm-start.md, 2026-12-03 evening). An explicit value wins.",
                             min=-1, max=10)
+    attention_alpha: float = opt(-1.0, "EGES: initial learning rate of the attention logits, decaying in step with "
+                                 "the item rows' rate (by the same factor). -1: the item rows' rate (train.alpha; "
+                                 "update.alpha in a warm start), except when update.alpha is by rule (-1): then "
+                                 "train.alpha, so the rule raises the item rows' rate only. The doubled rate on the "
+                                 "logits moved the vectors of items a Taobao day did not touch away from the cold "
+                                 "items (docs/studies/warm-start.md, 2026-12-03 late evening). An explicit value wins.",
+                                 min=-1, max=10)
     own_step: str = opt("item", "GES/EGES: how far the item's own row steps: 'item' moves the item's part of H_v "
                         "(w_0 times the row) by BGE's step, dL/dH_v / max(w_0, 1/m); 'full' by the whole dL/dH_v; "
                         "'share' by its attention share w_0 dL/dH_v, the paper's plain gradient, under which an own "
@@ -182,8 +189,9 @@ class TrainConfig:
     def check(self) -> None:
         if self.min_alpha > self.alpha:
             raise ConfigError(f"train.min_alpha ({self.min_alpha}) must not exceed train.alpha ({self.alpha})")
-        if -1 < self.side_alpha < 0:
-            raise ConfigError(f"train.side_alpha ({self.side_alpha:g}) must be -1 (the item rows' rate) or at least 0")
+        for key in ("side_alpha", "attention_alpha"):
+            if -1 < getattr(self, key) < 0:
+                raise ConfigError(f"train.{key} ({getattr(self, key):g}) must be -1 (the item rows' rate) or at least 0")
         if -1 < self.cold_share < 0:
             raise ConfigError(f"train.cold_share ({self.cold_share}) must be between 0 and 1, or -1 for the method's "
                               "default")
