@@ -41,7 +41,7 @@ def test_an_explicit_value_wins_and_a_value_between_minus_one_and_zero_is_refuse
     assert resolve(-1, -1, 0.025, day) == pytest.approx((0.1, 0.05))
     assert resolve(0.5, 0.01, 0.025, day) == (0.5, 0.01)
     assert resolve(1.0, 0.0, 0.025, day) == (1.0, 0.0)  # 0: no pass; 1: every walk
-    assert UpdateConfig().other_walks == 1 and UpdateConfig().alpha == 0.025  # the defaults: every walk, 0.025
+    assert UpdateConfig().other_walks == -1 and UpdateConfig().alpha == -1  # the defaults: the day's rule
     with pytest.raises(ConfigError, match="update.alpha"):
         build_section("update", {"alpha": -0.5})
     with pytest.raises(ConfigError, match="update.other_walks"):
@@ -66,7 +66,7 @@ def test_the_rules_raised_rate_leaves_the_side_rows_at_the_fresh_rate_and_an_exp
     config = load_config(None, ["update.alpha=-1"])
     assert trial_config(config, 0.05).train.side_alpha == 0.025  # the warm slice's trial trains as the update
     assert trial_config(config, 0.05).train.attention_alpha == 0.025
-    assert trial_config(load_config(None, []), 0.05).train.side_alpha == -1
+    assert trial_config(load_config(None, ["update.alpha=0.05"]), 0.05).train.side_alpha == -1
     with pytest.raises(ConfigError, match="train.side_alpha"):
         build_section("train", {"side_alpha": -0.5})
     with pytest.raises(ConfigError, match="train.attention_alpha"):
@@ -114,11 +114,14 @@ def test_the_training_stage_reads_the_day_and_trains_at_the_rules_settings(runs)
     assert rule["alpha"] == pytest.approx(0.025 * (1 + min(1, 2 * (touched & new).sum() / touched.sum())), abs=1e-6)
     assert details["focus"]["other_walks"] == pytest.approx(rule["other_walks"], abs=1e-4)
     assert 0 < details["focus"]["tokens_kept"] < 1
-    # the same settings given explicitly train the same rows; the defaults (every walk, 0.025) do not
+    # the same settings given explicitly train the same rows; the old defaults (every walk, 0.025) do not
     _, explicit = _update(runs, "explicit", f"update.other_walks={float(touched.mean())!r}", f"update.alpha={rule['alpha']!r}")
     np.testing.assert_allclose(rows, explicit, atol=1e-4)
     old, fixed = _update(runs, "fixed", "update.other_walks=1", "update.alpha=0.025")
     assert "focus" not in old and not np.allclose(rows, fixed, atol=1e-3)
+    default, by_default = _update(runs, "default")  # the rule is the default: no setting trains the same rows
+    assert default["focus"]["rule"] == rule
+    np.testing.assert_allclose(rows, by_default, atol=1e-4)
 
 
 def test_an_eges_update_by_rule_trains_its_value_rows_and_attention_at_train_alpha(runs):

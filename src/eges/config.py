@@ -324,23 +324,25 @@ class UpdateConfig:
                       "passes (at least 1), more when update.other_walks keeps a share of each pass (never more "
                       "than a fresh run's passes); N trains N. Without a parent train.epochs counts (docs/studies/warm-start.md).",
                       min=-1, max=1000)
-    alpha: float = opt(0.025, "Initial learning rate of a warm start, decaying linearly to train.min_alpha over "
+    alpha: float = opt(-1.0, "Initial learning rate of a warm start, decaying linearly to train.min_alpha over "
                        "the update's passes: lower keeps closer to the parent, higher learns new items faster. 0 "
                        "trains no pass: the parent's rows, aligned to this run's items, new items placed from side "
-                       "information. -1: by rule, train.alpha raised linearly with the share of the items the new "
-                       "events touched that the parent never had, to twice it from half new (Taobao, 75% new: 0.05; "
-                       "the generated sample: 0.025). With update.other_walks = -1 the rule scored 3.0% below a "
-                       "retrain on Taobao (mean of three seeds; 0.025 with every walk: 10.3%), 4.0% over three update "
-                       "days (the defaults: 11.9%), and as 0.025 on the sample; not the default, as Taobao's 3% "
-                       "target is not met and its cold AUC falls (0.667 against 0.690; docs/studies/warm-start.md, "
-                       "2026-12-03 afternoon and evening).", min=-1, max=10)
-    other_walks: float = opt(1.0, "Share of the walks that start at an item the new events did not touch which "
+                       "information. -1 (the default): by rule, train.alpha raised linearly with the share of the "
+                       "items the new events touched that the parent never had, to twice it from half new (Taobao, "
+                       "75% new: 0.05; the generated sample: 0.025). With update.other_walks = -1 the rule scored "
+                       "3.5% below a retrain's HitRate@50 over three Taobao update days (seven runs; 0.025 with every "
+                       "walk, the old default: 11.9%) at the retrain's cold AUC (0.678 against 0.680), as 0.025 on "
+                       "the generated sample, and above it over a generated week (docs/studies/warm-start.md, "
+                       "2026-12-03 late evening).",
+                       min=-1, max=10)
+    other_walks: float = opt(-1.0, "Share of the walks that start at an item the new events did not touch which "
                              "an update trains on (every walk from a touched item is kept; seeded): below 1 an "
                              "update spends its tokens where the day changed the graph, so each pass costs less and "
-                             "update.epochs = -1 affords more passes. 1 keeps every walk. -1: by rule, the share of "
-                             "the run's items the new events touched (Taobao's day: 0.18; a day touching every item, "
-                             "or none seen, or an edge list: every walk); with update.alpha = -1 the day's rule "
-                             "(docs/studies/warm-start.md, 2026-12-03 afternoon).", min=-1, max=1)
+                             "update.epochs = -1 affords more passes. 1 keeps every walk. -1 (the default): by rule, "
+                             "the share of the run's items the new events touched (Taobao's day: 0.18; a day touching "
+                             "every item, or none seen, or an edge list: every walk); with update.alpha = -1 the "
+                             "day's rule (docs/studies/warm-start.md, 2026-12-03 afternoon and late evening).",
+                             min=-1, max=1)
 
     def check(self) -> None:
         for key in ("alpha", "other_walks"):
