@@ -108,7 +108,7 @@ def run(values, offsets, p, *, eges=True, epochs=1, alpha=0.025, min_alpha=0.000
 
 
 def step(p: dict, v: int, targets: np.ndarray, n_pos: int, eges: bool, own_step: int, lr: float,
-         side_rate: np.ndarray, cold: bool = False) -> tuple[float, dict, np.ndarray]:
+         side_rate: np.ndarray, cold: bool = False, attention_scale: float = 1.0) -> tuple[float, dict, np.ndarray]:
     """``centre_step`` for centre v on a copy of ``p``: its loss, the updated copy and the centre's part slots."""
     q = {**p, "table": p["table"].copy(), "context": p["context"].copy(), "attention": p["attention"].copy()}
     n_fields = p["codes"].shape[1]
@@ -116,7 +116,7 @@ def step(p: dict, v: int, targets: np.ndarray, n_pos: int, eges: bool, own_step:
     s.targets[:] = targets
     m = item_parts(v, True, p["codes"], p["field_offset"], len(p["context"]), s.rows, s.slots)
     loss = centre_step(q["table"], q["context"], q["attention"], side_rate, s, v, m, n_pos, len(targets), lr, eges,
-                       own_step, cold)
+                       own_step, cold, attention_scale)
     return loss, q, s.slots[:m].copy()
 
 
@@ -154,6 +154,22 @@ def test_centre_step_matches_numpy_reference(n_fields, eges, own_step, own_logit
     np.testing.assert_allclose(z - p["context"], -lr * g_context, atol=2e-6)
     np.testing.assert_allclose(a - p["attention"], -lr * g_att, atol=2e-6)
     assert np.abs(g_context[targets[n_pos:]]).sum() > 0  # the negatives were scored
+
+
+def test_the_attention_scale_scales_the_logits_step_only():
+    """train.attention_alpha's factor (Hyper.attention_scale): the attention logits move by that share of their
+    step; the item, side and context rows move as at 1."""
+    p = make_problem(2, n_nodes=8, dim=5)
+    v, targets, n_pos = 3, np.array([1, 6, 0, 2, 7]), 2
+    p["codes"][v] = [1, 2]
+    side_rate = np.ones(8, dtype=np.float32)
+    _, full, _ = step(p, v, targets, n_pos, True, OWN_SHARE, 0.5, side_rate)
+    _, quarter, _ = step(p, v, targets, n_pos, True, OWN_SHARE, 0.5, side_rate, attention_scale=0.25)
+    moved = full["attention"] - p["attention"]
+    assert np.abs(moved).sum() > 0
+    np.testing.assert_allclose(quarter["attention"] - p["attention"], 0.25 * moved, atol=1e-6)
+    np.testing.assert_array_equal(quarter["table"], full["table"])
+    np.testing.assert_array_equal(quarter["context"], full["context"])
 
 
 @pytest.mark.parametrize("eges", [False, True])

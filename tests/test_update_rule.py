@@ -41,7 +41,7 @@ def test_an_explicit_value_wins_and_a_value_between_minus_one_and_zero_is_refuse
     assert resolve(-1, -1, 0.025, day) == pytest.approx((0.1, 0.05))
     assert resolve(0.5, 0.01, 0.025, day) == (0.5, 0.01)
     assert resolve(1.0, 0.0, 0.025, day) == (1.0, 0.0)  # 0: no pass; 1: every walk
-    assert UpdateConfig().other_walks == 1 and UpdateConfig().alpha == 0.025  # the defaults: every walk, 0.025
+    assert UpdateConfig().other_walks == -1 and UpdateConfig().alpha == -1  # the defaults: the day's rule
     with pytest.raises(ConfigError, match="update.alpha"):
         build_section("update", {"alpha": -0.5})
     with pytest.raises(ConfigError, match="update.other_walks"):
@@ -58,15 +58,19 @@ def test_the_rules_raised_rate_leaves_the_side_rows_at_the_fresh_rate_and_an_exp
     fresh = TrainConfig(epochs=10)
     resolved = UpdateConfig(alpha=0.05)  # what resolved_update makes of update.alpha = -1 on a day of new items
     by_rule, _ = warm_train_config(fresh, resolved, alpha_by_rule=True)
-    assert (by_rule.alpha, by_rule.side_alpha) == (0.05, 0.025)
-    assert warm_train_config(fresh, resolved)[0].side_alpha == -1
+    assert (by_rule.alpha, by_rule.side_alpha, by_rule.attention_alpha) == (0.05, 0.025, 0.025)
+    explicit_rate = warm_train_config(fresh, resolved)[0]
+    assert (explicit_rate.side_alpha, explicit_rate.attention_alpha) == (-1, -1)
     explicit = TrainConfig(epochs=10, side_alpha=0.04)
     assert warm_train_config(explicit, resolved, alpha_by_rule=True)[0].side_alpha == 0.04
     config = load_config(None, ["update.alpha=-1"])
     assert trial_config(config, 0.05).train.side_alpha == 0.025  # the warm slice's trial trains as the update
-    assert trial_config(load_config(None, []), 0.05).train.side_alpha == -1
+    assert trial_config(config, 0.05).train.attention_alpha == 0.025
+    assert trial_config(load_config(None, ["update.alpha=0.05"]), 0.05).train.side_alpha == -1
     with pytest.raises(ConfigError, match="train.side_alpha"):
         build_section("train", {"side_alpha": -0.5})
+    with pytest.raises(ConfigError, match="train.attention_alpha"):
+        build_section("train", {"attention_alpha": -0.5})
 
 
 @pytest.fixture(scope="module")
@@ -110,35 +114,45 @@ def test_the_training_stage_reads_the_day_and_trains_at_the_rules_settings(runs)
     assert rule["alpha"] == pytest.approx(0.025 * (1 + min(1, 2 * (touched & new).sum() / touched.sum())), abs=1e-6)
     assert details["focus"]["other_walks"] == pytest.approx(rule["other_walks"], abs=1e-4)
     assert 0 < details["focus"]["tokens_kept"] < 1
-    # the same settings given explicitly train the same rows; the defaults (every walk, 0.025) do not
+    # the same settings given explicitly train the same rows; the old defaults (every walk, 0.025) do not
     _, explicit = _update(runs, "explicit", f"update.other_walks={float(touched.mean())!r}", f"update.alpha={rule['alpha']!r}")
     np.testing.assert_allclose(rows, explicit, atol=1e-4)
     old, fixed = _update(runs, "fixed", "update.other_walks=1", "update.alpha=0.025")
     assert "focus" not in old and not np.allclose(rows, fixed, atol=1e-3)
+    default, by_default = _update(runs, "default")  # the rule is the default: no setting trains the same rows
+    assert default["focus"]["rule"] == rule
+    np.testing.assert_allclose(rows, by_default, atol=1e-4)
 
 
-def test_an_eges_update_by_rule_trains_its_value_rows_at_train_alpha(runs):
-    """EGES with a catalog: the update at the rule's rate trains the item rows at it and the value rows at
-    train.alpha, as the same rate given explicitly with train.side_alpha = train.alpha does; the explicit rate
-    alone moves the value rows at it too."""
+def test_an_eges_update_by_rule_trains_its_value_rows_and_attention_at_train_alpha(runs):
+    """EGES with a catalog: the update at the rule's rate trains the item rows at it and the value rows and the
+    attention logits at train.alpha, as the same rate given explicitly with train.side_alpha and
+    train.attention_alpha = train.alpha does; the explicit rate alone moves the value rows and the logits at it."""
     items = str(DATA / "items.parquet")
     eges_tiny = [*TINY, "train.method=eges"]
     eges.run(runs / "eges_parent", events=str(runs / "first.parquet"), items=items, settings=eges_tiny, until="eges")
 
-    def update(name: str, *settings: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    def update(name: str, *settings: str) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
         out = runs / name
         eges.run(out, events=str(runs / "both.parquet"), warm_start=str(runs / "eges_parent"), items=items,
                  until="eges", settings=[*eges_tiny, "update.events=window", *settings])
         details = json.loads((out / MANIFEST).read_text())["stages"]["eges"]["details"]
-        rows = np.stack(pq.read_table(out / EGES_STATE)["row"].to_numpy(zero_copy_only=False))
+        state = pq.read_table(out / EGES_STATE)
+        rows = np.stack(state["row"].to_numpy(zero_copy_only=False))
+        logits = np.stack(state["attention"].to_numpy(zero_copy_only=False))
         side = np.stack(pq.read_table(out / SIDE_VECTORS)["vector"].to_numpy(zero_copy_only=False))
-        return details, rows, side
+        return details, rows, side, logits
 
-    details, rows, side = update("eges_rule", "update.alpha=-1")
+    details, rows, side, logits = update("eges_rule", "update.alpha=-1")
     rule = details["focus"]["rule"]
-    assert rule["alpha"] > 0.03 and rule["side_alpha"] == 0.025
-    _, same_rows, same_side = update("eges_explicit", f"update.alpha={rule['alpha']!r}", "train.side_alpha=0.025")
+    assert rule["alpha"] > 0.03 and rule["side_alpha"] == 0.025 and rule["attention_alpha"] == 0.025
+    _, same_rows, same_side, same_logits = update("eges_explicit", f"update.alpha={rule['alpha']!r}",
+                                                  "train.side_alpha=0.025", "train.attention_alpha=0.025")
     np.testing.assert_allclose(rows, same_rows, atol=1e-5)
     np.testing.assert_allclose(side, same_side, atol=1e-5)
-    _, _, raised_side = update("eges_raised", f"update.alpha={rule['alpha']!r}")
+    np.testing.assert_allclose(logits, same_logits, atol=1e-5)
+    _, _, raised_side, raised_logits = update("eges_raised", f"update.alpha={rule['alpha']!r}")
     assert not np.allclose(side, raised_side, atol=1e-3)
+    assert not np.allclose(logits, raised_logits, atol=1e-3)
+    _, _, _, side_only_logits = update("eges_side_only", f"update.alpha={rule['alpha']!r}", "train.side_alpha=0.025")
+    assert not np.allclose(logits, side_only_logits, atol=1e-3)  # the logits' own rate, not the value rows'

@@ -163,6 +163,13 @@ class TrainConfig:
                             "rates trade HR@50 for cold AUC (0.005: cold AUC 0.674-0.681, HR@50 6.5-9.9% below a retrain; "
                             "docs/studies/warm-start.md, 2026-12-03 evening). An explicit value wins.",
                             min=-1, max=10)
+    attention_alpha: float = opt(-1.0, "EGES: initial learning rate of the attention logits, decaying in step with "
+                                 "the item rows' rate (by the same factor). -1: the item rows' rate (train.alpha; "
+                                 "update.alpha in a warm start), except when update.alpha is by rule (-1): then "
+                                 "train.alpha, so the rule raises the item rows' rate only. The doubled rate on the "
+                                 "logits moved the vectors of items a Taobao day did not touch away from the cold "
+                                 "items (docs/studies/warm-start.md, 2026-12-03 late evening). An explicit value wins.",
+                                 min=-1, max=10)
     own_step: str = opt("item", "GES/EGES: how far the item's own row steps: 'item' moves the item's part of H_v "
                         "(w_0 times the row) by BGE's step, dL/dH_v / max(w_0, 1/m); 'full' by the whole dL/dH_v; "
                         "'share' by its attention share w_0 dL/dH_v, the paper's plain gradient, under which an own "
@@ -182,8 +189,9 @@ class TrainConfig:
     def check(self) -> None:
         if self.min_alpha > self.alpha:
             raise ConfigError(f"train.min_alpha ({self.min_alpha}) must not exceed train.alpha ({self.alpha})")
-        if -1 < self.side_alpha < 0:
-            raise ConfigError(f"train.side_alpha ({self.side_alpha:g}) must be -1 (the item rows' rate) or at least 0")
+        for key in ("side_alpha", "attention_alpha"):
+            if -1 < getattr(self, key) < 0:
+                raise ConfigError(f"train.{key} ({getattr(self, key):g}) must be -1 (the item rows' rate) or at least 0")
         if -1 < self.cold_share < 0:
             raise ConfigError(f"train.cold_share ({self.cold_share}) must be between 0 and 1, or -1 for the method's "
                               "default")
@@ -316,23 +324,25 @@ class UpdateConfig:
                       "passes (at least 1), more when update.other_walks keeps a share of each pass (never more "
                       "than a fresh run's passes); N trains N. Without a parent train.epochs counts (docs/studies/warm-start.md).",
                       min=-1, max=1000)
-    alpha: float = opt(0.025, "Initial learning rate of a warm start, decaying linearly to train.min_alpha over "
+    alpha: float = opt(-1.0, "Initial learning rate of a warm start, decaying linearly to train.min_alpha over "
                        "the update's passes: lower keeps closer to the parent, higher learns new items faster. 0 "
                        "trains no pass: the parent's rows, aligned to this run's items, new items placed from side "
-                       "information. -1: by rule, train.alpha raised linearly with the share of the items the new "
-                       "events touched that the parent never had, to twice it from half new (Taobao, 75% new: 0.05; "
-                       "the generated sample: 0.025). With update.other_walks = -1 the rule scored 3.0% below a "
-                       "retrain on Taobao (mean of three seeds; 0.025 with every walk: 10.3%), 4.0% over three update "
-                       "days (the defaults: 11.9%), and as 0.025 on the sample; not the default, as Taobao's 3% "
-                       "target is not met and its cold AUC falls (0.667 against 0.690; docs/studies/warm-start.md, "
-                       "2026-12-03 afternoon and evening).", min=-1, max=10)
-    other_walks: float = opt(1.0, "Share of the walks that start at an item the new events did not touch which "
+                       "information. -1 (the default): by rule, train.alpha raised linearly with the share of the "
+                       "items the new events touched that the parent never had, to twice it from half new (Taobao, "
+                       "75% new: 0.05; the generated sample: 0.025). With update.other_walks = -1 the rule scored "
+                       "3.5% below a retrain's HitRate@50 over three Taobao update days (seven runs; 0.025 with every "
+                       "walk, the old default: 11.9%) at the retrain's cold AUC (0.678 against 0.680), as 0.025 on "
+                       "the generated sample, and above it over a generated week (docs/studies/warm-start.md, "
+                       "2026-12-03 late evening).",
+                       min=-1, max=10)
+    other_walks: float = opt(-1.0, "Share of the walks that start at an item the new events did not touch which "
                              "an update trains on (every walk from a touched item is kept; seeded): below 1 an "
                              "update spends its tokens where the day changed the graph, so each pass costs less and "
-                             "update.epochs = -1 affords more passes. 1 keeps every walk. -1: by rule, the share of "
-                             "the run's items the new events touched (Taobao's day: 0.18; a day touching every item, "
-                             "or none seen, or an edge list: every walk); with update.alpha = -1 the day's rule "
-                             "(docs/studies/warm-start.md, 2026-12-03 afternoon).", min=-1, max=1)
+                             "update.epochs = -1 affords more passes. 1 keeps every walk. -1 (the default): by rule, "
+                             "the share of the run's items the new events touched (Taobao's day: 0.18; a day touching "
+                             "every item, or none seen, or an edge list: every walk); with update.alpha = -1 the "
+                             "day's rule (docs/studies/warm-start.md, 2026-12-03 afternoon and late evening).",
+                             min=-1, max=1)
 
     def check(self) -> None:
         for key in ("alpha", "other_walks"):

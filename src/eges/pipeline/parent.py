@@ -237,12 +237,12 @@ def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str
     one; also when the slice could not be cut), N: N; at update.alpha decaying to train.min_alpha (or alpha, if
     lower). update.alpha = 0 trains no pass (nothing would move). ``tcfg`` has its epochs resolved; ``ucfg`` its
     rule resolved (:func:`resolved_update`; a -1 left in it reads as train.alpha, the rule on a day of no new items);
-    ``alpha_by_rule``: update.alpha was -1, so the side-information value rows keep train.alpha
-    (:func:`eges.update.rule.side_alpha_by_rule`; an explicit train.side_alpha wins)."""
+    ``alpha_by_rule``: update.alpha was -1, so the side-information value rows and the attention logits keep
+    train.alpha (:mod:`eges.update.rule`; an explicit train.side_alpha or train.attention_alpha wins)."""
     import dataclasses
     import math
 
-    from eges.update.rule import side_alpha_by_rule
+    from eges.update.rule import attention_alpha_by_rule, side_alpha_by_rule
 
     third = max(1, min(tcfg.epochs, math.floor(tcfg.epochs / (3 * max(kept, 1e-9)) + 1e-9)))
     epochs = passes = third if ucfg.epochs < 0 else ucfg.epochs
@@ -254,7 +254,8 @@ def warm_train_config(tcfg: TrainConfig, ucfg: UpdateConfig, selection: dict[str
     if alpha == 0:
         epochs = passes = 0
     cfg = dataclasses.replace(tcfg, epochs=epochs, alpha=alpha, min_alpha=min(tcfg.min_alpha, alpha),
-                              side_alpha=side_alpha_by_rule(tcfg.side_alpha, tcfg.alpha, alpha_by_rule))
+                              side_alpha=side_alpha_by_rule(tcfg.side_alpha, tcfg.alpha, alpha_by_rule),
+                              attention_alpha=attention_alpha_by_rule(tcfg.attention_alpha, tcfg.alpha, alpha_by_rule))
     return cfg, passes
 
 
@@ -316,7 +317,7 @@ def resolved_update(ctx: StageContext) -> tuple[UpdateConfig, dict[str, Any], np
     manifest (empty when neither key asked for it); and the touched items (None without event times)."""
     import dataclasses
 
-    from eges.update.rule import resolve, side_alpha_by_rule
+    from eges.update.rule import attention_alpha_by_rule, resolve, side_alpha_by_rule
 
     ucfg = ctx.config.update
     if ucfg.other_walks >= 1 and ucfg.alpha >= 0:  # explicit settings that focus nothing: nothing to read
@@ -324,11 +325,13 @@ def resolved_update(ctx: StageContext) -> tuple[UpdateConfig, dict[str, Any], np
     day, touched = update_day(ctx, with_new=ucfg.alpha < 0)
     share, alpha = resolve(ucfg.other_walks, ucfg.alpha, ctx.config.train.alpha, day)
     side = side_alpha_by_rule(ctx.config.train.side_alpha, ctx.config.train.alpha, ucfg.alpha < 0)
+    attention = attention_alpha_by_rule(ctx.config.train.attention_alpha, ctx.config.train.alpha, ucfg.alpha < 0)
     rule = {} if ucfg.other_walks >= 0 and ucfg.alpha >= 0 else {
         "items": day.items, "touched_items": day.touched, "new_touched_items": day.new if ucfg.alpha < 0 else None,
         "touched_share": round(day.touched_share, 4), "new_share": round(day.new_share, 4) if ucfg.alpha < 0 else None,
         "other_walks": round(share, 4), "alpha": round(alpha, 6),
-        "side_alpha": round(side if side >= 0 else alpha, 6)}  # the value rows' rate (GES/EGES)
+        "side_alpha": round(side if side >= 0 else alpha, 6),  # the value rows' rate (GES/EGES)
+        "attention_alpha": round(attention if attention >= 0 else alpha, 6)}  # the attention logits' (EGES)
     return dataclasses.replace(ucfg, other_walks=share, alpha=alpha), rule, touched
 
 

@@ -35,13 +35,16 @@ def warm_slice_inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
 
 def trial_config(config: Config, alpha: float) -> Config:
     """The run's config with the update's learning rate ``alpha`` (update.alpha, resolved: by rule when -1),
-    decaying to train.min_alpha or lower, and the side-information value rows' rate the update trains with
-    (train.alpha when update.alpha is by rule: :func:`eges.update.rule.side_alpha_by_rule`)."""
-    from eges.update.rule import side_alpha_by_rule
+    decaying to train.min_alpha or lower, and the side-information value rows' and attention logits' rates the
+    update trains with (train.alpha when update.alpha is by rule: :func:`eges.update.rule.side_alpha_by_rule`)."""
+    from eges.update.rule import attention_alpha_by_rule, side_alpha_by_rule
 
     alpha = float(alpha)
-    side = side_alpha_by_rule(config.train.side_alpha, config.train.alpha, config.update.alpha < 0)
-    return config.replace("train", alpha=alpha, min_alpha=min(float(config.train.min_alpha), alpha), side_alpha=side)
+    by_rule = config.update.alpha < 0
+    side = side_alpha_by_rule(config.train.side_alpha, config.train.alpha, by_rule)
+    attention = attention_alpha_by_rule(config.train.attention_alpha, config.train.alpha, by_rule)
+    return config.replace("train", alpha=alpha, min_alpha=min(float(config.train.min_alpha), alpha), side_alpha=side,
+                          attention_alpha=attention)
 
 
 def carried(ctx: StageContext, nodes: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

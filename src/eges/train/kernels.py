@@ -91,7 +91,7 @@ def aggregate(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray
 @njit(cache=True)
 def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray, slots: np.ndarray, m: int,
              use_attention: bool, weights: np.ndarray, h: np.ndarray, dh: np.ndarray, side_rate: np.ndarray,
-             own_step: int) -> None:
+             own_step: int, attention_scale: float = 1.0) -> None:
     """Push the (already learning-rate-scaled) ascent direction ``dh`` for H_v into the parts and a_v.
 
     One pass per part: a_v's gradient reads the part before its own update. A side-information row's step is
@@ -107,7 +107,7 @@ def backprop(table: np.ndarray, attention: np.ndarray, v: int, rows: np.ndarray,
             dot = h.dtype.type(0.0)
             for d in range(h.shape[0]):
                 dot += dh[d] * (row[d] - h[d])
-            attention[v, slots[j]] += wj * dot
+            attention[v, slots[j]] += wj * dot * attention_scale
         if slots[j] > 0:
             wj = wj * side_rate[rows[j] - n_items]
         elif own_step == OWN_FULL:
@@ -142,7 +142,8 @@ class Hyper(NamedTuple):
 
     ``attention`` is the method table's switch (``Method.attention``): softmax attention over the parts, else their
     plain mean. The learning rate falls linearly from ``alpha`` to ``min_alpha`` over ``total_tokens``; ``seed``
-    and the pass's ``stream`` seed each walk's generator."""
+    and the pass's ``stream`` seed each walk's generator. ``attention_scale`` multiplies the attention logits'
+    steps (``train.attention_alpha`` / ``alpha``; 1: the item rows' rate)."""
 
     window: int
     negative: int
@@ -153,6 +154,7 @@ class Hyper(NamedTuple):
     min_alpha: float
     total_tokens: int
     seed: int
+    attention_scale: float = 1.0
 
 
 class Scratch(NamedTuple):
@@ -183,7 +185,7 @@ def scratch(n_fields: int, dim: int, n_targets: int) -> Scratch:
 @njit(cache=True, fastmath=True)
 def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, side_rate: np.ndarray, s: Scratch,
                 v: int, m: int, n_pos: int, n_targets: int, lr: float, use_attention: bool, own_step: int,
-                cold: bool) -> float:
+                cold: bool, attention_scale: float = 1.0) -> float:
     """One shared-negative update for centre v (its m parts in ``s.rows``/``s.slots``); returns its loss.
 
     Takes the four arrays it updates or reads, not the whole :class:`Arrays` and :class:`Hyper`: numba passes a named
@@ -249,7 +251,7 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, s
         for d in range(dim):
             dh[d] += g * z[d]
             z[d] += g * h[d]
-    backprop(table, attention, v, rows, slots, m, use_attention, weights, h, dh, side_rate, own_step)
+    backprop(table, attention, v, rows, slots, m, use_attention, weights, h, dh, side_rate, own_step, attention_scale)
     if n_side > 0:
         backprop(table, attention, v, rows[1:], slots[1:], n_side, False, cold_weights, hc, dhc, side_rate, own_step)
     return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
@@ -289,6 +291,7 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
     codes, field_offset, has_own, keep_prob, neg_table = a.codes, a.field_offset, a.has_own, a.keep_prob, a.neg_table
     window, negative, cold_share = hp.window, hp.negative, hp.cold_share
     use_attention, own_step = hp.attention, hp.own_step
+    attention_scale = np.float32(hp.attention_scale)
     alpha, min_alpha = hp.alpha, hp.min_alpha
     n_fields = codes.shape[1]
     n_chunks = (n_walks + chunk - 1) // chunk
@@ -349,7 +352,7 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
                         state, r = _next(state)
                         cold = (r >> _S32) * _INV32 < cold_share
                     loss += centre_step(table, context, attention, side_rate, s, v, m, n_pos, n_targets, lr,
-                                        use_attention, own_step, cold)
+                                        use_attention, own_step, cold, attention_scale)
                     count += n_pos * (1 + n_targets - n_pos)
             losses[c] = loss
             pairs[c] = count

@@ -81,13 +81,18 @@ def resolve_epochs(cfg: TrainConfig, tokens_per_epoch: int) -> TrainConfig:
     return cfg if cfg.epochs else dataclasses.replace(cfg, epochs=auto_epochs(int(tokens_per_epoch)))
 
 
-def side_step_scale(cfg: TrainConfig) -> np.float32:
-    """The factor on every side-information value row's step that starts it at ``train.side_alpha`` instead of the
-    item rows' ``alpha`` (the kernel has one decaying rate; the rows' steps are scaled per row, ``Arrays.side_rate``):
-    1 at -1 (the item rows' rate) or when nothing trains (alpha 0)."""
-    if cfg.side_alpha < 0 or cfg.alpha <= 0:
+def step_scale(rate: float, cfg: TrainConfig) -> np.float32:
+    """The factor on a table's steps that starts it at ``rate`` instead of the item rows' ``alpha`` (the kernel has
+    one decaying rate): 1 at -1 (the item rows' rate) or when nothing trains (alpha 0)."""
+    if rate < 0 or cfg.alpha <= 0:
         return np.float32(1.0)
-    return np.float32(cfg.side_alpha / cfg.alpha)
+    return np.float32(rate / cfg.alpha)
+
+
+def side_step_scale(cfg: TrainConfig) -> np.float32:
+    """The factor on every side-information value row's step that starts it at ``train.side_alpha`` (the rows'
+    steps are scaled per row, ``Arrays.side_rate``)."""
+    return step_scale(cfg.side_alpha, cfg)
 
 
 def initial_attention(n_nodes: int, n_fields: int, own_weight: float) -> np.ndarray:
@@ -159,7 +164,8 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                   own_step=OWN_STEPS[cfg.own_step],
                   cold_share=float(cold_share(method, cfg.cold_share) if side.fields else 0.0),
                   alpha=float(cfg.alpha), min_alpha=float(cfg.min_alpha),
-                  total_tokens=int(counts.sum()) * cfg.epochs, seed=int(cfg.seed))
+                  total_tokens=int(counts.sum()) * cfg.epochs, seed=int(cfg.seed),
+                  attention_scale=float(step_scale(cfg.attention_alpha, cfg)))
     losses = []
     done = 0
     with numba_threads(cfg.threads):

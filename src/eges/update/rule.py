@@ -11,15 +11,16 @@ disturbs rows that were right. The rule reads the day from the log rather than f
   that are new (the parent never had them), to twice it when half or more are new: a day of old items keeps the
   fresh rate (the sample: 0.025, where 0.05 loses 4-7%), a day of new items gets twice it (Taobao: 0.05; its
   0.044 at a linear 1 + share scored 3.1% below the retrain, 0.05 within 1%).
-- **the side-information value rows' rate**: ``train.alpha``, whatever the items' rate (``train.side_alpha``):
-  the value rows are shared by old and new items and place the cold items. This raised Taobao's cold AUC by only
-  0.003-0.006 (0.667 against 0.690 at the defaults): the loss is in the vectors of the items the day did not
-  touch, and neither the focus nor their own rows' rate explains it.
+- **the side-information value rows' and attention logits' rates**: ``train.alpha``, whatever the items' rate
+  (``train.side_alpha``, ``train.attention_alpha``): the value rows are shared by old and new items and place the
+  cold items, and the logits at the doubled rate moved the vectors of items the day did not touch away from the
+  cold items (Taobao's cold AUC: 0.667 with the value rows alone at ``train.alpha``, about the retrain's with the
+  logits too).
 
 With ``update.epochs = -1`` (a third of a fresh run's walk tokens) the passes follow from the tokens the focused
-walks keep, so the rule fixes the cost at a third of a retrain's tokens at most. Not the default (1 and 0.025): on
-Taobao it scores 3.0% below a retrain on average over three seeds, not within 3% for every seed, and 4.0% below
-over three update days (docs/studies/warm-start.md, 2026-12-03 afternoon and evening).
+walks keep, so the rule fixes the cost at a third of a retrain's tokens at most. The default since 2026-12-03 (it
+was 1 and 0.025): on every log measured it scores at least as well as those, and its cold AUC is near a retrain's
+(docs/studies/warm-start.md, 2026-12-03 late evening).
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def side_alpha_by_rule(side_alpha: float, fresh_alpha: float, alpha_by_rule: boo
     if side_alpha >= 0:
         return float(side_alpha)
     return float(fresh_alpha) if alpha_by_rule else -1.0
+
+
+def attention_alpha_by_rule(attention_alpha: float, fresh_alpha: float, alpha_by_rule: bool) -> float:
+    """The initial learning rate of an update's attention logits (EGES, ``train.attention_alpha``), by the value
+    rows' rule: an explicit value wins; -1 is ``train.alpha`` when the update's rate is the rule's, else -1 (the item
+    rows' rate). At the rule's doubled rate the logits of items the day did not touch moved their vectors away from
+    the cold items; at ``train.alpha`` Taobao's cold AUC came back near a retrain's at no cost in HitRate@50
+    (docs/studies/warm-start.md, 2026-12-03 late evening)."""
+    return side_alpha_by_rule(attention_alpha, fresh_alpha, alpha_by_rule)
 
 
 def resolve(other_walks: float, alpha: float, fresh_alpha: float, day: Day) -> tuple[float, float]:
