@@ -68,9 +68,9 @@ def replayer(curves: dict[Any, dict]) -> Any:
             stop = bool(on_pass(row)) if on_pass is not None else False
             if patience and epoch - best_epoch >= patience and epoch < max_epochs:
                 stopped = stop = True
-            if race is not None and epoch < max_epochs and not stop:
+            if race is not None and epoch < max_epochs and not stopped:
                 dropped = race.trails(curve)
-                stop = bool(dropped)
+                stop = stop or bool(dropped)
             if stop:
                 break
         return Trial(method, vcfg.metric, best_epoch, curve, dict(best), 0.0, stopped, dropped)

@@ -14,10 +14,10 @@ from eges.config import default_config
 from eges.layout import SELECTION
 from eges.validation import fit_and_score, make_holdout
 from eges.validation import select as select_module
-from eges.validation.select import TokenBudget
+from eges.validation.select import Race, TokenBudget, Trial
 
 
-def test_a_rising_curve_stops_where_one_more_pass_and_its_refit_would_not_fit(monkeypatch):
+def _holdout():
     rng = np.random.default_rng(0)
     users, items, length = 200, 20, 5
     steps = rng.integers(1, 3, size=(users, length))
@@ -26,7 +26,11 @@ def test_a_rising_curve_stops_where_one_more_pass_and_its_refit_would_not_fit(mo
     ts = (np.repeat(rng.permutation(users), length) * 100 + np.tile(np.arange(length), users)).astype(np.int64)
     cfg = (default_config().replace("train", dimension=8, threads=1, sample=0.0)
            .replace("walks", walks_per_node=2, threads=1))
-    holdout = make_holdout(item, position, ts * 1000, items, cfg, has_catalog=False, seed=0)
+    return make_holdout(item, position, ts * 1000, items, cfg, has_catalog=False, seed=0), cfg
+
+
+def test_a_rising_curve_stops_where_one_more_pass_and_its_refit_would_not_fit(monkeypatch):
+    holdout, cfg = _holdout()
     figures = iter([0.1 * i for i in range(1, 11)])  # rises every pass: the early stop never fires
     monkeypatch.setattr(select_module, "score_vectors", lambda *a, **k: {
         "hitrate": next(figures), "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan})
@@ -142,3 +146,16 @@ def test_an_unbounded_budget_changes_nothing(sample, tmp_path, cli):
                 [len(t["curve"]) for t in s["trials"]], s["token_budget"]["spent"])
 
     assert shape(first) == shape(second)
+
+
+def test_a_race_is_still_recorded_when_the_budget_stops_the_same_pass(monkeypatch):
+    holdout, cfg = _holdout()
+    monkeypatch.setattr(select_module, "score_vectors", lambda *a, **k: {
+        "hitrate": 0.1, "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan})
+    leader = Trial("eges", "hitrate", 1, [{"epoch": 1, "hitrate": 0.5}, {"epoch": 2, "hitrate": 0.5}],
+                   {"epoch": 1, "hitrate": 0.5}, 0.0, False)
+    budget = TokenBudget(limit=500, slice_pass=90, refit_pass=100)  # 2 passes + a refit of 3 = 480; 3 passes not
+    trial = fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=0, race=Race("hitrate", 0.1, 0.1, [leader]),
+                          on_pass=budget.tracker("hitrate", "bge", 10))
+    assert len(trial.curve) == 2 and "bge" in budget.stopped
+    assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it would have stopped it too

@@ -347,9 +347,9 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         if patience and epoch - best["epoch"] >= patience and epoch < max_epochs:
             state["stopped"] = True
             stop = True
-        if race is not None and epoch < max_epochs and not stop:
+        if race is not None and epoch < max_epochs and not state["stopped"]:  # also when a budget stops it
             state["dropped"] = race.trails(curve)
-            stop = bool(state["dropped"])
+            stop = stop or bool(state["dropped"])
         return stop
 
     train_stream(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, on_epoch=after_pass,
