@@ -1,5 +1,5 @@
 """Replay the validate stage's token budget (validate.budget) on recorded selections: for each multiple of the
-training without validation, which choices change (method, passes, direction, window), how much of the slice's
+training without validation, which choices change (method, passes and their schedule, direction, window), how much of the slice's
 metric the bounded choice loses against the unbounded one, and the walk tokens saved.
 
 Every trial's passes on a slice are fixed by the slice and its seed, so a recorded selection
@@ -135,7 +135,7 @@ def simulate(selection: dict, multiple: float) -> dict[str, Any]:
     trials.sort(key=lambda t: methods.index(t.method))
     out = {"stopped": budget.stopped}
     if not trials:
-        return {**out, "choice": (methods[0], 1, "directed", 5), "value": math.nan,
+        return {**out, "choice": (methods[0], (1, 1), "directed", 5), "value": math.nan,
                 "tokens": budget.spent + refit_pass}
     winner, _ = choose(trials, cold_tolerance=vcfg.cold_tolerance)
     recorded, _ = choose([fit_and_score("slice", config, m, max_epochs=cap, patience=0 if fixed else None)
@@ -195,7 +195,7 @@ def simulate(selection: dict, multiple: float) -> dict[str, Any]:
                 window, epochs = picked.window, picked.epochs or epochs
                 value = metric_value(picked.trial.curve[-1] if last_pass else picked.trial.best, vcfg.metric)
     tokens = budget.spent + epochs * budget.refit_pass
-    return {**out, "choice": (method, epochs, direction, window), "value": value, "tokens": tokens,
+    return {**out, "choice": (method, (epochs, schedule), direction, window), "value": value, "tokens": tokens,
             "limit": budget.limit}
 
 
@@ -211,15 +211,18 @@ def main() -> None:
     selections = []
     for path in args.selections:
         doc = json.loads(path.read_text())
+        if (doc.get("token_budget") or {}).get("stopped"):
+            continue  # recorded under a budget that stopped something: its curves are cut
         if doc.get("trials") and doc.get("max_epochs"):
             selections.append((path, doc))
     base = {path: simulate(doc, 0.0) for path, doc in selections}
     differ = [path for path, doc in selections
-              if base[path]["choice"] != (doc["method"], doc["epochs"], doc.get("direction", "directed"),
+              if base[path]["choice"] != (doc["method"], (doc["epochs"], doc.get("schedule_epochs") or doc["max_epochs"]),
+                                          doc.get("direction", "directed"),
                                           doc.get("window") or 5)]
     print(f"{len(selections)} selections; unbounded, the replay differs from the recorded choice on {len(differ)} "
           f"(recorded before a rule of today's stage: the race, the trial margin)\n")
-    print("| multiple | choices changed | method | passes | direction | window | slice metric lost > "
+    print("| multiple | choices changed | method | passes (or schedule) | direction | window | slice metric lost > "
           f"{args.loss:.0%} | > 1% | worst loss | tokens (of unbounded) |\n|---|---|---|---|---|---|---|---|---|---|")
     for multiple in multiples:
         changed = [0] * 5

@@ -260,9 +260,10 @@ class ValidateConfig:
                         "schedule); a method stops where one more pass and a refit one pass longer would not fit, "
                         "and a later trial that does not fit is not tried. selection.json's token_budget.stopped "
                         "says what it stopped and why. Replayed on 132 recorded selections (benchmarks/replay_budget.py, "
-                        "docs/evaluation.md), 3 changes 4 choices: taobao's two recent runs lose 1.0% of the slice's "
-                        "HitRate for 29-40% fewer walk tokens (the direction trial cut), two small logs more; 4 "
-                        "changes 1. 0: no multiple (validate.bound_above alone).",
+                        "docs/evaluation.md), 3 changes 5 choices, no method: three taobao selections lose 1.0-1.5% "
+                        "of the slice's HitRate for 11-41% fewer walk tokens (the direction or short-schedule trial "
+                        "cut), two constructed or generated logs more; 4 changes 1. 0: no multiple "
+                        "(validate.bound_above alone).",
                         min=0)
     bound_above: int = opt(200_000_000, "At most this many walk tokens for the selection plus the refit (below "
                            "validate.budget's multiple), unless the training without validation alone exceeds "
