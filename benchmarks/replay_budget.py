@@ -157,7 +157,7 @@ def simulate(selection: dict, multiple: float) -> dict[str, Any]:
     if same:
         budget.reserve(cap, epochs if short_tried else 0, int(slice_pass * ratio) if dir_doc else 0, len(windows))
         short = None
-        if short_tried and budget.allows("short schedule"):  # the stage's block
+        if short_tried and budget.allows("short schedule", epochs):  # the stage's block
             curves[("short", 5)] = short_doc
             short = fit_and_score("short", config, method, max_epochs=epochs, patience=0,
                                   race=dataclasses.replace(later, rivals=[winner]),
@@ -174,7 +174,7 @@ def simulate(selection: dict, multiple: float) -> dict[str, Any]:
             curves[("undirected", 5)] = dir_doc
             directed = budget.slice_pass, budget.refit_pass
             budget.slice_pass, budget.refit_pass = int(slice_pass * ratio), int(refit_pass * ratio)
-            if budget.allows("undirected"):
+            if budget.allows("undirected", schedule if last_pass else 1):
                 choice = direction_trial("slice", "undirected", None, config, method, None, None, schedule,
                                          reference, last_pass, later, trackers)
             if choice is None or not choice.undirected:
@@ -185,7 +185,7 @@ def simulate(selection: dict, multiple: float) -> dict[str, Any]:
                 direction, reference = "undirected", choice.reference
                 epochs, value = choice.epochs or epochs, metric_value(
                     reference.curve[-1] if last_pass else reference.best, vcfg.metric)
-        if same and windows and budget.allows("window"):
+        if same and windows and budget.allows("window", schedule if last_pass else 1):
             for doc in windows:
                 curves[("slice" if direction == "directed" else "undirected", int(doc["window"]))] = doc
             config_w = config.replace("validate", windows=[5, *[int(d["window"]) for d in windows]])

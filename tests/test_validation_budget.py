@@ -100,6 +100,11 @@ def test_a_binding_budget_funds_the_later_trials_by_rank_and_says_what_it_stoppe
     # after 4 passes 1410 + 90 + a refit of 5 (500) = 2000 fits; after 5, 1500 + 90 + a refit of 6 does not
     assert passes == 5 and budget.spent == 1050 + 5 * 90
     assert budget.stopped["undirected"].startswith("stopped after 5 pass(es)")
+    # a trial judged at its last pass (the short schedule) starts only when all its passes fit
+    last = TokenBudget.for_run(10, 90, 100, 2.0, math.inf, refit_passes=5)
+    last.spent = 1200  # 1200 + 500 of refit: 3 passes fit (1970), 4 do not (2060)
+    assert last.allows("short schedule", 3) and not last.allows("short schedule", 4)
+    assert last.stopped["short schedule"].startswith("not tried: 1,200 walk tokens spent, 4 pass(es)")
     unbounded = TokenBudget.for_run(10, 90, 100, 0, math.inf)
     unbounded.spent = 10**12
     unbounded.reserve(cap=10, short_passes=5, undirected_pass=40, windows=1)

@@ -261,8 +261,8 @@ class ValidateConfig:
                         "and a later trial that does not fit is not tried. selection.json's token_budget.stopped "
                         "says what it stopped and why. Replayed on 132 recorded selections (benchmarks/replay_budget.py, "
                         "docs/evaluation.md), 3 changes 5 choices, no method: three taobao selections lose 1.0-1.5% "
-                        "of the slice's HitRate for 11-41% fewer walk tokens (the direction or short-schedule trial "
-                        "cut), two constructed or generated logs more; 4 changes 1. 0: no multiple "
+                        "of the slice's HitRate for 22-41% fewer walk tokens (the direction or short-schedule trial "
+                        "cut), two constructed or generated logs more; 4 changes only those two. 0: no multiple "
                         "(validate.bound_above alone).",
                         min=0)
     bound_above: int = opt(200_000_000, "At most this many walk tokens for the selection plus the refit (below "

@@ -195,7 +195,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
         def trackers(label: str) -> Any:  # a later trial of the chosen schedule
             return budget.tracker(vcfg.metric, label, schedule)
 
-        if not fixed and epochs < cap and budget.allows("short schedule"):
+        if not fixed and epochs < cap and budget.allows("short schedule", epochs):
             # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
             # passes. Which one the whole log trains with is decided on the slice too (one short trial).
             # It races the winner's curve (best so far against the winner's best within as many passes).
@@ -224,7 +224,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
         final = reference  # the trial whose pass the whole log trains (the window's, when another won)
         windows = None
         others = other_windows(config)  # the window's trial trains the chosen schedule once more per window
-        if others and budget.allows("window"):
+        if others and budget.allows("window", schedule if last_pass else 1):  # judged at its last pass: all
             windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
                                    later, trackers)
         if windows is not None:
@@ -308,7 +308,7 @@ def _try_direction(holdout: Any, sym: Any, config: Config, method: str, side: An
     budget.slice_pass, budget.refit_pass = len(sym_walks[0]), int(budget.refit_pass * longer)
     budget.walk_passes["refit_undirected"] = budget.refit_pass
     choice = None
-    if budget.allows("undirected"):
+    if budget.allows("undirected", schedule if last_pass else 1):  # a trial judged at its last pass: all of it
         choice = direction_trial(holdout, sym_slice, sym_walks, config, method, side, walks, schedule, reference,
                                  last_pass, race, trackers)
     if choice is None or not choice.undirected:  # the window's trial and the refit read the directed walks

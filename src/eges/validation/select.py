@@ -233,13 +233,13 @@ class TokenBudget:
 
         return on_pass
 
-    def untried(self, label: str) -> bool:
-        """Records that ``label`` cannot start (one slice pass and the refit do not fit beside the tokens kept for
-        the later trials ranked above it); True when so."""
+    def untried(self, label: str, passes: int = 1) -> bool:
+        """Records that ``label`` cannot start (``passes`` slice passes and the refit do not fit beside the tokens
+        kept for the later trials ranked above it); True when so."""
         kept, kept_for = self.kept_ahead(label)
-        if self.fits(1, tokens=kept):
+        if self.fits(passes, tokens=kept):
             return False
-        self.stopped[label] = (f"not tried: {_tokens(self.spent)} walk tokens spent, one pass and a refit of "
+        self.stopped[label] = (f"not tried: {_tokens(self.spent)} walk tokens spent, {passes} pass(es) and a refit of "
                                f"{self.refit_passes} pass(es) would pass {_tokens(self.limit)}"
                                + (f" ({_tokens(kept)} kept for {', '.join(kept_for)})" if kept else ""))
         return True
@@ -267,12 +267,13 @@ class TokenBudget:
                 kept, kept_for = kept + tokens, kept_for + [ahead]
         return kept, kept_for
 
-    def allows(self, label: str) -> bool:
-        """Whether later trial ``label`` (one of :data:`LATER_TRIALS`) starts: as a method, when one slice pass
-        and the refit fit beside the tokens kept for the trials ranked above it (:meth:`kept_ahead`); its tracker
-        then stops it where one more pass would not fit. Its own reservation is released either way."""
+    def allows(self, label: str, passes: int = 1) -> bool:
+        """Whether later trial ``label`` (one of :data:`LATER_TRIALS`) starts: as a method, when ``passes`` slice
+        passes (1; all of them for a trial judged at its last pass) and the refit fit beside the tokens kept for
+        the trials ranked above it (:meth:`kept_ahead`); its tracker then stops it where one more pass would not
+        fit. Its own reservation is released either way."""
         self.reserved.pop(label, None)
-        return not self.untried(label)
+        return not self.untried(label, passes)
 
     def record(self) -> dict[str, Any]:
         """What selection.json says of the budget (``slice_pass``/``refit_pass``: the walks the refit reads)."""
