@@ -14,10 +14,10 @@ from eges.config import default_config
 from eges.layout import SELECTION
 from eges.validation import fit_and_score, make_holdout
 from eges.validation import select as select_module
-from eges.validation.select import TokenBudget
+from eges.validation.select import Race, TokenBudget, Trial
 
 
-def test_a_rising_curve_stops_where_one_more_pass_and_its_refit_would_not_fit(monkeypatch):
+def _holdout():
     rng = np.random.default_rng(0)
     users, items, length = 200, 20, 5
     steps = rng.integers(1, 3, size=(users, length))
@@ -26,7 +26,11 @@ def test_a_rising_curve_stops_where_one_more_pass_and_its_refit_would_not_fit(mo
     ts = (np.repeat(rng.permutation(users), length) * 100 + np.tile(np.arange(length), users)).astype(np.int64)
     cfg = (default_config().replace("train", dimension=8, threads=1, sample=0.0)
            .replace("walks", walks_per_node=2, threads=1))
-    holdout = make_holdout(item, position, ts * 1000, items, cfg, has_catalog=False, seed=0)
+    return make_holdout(item, position, ts * 1000, items, cfg, has_catalog=False, seed=0), cfg
+
+
+def test_a_rising_curve_stops_where_one_more_pass_and_its_refit_would_not_fit(monkeypatch):
+    holdout, cfg = _holdout()
     figures = iter([0.1 * i for i in range(1, 11)])  # rises every pass: the early stop never fires
     monkeypatch.setattr(select_module, "score_vectors", lambda *a, **k: {
         "hitrate": next(figures), "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan})
@@ -62,3 +66,101 @@ def test_a_bounded_selection_never_trains_more_than_the_run_without_it(sample, t
     assert "validate.bound_above" in selection["why"]
     tried = [t["method"] for t in selection["trials"]]
     assert sorted(tried + budget["untried"]) == sorted(selection["candidates"])
+
+
+# ---- validate.budget: the selection within a multiple of the training without validation (issue 19, cost)
+
+def test_the_limit_is_a_multiple_of_the_training_within_the_absolute_bound():
+    from eges.validation.select import token_limit
+
+    assert token_limit(57e6, 3, 200e6) == 171e6  # taobao: three times its training
+    assert token_limit(100e6, 3, 200e6) == 200e6  # the absolute bound caps the multiple
+    assert token_limit(379e6, 3, 200e6) == 379e6  # a large log selects within its own training
+    assert token_limit(57e6, 0, 200e6) == 200e6  # 0: no multiple, the bound alone
+    assert token_limit(57e6, 0, math.inf) == math.inf  # nothing bounds
+
+
+def test_a_binding_budget_funds_the_later_trials_by_rank_and_says_what_it_stopped():
+    # training 10 x 100 = 1000 tokens, limit 2000; the methods spent 1000, the refit is 5 passes (500)
+    budget = TokenBudget.for_run(10, 90, 100, 2.0, math.inf)
+    budget.spent, budget.refit_passes = 1000, 5
+    budget.reserve(cap=10, short_passes=5, undirected_pass=40, windows=1)  # 400 (+ a refit no longer) ; 900
+    assert budget.reserved == {"short schedule": 450, "undirected": 400, "window": 900}
+    # the short schedule ranks last: one pass fits, but not beside the direction's 400 kept ahead of it
+    # (1000 + 90 + 400 + 500 = 1990 fits; the window's 900 cannot fit beside them, so it keeps nothing)
+    assert budget.allows("short schedule")
+    budget.spent = 1050  # a shorter pass taken: now 1050 + 90 + 400 + 500 = 2040 does not fit
+    budget.reserved["short schedule"] = 450
+    assert not budget.allows("short schedule")
+    assert "kept for undirected" in budget.stopped["short schedule"]
+    assert budget.allows("undirected")  # the direction keeps nothing ahead of it
+    # the tracker stops a trial where one more pass and a refit one pass longer would not fit
+    track = budget.tracker("hitrate", "undirected")
+    passes = next(i for i in range(1, 10) if track({"hitrate": 0.1 * i}))  # rising: the best is the last pass
+    # after 4 passes 1410 + 90 + a refit of 5 (500) = 2000 fits; after 5, 1500 + 90 + a refit of 6 does not
+    assert passes == 5 and budget.spent == 1050 + 5 * 90
+    assert budget.stopped["undirected"].startswith("stopped after 5 pass(es)")
+    # a trial judged at its last pass (the short schedule) starts only when all its passes fit
+    last = TokenBudget.for_run(10, 90, 100, 2.0, math.inf, refit_passes=5)
+    last.spent = 1200  # 1200 + 500 of refit: 3 passes fit (1970), 4 do not (2060)
+    assert last.allows("short schedule", 3) and not last.allows("short schedule", 4)
+    assert last.stopped["short schedule"].startswith("not tried: 1,200 walk tokens spent, 4 pass(es)")
+    unbounded = TokenBudget.for_run(10, 90, 100, 0, math.inf)
+    unbounded.spent = 10**12
+    unbounded.reserve(cap=10, short_passes=5, undirected_pass=40, windows=1)
+    assert unbounded.allows("short schedule") and not unbounded.tracker("hitrate", "x")({"hitrate": 0.1})
+    assert not unbounded.stopped and unbounded.sentence(0, math.inf) == ""
+
+
+def _run(cli, sample, out, *settings):
+    cli("run", "--events", sample / "events.parquet", "--items", sample / "items.parquet", "--out", out,
+        "--set", "walks.walks_per_node=4", "--set", "train.dimension=8", "--set", "train.threads=1",
+        *[a for s in settings for a in ("--set", s)], "--quiet")
+    manifest = json.loads((out / "manifest.json").read_text())
+    return json.loads((out / SELECTION).read_text()), manifest["stages"]["validate"]["details"]
+
+
+def test_a_binding_budget_stops_methods_and_trials_and_records_why(sample, tmp_path, cli):
+    selection, details = _run(cli, sample, tmp_path / "run", "validate.budget=1.5")
+    budget = selection["token_budget"]
+    assert budget["limit"] == 1.5 * budget["training"] > 0
+    assert budget["stopped"] and details["budget_stopped"] == budget["stopped"]
+    refit = selection["epochs"] * budget["refit_pass"]
+    assert budget["spent"] + refit <= budget["limit"]
+    tried = [t["method"] for t in selection["trials"]]
+    assert sorted(tried + budget["untried"]) == sorted(selection["candidates"])
+    # every method that did not reach its own end, and every later trial not run, is named with its reason
+    for trial in selection["trials"]:
+        if len(trial["curve"]) < selection["max_epochs"] and not trial["stopped_early"] and not trial.get("dropped"):
+            assert trial["method"] in budget["stopped"]
+    later = {"short schedule": selection["short_schedule"], "undirected": selection["direction_trial"],
+             "window": selection["window_trials"] or None}
+    assert any(later[k] is None and k in budget["stopped"] for k in later)
+    assert "validate.budget" in selection["why"] and "the budget stopped" in selection["why"]
+
+
+def test_an_unbounded_budget_changes_nothing(sample, tmp_path, cli):
+    runs = [_run(cli, sample, tmp_path / name, f"validate.budget={b}", "validate.bound_above=10000000000")
+            for name, b in (("none", 0), ("huge", 1000))]
+    (first, _), (second, _) = runs
+    for selection in (first, second):
+        assert not selection["token_budget"]["stopped"] and "the budget stopped" not in selection["why"]
+
+    def shape(s):
+        return (s["method"], s["epochs"], s["window"], s["direction"], s["schedule_epochs"],
+                [len(t["curve"]) for t in s["trials"]], s["token_budget"]["spent"])
+
+    assert shape(first) == shape(second)
+
+
+def test_a_race_is_still_recorded_when_the_budget_stops_the_same_pass(monkeypatch):
+    holdout, cfg = _holdout()
+    monkeypatch.setattr(select_module, "score_vectors", lambda *a, **k: {
+        "hitrate": 0.1, "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan})
+    leader = Trial("eges", "hitrate", 1, [{"epoch": 1, "hitrate": 0.5}, {"epoch": 2, "hitrate": 0.5}],
+                   {"epoch": 1, "hitrate": 0.5}, 0.0, False)
+    budget = TokenBudget(limit=500, slice_pass=90, refit_pass=100)  # 2 passes + a refit of 3 = 480; 3 passes not
+    trial = fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=0, race=Race("hitrate", 0.1, 0.1, [leader]),
+                          on_pass=budget.tracker("hitrate", "bge", 10))
+    assert len(trial.curve) == 2 and "bge" in budget.stopped
+    assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it would have stopped it too

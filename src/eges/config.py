@@ -261,11 +261,23 @@ class ValidateConfig:
                               "recorded selections (187 later trials, 67 that won), 0.05 stops no winner and saves "
                               "108 of 752 passes, 0.1 saves 67, 0.03 stops one winner (docs/evaluation.md, "
                               "benchmarks/replay_trials.py). 0 races no trial (patience still stops it).", min=0, max=1)
-    bound_above: int = opt(200_000_000, "A log whose training without validation (the epochs rule's passes x its "
-                           "walk tokens) exceeds this many walk tokens selects within that training's tokens: the "
-                           "slice's passes plus the refit's stay within it, so validation never makes a large log's "
-                           "run longer; methods and passes that would not fit are not tried. Below it (every real "
-                           "log of the study; the 10 M-event log trains 380 M) the search runs in full.", min=0)
+    budget: float = opt(3.0, "The walk tokens the selection may spend, its slice passes plus the refit's, as a "
+                        "multiple of the training without validation (the epochs rule's passes x the whole log's "
+                        "walk tokens). Spent in order: the methods' race (the method auto resolves to first), then "
+                        "the later trials by how often they won on recorded selections (direction, window, short "
+                        "schedule); a method stops where one more pass and a refit one pass longer would not fit, "
+                        "and a later trial that does not fit is not tried. selection.json's token_budget.stopped "
+                        "says what it stopped and why. Replayed on 132 recorded selections (benchmarks/replay_budget.py, "
+                        "docs/evaluation.md), 3 changes 5 choices, no method: three taobao selections lose 1.0-1.5% "
+                        "of the slice's HitRate for 22-41% fewer walk tokens (the direction or short-schedule trial "
+                        "cut), two constructed or generated logs more; 4 changes only those two. 0: no multiple "
+                        "(validate.bound_above alone).",
+                        min=0)
+    bound_above: int = opt(200_000_000, "At most this many walk tokens for the selection plus the refit (below "
+                           "validate.budget's multiple), unless the training without validation alone exceeds "
+                           "it: such a large log selects within that training's tokens, so validation never makes "
+                           "its run longer (the 10 M-event log trains 380 M); methods, passes and trials that would "
+                           "not fit are not tried.", min=0)
     patience: int = opt(2, "Stop after this many passes without improvement, keeping the best pass "
                         "(docs/studies/validation.md).", min=1, max=1000)
     min_delta: float = opt(0.0, "An improvement smaller than this does not count.", min=0, max=1)

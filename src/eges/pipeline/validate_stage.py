@@ -30,10 +30,10 @@ from eges.layout import (
 from eges.methods import allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
-from eges.validation.variants import DirectionChoice, direction_trial, window_trial
+from eges.validation.variants import DirectionChoice, direction_trial, other_windows, window_trial
 
 if TYPE_CHECKING:
-    from eges.validation.select import Race
+    from eges.validation.select import Race, TokenBudget
 
 log = logging.getLogger("eges")
 
@@ -157,13 +157,12 @@ def validate_stage(ctx: StageContext) -> StageResult:
     vcfg = config.validate
     side = _side_info(ctx, vocab) if has_catalog else None
     walks = training_walks(holdout, config)
-    # The token budget of the epochs rule caps the passes tried, so a large log's selection costs no more than
-    # its training did; an explicit train.epochs is tried as it is (its curve is recorded, nothing stops it).
+    # The token budget of the epochs rule caps the passes tried; an explicit train.epochs is tried as it is.
     full_pass = int(len(walks[0]) / (1 - vcfg.fraction))
     cap = fixed or min(vcfg.max_epochs, auto_epochs(full_pass))
-    # A large log selects within the tokens its training alone would take (validate.bound_above).
-    budget = TokenBudget(cap * full_pass if cap * full_pass > vcfg.bound_above else float("inf"), len(walks[0]),
-                         full_pass, refit_passes=fixed)
+    # The slice's passes plus the refit stay within validate.budget x the training without validation, and within
+    # validate.bound_above unless that training alone is above it (select.token_limit).
+    budget = TokenBudget.for_run(cap, len(walks[0]), full_pass, vcfg.budget, vcfg.bound_above, refit_passes=fixed)
     untried = []
     compile_kernel()
     trials = []
@@ -172,11 +171,12 @@ def validate_stage(ctx: StageContext) -> StageResult:
     for method in race_order(methods):
         if cap == 1 and len(methods) == 1:
             break  # one pass, one method: nothing to choose
-        if not budget.fits(1):
+        if budget.untried(method):
             untried.append(method)
             continue
         trials.append(fit_and_score(holdout, config, method, side, max_epochs=cap, walks=walks,
-                                    patience=0 if fixed else None, race=race, on_pass=budget.tracker(vcfg.metric)))
+                                    patience=0 if fixed else None, race=race,
+                                    on_pass=budget.tracker(vcfg.metric, method, cap)))
         ctx.echo(f"  [validate] {method}: best {trials[-1].metric} {trials[-1].score:.4f} at pass "
                  f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
     schedule, short, direction = cap, None, None
@@ -185,17 +185,22 @@ def validate_stage(ctx: StageContext) -> StageResult:
     if trials:
         winner, why = choose(trials, held_out, vcfg.cold_tolerance)
         method, epochs = winner.method, fixed or winner.best_epochs
+        budget.refit_passes = epochs  # the refit trains the chosen passes: the other methods' best no longer count
         if fixed:
             why += f"; train.epochs = {fixed} is set, so the whole log trains {fixed} pass(es)"
         # The later trials race by the same rule at their own margin (validate.trial_margin).
         later = dataclasses.replace(race, margin=0.0 if fixed else vcfg.trial_margin)
-        if not fixed and epochs < cap and budget.fits(epochs):
+        sym = _reserve_later(ctx, budget, holdout, config, walks, cap, epochs, short_tried=not fixed and epochs < cap)
+
+        def trackers(label: str) -> Any:  # a later trial of the chosen schedule
+            return budget.tracker(vcfg.metric, label, schedule)
+
+        if not fixed and epochs < cap and budget.allows("short schedule", epochs):
             # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
             # passes. Which one the whole log trains with is decided on the slice too (one short trial).
             # It races the winner's curve (best so far against the winner's best within as many passes).
             short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0,
-                                  race=dataclasses.replace(later, rivals=[winner]))
-            budget.spent += len(short.curve) * budget.slice_pass
+                                  race=dataclasses.replace(later, rivals=[winner]), on_pass=budget.tracker(vcfg.metric, "short schedule", epochs))
             if short.dropped:
                 raced_out["short schedule"] = short.dropped
                 why += f"; a schedule decaying over {epochs} pass(es) raced out ({short.dropped})"
@@ -206,8 +211,8 @@ def validate_stage(ctx: StageContext) -> StageResult:
         reference, last_pass = short if schedule != cap else winner, bool(fixed) or schedule != cap
         # The graph's direction, then the window (on the chosen graph's walks): each trains the recipe once more.
         # Both race the reference's curve, as the methods raced each other (an explicit train.epochs: no race).
-        direction = _try_direction(ctx, holdout, config, method, side, walks, schedule, reference, last_pass,
-                                   budget, later)
+        direction = _try_direction(holdout, sym, config, method, side, walks, schedule, reference, last_pass,
+                                   budget, later, trackers)
         if direction is not None:
             if direction.trial.get("dropped"):
                 raced_out["undirected"] = direction.trial["dropped"]
@@ -218,12 +223,12 @@ def validate_stage(ctx: StageContext) -> StageResult:
             holdout_used = holdout
         final = reference  # the trial whose pass the whole log trains (the window's, when another won)
         windows = None
-        if budget.fits(schedule):  # the window's trial trains the chosen schedule once more (if it fits)
+        others = other_windows(config)  # the window's trial trains the chosen schedule once more per window
+        if others and budget.allows("window", schedule if last_pass else 1):  # judged at its last pass: all
             windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
-                                   later)
+                                   later, trackers)
         if windows is not None:
             window, window_trials = windows.window, windows.trials
-            budget.spent += sum(len(t["curve"]) for t in window_trials) * budget.slice_pass
             raced_out.update({f"window {t['window']}": t["dropped"] for t in window_trials if t.get("dropped")})
             why += windows.why
             if windows.epochs:
@@ -233,10 +238,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
         if centred:
             why += ("; vectors centred (the slice's AUC at that pass was higher with the mean of the items' "
                     "vectors subtracted: validate.try_centred)")
-        if budget.limit < float("inf"):
-            why += (f"; a large log selects within the {budget.limit / 1e6:.0f} M walk tokens its training alone "
-                    f"takes (validate.bound_above): {budget.spent / 1e6:.0f} M on the slice"
-                    + (f", {', '.join(untried)} not tried" if untried else ""))
+        why += budget.sentence(vcfg.budget, vcfg.bound_above)
     else:
         method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
         schedule, centred = 1, False
@@ -252,9 +254,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
            "raced_out": raced_out,
            "holdout": holdout.stats,
            "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3),
-           "token_budget": {"limit": budget.limit if budget.limit < float("inf") else None,
-                            "spent": budget.spent, "slice_pass": budget.slice_pass, "refit_pass": full_pass,
-                            "untried": untried}}
+           "token_budget": {**budget.record(), "untried": untried}}
     _write(ctx, doc, trials)
     curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
              for t in trials}
@@ -264,6 +264,8 @@ def validate_stage(ctx: StageContext) -> StageResult:
     details["curve"] = curve
     if raced_out:  # the later trials (short schedule, direction, window) the race stopped, and why
         details["raced_out"] = raced_out
+    if budget.stopped:  # methods, passes and later trials the token budget stopped or did not start, and why
+        details["budget_stopped"] = dict(budget.stopped)
     return StageResult(rows_in, sum(len(t.curve) for t in trials), why, details)
 
 
@@ -274,28 +276,43 @@ def tries_direction(inputs: RunInputs, config: Config) -> bool:
             and not config.graph.undirected)
 
 
-def _try_direction(ctx: StageContext, holdout: Any, config: Config, method: str, side: Any, walks: Any,
-                   schedule: int, reference: Any, last_pass: bool, budget: Any,
-                   race: Race | None = None) -> DirectionChoice | None:
-    """The direction's trial when the run may choose it (:func:`tries_direction`) and it fits the token bound
-    (its slice passes on the undirected walks, and a refit on walks as much longer as the slice's are, are
-    counted); else None (the graph stays directed). ``race``: the race the trial runs against the reference."""
+def _reserve_later(ctx: StageContext, budget: TokenBudget, holdout: Any, config: Config, walks: Any, cap: int,
+                   epochs: int, short_tried: bool) -> Any:
+    """Set aside in ``budget`` the tokens of the later trials the run will try (at most ``cap`` passes each; the
+    short schedule ``epochs``), so that one ranked lower (select.LATER_TRIALS) runs only when those ranked above
+    it still fit; the slice made undirected and its walks when the direction is tried (:func:`tries_direction`),
+    else None."""
     from eges.validation import made_undirected, training_walks
 
-    if not tries_direction(ctx.inputs, ctx.config) or not budget.fits(schedule):
+    sym = None
+    if tries_direction(ctx.inputs, ctx.config):
+        sym_slice = made_undirected(holdout)
+        sym = (sym_slice, training_walks(sym_slice, config))
+    budget.reserve(cap, epochs if short_tried else 0, len(sym[1][0]) if sym is not None else 0,
+                   len(other_windows(config)))
+    return sym
+
+
+def _try_direction(holdout: Any, sym: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
+                   reference: Any, last_pass: bool, budget: TokenBudget, race: Race | None = None,
+                   trackers: Any = None) -> DirectionChoice | None:
+    """The direction's trial when the run may choose it (``sym``: the slice made undirected and its walks, from
+    :func:`_reserve_later`) and it fits the token budget (its slice passes on the undirected walks, and a refit
+    on walks as much longer as the slice's are, are counted); else None (the graph stays directed).
+    ``race``: the race the trial runs against the reference; ``trackers`` count its passes in the budget."""
+    if sym is None:
         return None
-    sym = made_undirected(holdout)
-    sym_walks = training_walks(sym, config)
+    sym_slice, sym_walks = sym
     longer = len(sym_walks[0]) / max(len(walks[0]), 1)  # the undirected graph's walks end less often
-    undirected_budget = dataclasses.replace(budget, slice_pass=len(sym_walks[0]),
-                                            refit_pass=int(budget.refit_pass * longer))
-    if not undirected_budget.fits(schedule):
-        return None
-    choice = direction_trial(holdout, sym, sym_walks, config, method, side, walks, schedule, reference, last_pass,
-                             race)
-    budget.spent += len(choice.trial["curve"]) * len(sym_walks[0])
-    if choice.undirected:  # the window's trial and the refit read the longer walks
-        budget.slice_pass, budget.refit_pass = undirected_budget.slice_pass, undirected_budget.refit_pass
+    directed = budget.slice_pass, budget.refit_pass
+    budget.slice_pass, budget.refit_pass = len(sym_walks[0]), int(budget.refit_pass * longer)
+    budget.walk_passes["refit_undirected"] = budget.refit_pass
+    choice = None
+    if budget.allows("undirected", schedule if last_pass else 1):  # a trial judged at its last pass: all of it
+        choice = direction_trial(holdout, sym_slice, sym_walks, config, method, side, walks, schedule, reference,
+                                 last_pass, race, trackers)
+    if choice is None or not choice.undirected:  # the window's trial and the refit read the directed walks
+        budget.slice_pass, budget.refit_pass = directed
     return choice
 
 

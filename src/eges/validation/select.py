@@ -156,26 +156,64 @@ def race_order(methods: list[str]) -> list[str]:
     return sorted(methods, key=lambda m: (m != first, not method_of(m).side_info))
 
 
+#: The later trials of the chosen recipe in the order a token budget funds them: by how often each won on the
+#: 132 selections recorded on the study's logs (benchmarks/replay_budget.py: the direction won 21 of 28 times,
+#: a narrower window 18 of 49, the short schedule 35 of 114). They still run in the stage's order (short schedule, direction, window); a trial runs
+#: only if it fits with the tokens of those ranked above it that are still to run set aside.
+LATER_TRIALS = ("undirected", "window", "short schedule")
+
+
+def token_limit(training: float, multiple: float, bound_above: float) -> float:
+    """The walk tokens a selection may train, its slice passes plus the refit's: ``multiple`` times ``training``
+    (the run without validation: the epochs rule's passes x the whole log's walk tokens; validate.budget, 0 = no
+    multiple), at most ``bound_above`` (validate.bound_above), and never less than ``training`` itself: a log
+    whose training alone exceeds the bound selects within that training, so validation never makes it longer.
+    The one home of both rules."""
+    relative = multiple * training if multiple > 0 else math.inf
+    return max(float(training), min(relative, float(bound_above)))
+
+
+def _tokens(n: float) -> str:
+    """Walk tokens as a sentence says them: "57.3 M" on a real log, "786" on a test's."""
+    return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n:,.0f}"
+
+
 @dataclasses.dataclass
 class TokenBudget:
-    """Walk tokens a large log's selection may train: its slice passes plus the refit's passes stay within
-    ``limit``, the tokens the epochs rule's run trains without validation, so validation never makes such a run
-    longer than it was. The refit is counted at the most passes any method's best pass so far asks for, and a
-    method goes on only while one more pass and a refit one pass longer still fit. ``limit`` inf: no bound."""
+    """Walk tokens a selection may train: its slice passes plus the refit's passes stay within ``limit``
+    (:func:`token_limit`). The refit is counted at the most passes any method's best pass so far asks for (after
+    the choice, at the chosen passes), and a method goes on only while one more pass and a refit one pass longer
+    still fit. ``limit`` inf: no bound. What the bound stopped is recorded in ``stopped`` (what -> why)."""
 
     limit: float
     slice_pass: int  # walk tokens of one pass over the slice's walks
     refit_pass: int  # walk tokens of one pass over the whole log's walks
     spent: int = 0
     refit_passes: int = 0
+    training: int = 0  # the run without validation's walk tokens (what the limit is a multiple of)
+    stopped: dict[str, str] = dataclasses.field(default_factory=dict)
+    reserved: dict[str, int] = dataclasses.field(default_factory=dict)  # later trials still to run: their tokens
+    walk_passes: dict[str, int] = dataclasses.field(default_factory=dict)  # tokens of a pass, by walks (recorded)
 
-    def fits(self, passes: int, refit_passes: int = 0) -> bool:
-        """Whether ``passes`` more slice passes and a refit of ``refit_passes`` (at least the current) fit."""
+    @classmethod
+    def for_run(cls, passes: int, slice_pass: int, refit_pass: int, multiple: float, bound_above: float,
+                refit_passes: int = 0) -> TokenBudget:
+        """The budget of a run whose training without validation is ``passes`` x ``refit_pass`` tokens."""
+        training = passes * refit_pass
+        return cls(token_limit(training, multiple, bound_above), slice_pass, refit_pass,
+                   refit_passes=refit_passes, training=training,
+                   walk_passes={"slice": slice_pass, "refit": refit_pass})
+
+    def fits(self, passes: int, refit_passes: int = 0, tokens: int = 0) -> bool:
+        """Whether ``passes`` more slice passes (and ``tokens`` more), and a refit of ``refit_passes`` (at least
+        the current), fit."""
         refit = max(self.refit_passes, refit_passes)
-        return self.spent + passes * self.slice_pass + refit * self.refit_pass <= self.limit
+        return self.spent + passes * self.slice_pass + tokens + refit * self.refit_pass <= self.limit
 
-    def tracker(self, metric: str) -> PassCallback:
-        """An ``on_pass`` for one trial: counts its pass, and stops it once another pass would not fit."""
+    def tracker(self, metric: str, label: str = "", most: int = 0) -> PassCallback:
+        """An ``on_pass`` for one trial of at most ``most`` passes (0: no end known): counts its pass, and stops
+        it once another pass and a refit one pass longer would not fit beside the tokens kept for the later trials
+        ranked above ``label``; recorded under ``label`` in ``stopped`` (not at its last pass: it ends there)."""
         values: list[float] = []
 
         def on_pass(row: dict[str, float]) -> bool:
@@ -184,9 +222,75 @@ class TokenBudget:
             values.append(value if value == value else -math.inf)
             best = 1 + int(np.argmax(values))
             self.refit_passes = max(self.refit_passes, best)
-            return not self.fits(1, len(values) + 1)
+            kept, kept_for = self.kept_ahead(label, len(values) + 1)
+            full = not self.fits(1, len(values) + 1, kept) and not (most and len(values) >= most)
+            if full and label:
+                self.stopped[label] = (f"stopped after {len(values)} pass(es): one more and a refit of "
+                                       f"{max(self.refit_passes, len(values) + 1)} would pass "
+                                       f"{_tokens(self.limit)} walk tokens"
+                                       + (f" ({_tokens(kept)} kept for {', '.join(kept_for)})" if kept else ""))
+            return full
 
         return on_pass
+
+    def untried(self, label: str, passes: int = 1) -> bool:
+        """Records that ``label`` cannot start (``passes`` slice passes and the refit do not fit beside the tokens
+        kept for the later trials ranked above it); True when so."""
+        kept, kept_for = self.kept_ahead(label)
+        if self.fits(passes, tokens=kept):
+            return False
+        self.stopped[label] = (f"not tried: {_tokens(self.spent)} walk tokens spent, {passes} pass(es) and a refit of "
+                               f"{self.refit_passes} pass(es) would pass {_tokens(self.limit)}"
+                               + (f" ({_tokens(kept)} kept for {', '.join(kept_for)})" if kept else ""))
+        return True
+
+    def reserve(self, cap: int, short_passes: int, undirected_pass: int, windows: int) -> None:
+        """Set aside the later trials' tokens, each at its most: the short schedule ``short_passes`` slice passes
+        (0: not tried); the direction ``cap`` passes of ``undirected_pass`` tokens (0: not tried) and the refit
+        on walks as much longer; each of ``windows`` other windows ``cap`` passes on the longer walks."""
+        longer = undirected_pass / max(self.slice_pass, 1)
+        if undirected_pass:
+            self.walk_passes["slice_undirected"] = undirected_pass
+        plan = {"short schedule": short_passes * self.slice_pass,
+                "undirected": cap * undirected_pass + int(self.refit_passes * self.refit_pass * max(longer - 1, 0)),
+                "window": windows * cap * max(self.slice_pass, undirected_pass)}
+        self.reserved = {label: tokens for label, tokens in plan.items() if tokens}
+
+    def kept_ahead(self, label: str, refit_passes: int = 0) -> tuple[int, list[str]]:
+        """The tokens kept for the later trials ranked above ``label``'s (:data:`LATER_TRIALS`) still to run: each,
+        in rank order, that fits with those before it (a trial that cannot fit anyway keeps nothing)."""
+        rank = next((i for i, name in enumerate(LATER_TRIALS) if label.startswith(name)), 0)
+        kept, kept_for = 0, []
+        for ahead in LATER_TRIALS[:rank]:
+            tokens = self.reserved.get(ahead, 0)
+            if tokens and self.fits(0, refit_passes, kept + tokens):
+                kept, kept_for = kept + tokens, kept_for + [ahead]
+        return kept, kept_for
+
+    def allows(self, label: str, passes: int = 1) -> bool:
+        """Whether later trial ``label`` (one of :data:`LATER_TRIALS`) starts: as a method, when ``passes`` slice
+        passes (1; all of them for a trial judged at its last pass) and the refit fit beside the tokens kept for
+        the trials ranked above it (:meth:`kept_ahead`); its tracker then stops it where one more pass would not
+        fit. Its own reservation is released either way."""
+        self.reserved.pop(label, None)
+        return not self.untried(label, passes)
+
+    def record(self) -> dict[str, Any]:
+        """What selection.json says of the budget (``slice_pass``/``refit_pass``: the walks the refit reads)."""
+        bounded = self.limit < math.inf
+        return {"limit": self.limit if bounded else None, "training": self.training, "spent": self.spent,
+                "slice_pass": self.slice_pass, "refit_pass": self.refit_pass, "walk_passes": dict(self.walk_passes),
+                "stopped": dict(self.stopped)}
+
+    def sentence(self, multiple: float, bound_above: float) -> str:
+        """The choice's sentence's tail: what the budget stopped, and within what ("" when it stopped nothing)."""
+        if not self.stopped:
+            return ""
+        rule = "validate.bound_above" if bound_above < multiple * self.training or not multiple else "validate.budget"
+        why = (f"; selected within {_tokens(self.limit)} walk tokens ({rule}: "
+               f"{self.limit / max(self.training, 1):.2g} x the {_tokens(self.training)} of the training without "
+               f"validation), {_tokens(self.spent)} of them on the slice")
+        return why + "; the budget stopped " + "; ".join(f"{k}: {v}" for k, v in self.stopped.items())
 
 
 def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo | None = None,
@@ -244,9 +348,9 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         if patience and epoch - best["epoch"] >= patience and epoch < max_epochs:
             state["stopped"] = True
             stop = True
-        if race is not None and epoch < max_epochs and not stop:
+        if race is not None and epoch < max_epochs and not state["stopped"]:  # also when a budget stops it
             state["dropped"] = race.trails(curve)
-            stop = bool(state["dropped"])
+            stop = stop or bool(state["dropped"])
         return stop
 
     train_stream(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, on_epoch=after_pass,

@@ -7,10 +7,14 @@ arrays: nothing is read or written."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from eges.config import Config
-from eges.validation.select import Race, window_pace
+from eges.validation.select import PassCallback, Race, window_pace
+
+#: Gives each variant (by its label) the ``on_pass`` its trial reports to (a token budget's tracker).
+Trackers = Callable[[str], PassCallback]
 
 
 class Variant(NamedTuple):
@@ -35,7 +39,7 @@ class Verdict(NamedTuple):
 
 
 def try_variants(variants: list[Variant], method: str, side: Any, schedule: int, reference: Any,
-                 last_pass: bool, race: Race | None = None) -> Verdict:
+                 last_pass: bool, race: Race | None = None, trackers: Trackers | None = None) -> Verdict:
     """The chosen recipe (method, passes, schedule) trained once more per variant; the window's and the graph
     direction's trials share this rule. A variant wins when it scores higher on ``validate.metric`` than the
     reference and every variant before it that won (at the last pass when the passes are fixed or the short
@@ -45,7 +49,8 @@ def try_variants(variants: list[Variant], method: str, side: Any, schedule: int,
     ``race`` (its metric and margins; its rivals are replaced): each variant races the reference and the variants
     that won before it, as the methods race each other. Its best so far is compared with theirs within as many
     passes, whichever pass the verdict reads: a variant's last pass is never above its best, and a schedule that
-    decays faster is judged against the reference's best of as many passes, not its pass at the same rate."""
+    decays faster is judged against the reference's best of as many passes, not its pass at the same rate.
+    ``trackers``: each variant's trial reports its passes to ``trackers(label)`` (a token budget), which may stop it."""
     from eges.validation import fit_and_score, metric_value  # at call time: tests script fit_and_score
 
     def at(trial: Any) -> dict[str, float]:
@@ -61,7 +66,8 @@ def try_variants(variants: list[Variant], method: str, side: Any, schedule: int,
         if race is not None:
             race.pace = variant.pace
         trial = fit_and_score(variant.holdout, variant.config, method, side, max_epochs=schedule,
-                              walks=variant.walks, patience=0 if last_pass else None, race=race)
+                              walks=variant.walks, patience=0 if last_pass else None, race=race,
+                              on_pass=trackers(variant.label) if trackers is not None else None)
         row = at(trial)
         value, cold = metric_value(row, metric), float(row.get("cold_auc", float("nan")))
         cold_ok = base_cold != base_cold or (cold == cold and cold >= base_cold - tolerance)
@@ -87,22 +93,29 @@ class WindowChoice(NamedTuple):
     trial: Any = None  # the chosen window's trial when another window won (its row says whether it was centred)
 
 
+def other_windows(config: Config) -> list[int]:
+    """The windows :func:`window_trial` tries besides ``train.window`` (none when the window is the user's)."""
+    vcfg, default = config.validate, config.train.window
+    others = [w for w in dict.fromkeys(vcfg.windows[1:]) if w != default]
+    return others if vcfg.windows and vcfg.windows[0] == default else []
+
+
 def window_trial(holdout: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
-                 reference: Any, last_pass: bool, race: Race | None = None) -> WindowChoice | None:
+                 reference: Any, last_pass: bool, race: Race | None = None,
+                 trackers: Trackers | None = None) -> WindowChoice | None:
     """The chosen recipe (method, passes, schedule) trained once more per other window of ``validate.windows``
     (:func:`try_variants`).
 
     Why: on a small basket catalog a walk with the default window reaches most items, so every item's context is
     alike, and a narrow window keeps the basket's neighbours; on a rating log it costs ranking. No constant fits,
     so the slice decides. Only when ``train.window`` is the first of ``validate.windows`` (an other window is the
-    user's). ``reference`` is the default window's trial; ``race`` as in :func:`try_variants`."""
-    vcfg, default = config.validate, config.train.window
-    others = [w for w in dict.fromkeys(vcfg.windows[1:]) if w != default]
-    if not vcfg.windows or vcfg.windows[0] != default or not others:
+    user's). ``reference`` is the default window's trial; ``race`` and ``trackers`` as in :func:`try_variants`."""
+    default, others = config.train.window, other_windows(config)
+    if not others:
         return None
     verdict = try_variants([Variant(f"window {w}", {"window": w}, holdout, config.replace("train", window=w),
                                     walks, window_pace(w, default)) for w in others],
-                           method, side, schedule, reference, last_pass, race)
+                           method, side, schedule, reference, last_pass, race, trackers)
     if verdict.chosen is not None:
         chosen = verdict.chosen.record["window"]
         at_passes = f" at {verdict.epochs} pass(es)" if verdict.epochs else ""
@@ -126,15 +139,16 @@ class DirectionChoice(NamedTuple):
 
 
 def direction_trial(holdout: Any, sym: Any, sym_walks: Any, config: Config, method: str, side: Any, walks: Any,
-                    schedule: int, reference: Any, last_pass: bool, race: Race | None = None) -> DirectionChoice:
+                    schedule: int, reference: Any, last_pass: bool, race: Race | None = None,
+                    trackers: Trackers | None = None) -> DirectionChoice:
     """The chosen recipe trained once more on the slice's graph made undirected (:func:`try_variants`).
 
     Why: a basket or a review sequence has no order, and the directed session graph links an item only to the
     next one; walking it both ways raised link AUC on every real log measured (docs/evaluation.md, 'The walks'
     graph direction'), while an ordered log (sessions of steps) loses its next-item ranking. So the slice decides.
-    ``sym`` is the slice made undirected, ``sym_walks`` its walks; ``race`` as in :func:`try_variants`."""
+    ``sym`` is the slice made undirected, ``sym_walks`` its walks; ``race``, ``trackers`` as in :func:`try_variants`."""
     verdict = try_variants([Variant("undirected", {"direction": "undirected"}, sym, config, sym_walks)],
-                           method, side, schedule, reference, last_pass, race)
+                           method, side, schedule, reference, last_pass, race, trackers)
     won = verdict.chosen is not None
     at_passes = f" at {verdict.epochs} pass(es)" if verdict.epochs else ""
     verdict_text = f"walks on the graph made undirected{at_passes}" if won else "the directed graph kept"
