@@ -109,7 +109,7 @@ def sessions(ctx: Any) -> SessionsReport:
     try:
         indexed, vocab, events = spark_sessions(spark, source, cfg, report, f"events {source}")
         copy_parts(write_folder(indexed, scratch / "sessions"), ctx.path(SESSIONS), SESSIONS_DELTA)
-        copy_parts(write_folder(vocab, scratch / "items"), ctx.path(VOCAB))
+        report.items_out = copy_parts(write_folder(vocab, scratch / "items"), ctx.path(VOCAB))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report.timestamp_unit = events.timestamp_unit
