@@ -98,7 +98,7 @@ def main() -> None:
     for label, n in parts.items():  # the writes wrapper counts the sessions group only: the stage's two writes
         print(f"  {label:<26}{n:>5}")
         shown += n
-    print(f"  {'the rest (vocabulary size)':<26}{jobs['sessions'] - shown:>5}")
+    print(f"  {'the rest (input schema)':<26}{jobs['sessions'] - shown:>5}")
     spark.stop()  # type: ignore[attr-defined]
 
 
