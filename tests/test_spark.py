@@ -247,8 +247,17 @@ def test_folder_table_and_python_api(spark, tmp_path):
     sets = ["graph.min_edge_weight=1"]
     duck = _run(tmp_path / "duck", single, sets, until="graph")
     spark.read.parquet(str(single)).createOrReplaceTempView("eges_test_events")
+    tracker = spark.sparkContext.statusTracker()
     for name, source, until in (("folder", str(folder), "graph"), ("table", "table:eges_test_events", "sessions")):
+        before = set(tracker.getJobIdsForGroup("eges-sessions"))
         manifest = eges.run(tmp_path / name, events=source, settings=sets, spark=spark, until=until)
+        # The sessions stage's Spark jobs (each a second or more on a cluster): the input checks are one
+        # aggregation (2 jobs), the totals and the cut's counts another (4: the shuffle by user, its cache, the
+        # aggregation), the vocabulary is counted as it is written (the sorted sessions with their item index 7,
+        # the vocabulary's file 1) and a Parquet input's schema is 1 more: 15 on a file, 14 on a table (29 and
+        # 28 with the checks, totals, counts and vocabulary size as actions of their own).
+        jobs = set(tracker.getJobIdsForGroup("eges-sessions")) - before
+        assert 0 < len(jobs) <= 16, (name, sorted(jobs))
         assert manifest["config"]["engine"]["backend"] == "spark"
         for rel in OUTPUTS[:4 if until == "graph" else 2]:
             assert pq.read_table(tmp_path / name / rel).equals(duck[rel]), (name, rel)
@@ -332,3 +341,45 @@ def test_progress_line_sums_the_running_stages():
     assert progress_line("graph", tracker) == "graph: spark job 2, 2 stage(s), 5/10 tasks"
     idle = SimpleNamespace(getActiveStageIds=lambda: [], getStageInfo=infos.get, getActiveJobsIds=lambda: [])
     assert progress_line("graph", idle) == ""
+
+
+def _bad_time(values: list) -> pa.Table:
+    n = len(values)
+    return pa.table({"user_id": pa.array(np.arange(n) % 3, pa.int64()), "item_id": pa.array(np.arange(n), pa.int64()),
+                     "timestamp": values})
+
+
+INPUT_CHECKS = {  # a table and the start of the message both engines must give
+    "fraction in an id": (pa.table({"user_id": [1, 1, 2], "item_id": [1.0, 2.5, 3.0], "timestamp": [1, 2, 3]}),
+                          "holds 1 number(s) that are not whole, e.g. 2.5"),
+    "unparsable time": (_bad_time(["2020-01-01 10:00:00"] * 5 + ["yesterday"]),
+                        "column 'timestamp' has 1 unparsable timestamp(s), e.g. 'yesterday'"),
+    "negative time": (_bad_time([-5, 0, 3, 4]), "column 'timestamp' has 1 negative timestamp(s), e.g. -5000"),
+    "NaN time": (_bad_time([1.5e9, float("nan"), 1.5e9]), "column 'timestamp' has 1 NaN or infinite timestamp(s)"),
+    "mixed units": (_bad_time([1_511_539_235] * 5 + [1_511_539_235_000]),
+                    "mixes timestamp units: most values are in s (median 1511539235), but 1 of 6 look like ms"),
+}
+
+
+def test_input_checks_give_the_duckdb_message(spark):
+    """The input checks, one aggregation on either engine, fail with the same message on each (nulls before ids
+    before times; the first failing check's)."""
+    import duckdb
+
+    from eges.config import SessionsConfig
+    from eges.engines.spark.sessions import normalise
+    from eges.errors import InputError
+    from eges.sessions.events import register_events
+
+    for case, (table, message) in INPUT_CHECKS.items():
+        with pytest.raises(InputError) as duck:
+            register_events(duckdb.connect(), table, SessionsConfig())
+        kinds = {pa.int64(): "long", pa.float64(): "double", pa.string(): "string"}  # rows keep NaN (pandas: null)
+        raw = spark.createDataFrame([tuple(r.values()) for r in table.to_pylist()],
+                                    ", ".join(f"{f.name} {kinds[f.type]}" for f in table.schema))
+        with pytest.raises(InputError) as on_spark:
+            normalise(spark, raw.withColumn("eges_row", pyspark.sql.functions.monotonically_increasing_id()),
+                      SessionsConfig(), "events table")
+        assert message in str(duck.value), (case, str(duck.value))
+        assert str(on_spark.value) == str(duck.value), case
+

@@ -93,15 +93,25 @@ def cleaning_predicates(cfg: SessionsConfig, *, has_behaviour: bool, has_dwell: 
     }
 
 
+def user_counts(cfg: SessionsConfig, rules: dict[str, str], over: str = "") -> dict[str, str]:
+    """Per user, as SQL aggregates (DuckDB and Spark SQL alike): ``n`` events, ``spam`` (clicks or purchases above
+    the limits: over-active) and ``beh_drop`` (events of a type not kept). ``over`` (`` OVER w``) makes them
+    window aggregates, for an engine that keeps each event beside its user's counts (Spark: no join back)."""
+    def count_if(predicate: str) -> str:
+        return f"count(CASE WHEN {predicate} THEN 1 END){over}"
+
+    keep_beh = rules["keep_beh"]
+    return {"n": f"count(*){over}",
+            "spam": f"({count_if(rules['clicks'])} > {int(cfg.max_user_clicks)} "
+                    f"OR {count_if(rules['purchases'])} > {int(cfg.max_user_purchases)})",
+            "beh_drop": "0" if keep_beh == "TRUE" else count_if(f"NOT ({keep_beh})")}
+
+
 def users_sql(events_view: str, cfg: SessionsConfig, rules: dict[str, str]) -> str:
     """Per user: events, whether over-active (clicks or purchases above the limits), events of dropped types."""
-    keep_beh = rules["keep_beh"]
-    beh_drop = "0" if keep_beh == "TRUE" else f"count(*) FILTER (WHERE NOT ({keep_beh}))"
+    counts = user_counts(cfg, rules)
     return f"""
-        SELECT user_id, count(*) AS n,
-               count(*) FILTER (WHERE {rules["clicks"]}) > {int(cfg.max_user_clicks)}
-                   OR count(*) FILTER (WHERE {rules["purchases"]}) > {int(cfg.max_user_purchases)} AS spam,
-               {beh_drop} AS beh_drop
+        SELECT user_id, {", ".join(f"{expr} AS {name}" for name, expr in counts.items())}
         FROM {events_view} GROUP BY user_id
     """
 

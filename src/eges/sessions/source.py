@@ -92,20 +92,30 @@ def resolve_columns(available: list[str], cols: dict[str, str | None],
     return cols, tuple(recognised)
 
 
-def id_expr(fetch: Fetch, sql: Dialect, raw: str, column: str, type_name: str, where: str, name: str,
-            role: str) -> str:
-    """SQL for an id column: as it is (integers, text) or as BIGINT (whole floats); a fraction is a named error."""
+def id_aggregates(sql: Dialect, column: str, type_name: str, role: str) -> dict[str, str]:
+    """The aggregates :func:`id_expr` decides from (fractions in a float id column), named for the one query."""
+    if sql.kind(type_name) != "float":
+        return {}
+    x = f"CAST({column} AS DOUBLE)"
+    bad = f"{sql.not_finite.format(x=x)} OR {x} <> round({x})"
+    return {f"{role}_fractions": f"count(*) FILTER (WHERE {bad})",
+            f"{role}_fraction_e": f"{sql.any_value}({x}) FILTER (WHERE {bad})"}
+
+
+def id_expr(sql: Dialect, column: str, type_name: str, where: str, name: str, role: str,
+            got: dict[str, Any]) -> str:
+    """SQL for an id column: as it is (integers, text) or as BIGINT (whole floats); a fraction is a named error.
+    ``got`` holds the values of :func:`id_aggregates`."""
     from eges.ids import id_type_message, not_whole_message
 
     kind = sql.kind(type_name)
     if kind == "integer" or type_name.lower() in ("varchar", "string"):
         return column
     if kind == "float":
-        x = f"CAST({column} AS DOUBLE)"
-        bad = fetch(f"SELECT count(*), {sql.any_value}({x}) FROM {raw} "
-                    f"WHERE {sql.not_finite.format(x=x)} OR {x} <> round({x})")[0]
-        if bad[0]:
-            raise InputError(not_whole_message(where, name, role, int(bad[0]), float(bad[1])))
+        key = role.split()[0]
+        if got[f"{key}_fractions"]:
+            raise InputError(not_whole_message(where, name, role, int(got[f"{key}_fractions"]),
+                                               float(got[f"{key}_fraction_e"])))
         return f"CAST({column} AS BIGINT)"
     raise InputError(id_type_message(where, name, role, type_name))
 
@@ -115,29 +125,37 @@ def normalise(fetch: Fetch, sql: Dialect, raw: str, types: dict[str, str], cols:
               ids: dict[str, str] | None = None) -> tuple[str, EventsSource]:
     """Check the raw relation ``raw`` (column -> type name in ``types``) and return the SQL of the normalised
     view ``view`` with its :class:`EventsSource`; ``ids`` gives id expressions an engine has worked out itself."""
-    from eges.sessions.timeunits import time_to_ms_sql
+    from eges.sessions.timeunits import time_aggregates, time_to_ms_sql
 
     available = [c for c in types if c != row_column]
     cols, recognised = resolve_columns(available, cols, where)
     has_beh = bool(cols["behaviour"]) and cols["behaviour"] in types
     has_dwell = bool(cols["dwell"]) and cols["dwell"] in types
     u, i, t = (sql.ident(cols[k]) for k in ("user", "item", "time"))
-    # count(*) - count(col) is answered from Parquet statistics where they exist: no scan.
-    nulls = fetch(f"SELECT count(*) - count({u}), count(*) - count({i}), count(*) - count({t}), count(*) "
-                  f"FROM {raw}")[0]
-    for n, (col, role) in zip(list(nulls)[:3], [(cols["user"], "user id"), (cols["item"], "item id"),
-                                                (cols["time"], "timestamp")]):
-        if n:
-            raise InputError(f"{where}: column {col!r} ({role}) has {n} null value(s) out of {nulls[3]} rows")
-    if nulls[3] == 0:
-        raise InputError(f"{where} has no rows")
     ids = ids or {}
-    u = ids.get("user") or id_expr(fetch, sql, raw, u, types[cols["user"]], where, cols["user"], "user id")
-    i = ids.get("item") or id_expr(fetch, sql, raw, i, types[cols["item"]], where, cols["item"], "item id")
-    ts_expr, unit = time_to_ms_sql(fetch, sql, raw, t, types[cols["time"]], unit, cols["time"], where)
-    neg = fetch(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0")[0]
-    if neg[0]:
-        raise InputError(f"{where}: column {cols['time']!r} has {neg[0]} negative timestamp(s), e.g. {neg[1]}")
+    # Every check's figures come from one query (one scan; one action on Spark, whose job starts cost seconds
+    # on a cluster), and the checks below decide from them in their order: the first failing check's message.
+    wanted = {"user_nulls": f"count(*) - count({u})", "item_nulls": f"count(*) - count({i})",
+              "time_nulls": f"count(*) - count({t})", "rows": "count(*)"}
+    for role, column in (("user", u), ("item", i)):
+        if role not in ids:
+            wanted |= id_aggregates(sql, column, types[cols[role]], role)
+    wanted |= time_aggregates(sql, t, types[cols["time"]], unit)
+    got = dict(zip(wanted, fetch(f"SELECT {', '.join(wanted.values())} FROM {raw}")[0]))
+    for role, label in (("user", "user id"), ("item", "item id"), ("time", "timestamp")):
+        if got[f"{role}_nulls"]:
+            raise InputError(f"{where}: column {cols[role]!r} ({label}) has {got[f'{role}_nulls']} null value(s) "
+                             f"out of {got['rows']} rows")
+    if got["rows"] == 0:
+        raise InputError(f"{where} has no rows")
+    u = ids.get("user") or id_expr(sql, u, types[cols["user"]], where, cols["user"], "user id", got)
+    i = ids.get("item") or id_expr(sql, i, types[cols["item"]], where, cols["item"], "item id", got)
+    ts_expr, unit, may_be_negative = time_to_ms_sql(fetch, sql, raw, t, types[cols["time"]], unit, cols["time"],
+                                                    where, got)
+    if may_be_negative:
+        neg = fetch(f"SELECT count(*), min({ts_expr}) FROM {raw} WHERE {ts_expr} < 0")[0]
+        if neg[0]:
+            raise InputError(f"{where}: column {cols['time']!r} has {neg[0]} negative timestamp(s), e.g. {neg[1]}")
     beh = f"CAST({sql.ident(cols['behaviour'])} AS {_text(sql)})" if has_beh else f"CAST(NULL AS {_text(sql)})"
     dwell = f"TRY_CAST({sql.ident(cols['dwell'])} AS DOUBLE)" if has_dwell else "CAST(NULL AS DOUBLE)"
     query = (f"SELECT {u} AS user_id, {i} AS item_id, {ts_expr} AS ts, {beh} AS behaviour, {dwell} AS dwell, "

@@ -60,10 +60,40 @@ def _plain(value: object) -> object:
     return value
 
 
+def time_aggregates(sql: Any, t: str, type_name: str, unit: str) -> dict[str, str]:
+    """The aggregates over the raw relation that :func:`time_to_ms_sql` decides from, named, in the engine's
+    dialect: every branch's, since which branch applies is known only from them, so that they run in one query
+    with the other input checks (:func:`eges.sessions.source.normalise`; one scan, and on Spark one action)."""
+    kind = sql.kind(type_name)
+    if kind == "time":
+        return {"t_lowest": f"min({sql.epoch_ms.format(x=f'CAST({t} AS TIMESTAMP)')})"}
+    out: dict[str, str] = {}
+    if kind == "text":  # numbers written as text, or date-times: both readings, decided by what most values are
+        number, stamp = f"TRY_CAST({t} AS DOUBLE)", f"TRY_CAST({t} AS TIMESTAMP)"
+        out |= {"t_numeric": f"count({number})",
+                "t_bad_number": f"count(*) FILTER (WHERE {number} IS NULL)",
+                "t_bad_number_e": f"{sql.any_value}({t}) FILTER (WHERE {number} IS NULL)",
+                "t_bad_stamp": f"count(*) FILTER (WHERE {stamp} IS NULL)",
+                "t_bad_stamp_e": f"{sql.any_value}({t}) FILTER (WHERE {stamp} IS NULL)",
+                "t_lowest_stamp": f"min({sql.epoch_ms.format(x=stamp)})"}
+        t, kind = number, "float"
+    x = f"CAST({t} AS DOUBLE)"
+    if kind == "float":
+        bad = sql.not_finite.format(x=x)
+        out |= {"t_not_finite": f"count(*) FILTER (WHERE {bad})",
+                "t_not_finite_e": f"{sql.any_value}({t}) FILTER (WHERE {bad})"}
+    out |= {"t_median": sql.median.format(x=f"abs({x})"), "t_biggest": f"max(abs({x}))", "t_lowest": f"min({x})"}
+    if unit == "auto":
+        out |= {f"t_disagree_{u}": f"count(*) FILTER (WHERE {disagreeing_sql(x, u)})" for u in UNITS}
+    return out
+
+
 def time_to_ms_sql(fetch: Any, sql: Any, raw: str, t: str, type_name: str, unit: str, name: str,
-                   where: str) -> tuple[str, str]:
-    """SQL turning the time column ``t`` of ``raw`` into BIGINT milliseconds, and the unit it was read in, in the
-    engine's dialect (:class:`eges.sessions.source.Dialect`, queries run by ``fetch``).
+                   where: str, got: dict[str, Any]) -> tuple[str, str, bool]:
+    """SQL turning the time column ``t`` of ``raw`` into BIGINT milliseconds, the unit it was read in, and whether
+    a time may be negative (when it cannot, the caller's count of negative times is zero without a query), in
+    the engine's dialect (:class:`eges.sessions.source.Dialect`). ``got`` holds the values of
+    :func:`time_aggregates` and ``rows``; ``fetch`` runs a query only to show examples of an error.
 
     Integer units are decided from the median magnitude (:func:`unit_of`); a column whose values disagree about
     their unit, NaN or infinite values, and values too large for milliseconds are errors. Integers are widened
@@ -71,44 +101,48 @@ def time_to_ms_sql(fetch: Any, sql: Any, raw: str, t: str, type_name: str, unit:
     """
     kind = sql.kind(type_name)
     if kind == "time":
-        return sql.epoch_ms.format(x=f"CAST({t} AS TIMESTAMP)"), "timestamp"
+        return sql.epoch_ms.format(x=f"CAST({t} AS TIMESTAMP)"), "timestamp", _below_zero(got["t_lowest"])
+    n_rows = got["rows"]
     if kind == "text":
-        # Numbers written as text, or date-times: decided by what most values are.
-        n_rows, n_numeric = fetch(f"SELECT count(*), count(TRY_CAST({t} AS DOUBLE)) FROM {raw}")[0]
-        as_numbers = unit != "timestamp" and 2 * n_numeric >= n_rows
-        parsed = f"TRY_CAST({t} AS DOUBLE)" if as_numbers else f"TRY_CAST({t} AS TIMESTAMP)"
-        bad = fetch(f"SELECT count(*), {sql.any_value}({t}) FROM {raw} WHERE {parsed} IS NULL")[0]
-        if bad[0]:
-            raise InputError(f"{where}: column {name!r} has {bad[0]} unparsable timestamp(s), e.g. {bad[1]!r}")
+        as_numbers = unit != "timestamp" and 2 * got["t_numeric"] >= n_rows
+        reading = "number" if as_numbers else "stamp"
+        if got[f"t_bad_{reading}"]:
+            raise InputError(f"{where}: column {name!r} has {got[f't_bad_{reading}']} unparsable timestamp(s), "
+                             f"e.g. {got[f't_bad_{reading}_e']!r}")
         if not as_numbers:
-            return sql.epoch_ms.format(x=parsed), "timestamp"
-        t, kind = parsed, "float"
+            return (sql.epoch_ms.format(x=f"TRY_CAST({t} AS TIMESTAMP)"), "timestamp",
+                    _below_zero(got["t_lowest_stamp"]))
+        t, kind = f"TRY_CAST({t} AS DOUBLE)", "float"
     if unit == "timestamp":
         raise InputError(f"{where}: column {name!r} holds numbers but sessions.timestamp_unit is 'timestamp'")
     x = f"CAST({t} AS DOUBLE)"
-    if kind == "float":
-        n_bad, example = fetch(f"SELECT count(*), {sql.any_value}({t}) FROM {raw} "
-                               f"WHERE {sql.not_finite.format(x=x)}")[0]
-        if n_bad:
-            raise InputError(f"{where}: column {name!r} has {n_bad:,} NaN or infinite timestamp(s), e.g. {example}")
-    n_rows, median, biggest = fetch(f"SELECT count(*), {sql.median.format(x=f'abs({x})')}, max(abs({x})) "
-                                    f"FROM {raw}")[0]
+    if kind == "float" and got["t_not_finite"]:
+        raise InputError(f"{where}: column {name!r} has {got['t_not_finite']:,} NaN or infinite timestamp(s), "
+                         f"e.g. {got['t_not_finite_e']}")
+    median, biggest = got["t_median"], got["t_biggest"]
     if unit == "auto":
         unit = unit_of(float(median or 0))
-        predicate = disagreeing_sql(x, unit)
-        n_bad = fetch(f"SELECT count(*) FROM {raw} WHERE {predicate}")[0][0]
+        n_bad = got[f"t_disagree_{unit}"]
         if n_bad:
+            predicate = disagreeing_sql(x, unit)
             examples = [r[0] for r in fetch(f"SELECT {t} FROM {raw} WHERE {predicate} LIMIT 3")]
             raise InputError(disagreement_message(where, name, unit, float(median), n_bad, n_rows, examples))
     divisor = TO_MS_DIVISOR[unit]
     if float(biggest or 0) / divisor >= 9.2e18:
         raise InputError(f"{where}: column {name!r} holds {biggest:.4g}, too large for a time in {unit}; "
                          "check sessions.timestamp_unit")
+    # Every scaling below keeps a value that is not negative at zero or above (and cannot overflow past the
+    # check above), so only a negative raw value can give a negative time.
+    may_be_negative = _below_zero(got["t_lowest"])
     if kind == "float":  # rounded to the nearest millisecond (Spark's cast would truncate); finer units floor
         scaled = f"round({x} * 1000)" if unit == "s" else f"round({x})" if unit == "ms" else \
             f"floor({x} / {divisor})"
-        return f"CAST({scaled} AS BIGINT)", unit
+        return f"CAST({scaled} AS BIGINT)", unit, may_be_negative
     wide = f"CAST({t} AS BIGINT)"
     scaled = f"{wide} * 1000" if unit == "s" else wide if unit == "ms" else \
         f"CAST({sql.int_div.format(x=t, d=divisor)} AS BIGINT)"
-    return scaled, unit
+    return scaled, unit, may_be_negative
+
+
+def _below_zero(lowest: Any) -> bool:
+    return lowest is not None and float(lowest) < 0

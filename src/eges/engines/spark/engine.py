@@ -56,6 +56,18 @@ def _plain(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=pa.schema([pa.field(f.name, f.type) for f in table.schema]))
 
 
+def read_parquet(spark: Any, path: Path) -> Any:
+    """A Parquet file the driver wrote (a contract file, a scratch file), read with the schema of its footer: Spark
+    would otherwise start a job to read that footer (a second or more on a cluster)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    try:
+        schema = from_arrow_schema(pq.read_schema(path))
+    except TypeError:  # an Arrow type Spark has no name for (a dictionary): Spark reads the footer itself
+        return spark.read.parquet(str(path))
+    return spark.read.schema(schema).parquet(str(path))
+
+
 def write_folder(df: Any, folder: Path) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
@@ -109,7 +121,7 @@ def sessions(ctx: Any) -> SessionsReport:
     try:
         indexed, vocab, events = spark_sessions(spark, source, cfg, report, f"events {source}")
         copy_parts(write_folder(indexed, scratch / "sessions"), ctx.path(SESSIONS), SESSIONS_DELTA)
-        copy_parts(write_folder(vocab, scratch / "items"), ctx.path(VOCAB))
+        report.items_out = copy_parts(write_folder(vocab, scratch / "items"), ctx.path(VOCAB))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report.timestamp_unit = events.timestamp_unit
@@ -139,7 +151,7 @@ def graph(ctx: Any) -> tuple[int, dict[str, Any]]:
             n_nodes = sum(pq.ParquetFile(p).metadata.num_rows for p in nodes_folder.glob("part-*.parquet"))
         else:
             rows = pq.ParquetFile(ctx.input_path(SESSIONS)).metadata.num_rows
-            sessions_df = spark.read.parquet(str(ctx.input_path(SESSIONS)))
+            sessions_df = read_parquet(spark, ctx.input_path(SESSIONS))
             edges = transition_edges(spark, sessions_df, cfg)
             nodes = _nodes_with_last_seen(spark, sessions_df, pq.read_table(ctx.input_path(VOCAB)), scratch)
             parent = parent_graph(ctx)
@@ -192,8 +204,8 @@ def _carry_parent(spark: Any, new_edges: Any, nodes: pa.Table, parent: Any,
     map_file = scratch / "carry_map.parquet"
     pq.write_table(merge.index_map, map_file)
     new_edges.createOrReplaceTempView(NEW_EDGES)
-    spark.read.parquet(str(map_file)).createOrReplaceTempView(CARRY_MAP)
-    spark.read.parquet(str(parent.edges)).createOrReplaceTempView(PARENT_EDGES)
+    read_parquet(spark, map_file).createOrReplaceTempView(CARRY_MAP)
+    read_parquet(spark, parent.edges).createOrReplaceTempView(PARENT_EDGES)
     merged_sql, edges_sql, fates_sql = carried_edges_queries(parent.rule)
     spark.sql(merged_sql).persist().createOrReplaceTempView(MERGED_EDGES)  # read twice: edges, then counts
 
@@ -215,7 +227,7 @@ def walks(ctx: Any, path: str = WALKS, undirected: bool = False) -> tuple[int, i
     n_nodes = pq.ParquetFile(ctx.input_path(NODES)).metadata.num_rows
     n_walks = steps = 0
     schema = WALKS_SCHEMA
-    edges = spark.read.parquet(str(ctx.input_path(EDGES)))
+    edges = read_parquet(spark, ctx.input_path(EDGES))
     if undirected:  # the local engine's rule (eges.graph.csr.symmetrized) in SQL
         edges.createOrReplaceTempView("eges_spark_walk_edges")
         edges = spark.sql(symmetrized_edges_sql("eges_spark_walk_edges"))

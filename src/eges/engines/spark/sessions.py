@@ -2,10 +2,12 @@
 
 The cleaning predicates, the per-user counts and the vocabulary order are the SQL of
 :mod:`eges.sessions.clean` (shared with DuckDB), and so are the checks and the normalised view
-(:mod:`eges.sessions.source`, with the unit rule of :mod:`eges.sessions.timeunits`). The session cut, sequential
-in the DuckDB path (:mod:`eges.sessions.kernels`), is written here as window functions over (user ordered by time, then input row): a new session where the gap to the
-previous event exceeds the limit, a repeat where the item equals the previous event's inside a session, sessions
-numbered per user counting short ones, positions over the kept events.
+(:mod:`eges.sessions.source`, with the unit rule of :mod:`eges.sessions.timeunits`; one aggregation). The
+session cut, sequential in the DuckDB path (:mod:`eges.sessions.kernels`), is written here as window functions over
+(user ordered by time, then input row), after the user's counts as window aggregates, all from one shuffle by user:
+a new session where the gap to the previous kept event exceeds the limit, a repeat where the item equals the
+previous event's inside a session, sessions numbered per user counting short ones, positions over the kept events.
+Every count of the report is one aggregation of that frame: each Spark job costs seconds on a cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from eges.config import SessionsConfig
 from eges.engines.spark.session import read_source
-from eges.sessions.clean import SessionsReport, cleaning_predicates, users_sql, vocabulary_sql
+from eges.sessions.clean import SessionsReport, cleaning_predicates, user_counts, vocabulary_sql
 from eges.sessions.source import SPARK, EventsSource, configured_columns
 from eges.sessions.source import normalise as shared_normalise
 
@@ -41,64 +43,73 @@ def normalise(spark: Any, raw: Any, cfg: SessionsConfig, where: str) -> EventsSo
     return source
 
 
-def sessions_frame(spark: Any, cfg: SessionsConfig, events: EventsSource, report: SessionsReport) -> Any:
-    """The cleaned events with their cut: every kept event of a non-spam user with ``new`` (starts a session),
-    ``session``, ``rep`` (a collapsed repeat) and ``len`` (kept events of its session). Fills the counts of
-    ``report`` known before the cut."""
+def cut_frame(spark: Any, cfg: SessionsConfig, events: EventsSource) -> Any:
+    """Every event with its user's counts and its cut, from one shuffle by user: ``spam`` (the user is
+    over-active), ``beh_drop`` (the user's events of a type not kept), ``user_first`` (one row per user),
+    ``kept`` (cleaning keeps it) and, numbered over the user's kept events only, ``new`` (starts a session),
+    ``session``, ``rep`` (a collapsed repeat), ``len`` (kept events of its session) and ``user_kept`` (the user
+    has a session long enough). Window aggregates instead of a per-user table joined back: no join, and the
+    counts of :func:`count_cut` need no second pass."""
     rules = cleaning_predicates(cfg, has_behaviour=events.has_behaviour, has_dwell=events.has_dwell)
-    users = spark.sql(users_sql(EVENTS, cfg, rules)).persist()
-    users.createOrReplaceTempView("eges_spark_users")
-    totals = spark.sql("""
-        SELECT sum(n), count(*) FILTER (WHERE spam), coalesce(sum(n) FILTER (WHERE spam), 0),
-               coalesce(sum(beh_drop) FILTER (WHERE NOT spam), 0), coalesce(sum(n) FILTER (WHERE NOT spam), 0)
-        FROM eges_spark_users""").collect()[0]
-    report.events_in, report.spam_users, report.spam_events, report.behaviour_dropped = (int(x or 0)
-                                                                                         for x in totals[:4])
+    counts = user_counts(cfg, rules, over=" OVER u")
     gap = int(round(cfg.session_gap_seconds * 1000))
     collapse = "TRUE" if cfg.collapse_repeats else "FALSE"
-    frame = spark.sql(f"""
-        WITH kept AS (
-            SELECT e.user_id, e.item_id, e.ts, e.seq FROM {EVENTS} e
-            LEFT ANTI JOIN (SELECT user_id FROM eges_spark_users WHERE spam) s ON e.user_id = s.user_id
-            WHERE ({rules["keep_beh"]}) AND {rules["dwell_ok"]}
+    m = int(cfg.min_session_length)
+    return spark.sql(f"""
+        WITH counted AS (
+            SELECT user_id, item_id, ts, seq, behaviour, dwell, {counts["spam"]} AS spam,
+                   {counts["beh_drop"]} AS beh_drop, row_number() OVER (PARTITION BY user_id ORDER BY seq) = 1
+                   AS user_first
+            FROM {EVENTS} WINDOW u AS (PARTITION BY user_id)
+        ), marked AS (
+            SELECT *, CASE WHEN NOT spam AND ({rules["keep_beh"]}) AND {rules["dwell_ok"]} THEN TRUE ELSE FALSE END
+                      AS kept
+            FROM counted
         ), flagged AS (
-            SELECT *, CASE WHEN lag(ts) OVER u IS NULL OR ts - lag(ts) OVER u > {gap} THEN 1 ELSE 0 END AS new,
-                   lag(item_id) OVER u AS prev_item
-            FROM kept WINDOW u AS (PARTITION BY user_id ORDER BY ts, seq)
+            SELECT *, CASE WHEN lag(ts) OVER k IS NULL OR ts - lag(ts) OVER k > {gap} THEN 1 ELSE 0 END AS new,
+                   lag(item_id) OVER k AS prev_item
+            FROM marked WINDOW k AS (PARTITION BY user_id, kept ORDER BY ts, seq)
         ), numbered AS (
-            SELECT *, CAST(sum(new) OVER (PARTITION BY user_id ORDER BY ts, seq
+            SELECT *, CAST(sum(new) OVER (PARTITION BY user_id, kept ORDER BY ts, seq
                                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS INT) AS session,
                    CASE WHEN {collapse} AND new = 0 AND prev_item = item_id THEN 1 ELSE 0 END AS rep
             FROM flagged
+        ), sized AS (
+            SELECT *, sum(1 - rep) OVER (PARTITION BY user_id, kept, session) AS len FROM numbered
         )
-        SELECT *, sum(1 - rep) OVER (PARTITION BY user_id, session) AS len FROM numbered
+        SELECT user_id, item_id, ts, seq, spam, beh_drop, user_first, kept, new, session, rep, len,
+               max(CASE WHEN len >= {m} THEN 1 ELSE 0 END) OVER (PARTITION BY user_id, kept) AS user_kept
+        FROM sized
     """)
-    users.unpersist()
-    return frame
 
 
-def cut_and_count(spark: Any, frame: Any, cfg: SessionsConfig, report: SessionsReport) -> Any:
-    """Sessions (user_id, session, position, item_id, ts) and the cut's counts into ``report``."""
-    frame = frame.persist()
+def count_cut(spark: Any, frame: Any, cfg: SessionsConfig, report: SessionsReport) -> Any:
+    """Sessions (user_id, session, position, item_id, ts) of the cut ``frame`` (:func:`cut_frame`), and every
+    count of ``report`` but the vocabulary's from one aggregation of it (one action)."""
+    frame = frame.persist()  # read by the counts, then by the sessions and the vocabulary
     frame.createOrReplaceTempView("eges_spark_cut")
     m = int(cfg.min_session_length)
     c = spark.sql(f"""
-        SELECT count(*), coalesce(sum(rep), 0),
-               count(DISTINCT CASE WHEN len < {m} AND len > 0 THEN struct(user_id, session) END),
-               coalesce(sum(CASE WHEN len < {m} AND rep = 0 THEN 1 ELSE 0 END), 0),
-               count(DISTINCT CASE WHEN len >= {m} THEN struct(user_id, session) END),
-               count(DISTINCT CASE WHEN len >= {m} THEN user_id END),
-               coalesce(sum(CASE WHEN len >= {m} AND rep = 0 THEN 1 ELSE 0 END), 0)
+        SELECT count(*), count(CASE WHEN spam AND user_first THEN 1 END), count(CASE WHEN spam THEN 1 END),
+               coalesce(sum(CASE WHEN NOT spam AND user_first THEN beh_drop END), 0),
+               count(CASE WHEN kept THEN 1 END),
+               coalesce(sum(CASE WHEN kept THEN rep END), 0),
+               count(CASE WHEN kept AND new = 1 AND len < {m} AND len > 0 THEN 1 END),
+               count(CASE WHEN kept AND len < {m} AND rep = 0 THEN 1 END),
+               count(CASE WHEN kept AND new = 1 AND len >= {m} THEN 1 END),
+               count(CASE WHEN kept AND new = 1 AND session = 0 AND user_kept = 1 THEN 1 END),
+               count(CASE WHEN kept AND len >= {m} AND rep = 0 THEN 1 END)
         FROM eges_spark_cut""").collect()[0]
-    sorted_rows = int(c[0])
+    report.events_in, report.spam_users, report.spam_events, report.behaviour_dropped = (int(x) for x in c[:4])
+    sorted_rows = int(c[4])
     (report.repeats_collapsed, report.short_sessions_dropped, report.short_session_events_dropped,
-     report.sessions_out, report.users_out, report.events_out) = (int(x) for x in c[1:])
+     report.sessions_out, report.users_out, report.events_out) = (int(x) for x in c[5:])
     report.short_dwell_dropped = report.events_in - report.spam_events - report.behaviour_dropped - sorted_rows
     return spark.sql(f"""
         SELECT user_id, session,
                CAST(row_number() OVER (PARTITION BY user_id, session ORDER BY ts, seq) - 1 AS INT) AS position,
                item_id, ts
-        FROM eges_spark_cut WHERE rep = 0 AND len >= {m}""")
+        FROM eges_spark_cut WHERE kept AND rep = 0 AND len >= {m}""")
 
 
 def spark_sessions(spark: Any, source: str, cfg: SessionsConfig, report: SessionsReport,
@@ -106,11 +117,11 @@ def spark_sessions(spark: Any, source: str, cfg: SessionsConfig, report: Session
     """(sessions with item_index sorted by user, session, position; vocabulary sorted by item_index; events)."""
     events = normalise(spark, read_events(spark, source, cfg.format if cfg.format in ("csv", "parquet") else "auto"),
                        cfg, where)
-    sessions = cut_and_count(spark, sessions_frame(spark, cfg, events, report), cfg, report)
+    sessions = count_cut(spark, cut_frame(spark, cfg, events), cfg, report)
     report.check_not_empty(cfg)
     sessions.createOrReplaceTempView("eges_spark_sessions")
-    vocab = spark.sql(vocabulary_sql("eges_spark_sessions")).persist()
-    report.items_out = vocab.count()
+    vocab = spark.sql(vocabulary_sql("eges_spark_sessions")).persist()  # joined, then written (its rows:
+    # report.items_out, counted by the caller as it copies them: no action of its own)
     indexed = sessions.join(vocab.select("item_id", "item_index"), "item_id") \
         .select("user_id", "session", "position", "item_index", "ts") \
         .orderBy("user_id", "session", "position")
