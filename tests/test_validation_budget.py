@@ -7,11 +7,12 @@ import json
 import math
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import invoke_cli
 from eges.config import default_config
-from eges.layout import SELECTION
+from eges.layout import SELECTION, WALKS
 from eges.validation import fit_and_score, make_holdout
 from eges.validation import select as select_module
 from eges.validation.select import Race, TokenBudget, Trial
@@ -62,6 +63,9 @@ def test_a_bounded_selection_never_trains_more_than_the_run_without_it(sample, t
     passes += len(short["curve"]) if short else 0
     assert budget["spent"] == passes * budget["slice_pass"] > 0
     assert budget["limit"] == selection["max_epochs"] * budget["refit_pass"]
+    # the refit's pass is the whole log's walks, the walks stage's (the slice also drops the hidden cold items:
+    # scaling its walks up by the held-out share fell ~1/3 short of them)
+    assert budget["refit_pass"] == len(pq.read_table(out / WALKS)["walk"].combine_chunks().flatten())
     assert budget["spent"] + selection["epochs"] * budget["refit_pass"] <= budget["limit"]
     assert "validate.bound_above" in selection["why"]
     tried = [t["method"] for t in selection["trials"]]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eges.config import Config, TrainConfig
@@ -53,6 +54,7 @@ def _inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     from eges.pipeline.parent_slice import warm_slice_inputs
 
     log = (EDGES, NODES) if inputs.edges is not None else (SESSIONS, VOCAB)
+    log += (WALKS,)  # the whole log's walks: the token budget's training is counted on them (walk_tokens)
     log += tuple(key for key in warm_slice_inputs(inputs, config) if key not in log)
     if tries_direction(inputs, config):  # the whole graph, walked undirected when the slice chooses that
         log += tuple(key for key in (EDGES, NODES) if key not in log)
@@ -71,6 +73,13 @@ class _Slice(NamedTuple):
 def _log_rows(ctx: StageContext) -> str:
     """The file the slice is cut from: the graph's edges for an edge list, else the sessions."""
     return EDGES if ctx.inputs.edges is not None else SESSIONS
+
+
+def walk_tokens(path: Any) -> int:
+    """The walk tokens of one pass over a walks file (the refit's pass): the sum of its walks' lengths, read a
+    batch at a time so a large log's walks are never held whole."""
+    batches = pq.ParquetFile(path).iter_batches(columns=["walk"])
+    return sum(int(pc.sum(pc.list_value_length(batch.column(0))).as_py() or 0) for batch in batches)
 
 
 def _index(ctx: StageContext, name: str) -> pa.Table:
@@ -158,7 +167,9 @@ def validate_stage(ctx: StageContext) -> StageResult:
     side = _side_info(ctx, vocab) if has_catalog else None
     walks = training_walks(holdout, config)
     # The token budget of the epochs rule caps the passes tried; an explicit train.epochs is tried as it is.
-    full_pass = int(len(walks[0]) / (1 - vcfg.fraction))
+    # The training without validation reads the walks stage's walks of the whole log (not the slice's scaled
+    # up: with a catalog the slice also drops the hidden cold items and their events).
+    full_pass = walk_tokens(ctx.input_path(WALKS))
     cap = fixed or min(vcfg.max_epochs, auto_epochs(full_pass))
     # The slice's passes plus the refit stay within validate.budget x the training without validation, and within
     # validate.bound_above unless that training alone is above it (select.token_limit).
