@@ -168,3 +168,14 @@ def test_a_race_is_still_recorded_when_the_budget_stops_the_same_pass(monkeypatc
                           on_pass=budget.tracker("hitrate", "bge", 10))
     assert len(trial.curve) == 2 and "bge" in budget.stopped
     assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it would have stopped it too
+
+
+def test_when_no_method_fits_the_run_trains_what_auto_resolves_to(sample, tmp_path, cli):
+    from eges.methods import resolve
+
+    # the bound at the training itself: no slice pass fits beside the refit of 2 passes
+    selection, _ = _run(cli, sample, tmp_path / "run", "train.epochs=2", "validate.bound_above=0")
+    assert not selection["trials"]
+    assert sorted(selection["token_budget"]["untried"]) == sorted(selection["candidates"])
+    assert selection["method"] == resolve("auto", has_catalog=True).name and selection["epochs"] == 2
+    assert "no method fits the token budget" in selection["why"]

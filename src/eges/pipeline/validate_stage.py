@@ -173,7 +173,8 @@ def validate_stage(ctx: StageContext) -> StageResult:
     cap = fixed or min(vcfg.max_epochs, auto_epochs(full_pass))
     # The slice's passes plus the refit stay within validate.budget x the training without validation, and within
     # validate.bound_above unless that training alone is above it (select.token_limit).
-    budget = TokenBudget.for_run(cap, len(walks[0]), full_pass, vcfg.budget, vcfg.bound_above, refit_passes=fixed)
+    multiple = vcfg.budget
+    budget = TokenBudget.for_run(cap, len(walks[0]), full_pass, multiple, vcfg.bound_above, refit_passes=fixed)
     untried = []
     compile_kernel()
     trials = []
@@ -249,10 +250,15 @@ def validate_stage(ctx: StageContext) -> StageResult:
         if centred:
             why += ("; vectors centred (the slice's AUC at that pass was higher with the mean of the items' "
                     "vectors subtracted: validate.try_centred)")
-        why += budget.sentence(vcfg.budget, vcfg.bound_above)
-    else:
-        method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
-        schedule, centred = 1, False
+        why += budget.sentence(multiple, vcfg.bound_above)
+    elif untried:  # no method fits beside the refit: what the run trains without validation
+        method, epochs, centred = race_order(methods)[0], cap, False
+        schedule = epochs
+        why = (f"{method} at {epochs} pass(es), as without validation: no method fits the token budget"
+               + budget.sentence(multiple, vcfg.bound_above))
+    else:  # the epochs rule gives one pass and there is one method
+        method, epochs, schedule, centred = methods[0], 1, 1, False
+        why = "the epochs rule gives one pass over the walks and there is one method: nothing to choose"
     undirected = direction is not None and direction.undirected
     full_walks = _write_undirected_walks(ctx) if undirected else None
     seconds = time.perf_counter() - started
