@@ -170,6 +170,16 @@ def test_a_race_is_still_recorded_when_the_budget_stops_the_same_pass(monkeypatc
     assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it would have stopped it too
 
 
+def test_an_explicit_epochs_still_tries_every_method(sample, tmp_path, cli):
+    # 1.5 x the 2 passes' training has no room for the three methods' 2 passes each beside the refit: with
+    # train.epochs set the multiple is at least the methods + 1, so every method is compared as before
+    selection, _ = _run(cli, sample, tmp_path / "run", "train.epochs=2", "validate.budget=1.5")
+    budget, candidates = selection["token_budget"], selection["candidates"]
+    assert sorted(t["method"] for t in selection["trials"]) == sorted(candidates) and not budget["untried"]
+    assert all(len(t["curve"]) == 2 for t in selection["trials"])
+    assert budget["limit"] == (len(candidates) + 1) * budget["training"]
+
+
 def test_when_no_method_fits_the_run_trains_what_auto_resolves_to(sample, tmp_path, cli):
     from eges.methods import resolve
 

@@ -166,14 +166,15 @@ def validate_stage(ctx: StageContext) -> StageResult:
     vcfg = config.validate
     side = _side_info(ctx, vocab) if has_catalog else None
     walks = training_walks(holdout, config)
-    # The token budget of the epochs rule caps the passes tried; an explicit train.epochs is tried as it is.
+    # The token budget of the epochs rule caps the passes tried; an explicit train.epochs is tried as it is, and
+    # by every method: the budget's multiple is then at least the methods + 1 (their passes and the refit's).
     # The training without validation reads the walks stage's walks of the whole log (not the slice's scaled
     # up: with a catalog the slice also drops the hidden cold items and their events).
     full_pass = walk_tokens(ctx.input_path(WALKS))
     cap = fixed or min(vcfg.max_epochs, auto_epochs(full_pass))
     # The slice's passes plus the refit stay within validate.budget x the training without validation, and within
     # validate.bound_above unless that training alone is above it (select.token_limit).
-    multiple = vcfg.budget
+    multiple = max(vcfg.budget, len(methods) + 1) if fixed and vcfg.budget else vcfg.budget
     budget = TokenBudget.for_run(cap, len(walks[0]), full_pass, multiple, vcfg.bound_above, refit_passes=fixed)
     untried = []
     compile_kernel()
