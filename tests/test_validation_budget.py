@@ -166,8 +166,25 @@ def test_a_race_is_still_recorded_when_the_budget_stops_the_same_pass(monkeypatc
     budget = TokenBudget(limit=500, slice_pass=90, refit_pass=100)  # 2 passes + a refit of 3 = 480; 3 passes not
     trial = fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=0, race=Race("hitrate", 0.1, 0.1, [leader]),
                           on_pass=budget.tracker("hitrate", "bge", 10))
-    assert len(trial.curve) == 2 and "bge" in budget.stopped
-    assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it would have stopped it too
+    assert len(trial.curve) == 2 and budget.spent == 180
+    assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it stopped it anyway,
+    assert "bge" not in budget.stopped  # so the budget claims no stop (replays skip selections it names)
+
+
+def test_a_trial_early_stopping_ends_is_not_claimed_as_the_budgets_stop(monkeypatch):
+    holdout, cfg = _holdout()
+    figures = iter([0.5, 0.1, 0.1, 0.1])  # best at pass 1: patience 2 ends the trial at pass 3
+    monkeypatch.setattr(select_module, "score_vectors", lambda *a, **k: {
+        "hitrate": next(figures), "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan})
+    budget = TokenBudget(limit=700, slice_pass=90, refit_pass=100)  # after 3 passes: 270 + 90 + a refit of 4 > 700
+    trial = fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=2, on_pass=budget.tracker("hitrate", "bge", 10))
+    assert trial.stopped_early and len(trial.curve) == 3 and budget.spent == 270
+    assert "bge" not in budget.stopped and "ends" not in trial.curve[-1]
+    # a pass the budget alone cuts is still recorded
+    figures = iter([0.1 * i for i in range(1, 11)])
+    cut = TokenBudget(limit=700, slice_pass=90, refit_pass=100)
+    fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=2, on_pass=cut.tracker("hitrate", "bge", 10))
+    assert cut.stopped["bge"].startswith("stopped after 3 pass(es)")
 
 
 def test_an_explicit_epochs_still_tries_every_method(sample, tmp_path, cli):
