@@ -185,12 +185,13 @@ def simulate(selection: dict, multiple: float) -> dict[str, Any]:
                 direction, reference = "undirected", choice.reference
                 epochs, value = choice.epochs or epochs, metric_value(
                     reference.curve[-1] if last_pass else reference.best, vcfg.metric)
-        if same and windows and budget.allows("window", schedule if last_pass else 1):
+        if same and windows:  # each window started only if it fits, as in the stage
             for doc in windows:
                 curves[("slice" if direction == "directed" else "undirected", int(doc["window"]))] = doc
             config_w = config.replace("validate", windows=[5, *[int(d["window"]) for d in windows]])
             picked = window_trial("slice" if direction == "directed" else "undirected", config_w, method, None,
-                                  None, schedule, reference, last_pass, later, trackers)
+                                  None, schedule, reference, last_pass, later, trackers,
+                                  admits=lambda label: budget.allows(label, schedule if last_pass else 1))
             if picked is not None and picked.trial is not None:
                 window, epochs = picked.window, picked.epochs or epochs
                 value = metric_value(picked.trial.curve[-1] if last_pass else picked.trial.best, vcfg.metric)

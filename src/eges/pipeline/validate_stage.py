@@ -236,10 +236,10 @@ def validate_stage(ctx: StageContext) -> StageResult:
             holdout_used = holdout
         final = reference  # the trial whose pass the whole log trains (the window's, when another won)
         windows = None
-        others = other_windows(config)  # the window's trial trains the chosen schedule once more per window
-        if others and budget.allows("window", schedule if last_pass else 1):  # judged at its last pass: all
+        if other_windows(config):  # the chosen schedule trained once more per window, each started only if it fits
             windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
-                                   later, trackers)
+                                   later, trackers,  # a window judged at its last pass: all its passes fit
+                                   admits=lambda label: budget.allows(label, schedule if last_pass else 1))
         if windows is not None:
             window, window_trials = windows.window, windows.trials
             raced_out.update({f"window {t['window']}": t["dropped"] for t in window_trials if t.get("dropped")})

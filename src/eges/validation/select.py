@@ -275,8 +275,8 @@ class TokenBudget:
         """Whether later trial ``label`` (one of :data:`LATER_TRIALS`) starts: as a method, when ``passes`` slice
         passes (1; all of them for a trial judged at its last pass) and the refit fit beside the tokens kept for
         the trials ranked above it (:meth:`kept_ahead`); its tracker then stops it where one more pass would not
-        fit. Its own reservation is released either way."""
-        self.reserved.pop(label, None)
+        fit. Its own reservation is released either way (``label`` "window 2" releases the windows')."""
+        self.reserved.pop(next((name for name in LATER_TRIALS if label.startswith(name)), label), None)
         return not self.untried(label, passes)
 
     def record(self) -> dict[str, Any]:
