@@ -36,7 +36,7 @@ from typing import Any
 import eges.validation as validation
 from eges.config import default_config
 from eges.validation.score import metric_value
-from eges.validation.select import Race, TokenBudget, Trial, choose, race_order
+from eges.validation.select import ENDS, Race, TokenBudget, Trial, choose, race_order
 from eges.validation.variants import direction_trial, window_trial
 
 FRACTION = 0.1  # validate.fraction of every recorded run
@@ -48,7 +48,7 @@ def _rows(doc: dict) -> list[dict[str, float]]:
 
 def replayer(curves: dict[Any, dict]) -> Any:
     """A ``fit_and_score`` that replays ``curves[(holdout, window)]`` (or ``[(holdout, window, method)]``) pass by
-    pass with the stage's loop: ``on_pass``, then patience, then the race; the :class:`Trial` it cut."""
+    pass with the stage's loop: patience, then the race, then ``on_pass``; the :class:`Trial` it cut."""
 
     def fit_and_score(holdout: Any, config: Any, method: str, side: Any = None, max_epochs: int | None = None,
                       on_pass: Any = None, walks: Any = None, patience: int | None = None, start: Any = None,
@@ -65,13 +65,13 @@ def replayer(curves: dict[Any, dict]) -> Any:
             value = metric_value(row, vcfg.metric)
             if value > best_value + vcfg.min_delta or not best:
                 best, best_value, best_epoch = row, (value if value == value else -math.inf), epoch
-            stop = bool(on_pass(row)) if on_pass is not None else False
             if patience and epoch - best_epoch >= patience and epoch < max_epochs:
-                stopped = stop = True
+                stopped = True
             if race is not None and epoch < max_epochs and not stopped:
                 dropped = race.trails(curve)
-                stop = stop or bool(dropped)
-            if stop:
+            ends = stopped or bool(dropped)
+            stop = bool(on_pass({**row, ENDS: True} if ends else row)) if on_pass is not None else False
+            if ends or stop:
                 break
         return Trial(method, vcfg.metric, best_epoch, curve, dict(best), 0.0, stopped, dropped)
 
@@ -185,12 +185,13 @@ def simulate(selection: dict, multiple: float) -> dict[str, Any]:
                 direction, reference = "undirected", choice.reference
                 epochs, value = choice.epochs or epochs, metric_value(
                     reference.curve[-1] if last_pass else reference.best, vcfg.metric)
-        if same and windows and budget.allows("window", schedule if last_pass else 1):
+        if same and windows:  # each window started only if it fits, as in the stage
             for doc in windows:
                 curves[("slice" if direction == "directed" else "undirected", int(doc["window"]))] = doc
             config_w = config.replace("validate", windows=[5, *[int(d["window"]) for d in windows]])
             picked = window_trial("slice" if direction == "directed" else "undirected", config_w, method, None,
-                                  None, schedule, reference, last_pass, later, trackers)
+                                  None, schedule, reference, last_pass, later, trackers,
+                                  admits=lambda label: budget.allows(label, schedule if last_pass else 1))
             if picked is not None and picked.trial is not None:
                 window, epochs = picked.window, picked.epochs or epochs
                 value = metric_value(picked.trial.curve[-1] if last_pass else picked.trial.best, vcfg.metric)

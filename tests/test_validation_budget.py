@@ -7,11 +7,12 @@ import json
 import math
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import invoke_cli
 from eges.config import default_config
-from eges.layout import SELECTION
+from eges.layout import SELECTION, WALKS
 from eges.validation import fit_and_score, make_holdout
 from eges.validation import select as select_module
 from eges.validation.select import Race, TokenBudget, Trial
@@ -62,6 +63,9 @@ def test_a_bounded_selection_never_trains_more_than_the_run_without_it(sample, t
     passes += len(short["curve"]) if short else 0
     assert budget["spent"] == passes * budget["slice_pass"] > 0
     assert budget["limit"] == selection["max_epochs"] * budget["refit_pass"]
+    # the refit's pass is the whole log's walks, the walks stage's (the slice also drops the hidden cold items:
+    # scaling its walks up by the held-out share fell ~1/3 short of them)
+    assert budget["refit_pass"] == len(pq.read_table(out / WALKS)["walk"].combine_chunks().flatten())
     assert budget["spent"] + selection["epochs"] * budget["refit_pass"] <= budget["limit"]
     assert "validate.bound_above" in selection["why"]
     tried = [t["method"] for t in selection["trials"]]
@@ -162,5 +166,43 @@ def test_a_race_is_still_recorded_when_the_budget_stops_the_same_pass(monkeypatc
     budget = TokenBudget(limit=500, slice_pass=90, refit_pass=100)  # 2 passes + a refit of 3 = 480; 3 passes not
     trial = fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=0, race=Race("hitrate", 0.1, 0.1, [leader]),
                           on_pass=budget.tracker("hitrate", "bge", 10))
-    assert len(trial.curve) == 2 and "bge" in budget.stopped
-    assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it would have stopped it too
+    assert len(trial.curve) == 2 and budget.spent == 180
+    assert "below eges's 0.5000" in trial.dropped  # the race's reason is kept: it stopped it anyway,
+    assert "bge" not in budget.stopped  # so the budget claims no stop (replays skip selections it names)
+
+
+def test_a_trial_early_stopping_ends_is_not_claimed_as_the_budgets_stop(monkeypatch):
+    holdout, cfg = _holdout()
+    figures = iter([0.5, 0.1, 0.1, 0.1])  # best at pass 1: patience 2 ends the trial at pass 3
+    monkeypatch.setattr(select_module, "score_vectors", lambda *a, **k: {
+        "hitrate": next(figures), "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan})
+    budget = TokenBudget(limit=700, slice_pass=90, refit_pass=100)  # after 3 passes: 270 + 90 + a refit of 4 > 700
+    trial = fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=2, on_pass=budget.tracker("hitrate", "bge", 10))
+    assert trial.stopped_early and len(trial.curve) == 3 and budget.spent == 270
+    assert "bge" not in budget.stopped and "ends" not in trial.curve[-1]
+    # a pass the budget alone cuts is still recorded
+    figures = iter([0.1 * i for i in range(1, 11)])
+    cut = TokenBudget(limit=700, slice_pass=90, refit_pass=100)
+    fit_and_score(holdout, cfg, "bge", max_epochs=10, patience=2, on_pass=cut.tracker("hitrate", "bge", 10))
+    assert cut.stopped["bge"].startswith("stopped after 3 pass(es)")
+
+
+def test_an_explicit_epochs_still_tries_every_method(sample, tmp_path, cli):
+    # 1.5 x the 2 passes' training has no room for the three methods' 2 passes each beside the refit: with
+    # train.epochs set the multiple is at least the methods + 1, so every method is compared as before
+    selection, _ = _run(cli, sample, tmp_path / "run", "train.epochs=2", "validate.budget=1.5")
+    budget, candidates = selection["token_budget"], selection["candidates"]
+    assert sorted(t["method"] for t in selection["trials"]) == sorted(candidates) and not budget["untried"]
+    assert all(len(t["curve"]) == 2 for t in selection["trials"])
+    assert budget["limit"] == (len(candidates) + 1) * budget["training"]
+
+
+def test_when_no_method_fits_the_run_trains_what_auto_resolves_to(sample, tmp_path, cli):
+    from eges.methods import resolve
+
+    # the bound at the training itself: no slice pass fits beside the refit of 2 passes
+    selection, _ = _run(cli, sample, tmp_path / "run", "train.epochs=2", "validate.bound_above=0")
+    assert not selection["trials"]
+    assert sorted(selection["token_budget"]["untried"]) == sorted(selection["candidates"])
+    assert selection["method"] == resolve("auto", has_catalog=True).name and selection["epochs"] == 2
+    assert "no method fits the token budget" in selection["why"]

@@ -178,3 +178,19 @@ def test_the_later_trials_race_at_their_own_margin(monkeypatch, tmp_path, cli, m
     selection = json.loads((out / SELECTION).read_text())
     assert ("short schedule" in selection["raced_out"]) == stopped
     assert len(selection["short_schedule"]["curve"]) == (2 if stopped else 4)
+
+
+def test_each_window_starts_only_where_its_passes_fit(setup, monkeypatch):
+    """validate.windows [5, 2, 3] judged at the last pass: the budget is asked per window, so window 3 is not
+    started where it would be cut before its last pass (and then judged at the cut pass)."""
+    from eges.validation.select import TokenBudget
+
+    cfg, holdout, walks = setup
+    cfg = cfg.replace("validate", windows=[5, 2, 3])
+    _scripted(monkeypatch, [0.31, 0.41, 0.46], [0.32, 0.42, 0.47])
+    budget = TokenBudget(limit=800, slice_pass=100, refit_pass=100, refit_passes=3)  # 3 passes + the refit: 600
+    choice = window_trial(holdout, cfg, "bge", None, walks, 3, _reference(REFERENCE[:3]), True,
+                          trackers=lambda label: budget.tracker("hitrate", label, 3),
+                          admits=lambda label: budget.allows(label, 3))
+    assert [t["window"] for t in choice.trials] == [2] and len(choice.trials[0]["curve"]) == 3
+    assert budget.stopped["window 3"].startswith("not tried") and budget.spent == 300

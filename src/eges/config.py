@@ -270,8 +270,10 @@ class ValidateConfig:
                         "says what it stopped and why. Replayed on 132 recorded selections (benchmarks/replay_budget.py, "
                         "docs/evaluation.md), 3 changes 5 choices, no method: three taobao selections lose 1.0-1.5% "
                         "of the slice's HitRate for 22-41% fewer walk tokens (the direction or short-schedule trial "
-                        "cut), two constructed or generated logs more; 4 changes only those two. 0: no multiple "
-                        "(validate.bound_above alone).",
+                        "cut), two constructed or generated logs more; 4 changes only those two. With train.epochs "
+                        "set the multiple is at least the methods + 1, so every method is still compared. 0: no "
+                        "multiple (validate.bound_above alone). A warm start's slice (update.epochs = 0: one "
+                        "method, at most a fresh run's passes) has no budget.",
                         min=0)
     bound_above: int = opt(200_000_000, "At most this many walk tokens for the selection plus the refit (below "
                            "validate.budget's multiple), unless the training without validation alone exceeds "

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eges.config import Config, TrainConfig
@@ -53,6 +54,7 @@ def _inputs(inputs: RunInputs, config: Config) -> tuple[str, ...]:
     from eges.pipeline.parent_slice import warm_slice_inputs
 
     log = (EDGES, NODES) if inputs.edges is not None else (SESSIONS, VOCAB)
+    log += (WALKS,)  # the whole log's walks: the token budget's training is counted on them (walk_tokens)
     log += tuple(key for key in warm_slice_inputs(inputs, config) if key not in log)
     if tries_direction(inputs, config):  # the whole graph, walked undirected when the slice chooses that
         log += tuple(key for key in (EDGES, NODES) if key not in log)
@@ -71,6 +73,13 @@ class _Slice(NamedTuple):
 def _log_rows(ctx: StageContext) -> str:
     """The file the slice is cut from: the graph's edges for an edge list, else the sessions."""
     return EDGES if ctx.inputs.edges is not None else SESSIONS
+
+
+def walk_tokens(path: Any) -> int:
+    """The walk tokens of one pass over a walks file (the refit's pass): the sum of its walks' lengths, read a
+    batch at a time so a large log's walks are never held whole."""
+    batches = pq.ParquetFile(path).iter_batches(columns=["walk"])
+    return sum(int(pc.sum(pc.list_value_length(batch.column(0))).as_py() or 0) for batch in batches)
 
 
 def _index(ctx: StageContext, name: str) -> pa.Table:
@@ -157,12 +166,16 @@ def validate_stage(ctx: StageContext) -> StageResult:
     vcfg = config.validate
     side = _side_info(ctx, vocab) if has_catalog else None
     walks = training_walks(holdout, config)
-    # The token budget of the epochs rule caps the passes tried; an explicit train.epochs is tried as it is.
-    full_pass = int(len(walks[0]) / (1 - vcfg.fraction))
+    # The token budget of the epochs rule caps the passes tried; an explicit train.epochs is tried as it is, and
+    # by every method: the budget's multiple is then at least the methods + 1 (their passes and the refit's).
+    # The training without validation reads the walks stage's walks of the whole log (not the slice's scaled
+    # up: with a catalog the slice also drops the hidden cold items and their events).
+    full_pass = walk_tokens(ctx.input_path(WALKS))
     cap = fixed or min(vcfg.max_epochs, auto_epochs(full_pass))
     # The slice's passes plus the refit stay within validate.budget x the training without validation, and within
     # validate.bound_above unless that training alone is above it (select.token_limit).
-    budget = TokenBudget.for_run(cap, len(walks[0]), full_pass, vcfg.budget, vcfg.bound_above, refit_passes=fixed)
+    multiple = max(vcfg.budget, len(methods) + 1) if fixed and vcfg.budget else vcfg.budget
+    budget = TokenBudget.for_run(cap, len(walks[0]), full_pass, multiple, vcfg.bound_above, refit_passes=fixed)
     untried = []
     compile_kernel()
     trials = []
@@ -223,10 +236,10 @@ def validate_stage(ctx: StageContext) -> StageResult:
             holdout_used = holdout
         final = reference  # the trial whose pass the whole log trains (the window's, when another won)
         windows = None
-        others = other_windows(config)  # the window's trial trains the chosen schedule once more per window
-        if others and budget.allows("window", schedule if last_pass else 1):  # judged at its last pass: all
+        if other_windows(config):  # the chosen schedule trained once more per window, each started only if it fits
             windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
-                                   later, trackers)
+                                   later, trackers,  # a window judged at its last pass: all its passes fit
+                                   admits=lambda label: budget.allows(label, schedule if last_pass else 1))
         if windows is not None:
             window, window_trials = windows.window, windows.trials
             raced_out.update({f"window {t['window']}": t["dropped"] for t in window_trials if t.get("dropped")})
@@ -238,10 +251,15 @@ def validate_stage(ctx: StageContext) -> StageResult:
         if centred:
             why += ("; vectors centred (the slice's AUC at that pass was higher with the mean of the items' "
                     "vectors subtracted: validate.try_centred)")
-        why += budget.sentence(vcfg.budget, vcfg.bound_above)
-    else:
-        method, epochs, why = methods[0], 1, "the token budget allows one pass over the walks: nothing to choose"
-        schedule, centred = 1, False
+        why += budget.sentence(multiple, vcfg.bound_above)
+    elif untried:  # no method fits beside the refit: what the run trains without validation
+        method, epochs, centred = race_order(methods)[0], cap, False
+        schedule = epochs
+        why = (f"{method} at {epochs} pass(es), as without validation: no method fits the token budget"
+               + budget.sentence(multiple, vcfg.bound_above))
+    else:  # the epochs rule gives one pass and there is one method
+        method, epochs, schedule, centred = methods[0], 1, 1, False
+        why = "the epochs rule gives one pass over the walks and there is one method: nothing to choose"
     undirected = direction is not None and direction.undirected
     full_walks = _write_undirected_walks(ctx) if undirected else None
     seconds = time.perf_counter() - started

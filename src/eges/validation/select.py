@@ -31,6 +31,10 @@ from eges.walks.generate import flatten_walks, random_walks_array
 #: cold_auc, train_seconds, score_seconds}); returning True stops the trial there (a time budget).
 PassCallback = Callable[[dict[str, float]], "bool | None"]
 
+#: A key of the row ``on_pass`` gets (not of the curve) when the trial ends at that pass anyway: early stopping or
+#: the race stopped it (a token budget then records no stop of its own).
+ENDS = "ends"
+
 
 @dataclasses.dataclass
 class Trial:
@@ -224,7 +228,7 @@ class TokenBudget:
             self.refit_passes = max(self.refit_passes, best)
             kept, kept_for = self.kept_ahead(label, len(values) + 1)
             full = not self.fits(1, len(values) + 1, kept) and not (most and len(values) >= most)
-            if full and label:
+            if full and label and not row.get(ENDS):  # patience or the race ended it: not the budget's stop
                 self.stopped[label] = (f"stopped after {len(values)} pass(es): one more and a refit of "
                                        f"{max(self.refit_passes, len(values) + 1)} would pass "
                                        f"{_tokens(self.limit)} walk tokens"
@@ -271,8 +275,8 @@ class TokenBudget:
         """Whether later trial ``label`` (one of :data:`LATER_TRIALS`) starts: as a method, when ``passes`` slice
         passes (1; all of them for a trial judged at its last pass) and the refit fit beside the tokens kept for
         the trials ranked above it (:meth:`kept_ahead`); its tracker then stops it where one more pass would not
-        fit. Its own reservation is released either way."""
-        self.reserved.pop(label, None)
+        fit. Its own reservation is released either way (``label`` "window 2" releases the windows')."""
+        self.reserved.pop(next((name for name in LATER_TRIALS if label.startswith(name)), label), None)
         return not self.untried(label, passes)
 
     def record(self) -> dict[str, Any]:
@@ -344,14 +348,15 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         value = metric_value(entry, vcfg.metric)
         if value > best["value"] + vcfg.min_delta or not best["row"]:
             best.update(value=value if value == value else -math.inf, epoch=epoch, row=entry)
-        stop = bool(on_pass(entry)) if on_pass is not None else False
         if patience and epoch - best["epoch"] >= patience and epoch < max_epochs:
             state["stopped"] = True
-            stop = True
-        if race is not None and epoch < max_epochs and not state["stopped"]:  # also when a budget stops it
+        if race is not None and epoch < max_epochs and not state["stopped"]:
             state["dropped"] = race.trails(curve)
-            stop = stop or bool(state["dropped"])
-        return stop
+        # Patience and the race are judged first: a budget told the trial ends here anyway (ENDS) counts the
+        # pass but records no stop of its own, so token_budget.stopped names only what the budget cut.
+        ends = bool(state["stopped"] or state["dropped"])
+        stop = bool(on_pass({**entry, ENDS: True} if ends else entry)) if on_pass is not None else False
+        return ends or stop
 
     train_stream(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, on_epoch=after_pass,
                  start=start)

@@ -16,6 +16,10 @@ from eges.validation.select import PassCallback, Race, window_pace
 #: Gives each variant (by its label) the ``on_pass`` its trial reports to (a token budget's tracker).
 Trackers = Callable[[str], PassCallback]
 
+#: Whether the variant (by its label) may start (a token budget's ``allows``): asked before each one, so a
+#: later window is not started where it would be cut before the pass it is judged at.
+Admits = Callable[[str], bool]
+
 
 class Variant(NamedTuple):
     """One other way of training the chosen recipe on the slice (another window, the graph made undirected)."""
@@ -39,7 +43,8 @@ class Verdict(NamedTuple):
 
 
 def try_variants(variants: list[Variant], method: str, side: Any, schedule: int, reference: Any,
-                 last_pass: bool, race: Race | None = None, trackers: Trackers | None = None) -> Verdict:
+                 last_pass: bool, race: Race | None = None, trackers: Trackers | None = None,
+                 admits: Admits | None = None) -> Verdict:
     """The chosen recipe (method, passes, schedule) trained once more per variant; the window's and the graph
     direction's trials share this rule. A variant wins when it scores higher on ``validate.metric`` than the
     reference and every variant before it that won (at the last pass when the passes are fixed or the short
@@ -50,7 +55,8 @@ def try_variants(variants: list[Variant], method: str, side: Any, schedule: int,
     that won before it, as the methods race each other. Its best so far is compared with theirs within as many
     passes, whichever pass the verdict reads: a variant's last pass is never above its best, and a schedule that
     decays faster is judged against the reference's best of as many passes, not its pass at the same rate.
-    ``trackers``: each variant's trial reports its passes to ``trackers(label)`` (a token budget), which may stop it."""
+    ``trackers``: each variant's trial reports its passes to ``trackers(label)`` (a token budget), which may stop it;
+    ``admits(label)``: whether it starts at all (a variant it refuses is left out of the verdict)."""
     from eges.validation import fit_and_score, metric_value  # at call time: tests script fit_and_score
 
     def at(trial: Any) -> dict[str, float]:
@@ -62,6 +68,8 @@ def try_variants(variants: list[Variant], method: str, side: Any, schedule: int,
     chosen, best_value, epochs, best_trial, rows, notes = None, base_value, 0, reference, [], []
     race = dataclasses.replace(race, rivals=[reference]) if race is not None else None
     for variant in variants:
+        if admits is not None and not admits(variant.label):
+            continue
         tolerance = variant.config.validate.cold_tolerance
         if race is not None:
             race.pace = variant.pace
@@ -102,20 +110,23 @@ def other_windows(config: Config) -> list[int]:
 
 def window_trial(holdout: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
                  reference: Any, last_pass: bool, race: Race | None = None,
-                 trackers: Trackers | None = None) -> WindowChoice | None:
+                 trackers: Trackers | None = None, admits: Admits | None = None) -> WindowChoice | None:
     """The chosen recipe (method, passes, schedule) trained once more per other window of ``validate.windows``
     (:func:`try_variants`).
 
     Why: on a small basket catalog a walk with the default window reaches most items, so every item's context is
     alike, and a narrow window keeps the basket's neighbours; on a rating log it costs ranking. No constant fits,
     so the slice decides. Only when ``train.window`` is the first of ``validate.windows`` (an other window is the
-    user's). ``reference`` is the default window's trial; ``race`` and ``trackers`` as in :func:`try_variants`."""
+    user's). ``reference`` is the default window's trial; ``race``, ``trackers`` and ``admits`` (asked per window)
+    as in :func:`try_variants`; None when no window is tried."""
     default, others = config.train.window, other_windows(config)
     if not others:
         return None
     verdict = try_variants([Variant(f"window {w}", {"window": w}, holdout, config.replace("train", window=w),
                                     walks, window_pace(w, default)) for w in others],
-                           method, side, schedule, reference, last_pass, race, trackers)
+                           method, side, schedule, reference, last_pass, race, trackers, admits)
+    if not verdict.rows:  # the budget admitted no window
+        return None
     if verdict.chosen is not None:
         chosen = verdict.chosen.record["window"]
         at_passes = f" at {verdict.epochs} pass(es)" if verdict.epochs else ""
