@@ -75,3 +75,31 @@ def test_in_memory_api_places_cold_items():
     assert emb.attention.shape == (8, 2) and np.allclose(emb.attention, 0.5)  # GES: uniform weights
     vec = emb.vectors / np.linalg.norm(emb.vectors, axis=1, keepdims=True)
     assert np.argmax(vec[8] @ vec[:8].T) < 4 and np.argmax(vec[9] @ vec[:8].T) >= 4
+
+
+def test_an_integer_column_is_a_code_unless_named_numeric():
+    """category_id-like integers: one value per code (bucketing by the number merges unrelated categories);
+    side_info.numeric cuts a named integer column into quantile buckets like a float one."""
+    catalog = pd.DataFrame({"item_id": range(6), "category_id": [907, 12, 907, 5000, 12, 13],
+                            "year": [1990, 1991, 1995, 2000, 2001, 2010]})
+    side, how = encode(catalog, list(range(6)), "item_id", ["category_id", "year"], numeric_buckets=2,
+                       numeric=["year"])
+    assert how == {"category_id": "categorical", "year": "numeric (2 quantile buckets)"}
+    assert side.values[0] == ["12", "13", "5000", "907"]  # codes as labels (sorted as text)
+    assert side.codes[:, 0].tolist() == [3, 0, 3, 2, 0, 1]  # 12 and 13 stay apart, 907 and 5000 too
+    _, how = encode(catalog, list(range(6)), "item_id", ["category_id"], numeric_buckets=2, numeric=["category_id"])
+    assert how == {"category_id": "numeric (2 quantile buckets)"}
+
+
+def test_side_info_numeric_must_name_a_number_field(tmp_path):
+    from eges.config import SideInfoConfig
+    from eges.errors import InputError
+    from eges.pipeline.side_info_stage import read_catalog
+
+    path = tmp_path / "items.parquet"
+    pd.DataFrame({"item_id": [1, 2], "brand": ["a", "b"], "year": [1990, 1991]}).to_parquet(path)
+    frame, fields, _ = read_catalog(path, SideInfoConfig(numeric=["year"]), None)
+    assert fields == ["brand", "year"]
+    for bad in (["brand"], ["price"]):
+        with pytest.raises(InputError, match="side_info.numeric names"):
+            read_catalog(path, SideInfoConfig(numeric=bad), None)

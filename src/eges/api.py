@@ -92,7 +92,7 @@ def train_side_info(walks: np.ndarray, node_ids: list[Any], catalog: Any, config
     values, offsets = flatten_walks(walks)
     counts = np.bincount(values, minlength=len(node_ids))
     return fit_side_info(lambda: iter([(values, offsets)]), counts, list(node_ids), catalog, scfg.id_col, fields,
-                         scfg.numeric_buckets, config.train, method)
+                         scfg.numeric_buckets, config.train, method, numeric=scfg.numeric)
 
 
 def train_skipgram(walks: np.ndarray, config: TrainConfig | None = None, progress: bool | None = None) -> Any:

@@ -113,6 +113,11 @@ class SideInfoConfig:
     fields: list[str] = opt([], "Side-information columns to use; empty uses every column but the id.")
     numeric_buckets: int = opt(10, "Numeric columns (price, ...) are cut into this many quantile buckets.",
                                min=1, max=100_000)
+    numeric: list[str] = opt([], "Integer columns to cut into quantile buckets like float ones (an integer price "
+                             "in cents, a year). Every other integer column is a code (category_id, brand_id: the "
+                             "form most logs ship them in), one value per code: bucketed by the code's number, "
+                             "Taobao's 2,911 categories fell into 10 meaningless ranges (cold AUC 0.75 -> 0.87; "
+                             "docs/pipeline.md, side information).")
     duplicates: str = opt("first", "Duplicate item ids in the catalog: keep the first row (with a warning "
                           "and a count) or fail.", choices=("first", "error"))
 

@@ -95,7 +95,7 @@ def side_mean_scorer(ctx: StageContext, universe: Any, id_type: pa.DataType, ite
 
     scfg = ctx.config.side_info
     catalog, fields, _ = read_catalog(ctx.input_path("@items"), scfg, id_type)
-    side, _ = encode(catalog, universe, scfg.id_col, fields, scfg.numeric_buckets)
+    side, _ = encode(catalog, universe, scfg.id_col, fields, scfg.numeric_buckets, scfg.numeric)
     return CosineScorer("side_mean", *side_mean_matrix(*_item2vec(item, segment, len(universe), ctx.config),
                                                        side.codes))
 

@@ -83,6 +83,10 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     fields = [f for f in fields if f not in empty and f not in unknown]
     if not fields:
         raise InputError(f"item catalog file {path} has no usable side-information column")
+    not_numbers = [f for f in cfg.numeric if f not in fields or not _numeric(frame[f])]
+    if not_numbers:
+        raise InputError(f"item catalog file {path}: side_info.numeric names {', '.join(map(repr, not_numbers))}, "
+                         f"not a number column among the side-information fields ({', '.join(fields)})")
     return frame, fields, notes
 
 
@@ -177,7 +181,7 @@ def eges_stage(ctx: StageContext) -> StageResult:
     with _progress(ctx, int(counts.sum()) * passes, "token", method) as bar:
         emb = fit_side_info(batches, counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update,
-                            on_epoch=stop_after(passes), start_from=start_from)
+                            on_epoch=stop_after(passes), start_from=start_from, numeric=scfg.numeric)
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     # centred when the slice scored the chosen pass higher centred (validate.try_centred)

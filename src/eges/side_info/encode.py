@@ -5,6 +5,7 @@ Pure array code on Arrow/pandas tables; reading the catalog is the pipeline's jo
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +36,18 @@ class SideInfo:
         return int(sum(len(v) for v in self.values))
 
 
-def encode_column(values: pd.Series, numeric_buckets: int) -> tuple[np.ndarray, list[str], str]:
+def is_quantity(values: pd.Series, numeric: bool = False) -> bool:
+    """Whether a column is a quantity cut into quantile buckets: a float column, or an integer one named in
+    ``side_info.numeric``. An integer column is otherwise a code (category_id, brand_id), whose number orders
+    nothing: bucketing it by value would merge unrelated categories."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    return numeric or pd.api.types.is_float_dtype(values)
+
+
+def encode_column(values: pd.Series, numeric_buckets: int, numeric: bool = False) -> tuple[np.ndarray, list[str], str]:
     """Codes and value labels for one column; the third item says how it was treated."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    if is_quantity(values, numeric):
         x = values.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = x[np.isfinite(x)]
         distinct = np.unique(finite)
@@ -54,7 +64,7 @@ def encode_column(values: pd.Series, numeric_buckets: int) -> tuple[np.ndarray, 
 
 
 def encode(catalog: pd.DataFrame, item_ids: np.ndarray | list, id_col: str, fields: list[str],
-           numeric_buckets: int) -> tuple[SideInfo, dict[str, str]]:
+           numeric_buckets: int, numeric: Collection[str] = ()) -> tuple[SideInfo, dict[str, str]]:
     """Codes for ``item_ids`` (behaviour items first, then cold ones, as the caller orders them).
 
     Items missing from the catalog get unknown (-1) in every field. Returns the side information and
@@ -64,7 +74,7 @@ def encode(catalog: pd.DataFrame, item_ids: np.ndarray | list, id_col: str, fiel
     codes = np.full((len(item_ids), len(fields)), UNKNOWN, dtype=np.int32)
     values, how = [], {}
     for s, field in enumerate(fields):
-        col_codes, labels, kind = encode_column(catalog[field], numeric_buckets)
+        col_codes, labels, kind = encode_column(catalog[field], numeric_buckets, field in numeric)
         present = rows >= 0
         codes[present, s] = col_codes[rows[present]]
         values.append(labels)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,8 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
                   node_ids: list[Any], catalog: pd.DataFrame, id_col: str, fields: list[str], numeric_buckets: int,
                   cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
                   on_epoch: EpochCallback | None = None,
-                  start_from: Callable[[SideInfo], StartState | None] | None = None) -> SideInfoEmbeddings:
+                  start_from: Callable[[SideInfo], StartState | None] | None = None,
+                  numeric: Collection[str] = ()) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
     frequencies in them) and place the catalog's other items from side information. ``start_from`` gives the
     rows training starts from, given the encoded side information (a warm start from a parent run)."""
@@ -124,7 +125,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
     in_graph = check_overlap(catalog_ids, node_ids, id_col)
     cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
-    side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets)
+    side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets, numeric)
     uses_side = method_of(method).side_info
     started = time.perf_counter()
     # A method without side information (chosen by validation) trains on the items' own rows only; its cold items

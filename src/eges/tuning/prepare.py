@@ -44,5 +44,6 @@ def read_slice(out: Path, config: Config, inputs: Any) -> tuple[Any, Any, int]:
 
         scfg = config.side_info
         catalog, fields, _ = read_catalog(inputs.items, scfg, vocab.schema.field("item_id").type)
-        side, _ = encode(catalog, vocab["item_id"].to_pylist(), scfg.id_col, fields, scfg.numeric_buckets)
+        side, _ = encode(catalog, vocab["item_id"].to_pylist(), scfg.id_col, fields, scfg.numeric_buckets,
+                         scfg.numeric)
     return holdout, side, n_items
