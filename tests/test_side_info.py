@@ -103,3 +103,21 @@ def test_side_info_numeric_must_name_a_number_field(tmp_path):
     for bad in (["brand"], ["price"]):
         with pytest.raises(InputError, match="side_info.numeric names"):
             read_catalog(path, SideInfoConfig(numeric=bad), None)
+
+
+def test_an_integer_column_with_nulls_stays_a_code(tmp_path):
+    """pandas reads an integer column with nulls as float64; the catalog reader keeps it integer, so a missing
+    category id does not turn the column into bucketed numbers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from eges.config import SideInfoConfig
+    from eges.pipeline.side_info_stage import read_catalog
+
+    path = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"item_id": range(12), "category_id": pa.array([7, None, *range(100, 110)], pa.int64())}),
+                   path)
+    frame, fields, _ = read_catalog(path, SideInfoConfig(), None)
+    side, how = encode(frame, list(range(12)), "item_id", fields, numeric_buckets=3)
+    assert how == {"category_id": "categorical"} and len(side.values[0]) == 11
+    assert side.codes[1, 0] == -1  # the null is unknown

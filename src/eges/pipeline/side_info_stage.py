@@ -37,6 +37,8 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     Ids must be integers or text (whole floats are read as integers); with ``id_type`` (the event log's) they are
     read in that type, exactly.
     """
+    import pandas as pd
+
     from eges.columns import resolve
     from eges.config import SideInfoConfig
     from eges.ids import align_ids, check_id_array
@@ -50,6 +52,11 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
         check_id_array(table[cfg.id_col], where, cfg.id_col, "item id")
     table = table.set_column(table.column_names.index(cfg.id_col), cfg.id_col, ids)
     frame = table.to_pandas()
+    # An integer column with nulls stays integer (pandas' nullable Int64, not float64): an integer column is a code
+    # (side_info/encode.py), and a missing category id must not turn its column into a bucketed quantity.
+    for name, column in zip(table.column_names, table.columns):
+        if name != cfg.id_col and pa.types.is_integer(column.type) and column.null_count:
+            frame[name] = column.to_pandas(types_mapper=lambda t: pd.Int64Dtype()).array
     notes: dict[str, Any] = {"id_column_recognised": id_col} if guessed else {}
     if frame[cfg.id_col].isna().any():
         raise InputError(f"item catalog file {path}: column {cfg.id_col!r} has {int(frame[cfg.id_col].isna().sum())} "
