@@ -193,6 +193,10 @@ def parent_centring(parent: str) -> np.ndarray | None:
     when it wrote them as trained. Its state file keeps the trained rows; its value rows are read from the written
     side-information vectors, so a warm start adds this back to them."""
     _, entry, _ = parent_training(parent, parent_manifest(parent))
+    return _centred_shift(entry)
+
+
+def _centred_shift(entry: dict[str, Any]) -> np.ndarray | None:
     shift = entry.get("details", {}).get("centred_shift")
     return np.asarray(shift, dtype=np.float32) if shift else None
 
@@ -209,9 +213,9 @@ def read_parent_state(parent: str, fields: list[str]) -> Any:
     order = [0, *(1 + meta["fields"].index(f) for f in fields)] if method.side_info else [0]
     values = pq.read_table(Path(parent) / SIDE_VECTORS) if method.side_info else None
     value_rows = _matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32)
-    shift = entry.get("details", {}).get("centred_shift")
-    if shift and values is not None:  # written centred: the trained value rows are the written ones plus the shift
-        value_rows = value_rows + np.asarray(shift, dtype=np.float32)
+    shift = _centred_shift(entry)
+    if shift is not None and values is not None:  # written centred: the trained value rows are the written ones
+        value_rows = value_rows + shift  # plus the shift
     return ParentState(
         item_ids=state["item_id"].to_pylist(), rows=_matrix(state["row"]), context=_matrix(state["context"]),
         attention=np.ascontiguousarray(attention[:, order]),

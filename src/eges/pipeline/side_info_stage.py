@@ -42,6 +42,7 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     from eges.columns import resolve
     from eges.config import SideInfoConfig
     from eges.ids import align_ids, check_id_array
+    from eges.side_info.encode import is_number
 
     table = io.read_table(path, what="item catalog")
     where = f"item catalog file {path}"
@@ -81,7 +82,7 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
         notes["null_fields_skipped"] = empty
     # A number column with no finite value (all inf, or inf and NaN) says as little as an empty one: encoding
     # would make every item's value unknown.
-    unknown = [f for f in fields if f not in empty and _numeric(frame[f])
+    unknown = [f for f in fields if f not in empty and is_number(frame[f])
                and not np.isfinite(frame[f].to_numpy(dtype=np.float64, na_value=np.nan)).any()]
     if unknown:
         log.warning("item catalog file %s: number column(s) %s hold no finite value (only inf, -inf or NaN) and are "
@@ -90,17 +91,11 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     fields = [f for f in fields if f not in empty and f not in unknown]
     if not fields:
         raise InputError(f"item catalog file {path} has no usable side-information column")
-    not_numbers = [f for f in cfg.numeric if f not in fields or not _numeric(frame[f])]
+    not_numbers = [f for f in cfg.numeric if f not in fields or not is_number(frame[f])]
     if not_numbers:
         raise InputError(f"item catalog file {path}: side_info.numeric names {', '.join(map(repr, not_numbers))}, "
                          f"not a number column among the side-information fields ({', '.join(fields)})")
     return frame, fields, notes
-
-
-def _numeric(values: Any) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def catalog_by_id(path: Any, id_col: str) -> Any:

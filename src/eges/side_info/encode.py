@@ -36,13 +36,16 @@ class SideInfo:
         return int(sum(len(v) for v in self.values))
 
 
+def is_number(values: pd.Series) -> bool:
+    """A number column (booleans are not numbers here)."""
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
 def is_quantity(values: pd.Series, numeric: bool = False) -> bool:
     """Whether a column is a quantity cut into quantile buckets: a float column, or an integer one named in
     ``side_info.numeric``. An integer column is otherwise a code (category_id, brand_id), whose number orders
     nothing: bucketing it by value would merge unrelated categories."""
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return False
-    return numeric or pd.api.types.is_float_dtype(values)
+    return is_number(values) and (numeric or pd.api.types.is_float_dtype(values))
 
 
 def encode_column(values: pd.Series, numeric_buckets: int, numeric: bool = False) -> tuple[np.ndarray, list[str], str]:
