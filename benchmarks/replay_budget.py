@@ -1,19 +1,17 @@
 """Replay the validate stage's token budget (validate.budget) on recorded selections: for each multiple of the
-training without validation, which choices change (method, passes and their schedule, direction, window), how much of the slice's
-metric the bounded choice loses against the unbounded one, and the walk tokens saved.
+training without validation, which choices change (method, passes and their schedule, direction, window), how much
+of the slice's metric the bounded choice loses against the unbounded one, and the walk tokens saved.
 
 Every trial's passes on a slice are fixed by the slice and its seed, so a recorded selection
 (``validation/selection.json``: every method's and later trial's curve) shows what a budget would have stopped.
-The replay runs the stage's own rules on those curves: :meth:`eges.validation.select.TokenBudget.for_run`,
-its trackers, reservations and ``allows`` (the later trials by :data:`~eges.validation.select.LATER_TRIALS`), the
-methods' :class:`~eges.validation.select.Race` in :func:`~eges.validation.select.race_order`,
-:func:`~eges.validation.select.choose`, and the later trials' own :func:`~eges.validation.variants.direction_trial`
-and :func:`~eges.validation.variants.window_trial` with ``fit_and_score`` replaced by one that replays a recorded
-curve pass by pass (its ``on_pass``, patience and race as in the stage). The methods' loop and the short
-schedule's block are the stage's lines (eges/pipeline/validate_stage.py) again, on these functions.
+The replay runs the stage's own sequence on those curves (:class:`eges.validation.sequence.TrialSequence`, with
+:func:`~eges.validation.sequence.selection_budget`), with ``fit_and_score`` replaced by one that replays a
+recorded curve pass by pass (its ``on_pass``, patience and race as in the stage), so the replay and the stage
+cannot drift apart.
 
-What cannot be replayed is counted as lost: a later trial recorded on a recipe the budget did not choose (another
-method or pass, or after a trial that won and was not tried) is not run, so the bounded choice stops there.
+What cannot be replayed is counted as lost: a trial recorded on a recipe the budget did not choose (another
+method or pass, or after a trial that won and was not tried), or one the selection did not record (a short
+schedule of a selection made before it existed), ends the sequence, so the bounded choice stops there.
 Tokens are the recorded walk tokens (``token_budget``) when recorded; else the slice's directed pass is 1 M and
 the whole log's ``1 / (1 - validate.fraction)`` M (the stage's own ratio), and the undirected walks' length is
 the recorded undirected pass when the direction won, else the direction trial's seconds a pass over the method's
@@ -27,7 +25,6 @@ e.g. ``python benchmarks/replay_budget.py $(find /tmp -path '*validation/selecti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -36,10 +33,16 @@ from typing import Any
 import eges.validation as validation
 from eges.config import default_config
 from eges.validation.score import metric_value
-from eges.validation.select import ENDS, Race, TokenBudget, Trial, choose, race_order
-from eges.validation.variants import direction_trial, window_trial
+from eges.validation.select import ENDS, Race, Trial
+from eges.validation.sequence import TrialSequence, Walked, selection_budget
 
 FRACTION = 0.1  # validate.fraction of every recorded run
+DEFAULT_WINDOW = 5  # train.window of every recorded run
+NO_BOUND = 10**18  # validate.bound_above of the replay: none
+
+
+class Unrecorded(LookupError):
+    """The sequence asked for a trial the selection did not record (another recipe than the recorded one)."""
 
 
 def _rows(doc: dict) -> list[dict[str, float]]:
@@ -47,15 +50,18 @@ def _rows(doc: dict) -> list[dict[str, float]]:
 
 
 def replayer(curves: dict[Any, dict]) -> Any:
-    """A ``fit_and_score`` that replays ``curves[(holdout, window)]`` (or ``[(holdout, window, method)]``) pass by
-    pass with the stage's loop: patience, then the race, then ``on_pass``; the :class:`Trial` it cut."""
+    """A ``fit_and_score`` that replays ``curves[(holdout, window, method, max_epochs)]`` pass by pass with the
+    stage's loop: patience, then the race, then ``on_pass``; the :class:`Trial` it cut (:class:`Unrecorded`: no such
+    curve)."""
 
     def fit_and_score(holdout: Any, config: Any, method: str, side: Any = None, max_epochs: int | None = None,
                       on_pass: Any = None, walks: Any = None, patience: int | None = None, start: Any = None,
                       race: Race | None = None) -> Trial:
         vcfg = config.validate
-        doc = curves.get((holdout, config.train.window, method)) or curves[(holdout, config.train.window)]
         max_epochs = int(max_epochs or vcfg.max_epochs)
+        doc = curves.get((holdout, config.train.window, method, max_epochs))
+        if doc is None:
+            raise Unrecorded((holdout, config.train.window, method, max_epochs))
         patience = vcfg.patience if patience is None else patience
         curve: list[dict[str, float]] = []
         best, best_value, best_epoch, stopped, dropped = {}, -math.inf, 0, False, ""
@@ -109,95 +115,46 @@ def _passes(selection: dict) -> tuple[int, int]:
     return 1_000_000, int(1_000_000 / (1 - FRACTION))
 
 
-def simulate(selection: dict, multiple: float) -> dict[str, Any]:
-    """The stage's selection on the recorded curves within ``multiple`` x the training (0: unbounded)."""
-    vcfg = dict(metric=selection["metric"])
-    config = default_config().replace("validate", **vcfg)
-    vcfg = config.validate
+def _recorded_curves(selection: dict, cap: int) -> dict[Any, dict]:
+    """The recorded trials by the recipe they were trained on, as the replayed ``fit_and_score`` is asked for
+    them: (slice, window, method, passes), the slice "slice" (directed) or "undirected"."""
+    method, window = selection["method"], DEFAULT_WINDOW
+    curves: dict[Any, dict] = {("slice", window, t["method"], cap): t for t in selection["trials"]}
+    schedule = int(selection.get("schedule_epochs") or cap)
+    if selection.get("short_schedule"):  # trained at the recorded winner's best pass
+        winner = next(t for t in selection["trials"] if t["method"] == method)
+        curves[("slice", window, method, int(winner["best_epochs"]))] = selection["short_schedule"]
+    if selection.get("direction_trial"):
+        curves[("undirected", window, method, schedule)] = selection["direction_trial"]
+    graph = "undirected" if selection.get("direction") == "undirected" else "slice"
+    for doc in selection.get("window_trials") or []:
+        curves[(graph, int(doc["window"]), method, schedule)] = doc
+    return curves
+
+
+def simulate(selection: dict, multiple: float) -> dict[Any, Any]:
+    """The stage's selection (its own sequence, :class:`~eges.validation.sequence.TrialSequence`) on the recorded
+    curves within ``multiple`` x the training (0: unbounded); a trial the selection did not record ends it."""
     slice_pass, refit_pass = _passes(selection)
     fixed = int(selection["epochs"]) if selection.get("epochs_fixed") else 0
     cap = int(selection.get("max_epochs") or 0) or fixed
+    windows = [int(doc["window"]) for doc in selection.get("window_trials") or []]
+    config = default_config().replace("validate", metric=selection["metric"], budget=multiple,
+                                      bound_above=NO_BOUND, windows=[DEFAULT_WINDOW, *windows])
     methods = [t["method"] for t in selection["trials"]]
-    curves: dict[Any, dict] = {("slice", 5, t["method"]): t for t in selection["trials"]}
-    fit_and_score = replayer(curves)
-    validation.fit_and_score = fit_and_score  # the later trials call it from eges.validation at call time
-    budget = TokenBudget.for_run(cap, slice_pass, refit_pass, multiple, math.inf, refit_passes=fixed)
-    trials: list[Trial] = []
-    # the stage's methods loop
-    race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance, trials)
-    for method in race_order(methods):
-        if cap == 1 and len(methods) == 1:
-            break
-        if budget.untried(method):
-            continue
-        trials.append(fit_and_score("slice", config, method, max_epochs=cap, patience=0 if fixed else None,
-                                    race=race, on_pass=budget.tracker(vcfg.metric, method, cap)))
-    trials.sort(key=lambda t: methods.index(t.method))
-    out = {"stopped": budget.stopped}
-    if not trials:
-        return {**out, "choice": (methods[0], (1, 1), "directed", 5), "value": math.nan,
-                "tokens": budget.spent + refit_pass}
-    winner, _ = choose(trials, cold_tolerance=vcfg.cold_tolerance)
-    recorded, _ = choose([fit_and_score("slice", config, m, max_epochs=cap, patience=0 if fixed else None)
-                          for m in methods], cold_tolerance=vcfg.cold_tolerance)
-    method, epochs = winner.method, fixed or winner.best_epochs
-    value = winner.score
-    budget.refit_passes = epochs
-    same = (method, winner.best_epochs) == (recorded.method, recorded.best_epochs)  # the later trials replay
-    direction, window, schedule = "directed", 5, cap
-    later = dataclasses.replace(race, margin=0.0 if fixed else vcfg.trial_margin)
-    short_doc, dir_doc = selection.get("short_schedule"), selection.get("direction_trial")
-    windows = [w for w in selection.get("window_trials") or []]
-    ratio = _pass_ratio(selection)
-    short_tried = bool(short_doc) and not fixed and epochs < cap
-
-    def trackers(label: str) -> Any:
-        return budget.tracker(vcfg.metric, label, schedule)
-
-    if same:
-        budget.reserve(cap, epochs if short_tried else 0, int(slice_pass * ratio) if dir_doc else 0, len(windows))
-        short = None
-        if short_tried and budget.allows("short schedule", epochs):  # the stage's block
-            curves[("short", 5)] = short_doc
-            short = fit_and_score("short", config, method, max_epochs=epochs, patience=0,
-                                  race=dataclasses.replace(later, rivals=[winner]),
-                                  on_pass=budget.tracker(vcfg.metric, "short schedule", epochs))
-            if not short.dropped and metric_value(short.curve[-1], vcfg.metric) > winner.score:
-                schedule, value = epochs, metric_value(short.curve[-1], vcfg.metric)
-        recorded_short = bool(short_doc) and selection.get("schedule_epochs") != cap
-        if recorded_short != (schedule != cap):
-            same = False  # the direction and window trials were recorded on the other schedule
-    if same:
-        reference, last_pass = short if schedule != cap else winner, bool(fixed) or schedule != cap
-        choice = None
-        if dir_doc:  # _try_direction on the recorded undirected curve
-            curves[("undirected", 5)] = dir_doc
-            directed = budget.slice_pass, budget.refit_pass
-            budget.slice_pass, budget.refit_pass = int(slice_pass * ratio), int(refit_pass * ratio)
-            if budget.allows("undirected", schedule if last_pass else 1):
-                choice = direction_trial("slice", "undirected", None, config, method, None, None, schedule,
-                                         reference, last_pass, later, trackers)
-            if choice is None or not choice.undirected:
-                budget.slice_pass, budget.refit_pass = directed
-            if (choice is not None and choice.undirected) != bool(dir_doc["wins"]):
-                same = False  # the window trials were recorded on the other graph
-            if choice is not None and choice.undirected:
-                direction, reference = "undirected", choice.reference
-                epochs, value = choice.epochs or epochs, metric_value(
-                    reference.curve[-1] if last_pass else reference.best, vcfg.metric)
-        if same and windows:  # each window started only if it fits, as in the stage
-            for doc in windows:
-                curves[("slice" if direction == "directed" else "undirected", int(doc["window"]))] = doc
-            config_w = config.replace("validate", windows=[5, *[int(d["window"]) for d in windows]])
-            picked = window_trial("slice" if direction == "directed" else "undirected", config_w, method, None,
-                                  None, schedule, reference, last_pass, later, trackers,
-                                  admits=lambda label: budget.allows(label, schedule if last_pass else 1))
-            if picked is not None and picked.trial is not None:
-                window, epochs = picked.window, picked.epochs or epochs
-                value = metric_value(picked.trial.curve[-1] if last_pass else picked.trial.best, vcfg.metric)
-    tokens = budget.spent + epochs * budget.refit_pass
-    return {**out, "choice": (method, (epochs, schedule), direction, window), "value": value, "tokens": tokens,
-            "limit": budget.limit}
+    validation.fit_and_score = replayer(_recorded_curves(selection, cap))  # the sequence calls it at call time
+    budget = selection_budget(config, len(methods), fixed, cap, slice_pass, refit_pass)
+    sym = Walked("undirected", None, int(slice_pass * _pass_ratio(selection)))
+    sequence = TrialSequence(Walked("slice", None, slice_pass), config, methods, None, budget, fixed=fixed, cap=cap,
+                             undirected=(lambda: sym) if selection.get("direction_trial") else None)
+    try:
+        choice = sequence.run()
+    except Unrecorded:
+        choice = sequence.choice  # as the steps before the unrecorded trial left it
+    direction = "undirected" if choice.undirected else "directed"
+    return {"stopped": budget.stopped, "choice": (choice.method, (choice.epochs, choice.schedule), direction,
+                                                  choice.window),
+            "value": choice.value, "tokens": budget.spent + choice.epochs * budget.refit_pass, "limit": budget.limit}
 
 
 def main() -> None:

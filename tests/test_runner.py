@@ -139,3 +139,25 @@ def test_orphan_cleaning_leaves_nested_run_folders_to_their_own_writer(tmp_path)
     orphan.mkdir()
     remove_orphans(tmp_path)
     assert live.exists() and not orphan.exists()
+
+
+def test_a_train_key_no_method_of_the_stage_reads_leaves_it_fresh(tmp_path):
+    """A stage that trains BGE alone (``trains``) stays fresh when a key only GES/EGES read changes; a key BGE reads
+    still makes it stale, and so does the EGES key once the stage may train EGES (a catalog)."""
+    from eges.pipeline.registry import Stage
+
+    def body(ctx):
+        (ctx.out_dir / "t.txt").write_text("t")
+        return StageResult(1, 1)
+
+    def trains(inputs, _config):
+        return ["bge"] if inputs.items is None else ["bge", "ges", "eges"]
+
+    stages = {"t": Stage("t", body, ("train",), ("t.txt",), lambda i, c: (), lambda i, c: True, trains=trains)}
+    for inputs, eges_key_counts in ((RunInputs(events="/dev/null"), False),
+                                    (RunInputs(events="/dev/null", items="/dev/null"), True)):
+        run(tmp_path, load_config(), inputs, stages=stages, echo=lambda _: None)
+        for key, counts in (("train.attention_alpha=0.01", eges_key_counts), ("train.side_alpha=0.01", eges_key_counts),
+                            ("train.own_weight=0.3", eges_key_counts), ("train.window=3", True)):
+            state = plan(tmp_path, load_config(overrides=[key]), inputs, stages=stages)[0].state
+            assert state == ("stale" if counts else "fresh"), key

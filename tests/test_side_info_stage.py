@@ -160,3 +160,20 @@ def test_catalog_ids_that_match_nothing(cli, walked, tmp_path):
 def test_method_needs_a_catalog(cli, walked):
     result = cli("run", "--events", DATA / "events.parquet", "--out", walked, "--method", "eges", *FAST, ok=False)
     assert result.exit_code == 2 and "method eges trains on side information and needs an item catalog" in result.output
+
+
+@pytest.mark.parametrize("method, eges_key_counts", [("ges", False), ("eges", True), ("auto", True)])
+def test_a_key_only_eges_reads_does_not_stale_a_ges_run(method, eges_key_counts):
+    """GES reads no attention key: the eges stage of a GES run stays fresh when one changes; an EGES run, or auto
+    (the slice may choose EGES), does not."""
+    from eges.config import default_config
+    from eges.pipeline.registry import STAGES, RunInputs
+    from eges.pipeline.runner import stage_config
+
+    inputs, config = RunInputs(events="events.parquet", items="items.parquet"), default_config().replace(
+        "train", method=method)
+    before = stage_config(STAGES["eges"], config, inputs)
+    for key, value in (("attention_alpha", 0.01), ("own_weight", 0.3)):
+        assert (stage_config(STAGES["eges"], config.replace("train", **{key: value}), inputs) != before) \
+            == eges_key_counts, key
+    assert stage_config(STAGES["eges"], config.replace("train", side_alpha=0.01), inputs) != before  # GES reads it

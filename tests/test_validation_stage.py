@@ -93,3 +93,20 @@ def test_an_edge_list_validates_on_held_out_edges(sample, tmp_path, cli):
     assert selection["metric"] == "auc" and "held-out edges" in selection["why"]
     assert selection["holdout"]["held_out_edges"] > 0 and selection["holdout"]["next_item_pairs"] == 0
     assert _manifest(out)["stages"]["skipgram"]["details"]["epochs"] == selection["epochs"]
+
+
+@pytest.mark.parametrize("method, items, eges_keys_count", [("auto", None, False), ("bge", "items.parquet", False),
+                                                            ("auto", "items.parquet", True),
+                                                            ("eges", "items.parquet", True)])
+def test_only_the_keys_of_the_methods_it_tries_make_the_stage_stale(method, items, eges_keys_count):
+    """A BGE run's validate stage does not read EGES's keys; with a catalog and auto it trains EGES too."""
+    from eges.config import default_config
+    from eges.pipeline.registry import STAGES, RunInputs
+    from eges.pipeline.runner import stage_config
+
+    inputs, config = RunInputs(events="events.parquet", items=items), default_config().replace("train", method=method)
+    before = stage_config(STAGES["validate"], config, inputs)
+    for key, value in (("attention_alpha", 0.01), ("side_alpha", 0.01)):
+        changed = stage_config(STAGES["validate"], config.replace("train", **{key: value}), inputs)
+        assert (changed != before) == eges_keys_count, key
+    assert stage_config(STAGES["validate"], config.replace("train", window=3), inputs) != before

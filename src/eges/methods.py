@@ -99,6 +99,13 @@ def cold_share(method: str, configured: float) -> float:
     return METHODS[method].cold_share if configured < 0 else configured
 
 
+def ignored_by_all(methods: list[str]) -> tuple[str, ...]:
+    """The ``train`` keys none of ``methods`` reads: they cannot change what a stage training one of them writes."""
+    if not methods:
+        return ()
+    return tuple(key for key in METHODS[methods[0]].ignores if all(key in METHODS[m].ignores for m in methods[1:]))
+
+
 def ignored_settings(method: str, overrides: list[tuple[str, str, Any]]) -> list[str]:
     """The ``train.KEY`` settings among ``overrides`` (section, key, value) that ``method`` does not read."""
     ignored = METHODS[method].ignores

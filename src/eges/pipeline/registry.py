@@ -116,6 +116,8 @@ class Stage:
             when an edge list is given instead of events; skipgram and eges depend on the method).
         ignores: ``section.key`` entries of ``sections`` that do not affect this stage's outputs (the evaluation
             stages train every method in ``evaluate.methods`` whatever ``train.method`` says).
+        trains: given the run's inputs and config, the methods the stage may train: the ``train`` keys none of them
+            reads (``methods.ignored_by_all``) do not make it out of date (EGES's keys do not stale a BGE run's).
         check: validates the stage's inputs and settings; the runner calls it (with the names of the stages about
             to run) for every stage it is about to run, before the first one writes anything (a bad catalog fails
             before the sessions are cut).
@@ -135,6 +137,7 @@ class Stage:
     #: Stages after which ``check`` runs again, with what they wrote (neighbours.k against the graph's node count,
     #: known once the graph is built: before walks and training).
     recheck_after: tuple[str, ...] = ()
+    trains: Callable[[RunInputs, Config], list[str]] | None = None
 
 
 STAGES: dict[str, Stage] = {}
@@ -145,7 +148,8 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
           enabled: Callable[[RunInputs, Config], bool] | None = None,
           skipped_because: str | None = None, ignores: tuple[str, ...] = (),
           check: Callable[[StageContext, set[str]], None] | None = None,
-          may_write: tuple[str, ...] = (), recheck_after: tuple[str, ...] = ()) -> Callable:
+          may_write: tuple[str, ...] = (), recheck_after: tuple[str, ...] = (),
+          trains: Callable[[RunInputs, Config], list[str]] | None = None) -> Callable:
     """Register the decorated function as stage ``name`` (the order is set by ``eges.pipeline.PIPELINE``)."""
     unknown = [key for key in ignores if key.split(".")[0] not in sections or key.count(".") != 1]
     if unknown:
@@ -159,7 +163,8 @@ def stage(name: str, *, sections: tuple[str, ...], outputs: tuple[str, ...],
         if clash:
             raise ValueError(f"stage {name!r} writes {clash[0][1]}, which stage {clash[0][0]!r} writes too")
         STAGES[name] = Stage(name, func, sections, outputs, inputs, enabled or (lambda _i, _c: True),
-                             skipped_because or Stage.skipped_because, ignores, check, may_write, recheck_after)
+                             skipped_because or Stage.skipped_because, ignores, check, may_write, recheck_after,
+                             trains)
         return func
 
     return wrap

@@ -27,6 +27,7 @@ from typing import Any
 from eges.config import MOVED, Config, carry_moved, load_config, section_to_dict
 from eges.errors import EgesError, StageError
 from eges.layout import MANIFEST
+from eges.methods import ignored_by_all
 from eges.pipeline.io import atomic_path, fingerprint, source_exists, source_fingerprint, spark_only
 from eges.pipeline.lock import (
     MANIFEST_FORMAT,
@@ -111,10 +112,13 @@ def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(marked, indent=2, sort_keys=False, default=str))
 
 
-def stage_config(stage: Stage, config: Config) -> dict[str, Any]:
-    """The config keys that make ``stage`` out of date when they change (recorded in the manifest)."""
+def stage_config(stage: Stage, config: Config, inputs: RunInputs | None = None) -> dict[str, Any]:
+    """The config keys that make ``stage`` out of date when they change (recorded in the manifest): its sections
+    less its ``ignores`` and, given the run's ``inputs``, the train keys no method it may train reads."""
     out = {s: section_to_dict(config[s], output_keys_only=True) for s in stage.sections}
-    for key in stage.ignores:
+    trained = stage.trains(inputs, config) if stage.trains is not None and inputs is not None else []
+    unread = [f"train.{key}" for key in ignored_by_all(trained)] if "train" in stage.sections else []
+    for key in (*stage.ignores, *unread):
         section, name = key.split(".")
         out[section].pop(name, None)
     return out
@@ -197,7 +201,7 @@ def _judge(st: Stage, out_dir: Path, config: Config, inputs: RunInputs, recorded
         known = entry.get("outputs", {}).get(rel)
         if known is None or fingerprint(path, known)["digest"] != known.get("digest"):
             return "stale", f"output {rel} was changed outside the pipeline"
-    current = stage_config(st, config)
+    current = stage_config(st, config, inputs)
     if entry.get("config") != current:
         return "stale", _config_diff(entry.get("config", {}), current)
     for key in st.inputs(inputs, config):
@@ -359,7 +363,7 @@ def _record(manifest: dict[str, Any], st: Stage, config: Config, inputs: RunInpu
             out_dir: Path, result: Any, seconds: float) -> None:
     """Record a finished stage in the manifest and save it (one atomic write)."""
     manifest.setdefault("stages", {})[st.name] = {
-        "config": stage_config(st, config),
+        "config": stage_config(st, config, inputs),
         "inputs": {k: input_fingerprint(k, inputs.get(k)) if k.startswith("@") else fingerprint(ctx.input_path(k))
                    for k in st.inputs(inputs, config)},
         "outputs": {rel: fingerprint(out_dir / rel) for rel in st.outputs},

@@ -20,6 +20,7 @@ from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolve
 from eges.pipeline.stages import UPDATE_IGNORED, parent_input, walk_batches, walk_counts
 from eges.pipeline.validate_stage import (
     UNDIRECTED_NOTE,
+    candidates,
     centre_for_writing,
     chosen_training,
     chosen_walks,
@@ -150,7 +151,8 @@ def _check_inputs(ctx: StageContext, will_run: set[str]) -> None:
        outputs=(EGES_VECTORS, EGES_KEYED_VECTORS, SIDE_VECTORS, ATTENTION, EGES_STATE),
        ignores=("train.backend", *UPDATE_IGNORED), check=_check_inputs, recheck_after=("graph",),
        inputs=lambda inp, cfg: (WALKS, NODES, "@items", *training_inputs(inp, cfg), *parent_input(inp),
-                                *reference_inputs(inp)), enabled=_uses_side_info)
+                                *reference_inputs(inp)), enabled=_uses_side_info,
+       trains=candidates)  # the method given, or any the slice may choose (train.method = auto)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
     from eges.pipeline.parent import start_for, write_model_state

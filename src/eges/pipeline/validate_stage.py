@@ -8,7 +8,7 @@ import dataclasses
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -31,10 +31,6 @@ from eges.layout import (
 from eges.methods import allowed
 from eges.pipeline import io
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, stage
-from eges.validation.variants import DirectionChoice, direction_trial, other_windows, window_trial
-
-if TYPE_CHECKING:
-    from eges.validation.select import Race, TokenBudget
 
 log = logging.getLogger("eges")
 
@@ -141,15 +137,16 @@ def _write(ctx: StageContext, doc: dict[str, Any], trials: list[Any]) -> None:
 
 @stage("validate", sections=("validate", "graph", "walks", "train", "side_info", "update"),
        outputs=(SELECTION, VALIDATION_CURVE), may_write=(WALKS_UNDIRECTED,), inputs=_inputs, enabled=validates,
+       trains=candidates,  # the keys only the methods it does not try read leave it fresh
        skipped_because="train.epochs is set and the method is not chosen by validation (a warm start: "
                        "update.epochs is set)")
 def validate_stage(ctx: StageContext) -> StageResult:
     """Hold out the latest events (and, with a catalog, some items), train each candidate method on the rest with
     early stopping, and record the passes and method the whole log trains with. The later trials (short schedule,
     direction, window) race the curve they are compared with and stop once they trail it (``raced_out``)."""
-    from eges.train.stream import auto_epochs, compile_kernel
-    from eges.validation import choose, fit_and_score, metric_value, training_walks
-    from eges.validation.select import Race, TokenBudget, race_order
+    from eges.train.stream import compile_kernel
+    from eges.validation import made_undirected
+    from eges.validation.sequence import TrialSequence, passes_cap, selection_budget, walked
 
     if ctx.inputs.parent is not None:  # a warm start: the new slice decides the passes of the parent's method
         from eges.pipeline.parent_slice import warm_validate
@@ -165,114 +162,28 @@ def validate_stage(ctx: StageContext) -> StageResult:
         return _fallback(ctx, methods, fixed, pq.read_metadata(ctx.input_path(_log_rows(ctx))).num_rows, str(exc))
     vcfg = config.validate
     side = _side_info(ctx, vocab) if has_catalog else None
-    walks = training_walks(holdout, config)
-    # The token budget of the epochs rule caps the passes tried; an explicit train.epochs is tried as it is, and
-    # by every method: the budget's multiple is then at least the methods + 1 (their passes and the refit's).
-    # The training without validation reads the walks stage's walks of the whole log (not the slice's scaled
-    # up: with a catalog the slice also drops the hidden cold items and their events).
+    directed = walked(holdout, config)
+    # The budget's training without validation reads the walks stage's walks of the whole log (validation.sequence).
     full_pass = walk_tokens(ctx.input_path(WALKS))
-    cap = fixed or min(vcfg.max_epochs, auto_epochs(full_pass))
-    # The slice's passes plus the refit stay within validate.budget x the training without validation, and within
-    # validate.bound_above unless that training alone is above it (select.token_limit).
-    multiple = max(vcfg.budget, len(methods) + 1) if fixed and vcfg.budget else vcfg.budget
-    budget = TokenBudget.for_run(cap, len(walks[0]), full_pass, multiple, vcfg.bound_above, refit_passes=fixed)
-    untried = []
+    cap = passes_cap(config, fixed, full_pass)
+    budget = selection_budget(config, len(methods), fixed, cap, directed.tokens, full_pass)
     compile_kernel()
-    trials = []
-    # A method that trails those trained before it stops early (the race); an explicit train.epochs races none.
-    race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance, trials)
-    for method in race_order(methods):
-        if cap == 1 and len(methods) == 1:
-            break  # one pass, one method: nothing to choose
-        if budget.untried(method):
-            untried.append(method)
-            continue
-        trials.append(fit_and_score(holdout, config, method, side, max_epochs=cap, walks=walks,
-                                    patience=0 if fixed else None, race=race,
-                                    on_pass=budget.tracker(vcfg.metric, method, cap)))
-        ctx.echo(f"  [validate] {method}: best {trials[-1].metric} {trials[-1].score:.4f} at pass "
-                 f"{trials[-1].best_epochs} of {len(trials[-1].curve)}")
-    schedule, short, direction = cap, None, None
-    trials.sort(key=lambda t: methods.index(t.method))  # ties go to the earlier candidate, as without the race
-    window, window_trials, raced_out = config.train.window, [], {}
-    if trials:
-        winner, why = choose(trials, held_out, vcfg.cold_tolerance)
-        method, epochs = winner.method, fixed or winner.best_epochs
-        budget.refit_passes = epochs  # the refit trains the chosen passes: the other methods' best no longer count
-        if fixed:
-            why += f"; train.epochs = {fixed} is set, so the whole log trains {fixed} pass(es)"
-        # The later trials race by the same rule at their own margin (validate.trial_margin).
-        later = dataclasses.replace(race, margin=0.0 if fixed else vcfg.trial_margin)
-        sym = _reserve_later(ctx, budget, holdout, config, walks, cap, epochs, short_tried=not fixed and epochs < cap)
-
-        def trackers(label: str) -> Any:  # a later trial of the chosen schedule
-            return budget.tracker(vcfg.metric, label, schedule)
-
-        if not fixed and epochs < cap and budget.allows("short schedule", epochs):
-            # The curve's learning rate decayed over `cap` passes; a refit may instead decay it over the chosen
-            # passes. Which one the whole log trains with is decided on the slice too (one short trial).
-            # It races the winner's curve (best so far against the winner's best within as many passes).
-            short = fit_and_score(holdout, config, method, side, max_epochs=epochs, walks=walks, patience=0,
-                                  race=dataclasses.replace(later, rivals=[winner]), on_pass=budget.tracker(vcfg.metric, "short schedule", epochs))
-            if short.dropped:
-                raced_out["short schedule"] = short.dropped
-                why += f"; a schedule decaying over {epochs} pass(es) raced out ({short.dropped})"
-            elif metric_value(short.curve[-1], vcfg.metric) > winner.score:
-                schedule = epochs
-                why += (f"; the learning rate decays over those {epochs} pass(es), which scored "
-                        f"{metric_value(short.curve[-1], vcfg.metric):.4f} on the slice")
-        reference, last_pass = short if schedule != cap else winner, bool(fixed) or schedule != cap
-        # The graph's direction, then the window (on the chosen graph's walks): each trains the recipe once more.
-        # Both race the reference's curve, as the methods raced each other (an explicit train.epochs: no race).
-        direction = _try_direction(holdout, sym, config, method, side, walks, schedule, reference, last_pass,
-                                   budget, later, trackers)
-        if direction is not None:
-            if direction.trial.get("dropped"):
-                raced_out["undirected"] = direction.trial["dropped"]
-            why += direction.why
-            epochs = direction.epochs or epochs
-            reference, holdout_used, walks = direction.reference, direction.holdout, direction.walks
-        else:
-            holdout_used = holdout
-        final = reference  # the trial whose pass the whole log trains (the window's, when another won)
-        windows = None
-        if other_windows(config):  # the chosen schedule trained once more per window, each started only if it fits
-            windows = window_trial(holdout_used, config, method, side, walks, schedule, reference, last_pass,
-                                   later, trackers,  # a window judged at its last pass: all its passes fit
-                                   admits=lambda label: budget.allows(label, schedule if last_pass else 1))
-        if windows is not None:
-            window, window_trials = windows.window, windows.trials
-            raced_out.update({f"window {t['window']}": t["dropped"] for t in window_trials if t.get("dropped")})
-            why += windows.why
-            if windows.epochs:
-                epochs = windows.epochs
-            final = windows.trial or final
-        centred = bool((final.curve[-1] if last_pass else final.best).get("centred"))
-        if centred:
-            why += ("; vectors centred (the slice's AUC at that pass was higher with the mean of the items' "
-                    "vectors subtracted: validate.try_centred)")
-        why += budget.sentence(multiple, vcfg.bound_above)
-    elif untried:  # no method fits beside the refit: what the run trains without validation
-        method, epochs, centred = race_order(methods)[0], cap, False
-        schedule = epochs
-        why = (f"{method} at {epochs} pass(es), as without validation: no method fits the token budget"
-               + budget.sentence(multiple, vcfg.bound_above))
-    else:  # the epochs rule gives one pass and there is one method
-        method, epochs, schedule, centred = methods[0], 1, 1, False
-        why = "the epochs rule gives one pass over the walks and there is one method: nothing to choose"
-    undirected = direction is not None and direction.undirected
-    full_walks = _write_undirected_walks(ctx) if undirected else None
+    undirected = (lambda: walked(made_undirected(holdout), config)) if tries_direction(ctx.inputs, ctx.config) else None
+    choice = TrialSequence(directed, config, methods, side, budget, fixed=fixed, cap=cap, held_out=held_out,
+                           undirected=undirected, echo=ctx.echo).run()
+    trials, direction = choice.trials, choice.direction
+    full_walks = _write_undirected_walks(ctx) if choice.undirected else None
     seconds = time.perf_counter() - started
-    doc = {"method": method, "epochs": epochs, "metric": vcfg.metric, "why": why, "candidates": methods,
-           "epochs_fixed": bool(fixed), "max_epochs": cap, "schedule_epochs": schedule,
-           "short_schedule": short.to_dict() if short is not None else None, "window": window,
-           "window_trials": window_trials, "direction": "undirected" if undirected else "directed",
+    doc = {"method": choice.method, "epochs": choice.epochs, "metric": vcfg.metric, "why": choice.why,
+           "candidates": methods, "epochs_fixed": bool(fixed), "max_epochs": cap, "schedule_epochs": choice.schedule,
+           "short_schedule": choice.short.to_dict() if choice.short is not None else None, "window": choice.window,
+           "window_trials": choice.window_trials, "direction": "undirected" if choice.undirected else "directed",
            "direction_trial": direction.trial if direction is not None else None,
-           "walks": WALKS_UNDIRECTED if undirected else WALKS, "undirected_walks": full_walks, "centred": centred,
-           "raced_out": raced_out,
+           "walks": WALKS_UNDIRECTED if choice.undirected else WALKS, "undirected_walks": full_walks,
+           "centred": choice.centred, "raced_out": choice.raced_out,
            "holdout": holdout.stats,
            "trials": [t.to_dict() for t in trials], "seconds": round(seconds, 3),
-           "token_budget": {**budget.record(), "untried": untried}}
+           "token_budget": {**budget.record(), "untried": choice.untried}}
     _write(ctx, doc, trials)
     curve = {t.method: [row["hitrate" if vcfg.metric == "hitrate" else "link_auc"] for row in t.to_dict()["curve"]]
              for t in trials}
@@ -280,11 +191,11 @@ def validate_stage(ctx: StageContext) -> StageResult:
                                    "max_epochs", "seconds")}
     details["holdout"] = holdout.stats
     details["curve"] = curve
-    if raced_out:  # the later trials (short schedule, direction, window) the race stopped, and why
-        details["raced_out"] = raced_out
+    if choice.raced_out:  # the later trials (short schedule, direction, window) the race stopped, and why
+        details["raced_out"] = choice.raced_out
     if budget.stopped:  # methods, passes and later trials the token budget stopped or did not start, and why
         details["budget_stopped"] = dict(budget.stopped)
-    return StageResult(rows_in, sum(len(t.curve) for t in trials), why, details)
+    return StageResult(rows_in, sum(len(t.curve) for t in trials), choice.why, details)
 
 
 def tries_direction(inputs: RunInputs, config: Config) -> bool:
@@ -292,46 +203,6 @@ def tries_direction(inputs: RunInputs, config: Config) -> bool:
     that validates, with a directed graph and ``validate.try_undirected`` on."""
     return (inputs.parent is None and validates(inputs, config) and config.validate.try_undirected
             and not config.graph.undirected)
-
-
-def _reserve_later(ctx: StageContext, budget: TokenBudget, holdout: Any, config: Config, walks: Any, cap: int,
-                   epochs: int, short_tried: bool) -> Any:
-    """Set aside in ``budget`` the tokens of the later trials the run will try (at most ``cap`` passes each; the
-    short schedule ``epochs``), so that one ranked lower (select.LATER_TRIALS) runs only when those ranked above
-    it still fit; the slice made undirected and its walks when the direction is tried (:func:`tries_direction`),
-    else None."""
-    from eges.validation import made_undirected, training_walks
-
-    sym = None
-    if tries_direction(ctx.inputs, ctx.config):
-        sym_slice = made_undirected(holdout)
-        sym = (sym_slice, training_walks(sym_slice, config))
-    budget.reserve(cap, epochs if short_tried else 0, len(sym[1][0]) if sym is not None else 0,
-                   len(other_windows(config)))
-    return sym
-
-
-def _try_direction(holdout: Any, sym: Any, config: Config, method: str, side: Any, walks: Any, schedule: int,
-                   reference: Any, last_pass: bool, budget: TokenBudget, race: Race | None = None,
-                   trackers: Any = None) -> DirectionChoice | None:
-    """The direction's trial when the run may choose it (``sym``: the slice made undirected and its walks, from
-    :func:`_reserve_later`) and it fits the token budget (its slice passes on the undirected walks, and a refit
-    on walks as much longer as the slice's are, are counted); else None (the graph stays directed).
-    ``race``: the race the trial runs against the reference; ``trackers`` count its passes in the budget."""
-    if sym is None:
-        return None
-    sym_slice, sym_walks = sym
-    longer = len(sym_walks[0]) / max(len(walks[0]), 1)  # the undirected graph's walks end less often
-    directed = budget.slice_pass, budget.refit_pass
-    budget.slice_pass, budget.refit_pass = len(sym_walks[0]), int(budget.refit_pass * longer)
-    budget.walk_passes["refit_undirected"] = budget.refit_pass
-    choice = None
-    if budget.allows("undirected", schedule if last_pass else 1):  # a trial judged at its last pass: all of it
-        choice = direction_trial(holdout, sym_slice, sym_walks, config, method, side, walks, schedule, reference,
-                                 last_pass, race, trackers)
-    if choice is None or not choice.undirected:  # the window's trial and the refit read the directed walks
-        budget.slice_pass, budget.refit_pass = directed
-    return choice
 
 
 def _write_undirected_walks(ctx: StageContext) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Settings chosen on a held-out slice of the user's own log: the slice (holdout), per-pass scoring (score), and
-early stopping and the choice of method (select). Pure arrays; the validate stage reads and writes the files."""
+early stopping and the choice of method (select), the later trials (variants) and their order within the token
+budget (sequence). Pure arrays; the validate stage reads and writes the files."""
 
 from __future__ import annotations
 
