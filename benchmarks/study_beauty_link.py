@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     if "side" in parts:
         catalog = pd.read_parquet(ROOT / args.name / "items.parquet")
         side, _ = encode(catalog, split.universe.to_list(), "item_id",
-                         [c for c in catalog.columns if c != "item_id"], split.config.side_info.numeric_buckets)
+                         [c for c in catalog.columns if c != "item_id"], split.config.side_info.numeric_buckets,
+                         split.config.side_info.numeric)
         undirected = _walks(symmetrized(split.graph), split.config.walks)
         for method in ("ges", "eges"):
             _train(split, undirected, method, side, 1, f"{method.upper()}, undirected walks", False)

@@ -66,7 +66,7 @@ def study(name: str, fractions: list[float], generated: int) -> str:
     if catalog is not None:
         fields = [c for c in catalog.columns if c != "item_id"]
         catalog = catalog.drop_duplicates("item_id")
-        side, _ = encode(catalog, vocab["item_id"].to_pylist(), "item_id", fields, 10)
+        side, _ = encode(catalog, vocab["item_id"].to_pylist(), "item_id", fields, 10, ())
     methods = allowed(side is not None)
     outer_cfg = config.replace("validate", fraction=0.2, max_pairs=50_000, max_queries=2000)
     outer = make_holdout(item, position, ts, n, outer_cfg, side is not None, seed=0)

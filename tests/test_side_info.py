@@ -16,7 +16,7 @@ from test_train_stream import planted  # walks that stay within groups (group g 
 def test_encode_categorical_and_numeric_buckets():
     catalog = pd.DataFrame({"item_id": [10, 11, 12, 13, 14, 15], "cat": ["a", "b", "a", None, "c", "b"],
                             "price": [1.0, 2.0, 3.0, 4.0, np.nan, 6.0]})
-    side, how = encode(catalog, [12, 99, 10, 15], "item_id", ["cat", "price"], numeric_buckets=2)
+    side, how = encode(catalog, [12, 99, 10, 15], "item_id", ["cat", "price"], numeric_buckets=2, numeric=())
     assert how == {"cat": "categorical", "price": "numeric (2 quantile buckets)"}
     assert side.values[0] == ["a", "b", "c"]
     assert side.codes.tolist() == [[0, 1], [-1, -1], [0, 0], [1, 1]]  # 99 is not in the catalog
@@ -118,6 +118,25 @@ def test_an_integer_column_with_nulls_stays_a_code(tmp_path):
     pq.write_table(pa.table({"item_id": range(12), "category_id": pa.array([7, None, *range(100, 110)], pa.int64())}),
                    path)
     frame, fields, _ = read_catalog(path, SideInfoConfig(), None)
-    side, how = encode(frame, list(range(12)), "item_id", fields, numeric_buckets=3)
+    side, how = encode(frame, list(range(12)), "item_id", fields, numeric_buckets=3, numeric=())
     assert how == {"category_id": "categorical"} and len(side.values[0]) == 11
     assert side.codes[1, 0] == -1  # the null is unknown
+
+
+def test_a_uint64_column_with_nulls_keeps_its_large_codes(tmp_path):
+    """Hashed ids of 2**63 and above in a uint64 column with nulls: read as nullable unsigned integers, each id its
+    own code (a signed nullable type cannot hold them and the run crashed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from eges.config import SideInfoConfig
+    from eges.pipeline.side_info_stage import read_catalog
+
+    path = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"item_id": range(4), "shop": pa.array([2**63 + 5, 2**63 + 9, None, 7], pa.uint64())}),
+                   path)
+    frame, fields, _ = read_catalog(path, SideInfoConfig(), None)
+    side, how = encode(frame, list(range(4)), "item_id", fields, numeric_buckets=3, numeric=())
+    assert how == {"shop": "categorical"}
+    assert sorted(side.values[0]) == sorted(["7", str(2**63 + 5), str(2**63 + 9)])
+    assert side.codes[2, 0] == -1 and len(set(side.codes[[0, 1, 3], 0])) == 3

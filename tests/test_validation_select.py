@@ -93,7 +93,7 @@ def test_the_chosen_method_follows_the_validation_metric_on_a_log_whose_catalog_
     sessions, vocab, _ = sessionize(events, cfg)
     vocab = vocab.sort_by("item_index")
     fields = [c for c in catalog.columns if c != "item_id"]
-    side, _ = encode(catalog, vocab["item_id"].to_pylist(), "item_id", fields, 10)
+    side, _ = encode(catalog, vocab["item_id"].to_pylist(), "item_id", fields, 10, ())
     h = make_holdout(sessions["item_index"].to_numpy(), sessions["position"].to_numpy(), sessions["ts"].to_numpy(),
                      vocab.num_rows, cfg, True, 0)
     trials = [fit_and_score(h, cfg, m, side, max_epochs=1) for m in ("bge", "ges")]

@@ -58,7 +58,8 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     # (side_info/encode.py), and a missing category id must not turn its column into a bucketed quantity.
     for name, column in zip(table.column_names, table.columns):
         if name != cfg.id_col and pa.types.is_integer(column.type) and column.null_count:
-            frame[name] = column.to_pandas(types_mapper=lambda t: pd.Int64Dtype()).array
+            nullable = pd.UInt64Dtype() if column.type == pa.uint64() else pd.Int64Dtype()  # 2**63 and up fit
+            frame[name] = column.to_pandas(types_mapper=lambda t, nullable=nullable: nullable).array
     notes: dict[str, Any] = {"id_column_recognised": id_col} if guessed else {}
     if frame[cfg.id_col].isna().any():
         raise InputError(f"item catalog file {path}: column {cfg.id_col!r} has {int(frame[cfg.id_col].isna().sum())} "

@@ -67,8 +67,11 @@ def encode_column(values: pd.Series, numeric_buckets: int, numeric: bool = False
 
 
 def encode(catalog: pd.DataFrame, item_ids: np.ndarray | list, id_col: str, fields: list[str],
-           numeric_buckets: int, numeric: Collection[str] = ()) -> tuple[SideInfo, dict[str, str]]:
+           numeric_buckets: int, numeric: Collection[str]) -> tuple[SideInfo, dict[str, str]]:
     """Codes for ``item_ids`` (behaviour items first, then cold ones, as the caller orders them).
+
+    ``numeric`` (``side_info.numeric``) has no default: every reader of the catalog must cut the same columns
+    into buckets, or the slice would choose on other side information than the run trains on.
 
     Items missing from the catalog get unknown (-1) in every field. Returns the side information and
     how each field was treated.
