@@ -186,3 +186,16 @@ def test_deepwalk_in_the_link_protocol_never_walks_a_held_out_edge(cli, tmp_path
     indptr, indices, _ = seen[-1]  # DeepWalk's graph: the last one counted
     pairs = set(zip(np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)).tolist(), indices.tolist()))
     assert pairs and pairs <= allowed
+
+
+def test_a_validate_setting_makes_the_evaluation_stale():
+    """The nested runs validate (train.epochs = 0 by default), so a validate key changes their metrics: an
+    evaluate stage that left the section out reported the old metrics as current."""
+    from eges.config import default_config
+    from eges.pipeline.registry import STAGES, RunInputs
+    from eges.pipeline.runner import stage_config
+
+    inputs, config = RunInputs(events="events.parquet"), default_config()
+    for name in ("evaluate_link", "evaluate_temporal"):
+        before = stage_config(STAGES[name], config, inputs)
+        assert stage_config(STAGES[name], config.replace("validate", max_epochs=3), inputs) != before, name

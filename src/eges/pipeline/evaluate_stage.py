@@ -15,7 +15,7 @@ from eges.layout import metrics_path, summary_path
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, stage
 
 #: Every section that changes what the nested runs train, plus the protocol settings.
-SECTIONS = ("sessions", "graph", "walks", "side_info", "train", "evaluate")
+SECTIONS = ("sessions", "graph", "walks", "validate", "side_info", "train", "evaluate")
 #: The nested runs train every method in evaluate.methods, whatever the main run's method is.
 IGNORES = ("train.method",)
 NOT_REQUESTED = "not requested (eges evaluate, or evaluate.protocols)"
