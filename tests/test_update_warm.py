@@ -8,6 +8,7 @@ import re
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -199,6 +200,12 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
     fewer = tmp_path / "fewer.parquet"
     pq.write_table(pq.read_table(DATA / "items.parquet").drop_columns(["shop"]), fewer)
     assert_refused(child, "was trained on side-information fields", *base[:4], fewer, *base[5:])
+    cents = tmp_path / "cents.parquet"  # price as integer cents: codes here, buckets in the parent
+    items = pq.read_table(DATA / "items.parquet")
+    pq.write_table(items.set_column(4, "price", pc.cast(pc.round(pc.multiply(items["price"], 100)), pa.int64())),
+                   cents)
+    assert_refused(child, "field(s) price (numeric in the parent, categorical here) would share no value", *base[:4], cents,
+                   *base[5:])
     assert_refused(child, "holds no eges run", *base[:8], tmp_path, *SMALL)
     assert_refused(child, "no such run folder", *base[:8], tmp_path / "nowhere", *SMALL)
     old = tmp_path / "old_parent"

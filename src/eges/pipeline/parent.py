@@ -154,11 +154,37 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
     if method.side_info and inputs.items is not None:
         from eges.pipeline.side_info_stage import read_catalog
 
-        _, fields, _ = read_catalog(inputs.items, config.side_info)
+        catalog, fields, _ = read_catalog(inputs.items, config.side_info)
         if sorted(fields) != sorted(meta["fields"]):
             raise ParentError(f"--warm-start {inputs.parent} was trained on side-information fields "
                               f"{', '.join(meta['fields'])}; this catalog has {', '.join(fields)}; give a catalog "
                               "with the same fields (or set side_info.fields)")
+        _check_field_kinds(inputs.parent, _treated_fields(inputs.parent, manifest), catalog, fields,
+                           config.side_info.numeric)
+
+
+def _treated_fields(parent: str, manifest: dict[str, Any]) -> dict[str, str]:
+    """How the parent's training stage treated each side-information field ('categorical', 'numeric (...)')."""
+    _, entry, _ = parent_training(parent, manifest)
+    fields = entry.get("details", {}).get("fields", {})
+    return fields if isinstance(fields, dict) else {}
+
+
+def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, fields: list[str],
+                       numeric: Any) -> None:
+    """A field the parent cut into buckets and this run reads as codes (or the reverse) shares no value with the
+    parent: every value would start from the field's mean and the parent's rows would go unused, silently. This
+    happens when side_info.numeric changes, a column's type changes, or the parent predates integer codes."""
+    from eges.side_info.encode import is_quantity
+
+    changed = [f"{f} ({treated[f].split(' ')[0]} in the parent, "
+               f"{'numeric' if is_quantity(catalog[f], f in numeric) else 'categorical'} here)"
+               for f in fields if f in treated
+               and treated[f].startswith("numeric") != is_quantity(catalog[f], f in numeric)]
+    if changed:
+        raise ParentError(f"--warm-start {parent}: side-information field(s) {'; '.join(changed)} would share no "
+                          "value with the parent's; keep the column's type and side_info.numeric as the parent had "
+                          "them, or retrain")
 
 
 def run_fingerprint(parent: str) -> dict[str, Any]:
