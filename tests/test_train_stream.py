@@ -84,6 +84,19 @@ def test_own_weight_sets_the_item_share_of_h_v_at_the_start():
     np.testing.assert_allclose(w[:, 1:], 0.05, rtol=1e-5)
 
 
+def test_ges_state_does_not_depend_on_own_weight_which_it_ignores():
+    """GES never reads its attention logits, and its fingerprint leaves train.own_weight out: the logits it writes
+    must not follow that key, or a folder's state would differ from a rerun of its recorded settings."""
+    values, offsets, n, group = planted(per_group=10)
+    side = SideInfo(["group"], group[:, None].astype(np.int32), [[str(g) for g in range(4)]])
+    models = {w: train(values, offsets, n, side, TrainConfig(dimension=8, epochs=1, threads=1, own_weight=w), "ges")
+              for w in (0.25, 0.5)}
+    np.testing.assert_array_equal(models[0.25].attention, models[0.5].attention)
+    np.testing.assert_array_equal(models[0.25].table, models[0.5].table)
+    eges = train(values, offsets, n, side, TrainConfig(dimension=8, epochs=1, threads=1, own_weight=0.5), "eges")
+    assert not np.array_equal(eges.attention, models[0.5].attention)  # EGES starts from (and trains) its own
+
+
 def test_auto_epochs_reaches_the_token_budget_within_bounds():
     assert auto_epochs(100, budget=1000, most=10) == 10
     assert auto_epochs(300, budget=1000, most=10) == 4  # ceil(1000 / 300)

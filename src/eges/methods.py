@@ -99,6 +99,12 @@ def cold_share(method: str, configured: float) -> float:
     return METHODS[method].cold_share if configured < 0 else configured
 
 
+def starting_own_weight(method: str, own_weight: float) -> float:
+    """The own weight (``train.own_weight``) a method's attention logits start from: 0 for a method that never reads
+    them, so the state it writes does not depend on a key it ignores (and its fingerprint leaves out)."""
+    return own_weight if method_of(method).attention else 0.0
+
+
 def ignored_by_all(methods: list[str]) -> tuple[str, ...]:
     """The ``train`` keys none of ``methods`` reads: they cannot change what a stage training one of them writes."""
     if not methods:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from eges.config import Config
 from eges.layout import NODES
+from eges.methods import starting_own_weight
 from eges.pipeline.registry import RunInputs, StageContext, StageResult
 
 
@@ -121,7 +122,7 @@ def start_state(ctx: StageContext, node_ids: list[Any], side: Any, method: Any) 
     train_side = side if (method.side_info and side is not None) else \
         SideInfo([], np.zeros((len(node_ids), 0), dtype=np.int32), [])
     start, _ = warm_start(read_parent_state(ctx.inputs.parent, list(train_side.fields)), node_ids, train_side,
-                          tcfg.seed, tcfg.own_weight)
+                          tcfg.seed, starting_own_weight(method.name, tcfg.own_weight))
     return start
 
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from eges.config import Config
 from eges.errors import InputError, plain
 from eges.layout import ATTENTION, EGES_KEYED_VECTORS, EGES_STATE, EGES_VECTORS, NODES, SIDE_VECTORS, WALKS
+from eges.methods import starting_own_weight
 from eges.pipeline import io
 from eges.pipeline.progress import progress as _progress
 from eges.pipeline.registry import RunInputs, StageContext, StageResult, resolved_method, run_method, stage
@@ -176,7 +177,8 @@ def eges_stage(ctx: StageContext) -> StageResult:
     warm: dict[str, Any] = {}
 
     def start_from(side: Any) -> Any:  # the parent's rows, aligned to this run's items and values
-        start, details = start_for(ctx, nodes["item_id"].to_pylist(), side, tcfg.seed, tcfg.own_weight)
+        start, details = start_for(ctx, nodes["item_id"].to_pylist(), side, tcfg.seed,
+                                   starting_own_weight(method, tcfg.own_weight))
         warm.update(details)
         return start
 

@@ -14,7 +14,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from eges.config import TrainConfig
-from eges.methods import cold_share, method_of, resolve
+from eges.methods import cold_share, method_of, resolve, starting_own_weight
 from eges.side_info.encode import SideInfo
 from eges.train.kernels import OWN_STEPS, Arrays, Hyper, aggregate, item_parts, train_epoch
 from eges.train.negatives import keep_probabilities, negative_table, side_rates
@@ -150,7 +150,7 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     dim = cfg.dimension
     table = ((rng.random((n_nodes + side.n_values, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
     context = np.zeros((n_nodes, dim), dtype=np.float32)
-    attention = initial_attention(n_nodes, len(side.fields), cfg.own_weight)
+    attention = initial_attention(n_nodes, len(side.fields), starting_own_weight(method, cfg.own_weight))
     if start is not None:
         table, context, attention = _start_arrays(start, table.shape, context.shape, attention.shape)
     counts = np.asarray(counts[:n_nodes], dtype=np.int64)
