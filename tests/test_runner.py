@@ -161,3 +161,14 @@ def test_a_train_key_no_method_of_the_stage_reads_leaves_it_fresh(tmp_path):
                             ("train.own_weight=0.3", eges_key_counts), ("train.window=3", True)):
             state = plan(tmp_path, load_config(overrides=[key]), inputs, stages=stages)[0].state
             assert state == ("stale" if counts else "fresh"), key
+
+
+def test_the_stale_reason_names_a_key_added_changed_or_no_longer_read():
+    """A folder from an eges whose stage fingerprinted more keys (or fewer) says which key made it stale."""
+    from eges.pipeline.runner import _config_diff
+
+    old = {"train": {"window": 5, "side_alpha": 0.0}}
+    assert _config_diff(old, {"train": {"window": 5}}) == "config train.side_alpha is no longer read by this stage"
+    assert _config_diff(old, {"train": {"window": 3, "side_alpha": 0.0}}) == "config train.window changed: 5 -> 3"
+    assert _config_diff({"train": {"window": 5}}, {"train": {"window": 5, "seed": 1}}) == \
+        "config train.seed is new since this stage ran (1)"

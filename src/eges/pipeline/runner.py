@@ -164,6 +164,9 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
                 return f"config {section}.{key} is new since this stage ran ({value!r})"
             if before[key] != value:
                 return f"config {section}.{key} changed: {before[key]!r} -> {value!r}"
+        gone = [key for key in before if key not in values]
+        if gone:  # a key this eges leaves out of the stage's fingerprint, or one that no longer exists
+            return f"config {section}.{gone[0]} is no longer read by this stage"
     return "config changed"
 
 
