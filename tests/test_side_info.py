@@ -112,7 +112,7 @@ def test_an_integer_column_with_nulls_stays_a_code(tmp_path):
     import pyarrow.parquet as pq
 
     from eges.config import SideInfoConfig
-    from eges.pipeline.side_info_stage import read_catalog
+    from eges.pipeline.side_info_stage import catalog_by_id, read_catalog
 
     path = tmp_path / "items.parquet"
     pq.write_table(pa.table({"item_id": range(12), "category_id": pa.array([7, None, *range(100, 110)], pa.int64())}),
@@ -121,6 +121,8 @@ def test_an_integer_column_with_nulls_stays_a_code(tmp_path):
     side, how = encode(frame, list(range(12)), "item_id", fields, numeric_buckets=3, numeric=())
     assert how == {"category_id": "categorical"} and len(side.values[0]) == 11
     assert side.codes[1, 0] == -1  # the null is unknown
+    shown = catalog_by_id(path, "item_id")["category_id"]  # beside items in exports and reports: 7, not 7.0
+    assert str(shown[0]) == "7" and pd.isna(shown[1])
 
 
 def test_a_uint64_column_with_nulls_keeps_its_large_codes(tmp_path):

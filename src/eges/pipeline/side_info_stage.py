@@ -39,7 +39,6 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     Ids must be integers or text (whole floats are read as integers); with ``id_type`` (the event log's) they are
     read in that type, exactly.
     """
-    import pandas as pd
 
     from eges.columns import resolve
     from eges.config import SideInfoConfig
@@ -54,13 +53,7 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     ids = align_ids(table[cfg.id_col], id_type, where, cfg.id_col) if id_type is not None else \
         check_id_array(table[cfg.id_col], where, cfg.id_col, "item id")
     table = table.set_column(table.column_names.index(cfg.id_col), cfg.id_col, ids)
-    frame = table.to_pandas()
-    # An integer column with nulls stays integer (pandas' nullable Int64, not float64): an integer column is a code
-    # (side_info/encode.py), and a missing category id must not turn its column into a bucketed quantity.
-    for name, column in zip(table.column_names, table.columns):
-        if name != cfg.id_col and pa.types.is_integer(column.type) and column.null_count:
-            nullable = pd.UInt64Dtype() if column.type == pa.uint64() else pd.Int64Dtype()  # 2**63 and up fit
-            frame[name] = column.to_pandas(types_mapper=lambda t, nullable=nullable: nullable).array
+    frame = catalog_frame(table, cfg.id_col)
     notes: dict[str, Any] = {"id_column_recognised": id_col} if guessed else {}
     if frame[cfg.id_col].isna().any():
         raise InputError(f"item catalog file {path}: column {cfg.id_col!r} has {int(frame[cfg.id_col].isna().sum())} "
@@ -101,10 +94,24 @@ def read_catalog(path: Any, cfg: Any, id_type: pa.DataType | None = None) -> tup
     return frame, fields, notes
 
 
+def catalog_frame(table: pa.Table, id_col: str) -> Any:
+    """The catalog as pandas, an integer column with nulls kept integer (nullable Int64 or UInt64, not float64): an
+    integer column is a code (side_info/encode.py), so a missing category id must not turn its column into a
+    bucketed quantity, nor show its ids as 1234.0 beside items."""
+    import pandas as pd
+
+    frame = table.to_pandas()
+    for name, column in zip(table.column_names, table.columns):
+        if name != id_col and pa.types.is_integer(column.type) and column.null_count:
+            nullable = pd.UInt64Dtype() if column.type == pa.uint64() else pd.Int64Dtype()  # 2**63 and up fit
+            frame[name] = column.to_pandas(types_mapper=lambda t, nullable=nullable: nullable).array
+    return frame
+
+
 def catalog_by_id(path: Any, id_col: str) -> Any:
     """The catalog as pandas indexed by item id (the first row of a duplicated id), for showing side
     information beside items in exports and reports."""
-    frame = io.read_table(path, what="item catalog").to_pandas()
+    frame = catalog_frame(io.read_table(path, what="item catalog"), id_col)
     io.require_columns(list(frame.columns), [id_col], f"item catalog file {path}")
     return frame.drop_duplicates(id_col).set_index(id_col)
 
