@@ -93,8 +93,11 @@ def eges_run(out: Path, events: Path, sets: list[str], parent: Path | None = Non
     stats = json.loads((out / "graph/stats.json").read_text())
     details = manifest["stages"][stage]["details"]
     focus = details.get("focus", {})  # focused walks (update.other_walks) train a share of each pass's tokens
+    # the walk tokens trained: the walks stage's "steps" (every item of every walk) x the share kept x passes
+    # (the trainer's words_per_second counts the kept tokens in the eges stage, every token in skipgram's)
+    tokens = manifest["stages"]["walks"]["details"]["steps"] * focus.get("tokens_kept", 1.0) * details["epochs"]
     return {"wall": time.perf_counter() - started, "train": details["train_seconds"], "epochs": details["epochs"],
-            "tokens": details["words_per_second"] * details["train_seconds"] * focus.get("tokens_kept", 1.0) / 1e6,
+            "tokens": tokens / 1e6,
             "rule": focus.get("rule", {}),
             "edges": stats["edges"], "nodes": stats["nodes"], "update": stats.get("update")}
 
