@@ -4,7 +4,7 @@ update (``eges run --warm-start``) needs to match a full retrain.
 For a multi-day log, by UTC day: a parent run on days 1..k; a full retrain on days 1..k+1 (fresh, train.epochs
 passes); updates on days 1..k+1 warm-started from the parent, for each update.epochs x update.alpha (with
 update.events at its default, 'new', their graph is the window's counts plus the parent's edges carried over, so
-days 1..k count twice; add update.events=window to a variant for the retrain's graph);
+days 1..k count 1 + update.carry_over times; add update.events=window to a variant for the retrain's graph);
 all scored on next-item transitions of day k+2 (HitRate@10/@50 of the next item among the query's nearest by
 cosine, over pairs of items every model knows), with the training seconds of each run and the median cosine of
 shared items' vectors to the parent's (drift).
