@@ -15,8 +15,9 @@ On a multi-day log (the generator's ``make_days``, or a prepared real log split 
     python benchmarks/study_updates.py --log generated --out /tmp/study-updates
     python benchmarks/study_updates.py --log taobao --out /tmp/study-updates --set walks.walks_per_node=5
 
-Runs are BGE (no catalog) so the figures isolate the graph and the warm start; each eges run is a subprocess and
-its output is kept in OUT/LOG/*.log. Needs ``eges run --warm-start`` (the warm start of issue 20).
+Runs are BGE (no catalog) so the figures isolate the graph and the warm start, unless ``--method`` and
+``--catalog`` (the prepared log's items.parquet) say otherwise; HitRates and drift then read the vectors of items
+with behaviour. Each eges run is a subprocess and its output is kept in OUT/LOG/*.log. Needs ``eges run --warm-start`` (the warm start of issue 20).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(os.environ.get("EGES_DATASETS", Path.home() / ".cache" / "eges-datasets"))
@@ -70,10 +72,16 @@ def window(files: list[Path], first: int, last: int, folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ runs
-def eges_run(out: Path, events: Path, sets: list[str], parent: Path | None = None) -> dict:
+def eges_run(out: Path, events: Path, sets: list[str], parent: Path | None = None, method: str = "bge",
+             items: Path | None = None) -> dict:
     """``eges run`` up to training; (wall seconds, training seconds, graph statistics)."""
-    cmd = [sys.executable, "-m", "eges", "run", "--events", str(events), "--out", str(out), "--method", "bge",
-           "--until", "skipgram", "--quiet", *[a for s in sets for a in ("--set", s)]]
+    from eges.methods import METHODS
+
+    stage = METHODS[method].stage
+    cmd = [sys.executable, "-m", "eges", "run", "--events", str(events), "--out", str(out), "--method", method,
+           "--until", stage, "--quiet", *[a for s in sets for a in ("--set", s)]]
+    if items is not None:
+        cmd += ["--items", str(items)]
     if parent is not None:
         cmd += ["--warm-start", str(parent)]
     started = time.perf_counter()
@@ -83,16 +91,25 @@ def eges_run(out: Path, events: Path, sets: list[str], parent: Path | None = Non
         raise SystemExit(f"failed ({Path(f'{out}.log').read_text()[-2000:]}): {' '.join(cmd)}")
     manifest = json.loads((out / "manifest.json").read_text())
     stats = json.loads((out / "graph/stats.json").read_text())
-    details = manifest["stages"]["skipgram"]["details"]
+    details = manifest["stages"][stage]["details"]
     focus = details.get("focus", {})  # focused walks (update.other_walks) train a share of each pass's tokens
+    # the walk tokens trained: the walks stage's "steps" (every item of every walk) x the share kept x passes
+    # (the trainer's words_per_second counts the kept tokens in the eges stage, every token in skipgram's)
+    tokens = manifest["stages"]["walks"]["details"]["steps"] * focus.get("tokens_kept", 1.0) * details["epochs"]
     return {"wall": time.perf_counter() - started, "train": details["train_seconds"], "epochs": details["epochs"],
-            "tokens": details["words_per_second"] * details["train_seconds"] * focus.get("tokens_kept", 1.0) / 1e6,
+            "tokens": tokens / 1e6,
             "rule": focus.get("rule", {}),
             "edges": stats["edges"], "nodes": stats["nodes"], "update": stats.get("update")}
 
 
 def vectors(run: Path) -> tuple[np.ndarray, np.ndarray]:
-    table = pq.read_table(run / "skipgram/vectors.parquet")
+    """Item ids and vectors of the items with behaviour (a catalog's cold items left out, as in a BGE run)."""
+    import eges
+    from eges.methods import METHODS
+
+    table = pq.read_table(run / METHODS[eges.load(run).method].vectors)
+    if "source" in table.column_names:
+        table = table.filter(pc.equal(table["source"], "behaviour"))
     return table["item_id"].to_numpy(), np.stack(table["vector"].to_numpy(zero_copy_only=False)).astype(np.float32)
 
 
@@ -126,14 +143,12 @@ def scores(run: Path, pairs: tuple[np.ndarray, np.ndarray], universe: np.ndarray
     return {"hr10": found["hit_rate@10"], "hr50": found["hit_rate@50"], "auc": found["auc"]}
 
 
-def drift(parent: Path, child: Path) -> float:
-    """Median cosine between the two runs' vectors of the items both have."""
-    a_ids, a = vectors(parent)
-    b_ids, b = vectors(child)
-    shared, ia, ib = np.intersect1d(a_ids, b_ids, return_indices=True)
-    a, b = a[ia], b[ib]
-    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return float(np.median(cos))
+def drift(parent: Path, child: Path) -> tuple[float, float]:
+    """Median cosine and top-10 neighbour overlap of the items both runs have (the drift stage's measure)."""
+    from eges.update.drift import measure
+
+    found = measure(*vectors(parent), *vectors(child), k=10)
+    return found.median_cosine, found.neighbour_overlap
 
 
 def one_update(args: argparse.Namespace, files: list[Path], folder: Path, sets: list[str], parent: Path,
@@ -142,25 +157,32 @@ def one_update(args: argparse.Namespace, files: list[Path], folder: Path, sets: 
     k = args.k
     pairs = test_pairs(files[k + 1], folder)
     full = folder / f"full-1-{k + 1}"
-    arms[f"full retrain (days 1..{k + 1})"] = (eges_run(full, window(files, 1, k + 1, folder / "days"), sets), full)
+    arms[f"full retrain (days 1..{k + 1})"] = (eges_run(full, window(files, 1, k + 1, folder / "days"), sets, **catalog(args)), full)
     for f in [float(x) for x in args.carry.split(",")]:
         out = folder / f"update-{k + 1}-carry{f}"
         arms[f"update, new day, carry_over {f}"] = (
-            eges_run(out, files[k], [*sets, "update.events='new'", f"update.carry_over={f}"], parent), out)
+            eges_run(out, files[k], [*sets, "update.events='new'", f"update.carry_over={f}"], parent,
+                     **catalog(args)), out)
     first = max(1, k + 2 - args.window)
     out = folder / f"update-{k + 1}-window"
     arms[f"update, window days {first}..{k + 1}"] = (
-        eges_run(out, window(files, first, k + 1, folder / "days"), [*sets, "update.events='window'"], parent), out)
+        eges_run(out, window(files, first, k + 1, folder / "days"), [*sets, "update.events='window'"], parent,
+                 **catalog(args)), out)
     print(f"\n## One update: day {k + 1} added, tested on day {k + 2} ({len(pairs[0]):,} pairs)\n")
     print("| run | HR@10 | HR@50 | next-item AUC | passes | M tokens trained | train s | wall s | nodes | edges | "
           "drift from parent |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (info, run) in arms.items():
         s = scores(run, pairs, universe)
-        d = "" if run == parent else f"{drift(parent, run):.3f}"
+        d = "" if run == parent else "{:.3f} / {:.3f}".format(*drift(parent, run))
         print(f"| {name} | {s['hr10']:.4f} | {s['hr50']:.4f} | {s['auc']:.4f} | {info['epochs']} | "
               f"{info['tokens']:.1f} | {info['train']:.1f} | "
               f"{info['wall']:.0f} | {info['nodes']:,} | {info['edges']:,} | {d} |", flush=True)
+
+
+def catalog(args: argparse.Namespace) -> dict:
+    """The method and catalog every run of the study trains with."""
+    return {"method": args.method, "items": ROOT / args.log / "items.parquet" if args.catalog else None}
 
 
 # ------------------------------------------------------------------------------------------------ the study
@@ -179,6 +201,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="more --set for every run")
     ap.add_argument("--skip-chain", action="store_true")
     ap.add_argument("--skip-one", action="store_true", help="skip the one-update table (the chain only)")
+    ap.add_argument("--method", default="bge", help="train.method of every run (ges/eges need --catalog)")
+    ap.add_argument("--catalog", action="store_true", help="a prepared log: give every run its items.parquet")
     ap.add_argument("--tag", default="", help="suffix of the chain's update folders (a second chain with other "
                     "--set reuses the full retrains)")
     args = ap.parse_args()
@@ -194,16 +218,18 @@ def main() -> None:
 
     # ---------------------------------------------------------------- one update
     parent = folder / f"full-1-{k}"
-    arms = {f"parent (days 1..{k})": (eges_run(parent, window(files, 1, k, folder / "days"), sets), parent)}
+    arms = {f"parent (days 1..{k})": (eges_run(parent, window(files, 1, k, folder / "days"), sets, **catalog(args)),
+                                               parent)}
     if not args.skip_one:
         one_update(args, files, folder, sets, parent, arms, universe)
     if args.skip_chain:
         return
     # ---------------------------------------------------------------- a chain of daily updates
     print(f"\n## Daily updates from day {k + 1} to day {len(files) - 1}, each tested on the next day\n")
-    print("| day | update HR@50 | full HR@50 | update / full | update AUC | full AUC | update passes | "
-          "other walks / alpha | update M tokens | full M tokens | update train s | full train s | drift |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| day | update HR@10 | full HR@10 | update HR@50 | full HR@50 | update / full | update AUC | full AUC | "
+          "update passes | other walks / alpha | update M tokens | full M tokens | update train s | full train s | "
+          "drift: median cos / top-10 overlap |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     chain_sets = [*sets, "update.events='new'"]
     if args.chain_carry is not None:
         chain_sets.append(f"update.carry_over={args.chain_carry}")
@@ -211,15 +237,17 @@ def main() -> None:
     for d in range(k + 1, len(files)):
         test = test_pairs(files[d], folder)
         upd = folder / ((f"chain-{d}" if args.chain_carry is None else f"chain-{d}-carry{args.chain_carry}") + args.tag)
-        info_u = eges_run(upd, files[d - 1], chain_sets, previous)
+        info_u = eges_run(upd, files[d - 1], chain_sets, previous, **catalog(args))
         full = folder / f"full-1-{d}"
-        info_f = eges_run(full, window(files, 1, d, folder / "days"), sets)  # a fresh folder's stages are reused
+        # a fresh folder's stages are reused
+        info_f = eges_run(full, window(files, 1, d, folder / "days"), sets, **catalog(args))
         su, sf = scores(upd, test, universe), scores(full, test, universe)
         rule = info_u["rule"]
         ruled = f"{rule['other_walks']:.2f} / {rule['alpha']:.4f}" if rule else "set"
-        print(f"| {d} | {su['hr50']:.4f} | {sf['hr50']:.4f} | {su['hr50'] / max(sf['hr50'], 1e-12):.3f} | "
-              f"{su['auc']:.4f} | {sf['auc']:.4f} | {info_u['epochs']} | {ruled} | {info_u['tokens']:.1f} | {info_f['tokens']:.1f} | {info_u['train']:.1f} | {info_f['train']:.1f} | "
-              f"{drift(previous, upd):.3f} |", flush=True)
+        print(f"| {d} | {su['hr10']:.4f} | {sf['hr10']:.4f} | {su['hr50']:.4f} | {sf['hr50']:.4f} | "
+              f"{su['hr50'] / max(sf['hr50'], 1e-12):.3f} | {su['auc']:.4f} | {sf['auc']:.4f} | {info_u['epochs']} | "
+              f"{ruled} | {info_u['tokens']:.1f} | {info_f['tokens']:.1f} | {info_u['train']:.1f} | "
+              f"{info_f['train']:.1f} | " + "{:.3f} / {:.3f} |".format(*drift(previous, upd)), flush=True)
         previous = upd
 
 

@@ -2,14 +2,19 @@
 update (``eges run --warm-start``) needs to match a full retrain.
 
 For a multi-day log, by UTC day: a parent run on days 1..k; a full retrain on days 1..k+1 (fresh, train.epochs
-passes); updates on days 1..k+1 (window mode) warm-started from the parent, for each update.epochs x update.alpha;
+passes); updates on days 1..k+1 warm-started from the parent, for each update.epochs x update.alpha (with
+update.events at its default, 'new', their graph is the window's counts plus the parent's edges carried over, so
+days 1..k count 1 + update.carry_over times; add update.events=window to a variant for the retrain's graph);
 all scored on next-item transitions of day k+2 (HitRate@10/@50 of the next item among the query's nearest by
 cosine, over pairs of items every model knows), with the training seconds of each run and the median cosine of
 shared items' vectors to the parent's (drift).
 
     python -m benchmarks.study_warm_start [--out /tmp/warm-study] [--dataset sample|taobao|yoochoose]
         [--k 7] [--epochs 1,2,3] [--alphas 0.0025,0.01,0.025] [--variants 'key=v,key=v;...']
-        [--set train.dimension=32 ...]
+        [--set train.dimension=32 ...] [--retrain-seeds 2,3]
+
+``--retrain-seeds`` adds full retrains with other ``train.seed`` values: their gap to the first retrain is the
+retrain's own run-to-run noise, the yardstick for an update's gap.
 
 update.epochs = 0 lets the new slice decide the passes: its validate stage's seconds count in ``train s``.
 """
@@ -140,11 +145,12 @@ def run_facts(run: Path) -> dict[str, float]:
             "validate s": float(stages.get("validate", {}).get("seconds", 0.0))}
 
 
-def median_cosine(a: tuple[pd.Index, np.ndarray], b: tuple[pd.Index, np.ndarray]) -> float:
-    shared = a[0].intersection(b[0])
-    x, y = a[1][a[0].get_indexer(shared)], b[1][b[0].get_indexer(shared)]
-    cos = np.sum(x * y, axis=1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12)
-    return float(np.median(cos))
+def drift(a: tuple[pd.Index, np.ndarray], b: tuple[pd.Index, np.ndarray]) -> dict[str, float]:
+    """Median cosine and top-10 neighbour overlap of the shared items (the drift stage's measure)."""
+    from eges.update.drift import measure
+
+    found = measure(np.asarray(a[0]), a[1], np.asarray(b[0]), b[1], k=10)
+    return {"median cos to parent": found.median_cosine, "top-10 overlap": found.neighbour_overlap}
 
 
 def main() -> None:
@@ -159,6 +165,7 @@ def main() -> None:
     parser.add_argument("--variants", default="", help="update settings tried per epochs x alpha, ';' between "
                         "variants, ',' between settings (e.g. 'update.events=new;update.other_walks=0.2')")
     parser.add_argument("--set", dest="settings", action="append", default=[])
+    parser.add_argument("--retrain-seeds", default="", help="more full retrains, one per train.seed (e.g. '2,3')")
     args = parser.parse_args()
     out = Path(args.out) / args.dataset
     out.mkdir(parents=True, exist_ok=True)
@@ -178,10 +185,14 @@ def main() -> None:
         hr = hit_rates(run[0], run[1], test, known)
         rows.append({"model": label, "HR@10": hr[10], "HR@50": hr[50], "pairs": hr["pairs"],
                      **aucs(folder, test, known, cold), **run_facts(folder),
-                     "train s": run[2], "median cos to parent": median_cosine(parent[:2], run[:2])})
+                     "train s": run[2], **drift(parent[:2], run[:2])})
 
     row("parent (days 1..k, no update)", out / "parent")
     row("full retrain (days 1..k+1)", out / "retrain")
+    for seed in [int(x) for x in args.retrain_seeds.split(",") if x]:
+        eges.run(out / f"retrain_seed{seed}", events=str(window),
+                 **{**common, "settings": [*settings, f"train.seed={seed}"]})
+        row(f"full retrain train.seed={seed}", out / f"retrain_seed{seed}")
     variants = args.variants.split(";") if args.variants else [""]
     for e in [int(x) for x in args.epochs.split(",")]:
         for a in [float(x) for x in args.alphas.split(",")]:

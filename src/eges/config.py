@@ -349,10 +349,10 @@ class UpdateConfig:
                        "information. -1 (the default): by rule, train.alpha raised linearly with the share of the "
                        "items the new events touched that the parent never had, to twice it from half new (Taobao, "
                        "75% new: 0.05; the generated sample: 0.025). With update.other_walks = -1 the rule scored "
-                       "3.5% below a retrain's HitRate@50 over three Taobao update days (seven runs; 0.025 with every "
-                       "walk, the old default: 11.9%) at the retrain's cold AUC (0.678 against 0.680), as 0.025 on "
-                       "the generated sample, and above it over a generated week (docs/studies/warm-start.md, "
-                       "2026-12-03 late evening).",
+                       "2.3% below a retrain's HitRate@50 over three Taobao update days (nine runs; 0.025 with every "
+                       "walk, the old default: 11.9%, before integer codes) near the retrain's cold AUC (0.770 "
+                       "against 0.777), as 0.025 on the generated sample, and above it over a generated week "
+                       "(docs/studies/warm-start.md, 2026-12-03 late evening and night).",
                        min=-1, max=10)
     other_walks: float = opt(-1.0, "Share of the walks that start at an item the new events did not touch which "
                              "an update trains on (every walk from a touched item is kept; seeded): below 1 an "
