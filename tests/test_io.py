@@ -139,12 +139,19 @@ def test_keyed_vectors_are_byte_stable_and_load(tmp_path):
     assert kv.most_similar("a", topn=1)[0][0] in (7, "c")
 
 
+def _default_sigint() -> None:
+    """In the child before it starts: SIGINT's default action. A suite started in the background by a shell
+    without job control (``pytest &``) inherits SIGINT ignored, and so would every eges it starts: Python keeps an
+    ignored SIGINT ignored, so no interrupt would ever arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_during_sessions_write(events, out, delay: float, min_length: int) -> subprocess.CompletedProcess:
     """Rerun the sessions stage (a setting other than the recorded one makes it stale) and send SIGINT ``delay``
     seconds after its first scratch or output file appears."""
     proc = subprocess.Popen([sys.executable, "-m", "eges", "run", "--events", str(events), "--out", str(out),
                              "--until", "sessions", "--quiet", "--set", f"sessions.min_session_length={min_length}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if any(out.rglob("*.scratch")) or any(out.rglob(".sessions.parquet.*.tmp")):
