@@ -11,7 +11,10 @@ HitRate@50 and cold AUC (with a catalog) per method (BGE, GES, EGES) and setting
 DeepWalk, co-occurrence, popularity, and the side-information mean for cold start), and the seconds of every
 training stage (skipgram for BGE, eges for GES/EGES) summed over the protocols, read from the stage lines.
 
-    python benchmarks/study_real_logs.py [--out /tmp/study] [--setting LABEL:KEY=V;KEY=V ...] [--table-only] NAME ...
+    python benchmarks/study_real_logs.py [--out /tmp/study] [--setting LABEL:KEY=V;KEY=V ...] [--protocol P ...]
+        [--table-only] NAME ...
+
+``--protocol`` (repeatable) runs only the protocols named, e.g. ``--protocol temporal`` for a grid of HR@50 only.
 
 The final table of issue 19 (old against new defaults), for example:
 
@@ -45,14 +48,16 @@ def parse_setting(text: str) -> tuple[str, list[str]]:
     return label, [x.strip() for x in sets.split(";") if x.strip()]
 
 
-def run(name: str, out: Path, label: str, sets: list[str]) -> None:
+def run(name: str, out: Path, label: str, sets: list[str], protocols: list[str] | None = None) -> None:
+    """One `eges evaluate`; protocols None: link, temporal and (with a catalog) cold."""
     events = ROOT / name / "events.parquet"
     items = ROOT / name / "items.parquet"
+    wanted = protocols or ["link", "temporal", "cold"]
+    chosen = [x for x in wanted if x != "cold" or items.exists()]
     cmd = [sys.executable, "-m", "eges", "evaluate", "--events", str(events), "--out", str(out / name / label),
-           "--protocol", "link", "--protocol", "temporal", *[a for x in sets for a in ("--set", x)], "--quiet"]
+           *[a for x in chosen for a in ("--protocol", x)], *[a for x in sets for a in ("--set", x)], "--quiet"]
     if items.exists():
         cmd[6:6] = ["--items", str(items)]
-        cmd += ["--protocol", "cold"]
     print(" ".join(cmd), file=sys.stderr)
     with open(out / f"{name}.{label}.log", "w") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -114,6 +119,8 @@ def main() -> None:
     p.add_argument("names", nargs="+")
     p.add_argument("--out", type=Path, default=Path("/tmp/study"))
     p.add_argument("--setting", action="append", help="LABEL:KEY=V;KEY=V (repeatable); default: 1, 3, 10 passes")
+    p.add_argument("--protocol", action="append", choices=["link", "temporal", "cold"],
+                   help="protocol to run (repeatable); default: link, temporal and, with a catalog, cold")
     p.add_argument("--table-only", action="store_true")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +128,7 @@ def main() -> None:
     for name in a.names:
         if not a.table_only:
             for label, sets in settings:
-                run(name, a.out, label, sets)
+                run(name, a.out, label, sets, a.protocol)
         print(f"\n### {name}\n\n{table(name, a.out, [label for label, _ in settings])}")
 
 
