@@ -110,3 +110,5 @@ def test_only_the_keys_of_the_methods_it_tries_make_the_stage_stale(method, item
         changed = stage_config(STAGES["validate"], config.replace("train", **{key: value}), inputs)
         assert (changed != before) == eges_keys_count, key
     assert stage_config(STAGES["validate"], config.replace("train", window=3), inputs) != before
+    # the slice always trains natively: who trains the refit is the training stage's business
+    assert stage_config(STAGES["validate"], config.replace("train", backend="native"), inputs) == before

@@ -138,6 +138,7 @@ def _write(ctx: StageContext, doc: dict[str, Any], trials: list[Any]) -> None:
 @stage("validate", sections=("validate", "graph", "walks", "train", "side_info", "update"),
        outputs=(SELECTION, VALIDATION_CURVE), may_write=(WALKS_UNDIRECTED,), inputs=_inputs, enabled=validates,
        trains=candidates,  # the keys only the methods it does not try read leave it fresh
+       ignores=("train.backend",),  # the slice always trains natively (gensim cannot score pass by pass)
        skipped_because="train.epochs is set and the method is not chosen by validation (a warm start: "
                        "update.epochs is set)")
 def validate_stage(ctx: StageContext) -> StageResult:
