@@ -217,6 +217,24 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
     assert snapshot(child) == {}
 
 
+def test_a_small_integer_field_read_the_other_way_still_shares_its_values(days, tmp_path):
+    """A 0-3 tier bucketed one value per bucket in the parent is labelled by its values, as codes are: a child that
+    reads it as codes shares every value, so it is not refused (the price-in-cents case above is)."""
+    root, _ = days
+    items = pq.read_table(DATA / "items.parquet")
+    tiers = tmp_path / "tiers.parquet"
+    pq.write_table(items.append_column("tier", pc.bit_wise_and(items["item_id"], 3)), tiers)
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    outcome = run_cli("run", "--events", root / "day1.parquet", "--items", tiers, "--out", parent, "--until", "eges",
+                      "--method", "eges", *SMALL, "--set", 'side_info.numeric=["tier"]')
+    assert outcome.exit_code == 0, outcome.output
+    outcome = run_cli("run", "--events", root / "day2.parquet", "--items", tiers, "--out", child, "--warm-start",
+                      parent, "--until", "eges", *SMALL, "--set", "update.alpha=0")
+    assert outcome.exit_code == 0, outcome.output
+    details = json.loads((child / MANIFEST).read_text())["stages"]["eges"]["details"]
+    assert details["fields"]["tier"] == "categorical" and details["warm_start"]["new_values"] == 0
+
+
 def test_bge_warm_starts_too(days):
     """The skipgram stage: zero passes reproduce the parent's BGE vectors; new items start small and random."""
     root, _ = days

@@ -160,7 +160,7 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
                               f"{', '.join(meta['fields'])}; this catalog has {', '.join(fields)}; give a catalog "
                               "with the same fields (or set side_info.fields)")
         _check_field_kinds(inputs.parent, _treated_fields(inputs.parent, manifest), catalog, fields,
-                           config.side_info.numeric)
+                           config.side_info)
 
 
 def _treated_fields(parent: str, manifest: dict[str, Any]) -> dict[str, str]:
@@ -170,17 +170,22 @@ def _treated_fields(parent: str, manifest: dict[str, Any]) -> dict[str, str]:
     return fields if isinstance(fields, dict) else {}
 
 
-def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, fields: list[str],
-                       numeric: Any) -> None:
-    """A field the parent cut into buckets and this run reads as codes (or the reverse) shares no value with the
-    parent: every value would start from the field's mean and the parent's rows would go unused, silently. This
-    happens when side_info.numeric changes, a column's type changes, or the parent predates integer codes."""
-    from eges.side_info.encode import is_quantity
+def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, fields: list[str], scfg: Any) -> None:
+    """A field the parent cut into buckets and this run reads as codes (or the reverse) whose values share no label
+    with the parent's: every value would start from the field's mean and the parent's rows would go unused,
+    silently (side_info.numeric changed, a column's type changed, or the parent predates integer codes). Small
+    whole numbers label alike both ways (a bucket per value is labelled by its value), so those still match."""
+    from eges.side_info.encode import encode_column, is_quantity
 
-    changed = [f"{f} ({treated[f].split(' ')[0]} in the parent, "
-               f"{'numeric' if is_quantity(catalog[f], f in numeric) else 'categorical'} here)"
-               for f in fields if f in treated
-               and treated[f].startswith("numeric") != is_quantity(catalog[f], f in numeric)]
+    kinds = {f: is_quantity(catalog[f], f in scfg.numeric) for f in fields if f in treated}
+    turned = [f for f, numeric in kinds.items() if treated[f].startswith("numeric") != numeric]
+    if not turned:
+        return
+    values = pq.read_table(Path(parent) / SIDE_VECTORS, columns=["field", "value"]).to_pydict()
+    labels = {f: {v for g, v in zip(values["field"], values["value"]) if g == f} for f in turned}
+    changed = [f"{f} ({treated[f].split(' ')[0]} in the parent, {'numeric' if kinds[f] else 'categorical'} here)"
+               for f in turned
+               if not labels[f] & set(encode_column(catalog[f], scfg.numeric_buckets, f in scfg.numeric)[1])]
     if changed:
         raise ParentError(f"--warm-start {parent}: side-information field(s) {'; '.join(changed)} would share no "
                           "value with the parent's; keep the column's type and side_info.numeric as the parent had "
