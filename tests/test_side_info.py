@@ -142,3 +142,12 @@ def test_a_uint64_column_with_nulls_keeps_its_large_codes(tmp_path):
     assert how == {"shop": "categorical"}
     assert sorted(side.values[0]) == sorted(["7", str(2**63 + 5), str(2**63 + 9)])
     assert side.codes[2, 0] == -1 and len(set(side.codes[[0, 1, 3], 0])) == 3
+
+
+def test_one_value_per_bucket_labels_tell_close_large_values_apart():
+    """Labels of a numeric column's own values are lossless: six significant digits gave 1234567 and 1234568 one
+    label, and a warm start crashed on the parent's two rows of it."""
+    catalog = pd.DataFrame({"item_id": range(4), "big": [1234567, 1234568, 1234567, 2.5]})
+    side, how = encode(catalog, list(range(4)), "item_id", ["big"], numeric_buckets=10, numeric=())
+    assert how == {"big": "numeric (one value per bucket)"}
+    assert side.values[0] == ["2.5", "1234567", "1234568"] and side.codes[:, 0].tolist() == [1, 2, 1, 0]

@@ -217,6 +217,17 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
     assert snapshot(child) == {}
 
 
+def test_a_parent_value_held_twice_matches_its_first_row():
+    """A parent from before lossless value labels may hold one (field, label) twice: its first row, not a crash."""
+    import pandas as pd
+
+    from eges.update.warm import match
+
+    parent = pd.MultiIndex.from_arrays([["big", "big", "cat"], ["1.23457e+06", "1.23457e+06", "a"]])
+    child = pd.MultiIndex.from_arrays([["cat", "big", "cat"], ["a", "1.23457e+06", "b"]])
+    assert match(parent, child).tolist() == [2, 0, -1]
+
+
 def test_a_small_integer_field_read_the_other_way_still_shares_its_values(days, tmp_path):
     """A 0-3 tier bucketed one value per bucket in the parent is labelled by its values, as codes are: a child that
     reads it as codes shares every value, so it is not refused (the price-in-cents case above is)."""

@@ -48,6 +48,13 @@ def is_quantity(values: pd.Series, numeric: bool = False) -> bool:
     return is_number(values) and (numeric or pd.api.types.is_float_dtype(values))
 
 
+def value_label(value: float) -> str:
+    """A value's own label, lossless (a whole number as an integer, as its code would read; others as Python's
+    shortest round-trip text): '{:g}' kept six digits, so 1234567 and 1234568 shared a label and a warm start
+    could not tell their rows apart."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+
+
 def encode_column(values: pd.Series, numeric_buckets: int, numeric: bool = False) -> tuple[np.ndarray, list[str], str]:
     """Codes and value labels for one column; the third item says how it was treated."""
     if is_quantity(values, numeric):
@@ -56,7 +63,7 @@ def encode_column(values: pd.Series, numeric_buckets: int, numeric: bool = False
         distinct = np.unique(finite)
         if len(distinct) <= numeric_buckets:
             codes = np.where(np.isfinite(x), np.searchsorted(distinct, x), UNKNOWN)
-            return codes.astype(np.int32), [f"{v:g}" for v in distinct], "numeric (one value per bucket)"
+            return codes.astype(np.int32), [value_label(v) for v in distinct], "numeric (one value per bucket)"
         edges = np.unique(np.quantile(finite, np.linspace(0, 1, numeric_buckets + 1)[1:-1]))
         codes = np.where(np.isfinite(x), np.searchsorted(edges, x, side="right"), UNKNOWN)
         bounds = np.concatenate([[finite.min()], edges, [finite.max()]])

@@ -47,8 +47,11 @@ def fresh_table(n_rows: int, dimension: int, seed: int) -> np.ndarray:
 
 
 def match(parent_keys: pd.Index, child_keys: pd.Index) -> np.ndarray:
-    """For each child key, the parent's row holding it, or -1."""
-    return np.asarray(parent_keys.get_indexer(child_keys), dtype=np.int64)
+    """For each child key, the parent's row holding it (the first, should a parent from before lossless value labels
+    hold one twice), or -1."""
+    first = np.flatnonzero(~parent_keys.duplicated())
+    found = np.asarray(parent_keys[first].get_indexer(child_keys), dtype=np.int64)
+    return np.where(found >= 0, first[np.maximum(found, 0)], -1)
 
 
 def child_slots(parent_slots: np.ndarray, next_slot: int, item_from: np.ndarray) -> tuple[np.ndarray, int]:
