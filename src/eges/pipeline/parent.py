@@ -137,7 +137,7 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
         raise ParentError("give --warm-start or --align-to, not both: a warm start already stays in its parent's "
                           "space (drift is measured against the parent); --align-to is for a cold retrain")
     manifest = parent_manifest(inputs.parent)
-    parent_method, _, state = parent_training(inputs.parent, manifest)
+    parent_method, entry, state = parent_training(inputs.parent, manifest)
     meta = state_meta(state, inputs.parent)
     method = METHODS[warm_method(inputs, config)]
     if method.name != parent_method.name:
@@ -159,15 +159,9 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
             raise ParentError(f"--warm-start {inputs.parent} was trained on side-information fields "
                               f"{', '.join(meta['fields'])}; this catalog has {', '.join(fields)}; give a catalog "
                               "with the same fields (or set side_info.fields)")
-        _check_field_kinds(inputs.parent, _treated_fields(inputs.parent, manifest), catalog, fields,
+        treated = entry.get("details", {}).get("fields", {})  # 'categorical' or 'numeric (...)' per field
+        _check_field_kinds(inputs.parent, treated if isinstance(treated, dict) else {}, catalog, fields,
                            config.side_info)
-
-
-def _treated_fields(parent: str, manifest: dict[str, Any]) -> dict[str, str]:
-    """How the parent's training stage treated each side-information field ('categorical', 'numeric (...)')."""
-    _, entry, _ = parent_training(parent, manifest)
-    fields = entry.get("details", {}).get("fields", {})
-    return fields if isinstance(fields, dict) else {}
 
 
 def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, fields: list[str], scfg: Any) -> None:
