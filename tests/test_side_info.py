@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eges.config import TrainConfig
-from eges.side_info.encode import encode, encode_column
+from eges.side_info.encode import bounds_from_labels, bucket_labels, encode, encode_column
 from eges.side_info.fit import cold_start_vectors, seen_values
 from eges.train.stream import behaviour_vectors, train
 from test_train_stream import planted  # walks that stay within groups (group g has category value g)
@@ -20,8 +22,9 @@ def test_encode_categorical_and_numeric_buckets():
     assert how == {"cat": "categorical", "price": "numeric (2 quantile buckets)"}
     assert side.values[0] == ["a", "b", "c"]
     assert side.codes.tolist() == [[0, 1], [-1, -1], [0, 0], [1, 1]]  # 99 is not in the catalog
-    codes, labels, kind = encode_column(pd.Series([5.0, 5.0, 5.0]), 10)
-    assert kind.startswith("numeric (one value") and labels == ["5"] and codes.tolist() == [0, 0, 0]
+    codes, labels, kind, bounds = encode_column(pd.Series([5.0, 5.0, 5.0]), 10)
+    assert kind.startswith("numeric (one value") and labels == ["5"] and codes.tolist() == [0, 0, 0] and bounds is None
+    assert side.bounds == {"price": [1.0, 3.0, 6.0]}  # what a warm start of a child cuts with
 
 
 @pytest.mark.parametrize("method", ["ges", "eges"])
@@ -151,3 +154,47 @@ def test_one_value_per_bucket_labels_tell_close_large_values_apart():
     side, how = encode(catalog, list(range(4)), "item_id", ["big"], numeric_buckets=10, numeric=())
     assert how == {"big": "numeric (one value per bucket)"}
     assert side.values[0] == ["2.5", "1234567", "1234568"] and side.codes[:, 0].tolist() == [1, 2, 1, 0]
+
+
+def test_a_parents_bounds_cut_a_grown_column_into_the_parents_buckets():
+    """A warm start cuts a numeric field with its parent's bounds: a catalog that grew (dearer items) would move the
+    quantiles, and the buckets' labels, which carry the parent's rows, would no longer match."""
+    rng = np.random.default_rng(3)
+    old = pd.DataFrame({"item_id": range(200), "price": rng.gamma(2.0, 10.0, 200).round(4)})
+    parent, _ = encode(old, list(range(200)), "item_id", ["price"], numeric_buckets=10, numeric=())
+    grown = pd.concat([old, pd.DataFrame({"item_id": range(200, 300), "price": rng.gamma(2.0, 40.0, 100).round(4)})])
+    fresh, _ = encode(grown, list(range(300)), "item_id", ["price"], numeric_buckets=10, numeric=())
+    assert len(set(fresh.values[0]) & set(parent.values[0])) <= 1  # cut afresh, hardly a label matches
+    cuts = {"price": np.asarray(parent.bounds["price"])}
+    child, how = encode(grown, list(range(300)), "item_id", ["price"], numeric_buckets=10, numeric=(), cuts=cuts)
+    assert how == {"price": "numeric (10 quantile buckets, the parent's)"}
+    assert child.values == parent.values and child.bounds == parent.bounds
+    np.testing.assert_array_equal(child.codes[:200], parent.codes)  # the parent's items keep their buckets
+    beyond = grown["price"].to_numpy()[200:]
+    top, bottom = beyond > parent.bounds["price"][-1], beyond < parent.bounds["price"][0]
+    assert top.any() and (child.codes[200:][top, 0] == 9).all() and (child.codes[200:][bottom, 0] == 0).all()
+    # a column the parent did not cut is cut afresh; a field read as codes ignores the bounds
+    tiers = pd.DataFrame({"item_id": range(3), "price": [1, 2, 3]})
+    side, how = encode(tiers, [0, 1, 2], "item_id", ["price"], numeric_buckets=10, numeric=(), cuts=cuts)
+    assert how == {"price": "categorical"} and side.bounds == {}
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@given(st.lists(finite, min_size=2, max_size=12).map(sorted))
+def test_labels_read_back_into_bounds_that_write_the_same_labels(bounds):
+    """A parent that did not record its bounds is cut with the bounds read back from its labels: those must give
+    the same labels again, and reading them once more the same bounds (six significant digits, idempotent)."""
+    labels = bucket_labels(bounds)
+    read = bounds_from_labels(labels)
+    assert read is not None and bucket_labels(read) == labels
+    np.testing.assert_array_equal(bounds_from_labels(bucket_labels(read)), read)
+    assert np.allclose(read, bounds, rtol=1e-5, atol=0)
+
+
+def test_labels_that_are_not_a_chain_of_buckets_give_no_bounds():
+    assert bounds_from_labels(["[1, 2)", "[3, 4)"]) is None  # a gap: not one cut
+    assert bounds_from_labels(["a", "b"]) is None and bounds_from_labels([]) is None
+    assert bounds_from_labels(["[2, 1)"]) is None and bounds_from_labels(["[1, inf)"]) is None
+    assert bounds_from_labels(["[1, 2.5)", "[2.5, 1e+06)"]).tolist() == [1.0, 2.5, 1e6]

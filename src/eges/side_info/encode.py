@@ -5,8 +5,9 @@ Pure array code on Arrow/pandas tables; reading the catalog is the pipeline's jo
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ class SideInfo:
     fields: list[str]
     codes: np.ndarray  # int32 (n_items, n_fields)
     values: list[list[str]]
+    #: per field cut into quantile buckets, its bounds (lowest value, inner edges, highest value): what a warm
+    #: start cuts the field with, exactly (the labels keep six significant digits)
+    bounds: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def field_offset(self) -> np.ndarray:
@@ -55,41 +59,86 @@ def value_label(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
 
 
-def encode_column(values: pd.Series, numeric_buckets: int, numeric: bool = False) -> tuple[np.ndarray, list[str], str]:
-    """Codes and value labels for one column; the third item says how it was treated."""
+def bucket_labels(bounds: np.ndarray | list[float]) -> list[str]:
+    """The labels of the quantile buckets between consecutive ``bounds``: ``"[a, b)"``, each bound in '{:g}' text."""
+    return [f"[{bounds[k]:g}, {bounds[k + 1]:g})" for k in range(len(bounds) - 1)]
+
+
+_BUCKET = re.compile(r"\[(\S+), (\S+)\)")
+
+
+def bounds_from_labels(labels: list[str]) -> np.ndarray | None:
+    """The bounds :func:`bucket_labels` wrote ``labels`` from, to their six significant digits, or None when they are
+    not a chain of ``"[a, b)"`` labels: how a warm start cuts a field of a parent that did not record its bounds.
+    Written again they give the same labels (tests/test_side_info.py, a property test)."""
+    found = [_BUCKET.fullmatch(label) for label in labels]
+    if not found or any(m is None for m in found):
+        return None
+    if any(a[2] != b[1] for a, b in zip(found, found[1:])):  # each bucket starts where the one before ends
+        return None
+    try:
+        bounds = np.array([float(found[0][1]), *(float(m[2]) for m in found)], dtype=np.float64)
+    except ValueError:
+        return None
+    return bounds if np.isfinite(bounds).all() and (np.diff(bounds) >= 0).all() else None
+
+
+def quantile_bounds(finite: np.ndarray, numeric_buckets: int) -> np.ndarray:
+    """A fresh cut of a column's finite values: its lowest value, the distinct inner quantiles and its highest."""
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, numeric_buckets + 1)[1:-1]))
+    return np.concatenate([[finite.min()], edges, [finite.max()]])
+
+
+def encode_column(values: pd.Series, numeric_buckets: int, numeric: bool = False,
+                  bounds: np.ndarray | None = None) -> tuple[np.ndarray, list[str], str, np.ndarray | None]:
+    """Codes and value labels for one column; the third item says how it was treated, the fourth is the bounds of
+    its quantile buckets (None if it has none).
+
+    ``bounds`` (a warm start: the parent's) cuts a quantity with those buckets and labels whatever its values, so
+    every bucket keeps its parent's label; a value below the lowest bound or above the highest falls in the outer
+    bucket."""
     if is_quantity(values, numeric):
         x = values.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = x[np.isfinite(x)]
-        distinct = np.unique(finite)
-        if len(distinct) <= numeric_buckets:
-            codes = np.where(np.isfinite(x), np.searchsorted(distinct, x), UNKNOWN)
-            return codes.astype(np.int32), [value_label(v) for v in distinct], "numeric (one value per bucket)"
-        edges = np.unique(np.quantile(finite, np.linspace(0, 1, numeric_buckets + 1)[1:-1]))
-        codes = np.where(np.isfinite(x), np.searchsorted(edges, x, side="right"), UNKNOWN)
-        bounds = np.concatenate([[finite.min()], edges, [finite.max()]])
-        labels = [f"[{bounds[k]:g}, {bounds[k + 1]:g})" for k in range(len(bounds) - 1)]
-        return codes.astype(np.int32), labels, f"numeric ({len(labels)} quantile buckets)"
+        whose = ", the parent's"
+        if bounds is None:
+            distinct = np.unique(finite)
+            if len(distinct) <= numeric_buckets:
+                codes = np.where(np.isfinite(x), np.searchsorted(distinct, x), UNKNOWN)
+                labels = [value_label(v) for v in distinct]
+                return codes.astype(np.int32), labels, "numeric (one value per bucket)", None
+            bounds, whose = quantile_bounds(finite, numeric_buckets), ""
+        bounds = np.asarray(bounds, dtype=np.float64)
+        codes = np.where(np.isfinite(x), np.searchsorted(bounds[1:-1], x, side="right"), UNKNOWN)
+        labels = bucket_labels(bounds)
+        return codes.astype(np.int32), labels, f"numeric ({len(labels)} quantile buckets{whose})", bounds
     cat = pd.Categorical(values.astype("string"))
-    return cat.codes.astype(np.int32), [str(c) for c in cat.categories], "categorical"
+    return cat.codes.astype(np.int32), [str(c) for c in cat.categories], "categorical", None
 
 
 def encode(catalog: pd.DataFrame, item_ids: np.ndarray | list, id_col: str, fields: list[str],
-           numeric_buckets: int, numeric: Collection[str]) -> tuple[SideInfo, dict[str, str]]:
+           numeric_buckets: int, numeric: Collection[str],
+           cuts: Mapping[str, np.ndarray] | None = None) -> tuple[SideInfo, dict[str, str]]:
     """Codes for ``item_ids`` (behaviour items first, then cold ones, as the caller orders them).
 
     ``numeric`` (``side_info.numeric``) has no default: every reader of the catalog must cut the same columns
-    into buckets, or the slice would choose on other side information than the run trains on.
+    into buckets, or the slice would choose on other side information than the run trains on. ``cuts`` (a warm
+    start: the parent's bounds by field, :func:`eges.pipeline.parent.parent_cuts`) likewise: a quantity it names
+    is cut with those bounds, so its buckets keep the parent's labels and rows, however the catalog grew.
 
     Items missing from the catalog get unknown (-1) in every field. Returns the side information and
     how each field was treated.
     """
     rows = pd.Index(catalog[id_col]).get_indexer(pd.Index(item_ids))
     codes = np.full((len(item_ids), len(fields)), UNKNOWN, dtype=np.int32)
-    values, how = [], {}
-    for s, field in enumerate(fields):
-        col_codes, labels, kind = encode_column(catalog[field], numeric_buckets, field in numeric)
+    values, how, bounds = [], {}, {}
+    for s, name in enumerate(fields):
+        col_codes, labels, kind, cut = encode_column(catalog[name], numeric_buckets, name in numeric,
+                                                     (cuts or {}).get(name))
         present = rows >= 0
         codes[present, s] = col_codes[rows[present]]
         values.append(labels)
-        how[field] = kind
-    return SideInfo(list(fields), codes, values), how
+        how[name] = kind
+        if cut is not None:
+            bounds[name] = [float(b) for b in cut]
+    return SideInfo(list(fields), codes, values, bounds), how

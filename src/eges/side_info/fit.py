@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,15 +117,17 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
                   cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
                   on_epoch: EpochCallback | None = None,
                   start_from: Callable[[SideInfo], StartState | None] | None = None,
-                  numeric: Collection[str] = ()) -> SideInfoEmbeddings:
+                  numeric: Collection[str] = (), cuts: Mapping[str, np.ndarray] | None = None) -> SideInfoEmbeddings:
     """Train GES/EGES on walks over ``node_ids`` (streamed: ``batches()`` once per epoch, ``counts`` the node
     frequencies in them) and place the catalog's other items from side information. ``start_from`` gives the
-    rows training starts from, given the encoded side information (a warm start from a parent run)."""
+    rows training starts from, given the encoded side information (a warm start from a parent run); ``cuts`` the
+    bounds its numeric fields are cut with (the parent's: :func:`eges.side_info.encode.encode`). The details record
+    the bounds used (``numeric_bounds``), which a child of this run cuts with."""
     catalog_ids = catalog[id_col]
     in_graph = check_overlap(catalog_ids, node_ids, id_col)
     cold_ids = catalog_ids[~in_graph].tolist()
     n_nodes = len(node_ids)
-    side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets, numeric)
+    side, how = encode(catalog, list(node_ids) + cold_ids, id_col, fields, numeric_buckets, numeric, cuts)
     uses_side = method_of(method).side_info
     started = time.perf_counter()
     # A method without side information (chosen by validation) trains on the items' own rows only; its cold items
@@ -168,7 +170,7 @@ def fit_side_info(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
         model=model,
     )
     out.details = {"method": method, "epochs": len(model.losses), "cold_share": cold_share(method, cfg.cold_share),
-                   "fields": how, "mean_attention": out.mean_attention,
+                   "fields": how, "numeric_bounds": side.bounds, "mean_attention": out.mean_attention,
                    "losses": model.losses, "cold_items": len(cold_ids), "cold_with_vector": int(ok.sum()),
                    "cold_without_vector": int((~ok).sum()),
                    "unvisited_nodes": int((~visited).sum()), "unvisited_without_vector": int((~node_ok).sum()),
