@@ -261,3 +261,75 @@ def test_bge_warm_starts_too(days):
     np.testing.assert_array_equal(np.stack(after.loc[shared, "vector"]), np.stack(before.loc[shared, "vector"]))
     new = np.stack(after.loc[after.index.difference(before.index), "vector"])
     assert np.abs(new).max() <= 0.5 / 8 and np.abs(new).max() > 0  # the trainer's fresh rows: (-0.5, 0.5) / dim
+
+
+
+@pytest.fixture(scope="module")
+def cheap_parent(days, tmp_path_factory):
+    """A parent trained on a catalog without the dearest 30% of the items: the whole catalog has other quantiles."""
+    root, _ = days
+    folder = tmp_path_factory.mktemp("cheap")
+    items = pq.read_table(DATA / "items.parquet")
+    cheap = folder / "cheap.parquet"
+    pq.write_table(items.filter(pc.less(items["price"], np.quantile(items["price"].to_numpy(), 0.7))), cheap)
+    parent = folder / "parent"
+    outcome = run_cli("run", "--events", root / "day1.parquet", "--items", cheap, "--out", parent, "--until", "eges",
+                      "--method", "eges", *SMALL)
+    assert outcome.exit_code == 0, outcome.output
+    return parent
+
+
+def price_rows(run) -> dict:
+    """The run's price buckets: label -> value vector."""
+    values = pq.read_table(run / SIDE_VECTORS).to_pandas()
+    price = values[values["field"] == "price"]
+    return dict(zip(price["value"], price["vector"]))
+
+
+def test_a_grown_catalog_keeps_the_parents_price_buckets_and_their_rows(days, cheap_parent, tmp_path):
+    """The parent's catalog lacks the dearest items; the child's has them all, which moves every price quantile. The
+    child cuts price with the parent's bounds, so each bucket keeps its label and starts from the parent's row (cut
+    afresh, none of its 10 buckets kept its label); an older parent's bounds are read from its labels."""
+    root, _ = days
+    parent = cheap_parent
+    bounds = json.loads((parent / MANIFEST).read_text())["stages"]["eges"]["details"]["numeric_bounds"]
+    assert len(bounds["price"]) == 11 and set(bounds) == {"price"}
+    old = tmp_path / "old_parent"  # a parent from before recorded bounds
+    shutil.copytree(parent, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    del manifest["stages"]["eges"]["details"]["numeric_bounds"]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    before = price_rows(parent)
+    for run in (parent, old):
+        child = tmp_path / f"child_of_{run.name}"
+        outcome = run_cli("run", "--events", root / "day2.parquet", "--items", DATA / "items.parquet", "--out", child,
+                          "--warm-start", run, "--until", "eges", *SMALL, "--set", "update.alpha=0")
+        assert outcome.exit_code == 0, outcome.output
+        after = price_rows(child)
+        assert list(after) == list(before)
+        np.testing.assert_array_equal(np.stack(list(after.values())), np.stack(list(before.values())))
+        details = json.loads((child / MANIFEST).read_text())["stages"]["eges"]["details"]
+        assert details["fields"]["price"] == "numeric (10 quantile buckets, the parent's)"
+        assert len(details["numeric_bounds"]["price"]) == 11  # its own children cut the same way
+
+
+def test_the_warm_slice_cuts_the_catalog_as_the_update_trains_it(days, cheap_parent, tmp_path, monkeypatch):
+    """update.epochs = 0: the validate stage's trial starts from the parent's rows matched by label too, so it must
+    cut price with the parent's bounds, as the training stage does."""
+    import eges.validation
+
+    root, _ = days
+    seen = []
+    real = eges.validation.fit_and_score
+
+    def spy(holdout, config, method, side, **kw):
+        seen.append(side.values[side.fields.index("price")])
+        return real(holdout, config, method, side, **kw)
+
+    monkeypatch.setattr(eges.validation, "fit_and_score", spy)
+    child = tmp_path / "child"
+    outcome = run_cli("run", "--events", root / "day2.parquet", "--items", DATA / "items.parquet", "--out", child,
+                      "--warm-start", cheap_parent, "--until", "eges", *SMALL, "--set", "update.epochs=0")
+    assert outcome.exit_code == 0, outcome.output
+    assert seen == [list(price_rows(cheap_parent))]
+    assert list(price_rows(child)) == seen[0]

@@ -226,6 +226,31 @@ def _centred_shift(entry: dict[str, Any]) -> np.ndarray | None:
     return np.asarray(shift, dtype=np.float32) if shift else None
 
 
+def parent_cuts(parent: str | None) -> dict[str, np.ndarray]:
+    """The bounds of the parent's quantile buckets by field, which every reader of this run's catalog cuts with
+    (:func:`eges.side_info.encode.encode`), or {} without a parent. Cut afresh, a grown catalog moves the quantiles,
+    the buckets' labels no longer match the parent's and their rows start from the field's mean. A parent recorded
+    its bounds in its training stage's details (``numeric_bounds``, exact); an older one's are read back from its
+    labels, to their six significant digits."""
+    if parent is None:
+        return {}
+    from eges.side_info.encode import bounds_from_labels
+
+    _, entry, _ = parent_training(parent, parent_manifest(parent))
+    details = entry.get("details", {})
+    recorded = details.get("numeric_bounds")
+    if isinstance(recorded, dict):
+        return {f: np.asarray(b, dtype=np.float64) for f, b in recorded.items()}
+    treated = details.get("fields", {})
+    bucketed = [f for f, how in treated.items() if "quantile" in str(how)] if isinstance(treated, dict) else []
+    path = Path(parent) / SIDE_VECTORS
+    if not bucketed or not path.exists():
+        return {}
+    values = pq.read_table(path, columns=["field", "value"]).to_pydict()
+    found = {f: bounds_from_labels([v for g, v in zip(values["field"], values["value"]) if g == f]) for f in bucketed}
+    return {f: b for f, b in found.items() if b is not None}
+
+
 def read_parent_state(parent: str, fields: list[str]) -> Any:
     """The parent's rows as a :class:`eges.update.warm.ParentState`, attention columns in this run's field order;
     value rows as the parent trained them (its centring, if any, added back: :func:`parent_centring`)."""

@@ -164,7 +164,7 @@ def _check_inputs(ctx: StageContext, will_run: set[str]) -> None:
        trains=candidates)  # the method given, or any the slice may choose (train.method = auto)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
-    from eges.pipeline.parent import start_for, write_model_state
+    from eges.pipeline.parent import parent_cuts, start_for, write_model_state
     from eges.side_info.fit import fit_side_info
     from eges.train.stream import compile_kernel
 
@@ -195,7 +195,8 @@ def eges_stage(ctx: StageContext) -> StageResult:
     with _progress(ctx, int(counts.sum()) * passes, "token", method) as bar:
         emb = fit_side_info(batches, counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update,
-                            on_epoch=stop_after(passes), start_from=start_from, numeric=scfg.numeric)
+                            on_epoch=stop_after(passes), start_from=start_from, numeric=scfg.numeric,
+                            cuts=parent_cuts(ctx.inputs.parent))  # a warm start: the parent's buckets
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     # centred when the slice scored the chosen pass higher centred (validate.try_centred)

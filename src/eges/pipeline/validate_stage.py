@@ -118,12 +118,15 @@ def candidates(inputs: RunInputs, config: Config) -> list[str]:
 
 
 def _side_info(ctx: StageContext, vocab: pa.Table) -> Any:
+    """The slice's side information, cut as the training stage cuts it (a warm start: with the parent's buckets)."""
+    from eges.pipeline.parent import parent_cuts
     from eges.pipeline.side_info_stage import read_catalog
     from eges.side_info.encode import encode
 
     scfg = ctx.config.side_info
     catalog, fields, _ = read_catalog(ctx.input_path("@items"), scfg, vocab.schema.field("item_id").type)
-    side, _ = encode(catalog, vocab["item_id"].to_pylist(), scfg.id_col, fields, scfg.numeric_buckets, scfg.numeric)
+    side, _ = encode(catalog, vocab["item_id"].to_pylist(), scfg.id_col, fields, scfg.numeric_buckets, scfg.numeric,
+                     parent_cuts(ctx.inputs.parent))
     return side
 
 
