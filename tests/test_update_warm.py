@@ -214,6 +214,13 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
     del manifest["stages"]["eges"]["outputs"][EGES_STATE]
     (old / MANIFEST).write_text(json.dumps(manifest))
     assert_refused(child, "rerun the parent with this eges version", *base[:8], old, *SMALL)
+    garbled = tmp_path / "garbled_parent"  # a hand-edited record of its price buckets
+    shutil.copytree(parent, garbled)
+    manifest = json.loads((garbled / MANIFEST).read_text())
+    manifest["stages"]["eges"]["details"]["numeric_bounds"]["price"] = [3.0, "x"]
+    (garbled / MANIFEST).write_text(json.dumps(manifest))
+    assert_refused(child, "(numeric_bounds, field 'price') are not two or more numbers in order", *base[:8], garbled,
+                   *SMALL)
     assert snapshot(child) == {}
 
 

@@ -162,6 +162,7 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
         treated = entry.get("details", {}).get("fields", {})  # 'categorical' or 'numeric (...)' per field
         _check_field_kinds(inputs.parent, treated if isinstance(treated, dict) else {}, catalog, fields,
                            config.side_info)
+        parent_cuts(inputs.parent)  # the bounds its numeric fields are cut with: readable, before anything is written
 
 
 def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, fields: list[str], scfg: Any) -> None:
@@ -234,13 +235,18 @@ def parent_cuts(parent: str | None) -> dict[str, np.ndarray]:
     labels, to their six significant digits."""
     if parent is None:
         return {}
-    from eges.side_info.encode import bounds_from_labels
+    from eges.side_info.encode import bounds_from_labels, checked_bounds
 
     _, entry, _ = parent_training(parent, parent_manifest(parent))
     details = entry.get("details", {})
     recorded = details.get("numeric_bounds")
-    if isinstance(recorded, dict):
-        return {f: np.asarray(b, dtype=np.float64) for f, b in recorded.items()}
+    if recorded is not None:
+        cuts = {f: checked_bounds(b) for f, b in (recorded.items() if isinstance(recorded, dict) else [("?", None)])}
+        broken = [f for f, b in cuts.items() if b is None]
+        if broken:
+            raise ParentError(f"--warm-start {parent}: the bucket bounds its manifest records (numeric_bounds, field "
+                              f"{broken[0]!r}) are not two or more numbers in order; {RERUN}")
+        return {f: b for f, b in cuts.items() if b is not None}
     treated = details.get("fields", {})
     bucketed = [f for f, how in treated.items() if "quantile" in str(how)] if isinstance(treated, dict) else []
     path = Path(parent) / SIDE_VECTORS

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,11 +77,16 @@ def bounds_from_labels(labels: list[str]) -> np.ndarray | None:
         return None
     if any(a[2] != b[1] for a, b in zip(found, found[1:])):  # each bucket starts where the one before ends
         return None
+    return checked_bounds([found[0][1], *(m[2] for m in found)])
+
+
+def checked_bounds(values: Any) -> np.ndarray | None:
+    """``values`` as bucket bounds (two or more finite numbers, in order), or None if they are not."""
     try:
-        bounds = np.array([float(found[0][1]), *(float(m[2]) for m in found)], dtype=np.float64)
-    except ValueError:
+        bounds = np.asarray([float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError):
         return None
-    return bounds if np.isfinite(bounds).all() and (np.diff(bounds) >= 0).all() else None
+    return bounds if len(bounds) >= 2 and np.isfinite(bounds).all() and (np.diff(bounds) >= 0).all() else None
 
 
 def quantile_bounds(finite: np.ndarray, numeric_buckets: int) -> np.ndarray:
