@@ -340,3 +340,21 @@ def test_the_warm_slice_cuts_the_catalog_as_the_update_trains_it(days, cheap_par
     assert outcome.exit_code == 0, outcome.output
     assert seen == [list(price_rows(cheap_parent))]
     assert list(price_rows(child)) == seen[0]
+
+
+def test_buckets_that_share_a_label_continue_the_parents_rows_in_order():
+    """An epoch-seconds column's buckets all read "[1.7e+09, 1.7e+09)" ('{:g}' keeps six digits); cut with the
+    parent's bounds the child holds them in the parent's order, so each continues its own row, not the first's."""
+    rng = np.random.default_rng(0)
+    label = "[1.7e+09, 1.7e+09)"
+    parent = ParentState(item_ids=[1], rows=rng.random((1, 4), dtype=np.float32),
+                         context=rng.random((1, 4), dtype=np.float32), attention=rng.random((1, 3), dtype=np.float32),
+                         value_field=["cat", "t", "t", "t"], value_label=["a", label, label, label],
+                         value_rows=rng.random((4, 4), dtype=np.float32))
+    side = SideInfo(["t", "cat"], np.array([[2, 0]], dtype=np.int32), [[label] * 3, ["a"]])
+    start, counts = warm_start(parent, [1], side, seed=1, own_weight=0.5)
+    np.testing.assert_array_equal(start.table[1:], parent.value_rows[[1, 2, 3, 0]])
+    assert counts["shared_values"] == 4 and counts["new_values"] == 0
+    empty = ParentState(item_ids=[1], rows=parent.rows, context=parent.context, attention=parent.attention,
+                        value_field=[], value_label=[], value_rows=np.zeros((0, 4), np.float32))
+    assert warm_start(empty, [1], side, seed=1, own_weight=0.5)[1]["new_values"] == 4

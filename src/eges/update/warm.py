@@ -50,8 +50,19 @@ def match(parent_keys: pd.Index, child_keys: pd.Index) -> np.ndarray:
     """For each child key, the parent's row holding it (the first, should a parent from before lossless value labels
     hold one twice), or -1."""
     first = np.flatnonzero(~parent_keys.duplicated())
+    if not len(first):  # a parent with nothing of the kind
+        return np.full(len(child_keys), -1, dtype=np.int64)
     found = np.asarray(parent_keys[first].get_indexer(child_keys), dtype=np.int64)
     return np.where(found >= 0, first[np.maximum(found, 0)], -1)
+
+
+def value_keys(fields: Any, labels: list[str]) -> pd.MultiIndex:
+    """Side-information values as (field, label, how many times that pair came before): buckets whose bounds agree to
+    '{:g}''s six digits share a label (an epoch-seconds column's are all "[1.7e+09, 1.7e+09)"), and a child cut with
+    its parent's bounds holds them in its parent's order, so the n-th of a label continues the parent's n-th."""
+    pairs = pd.DataFrame({"field": np.asarray(fields, dtype=object), "label": np.asarray(labels, dtype=object)})
+    seen = pairs.groupby(["field", "label"], sort=False).cumcount().to_numpy()
+    return pd.MultiIndex.from_arrays([pairs["field"], pairs["label"], seen])
 
 
 def child_slots(parent_slots: np.ndarray, next_slot: int, item_from: np.ndarray) -> tuple[np.ndarray, int]:
@@ -79,8 +90,7 @@ def warm_start(parent: ParentState, child_ids: list[Any], side: SideInfo, seed: 
     if side.n_values:
         child_field = np.repeat(np.asarray(side.fields, dtype=object), [len(v) for v in side.values])
         child_label = [label for values in side.values for label in values]
-        parent_keys = pd.MultiIndex.from_arrays([parent.value_field, parent.value_label])
-        value_from = match(parent_keys, pd.MultiIndex.from_arrays([child_field, child_label]))
+        value_from = match(value_keys(parent.value_field, parent.value_label), value_keys(child_field, child_label))
         shared = value_from >= 0
         table[n:][shared] = parent.value_rows[value_from[shared]]
         parent_field = np.asarray(parent.value_field, dtype=object)
