@@ -1,4 +1,5 @@
-"""Review of the warm start's shared bucket bounds (57e4c33..74ac3ad): failing tests that show bugs, no fixes."""
+"""Review of the warm start's shared bucket bounds (57e4c33..74ac3ad): tests that show bugs, no fixes (strict xfail:
+remove the marker with the fix)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def older_parent(tmp_path_factory):
     return root, day1, catalog, parent
 
 
+@pytest.mark.xfail(strict=True, reason="bug: parent_cuts reads an older parent's bounds from 6-digit labels")
 def test_an_older_parents_buckets_read_back_from_labels_keep_its_items_in_their_buckets(older_parent):
     """parent_cuts reads an older parent's bounds back from its '{:g}' labels. Cutting the parent's own catalog with
     them must put every item where the parent put it; for epoch seconds six digits are 10,000 s, wider than a bucket
@@ -61,6 +63,7 @@ def test_an_older_parents_buckets_read_back_from_labels_keep_its_items_in_their_
     assert moved == 0, f"{moved} of {len(ids)} items change bucket"  # ... the codes do not (1,931 move)
 
 
+@pytest.mark.xfail(strict=True, reason="bug: parent_cuts reads an older parent's bounds from 6-digit labels")
 def test_a_zero_pass_child_of_an_older_parent_on_the_same_log_and_catalog_writes_the_parents_vectors(older_parent):
     """update.alpha = 0 on the parent's own log and catalog: nothing trains, so every vector must be the parent's (it
     is for a parent that recorded its bounds, and was for an older parent before the change)."""
@@ -75,6 +78,7 @@ def test_a_zero_pass_child_of_an_older_parent_on_the_same_log_and_catalog_writes
     assert not changed, f"{len(changed)} of {len(before)} vectors changed at zero passes"
 
 
+@pytest.mark.xfail(strict=True, reason="bug: parent_cuts lets a pyarrow error through check_parent")
 def test_an_older_parent_with_unreadable_value_rows_is_refused_by_name(older_parent, tmp_path):
     """check_parent reads an older parent's labels (parent_cuts, "readable, before anything is written"): a damaged
     side_info_vectors.parquet must be a named error (exit 2), not a pyarrow traceback."""
