@@ -182,15 +182,21 @@ def test_a_parents_bounds_cut_a_grown_column_into_the_parents_buckets():
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
-@given(st.lists(finite, min_size=2, max_size=12).map(sorted))
-def test_labels_read_back_into_bounds_that_write_the_same_labels(bounds):
-    """A parent that did not record its bounds is cut with the bounds read back from its labels: those must give
-    the same labels again, and reading them once more the same bounds (six significant digits, idempotent)."""
+@given(st.lists(finite, min_size=2, max_size=12).map(sorted), st.lists(finite, max_size=20))
+def test_labels_read_back_into_bounds_that_write_the_same_labels_and_codes(bounds, others):
+    """A parent that did not record its bounds may be cut with the bounds read back from its labels: those must give
+    the same labels again, and reading them once more the same bounds (six significant digits, idempotent); a value
+    changes bucket only between an edge and its read-back."""
     labels = bucket_labels(bounds)
     read = bounds_from_labels(labels)
     assert read is not None and bucket_labels(read) == labels
     np.testing.assert_array_equal(bounds_from_labels(bucket_labels(read)), read)
     assert np.allclose(read, bounds, rtol=1e-5, atol=0)
+    x = pd.Series([*bounds, *read, *others], dtype="float64")
+    exact, by_labels = (encode_column(x, 10, bounds=b)[0] for b in (np.asarray(bounds), read))
+    edges = np.sort([bounds[1:-1], read[1:-1]], axis=0)
+    between = ((x.to_numpy()[:, None] >= edges[0]) & (x.to_numpy()[:, None] <= edges[1])).any(axis=1)
+    np.testing.assert_array_equal(by_labels[~between], exact[~between])
 
 
 def test_labels_that_are_not_a_chain_of_buckets_give_no_bounds():
@@ -198,3 +204,23 @@ def test_labels_that_are_not_a_chain_of_buckets_give_no_bounds():
     assert bounds_from_labels(["a", "b"]) is None and bounds_from_labels([]) is None
     assert bounds_from_labels(["[2, 1)"]) is None and bounds_from_labels(["[1, inf)"]) is None
     assert bounds_from_labels(["[1, 2.5)", "[2.5, 1e+06)"]).tolist() == [1.0, 2.5, 1e6]
+
+
+close = st.lists(st.integers(0, 86_400), min_size=12, max_size=60)
+
+
+@given(close, st.integers(-3, 12).map(lambda e: 10.0 ** e), close)
+def test_a_parents_labels_cut_its_own_catalog_into_its_own_codes(steps, scale, grown):
+    """A child of a parent that recorded no bounds (only its '{:g}' labels) on the parent's catalog puts every item in
+    the parent's bucket, however close the values (epoch seconds: six digits cannot tell the edges apart); on
+    another catalog it uses the labels' bounds only when they do not collapse."""
+    from eges.side_info.encode import bounds_for_labels
+
+    x = pd.Series(1.7e9 * scale + np.asarray(steps, dtype=np.float64) * scale / 1e4)
+    codes, labels, _, bounds = encode_column(x, 10)
+    if bounds is None:
+        return
+    again = bounds_for_labels(labels, x, 10)
+    np.testing.assert_array_equal(encode_column(x, 10, bounds=again)[0], codes)
+    other = bounds_for_labels(labels, pd.Series(np.concatenate([x, 1.7e9 * scale + np.asarray(grown) * scale])), 10)
+    assert other is None or (np.diff(other) > 0).all()

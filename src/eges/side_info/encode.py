@@ -80,6 +80,25 @@ def bounds_from_labels(labels: list[str]) -> np.ndarray | None:
     return checked_bounds([found[0][1], *(m[2] for m in found)])
 
 
+def strictly_usable(bounds: np.ndarray | None) -> bool:
+    """Whether bounds read back from labels can cut a field: every bound above the one before. Read back to six
+    digits, close bounds collapse ("[1.7e+09, 1.7e+09)"): the buckets between them would be empty and their items
+    moved to a neighbour."""
+    return bounds is not None and bool((np.diff(bounds) > 0).all())
+
+
+def bounds_for_labels(labels: list[str], values: pd.Series | None, numeric_buckets: int,
+                      numeric: bool = False) -> np.ndarray | None:
+    """The bounds to cut ``values`` (a child's column) with, given only a parent's bucket ``labels``; None: cut
+    afresh. A fresh cut that gives the parent's labels is the parent's own, exactly, on the same catalog (the bounds
+    read back to six digits would move the items between an edge and its rounding); else the read-back bounds when
+    :func:`strictly_usable`; else afresh, as before a parent's bounds were shared."""
+    if values is not None and encode_column(values, numeric_buckets, numeric)[1] == labels:
+        return None
+    read = bounds_from_labels(labels)
+    return read if strictly_usable(read) else None
+
+
 def checked_bounds(values: Any) -> np.ndarray | None:
     """``values`` as bucket bounds (two or more finite numbers, in order), or None if they are not."""
     try:
