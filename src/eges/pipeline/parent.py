@@ -162,7 +162,9 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
         treated = entry.get("details", {}).get("fields", {})  # 'categorical' or 'numeric (...)' per field
         _check_field_kinds(inputs.parent, treated if isinstance(treated, dict) else {}, catalog, fields,
                            config.side_info)
-        parent_cuts(inputs.parent)  # the bounds its numeric fields are cut with: readable, before anything is written
+        parent_table(Path(inputs.parent) / SIDE_VECTORS, inputs.parent)  # its value rows, readable
+    if inputs.items is not None:  # the validate and eges stages cut the catalog with its bounds whatever they train
+        parent_cuts(inputs.parent)  # readable, before anything is written
 
 
 def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, fields: list[str], scfg: Any) -> None:
@@ -176,7 +178,7 @@ def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, field
     turned = [f for f, numeric in kinds.items() if treated[f].startswith("numeric") != numeric]
     if not turned:
         return
-    values = pq.read_table(Path(parent) / SIDE_VECTORS, columns=["field", "value"]).to_pydict()
+    values = parent_table(Path(parent) / SIDE_VECTORS, parent, ["field", "value"]).to_pydict()
     labels = {f: {v for g, v in zip(values["field"], values["value"]) if g == f} for f in turned}
     changed = [f"{f} ({treated[f].split(' ')[0]} in the parent, {'numeric' if kinds[f] else 'categorical'} here)"
                for f in turned
@@ -227,17 +229,23 @@ def _centred_shift(entry: dict[str, Any]) -> np.ndarray | None:
     return np.asarray(shift, dtype=np.float32) if shift else None
 
 
-def parent_cuts(parent: str | None) -> dict[str, np.ndarray]:
+def parent_cuts(parent: str | None, catalog: Any = None, scfg: Any = None) -> dict[str, np.ndarray]:
     """The bounds of the parent's quantile buckets by field, which every reader of this run's catalog cuts with
     (:func:`eges.side_info.encode.encode`), or {} without a parent. Cut afresh, a grown catalog moves the quantiles,
-    the buckets' labels no longer match the parent's and their rows start from the field's mean. A parent recorded
-    its bounds in its training stage's details (``numeric_bounds``, exact); an older one's are read back from its
-    labels, to their six significant digits."""
+    the buckets' labels no longer match the parent's and their rows start from the field's mean.
+
+    A parent records its bounds in its training stage's details (``numeric_bounds``, exact). An older one's labels
+    keep six significant digits, which may merge close bounds, so per field, the first that applies: the bounds cut
+    again from the parent's own catalog file (unchanged since it trained), exact; this run's own cut of its
+    ``catalog`` (pandas, read with ``scfg``) when that gives the parent's labels (the field is left out: cut afresh,
+    exact on the parent's own catalog); the bounds read back from the labels when every one is above the one
+    before; else none (cut afresh, as before bounds were shared)."""
     if parent is None:
         return {}
-    from eges.side_info.encode import bounds_from_labels, checked_bounds
+    from eges.side_info.encode import bounds_for_labels, checked_bounds
 
-    _, entry, _ = parent_training(parent, parent_manifest(parent))
+    manifest = parent_manifest(parent)
+    _, entry, _ = parent_training(parent, manifest)
     details = entry.get("details", {})
     recorded = details.get("numeric_bounds")
     if recorded is not None:
@@ -252,9 +260,62 @@ def parent_cuts(parent: str | None) -> dict[str, np.ndarray]:
     path = Path(parent) / SIDE_VECTORS
     if not bucketed or not path.exists():
         return {}
-    values = pq.read_table(path, columns=["field", "value"]).to_pydict()
-    found = {f: bounds_from_labels([v for g, v in zip(values["field"], values["value"]) if g == f]) for f in bucketed}
-    return {f: b for f, b in found.items() if b is not None}
+    values = parent_table(path, parent, ["field", "value"]).to_pydict()
+    labels = {f: [v for g, v in zip(values["field"], values["value"]) if g == f] for f in bucketed}
+    cuts = _cut_as_the_parent(parent, manifest, entry, labels)
+    buckets, numeric = (scfg.numeric_buckets, scfg.numeric) if scfg is not None else (0, [])
+    for f in (f for f in bucketed if f not in cuts):
+        ours = catalog[f] if catalog is not None and scfg is not None and f in catalog.columns else None
+        bounds = bounds_for_labels(labels[f], ours, buckets, f in numeric)
+        if bounds is not None:
+            cuts[f] = bounds
+    return cuts
+
+
+def _cut_as_the_parent(parent: str, manifest: dict[str, Any], entry: dict[str, Any],
+                       labels: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """The bounds an older parent cut its fields with, cut again from its catalog file as it did (its side_info
+    settings, its ids' type) while the file is the one it trained on (same digest): per field whose cut labels its
+    buckets as the parent's ``labels``. {} when the file is gone, changed or external."""
+    import logging
+
+    from eges.config import build_section
+    from eges.errors import EgesError
+    from eges.pipeline.side_info_stage import read_catalog
+    from eges.side_info.encode import encode_column
+
+    source = manifest.get("inputs", {}).get("items")
+    known = entry.get("inputs", {}).get("@items")
+    if not isinstance(source, str) or not isinstance(known, dict) or io.is_external(source):
+        return {}
+    logger = logging.getLogger("eges")
+    quiet = logger.disabled
+    logger.disabled = True  # the parent's catalog's warnings were the parent's
+    try:
+        if not Path(source).exists() or io.source_fingerprint(source)["digest"] != known.get("digest"):
+            return {}
+        scfg = build_section("side_info", entry.get("config", {}).get("side_info", {}))
+        id_type = pq.read_schema(Path(parent) / NODES).field("item_id").type
+        catalog, fields, _ = read_catalog(source, scfg, id_type)
+    except (EgesError, OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        return {}
+    finally:
+        logger.disabled = quiet
+    cuts = {}
+    for f, want in labels.items():
+        if f in fields:
+            _, got, _, bounds = encode_column(catalog[f], scfg.numeric_buckets, f in scfg.numeric)
+            if bounds is not None and got == want:
+                cuts[f] = bounds
+    return cuts
+
+
+def parent_table(path: Path, parent: str, columns: list[str] | None = None) -> pa.Table:
+    """A file of the parent's run read whole (or ``columns``), a damaged one a named error."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException):
+        raise ParentError(f"--warm-start {parent}: its file {path} is missing or unreadable; {RERUN}") from None
 
 
 def read_parent_state(parent: str, fields: list[str]) -> Any:
@@ -263,11 +324,11 @@ def read_parent_state(parent: str, fields: list[str]) -> Any:
     from eges.update.warm import ParentState
 
     method, entry, path = parent_training(parent, parent_manifest(parent))
-    state = pq.read_table(path)
+    state = parent_table(path, parent)
     meta = state_meta(path, parent)
     attention = _matrix(state["attention"]) if state.num_rows else np.zeros((0, 1 + len(fields)), np.float32)
     order = [0, *(1 + meta["fields"].index(f) for f in fields)] if method.side_info else [0]
-    values = pq.read_table(Path(parent) / SIDE_VECTORS) if method.side_info else None
+    values = parent_table(Path(parent) / SIDE_VECTORS, parent) if method.side_info else None
     value_rows = _matrix(values["vector"]) if values is not None else np.zeros((0, meta["dimension"]), np.float32)
     shift = _centred_shift(entry)
     if shift is not None and values is not None:  # written centred: the trained value rows are the written ones
@@ -366,7 +427,7 @@ def update_day(ctx: StageContext, with_new: bool = True) -> tuple[Any, np.ndarra
     new = np.zeros(nodes.num_rows, dtype=bool)
     if with_new:
         _, _, state = parent_training(ctx.inputs.parent, parent_manifest(ctx.inputs.parent))
-        known = pd.Index(pq.read_table(state, columns=["item_id"])["item_id"].to_pylist())
+        known = pd.Index(parent_table(state, ctx.inputs.parent, ["item_id"])["item_id"].to_pylist())
         new[index] = known.get_indexer(pd.Index(nodes["item_id"].to_pylist())) < 0
     return Day(nodes.num_rows, int(touched.sum()), int((touched & new).sum())), touched
 

@@ -196,7 +196,7 @@ def eges_stage(ctx: StageContext) -> StageResult:
         emb = fit_side_info(batches, counts, nodes["item_id"].to_pylist(), catalog, scfg.id_col,
                             fields, scfg.numeric_buckets, tcfg, method, on_tokens=bar.update,
                             on_epoch=stop_after(passes), start_from=start_from, numeric=scfg.numeric,
-                            cuts=parent_cuts(ctx.inputs.parent))  # a warm start: the parent's buckets
+                            cuts=parent_cuts(ctx.inputs.parent, catalog, scfg))  # a warm start: the parent's buckets
     write_model_state(ctx.path(EGES_STATE), nodes["item_id"], emb.model, method, warm.pop("tail", None))
     ids = pa.array(emb.item_ids, type=nodes["item_id"].type)
     # centred when the slice scored the chosen pass higher centred (validate.try_centred)

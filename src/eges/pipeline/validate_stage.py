@@ -126,7 +126,7 @@ def _side_info(ctx: StageContext, vocab: pa.Table) -> Any:
     scfg = ctx.config.side_info
     catalog, fields, _ = read_catalog(ctx.input_path("@items"), scfg, vocab.schema.field("item_id").type)
     side, _ = encode(catalog, vocab["item_id"].to_pylist(), scfg.id_col, fields, scfg.numeric_buckets, scfg.numeric,
-                     parent_cuts(ctx.inputs.parent))
+                     parent_cuts(ctx.inputs.parent, catalog, scfg))
     return side
 
 
