@@ -6,7 +6,8 @@ On the bundled sample: a parent trained on day one's events with part of the cat
 and two with the whole catalog, at ``update.alpha = 0`` (no pass: every value row the child writes is the row it
 started from). Two parents: one whose catalog lacks the dearest 30% of the items (the quantiles move a lot), one
 whose catalog lacks a random 10% (they move a little), and the first parent again without the bounds it recorded
-(``numeric_bounds``: a parent from before them, whose bounds are read back from its labels). Prints, per case, the child's price buckets, how many carry
+(``numeric_bounds``: a parent from before them, recut from its unchanged catalog file), and once more with that file
+gone (its bounds read back from its labels). Prints, per case, the child's price buckets, how many carry
 a parent's label and how many start from the parent's row (the others start from the field's mean). Run it with
 another tree's ``src`` on PYTHONPATH to compare (a few seconds per run).
 """
@@ -61,7 +62,8 @@ def main() -> None:
              "random 10% added": items.filter(np.random.default_rng(0).random(items.num_rows) >= 0.1)}
     print("| parent's catalog -> whole catalog | price buckets | parent's label | parent's row | eges version |")
     print("|---|---|---|---|---|")
-    for n, (case, parent_items) in enumerate([*cases.items(), ("dearest 30% added, no recorded bounds", None)]):
+    older = ["dearest 30% added, no recorded bounds", "dearest 30% added, no recorded bounds, its catalog file gone"]
+    for n, (case, parent_items) in enumerate([*cases.items(), *((case, None) for case in older)]):
         parent, child = out / f"parent_{n}", out / f"child_{n}"
         if parent_items is None:  # the first case's parent as an older eges left it
             parent_items = cases["dearest 30% added"]
@@ -69,6 +71,8 @@ def main() -> None:
             shutil.copytree(out / "parent_0", parent)
             manifest = json.loads((parent / "manifest.json").read_text())
             manifest["stages"]["eges"]["details"].pop("numeric_bounds", None)
+            if case.endswith("gone"):
+                manifest["inputs"]["items"] = str(out / "moved_away.parquet")
             (parent / "manifest.json").write_text(json.dumps(manifest))
         else:
             pq.write_table(parent_items, out / f"items_{n}.parquet")
