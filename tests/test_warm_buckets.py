@@ -139,6 +139,10 @@ def test_an_older_parents_catalog_file_is_used_only_while_unchanged(older_parent
     manifest["inputs"]["items"] = str(changed)
     (moved / MANIFEST).write_text(json.dumps(manifest))
     assert set(parent_cuts(str(moved))) == {"price"}  # its labels' bounds do not collapse; listed_at's do
+    manifest["inputs"]["items"] = str(catalog)  # unchanged again, but its recorded settings hand-edited
+    manifest["stages"]["eges"]["config"]["side_info"] = ["garbled"]
+    (moved / MANIFEST).write_text(json.dumps(manifest))
+    assert set(parent_cuts(str(moved))) == {"price"}
 
 
 def test_garbled_bounds_are_refused_before_anything_is_written_whatever_the_parent_trained(older_parent, tmp_path):
