@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -76,3 +78,27 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "background(start): start(folder) starts the test's slow subprocess when the "
+                            "session starts (the `background` fixture)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background(request, tmp_path_factory):
+    """Test id -> what its ``background`` marker's start function returned (an object with a ``proc``), for every
+    selected test so marked: started with the session, its subprocess runs beside the tests before it. The suite
+    alone leaves about a third of the two cores idle (its CPU-seconds against its wall time, docs/benchmarks.md);
+    the local-cluster test's ``eges run`` (three JVMs, 30-40 s) fills some of that instead of adding its own wall
+    time. A job its test did not wait for is killed with its process group at the end."""
+    jobs = {}
+    for item in request.session.items:
+        marker = item.get_closest_marker("background")
+        if marker is not None:
+            jobs[item.nodeid] = marker.args[0](tmp_path_factory.mktemp("background"))
+    yield jobs
+    for job in jobs.values():
+        if job.proc.poll() is None:
+            os.killpg(job.proc.pid, signal.SIGKILL)
+            job.proc.wait()
