@@ -15,8 +15,8 @@ DATA = ROOT / "data"
 
 #: The numba kernels' OpenMP threads (and those of every eges the tests start) sleep when a parallel loop ends
 #: instead of spinning: the tests run thousands of short loops, whose spinning threads took about a sixth of the
-#: suite's Python CPU-seconds and a core from the JVMs beside them (docs/benchmarks.md). Set before numba loads
-#: its threading layer; real runs keep OpenMP's default.
+#: training-heavy test files' CPU-seconds and a core from the JVMs beside them (docs/benchmarks.md). Set before
+#: numba loads its threading layer; real runs keep OpenMP's default.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
