@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -199,39 +200,63 @@ def test_missing_pyspark_is_a_named_error(monkeypatch):
         spark_session(EngineConfig(backend="spark"))
 
 
-def test_local_cluster_cli(tmp_path):
+CLUSTER_SETS = ["walks.walk_length=3", "walks.walks_per_node=2"]
+
+
+@dataclass
+class ClusterJob:
+    """The local-cluster ``eges run`` started in the background (conftest's ``background`` fixture)."""
+
+    proc: subprocess.Popen
+    edges: Path
+    out: Path
+    stdout: Path
+    stderr: Path
+
+
+def start_local_cluster(folder: Path) -> ClusterJob:
+    """Start ``eges run`` on a random edge list with Spark's ``local-cluster[2,1,1024]`` master, in its own process
+    group (its JVMs with it), output to files: nothing reads its pipes until the test waits for it."""
+    import pyspark
+
+    rng = np.random.default_rng(3)
+    edges = folder / "edges.parquet"
+    pq.write_table(pa.table({"src": rng.integers(0, 60, 400), "dst": rng.integers(0, 60, 400),
+                             "weight": rng.integers(1, 4, 400)}), edges)
+    env = {**os.environ, "SPARK_HOME": os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)}
+    env.pop("PYSPARK_PYTHON", None)  # eges sets it for local masters itself
+    jvm = TEST_JVM_OPTIONS  # the driver's JVM options also carry eges' own log4j file (checked by the test)
+    extra = ["--set", "engine.backend=spark", "--set", 'engine.spark_master="local-cluster[2,1,1024]"', "--set",
+             'engine.spark_conf=["spark.sql.shuffle.partitions=2", "spark.default.parallelism=2", '
+             f'"spark.driver.extraJavaOptions={jvm}", "spark.executor.extraJavaOptions={jvm}"]']
+    out, logs = folder / "cluster", (folder / "stdout.txt", folder / "stderr.txt")
+    with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "eges", "run", "--edges", str(edges), "--out", str(out),
+                                 "--until", "walks", *[a for s in CLUSTER_SETS for a in ("--set", s)], *extra],
+                                env=env, stdout=stdout, stderr=stderr, text=True, start_new_session=True)
+    return ClusterJob(proc, edges, out, *logs)
+
+
+@pytest.mark.background.with_args(start_local_cluster)  # (a lone callable would be decorated)
+def test_local_cluster_cli(background, request, tmp_path):
     """Real executor processes and shuffles between them: ``eges run`` with Spark's ``local-cluster[2,1,1024]``
     master (two executor JVMs of one core, started from the pip package's own launcher) gives the DuckDB path's
     graph and walks; Spark's own log stays off the terminal. What a cluster changes is where the work runs: the
     walks' Python workers on the executors, the graph's shuffle between them, files read and written there. An
     edge list exercises all of that without the sessions stage's SQL (about half of the run's Spark jobs, each a
     second or more here; the sessions stage runs the same SQL on every master and the local-master tests compare
-    it with DuckDB's file for file)."""
-    import pyspark
-
-    rng = np.random.default_rng(3)
-    edges = tmp_path / "edges.parquet"
-    pq.write_table(pa.table({"src": rng.integers(0, 60, 400), "dst": rng.integers(0, 60, 400),
-                             "weight": rng.integers(1, 4, 400)}), edges)
-    env = {**os.environ, "SPARK_HOME": os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)}
-    env.pop("PYSPARK_PYTHON", None)  # eges sets it for local masters itself
-    sets = ["walks.walk_length=3", "walks.walks_per_node=2"]
-    duck = _run(tmp_path / "duck", None, sets, edges=edges)
-    jvm = TEST_JVM_OPTIONS  # the driver's JVM options also carry eges' own log4j file (checked below)
-    extra = ["--set", "engine.backend=spark", "--set", 'engine.spark_master="local-cluster[2,1,1024]"', "--set",
-             'engine.spark_conf=["spark.sql.shuffle.partitions=2", "spark.default.parallelism=2", '
-             f'"spark.driver.extraJavaOptions={jvm}", "spark.executor.extraJavaOptions={jvm}"]']
-    done = subprocess.run([sys.executable, "-m", "eges", "run", "--edges", str(edges), "--out",
-                           str(tmp_path / "cluster"), "--until", "walks",
-                           *[a for s in sets for a in ("--set", s)], *extra],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "spark:" in done.stdout
-    assert " INFO " not in done.stderr and "log4j profile" not in done.stderr, done.stderr[-3000:]
+    it with DuckDB's file for file). The run was started with the session (``start_local_cluster``)."""
+    job = background[request.node.nodeid]
+    duck = _run(tmp_path / "duck", None, CLUSTER_SETS, edges=job.edges)
+    returncode = job.proc.wait(timeout=600)
+    stdout, stderr = job.stdout.read_text(), job.stderr.read_text()
+    assert returncode == 0, stderr[-3000:]
+    assert "spark:" in stdout
+    assert " INFO " not in stderr and "log4j profile" not in stderr, stderr[-3000:]
     assert set(duck) == {"graph/edges.parquet", "graph/nodes.parquet", "walks/walks.parquet"}
     for name in duck:
-        assert pq.read_table(tmp_path / "cluster" / name).equals(duck[name]), name
-    _same_stats(tmp_path / "duck", tmp_path / "cluster")
+        assert pq.read_table(job.out / name).equals(duck[name]), name
+    _same_stats(tmp_path / "duck", job.out)
 
 
 def test_folder_table_and_python_api(spark, tmp_path):
