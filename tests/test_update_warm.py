@@ -194,7 +194,9 @@ def test_incompatible_or_unusable_parents_are_refused_before_anything_is_written
     child.mkdir()
     base = ("run", "--events", root / "day2.parquet", "--items", DATA / "items.parquet", "--out", child,
             "--warm-start", parent, *SMALL)
-    assert_refused(child, "has dimension 8, this run 16", *base, "--set", "train.dimension=16")
+    # the default dimension changed (128 -> 64): a parent of the old default is refused with the setting that fits
+    assert_refused(child, "has dimension 8, this run 16 (train.dimension); a warm start keeps the dimension: give "
+                   "--set train.dimension=8", *base, "--set", "train.dimension=16")
     assert_refused(child, "was trained with method eges, this run trains ges", *base, "--method", "ges")
     assert_refused(child, "give --warm-start or --align-to, not both", *base, "--align-to", parent)
     fewer = tmp_path / "fewer.parquet"

@@ -145,7 +145,8 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
                           f"trains {method.name}; a warm start continues the same method")
     if meta["dimension"] != config.train.dimension:
         raise ParentError(f"--warm-start {inputs.parent} has dimension {meta['dimension']}, this run "
-                          f"{config.train.dimension} (train.dimension); a warm start keeps the dimension")
+                          f"{config.train.dimension} (train.dimension); a warm start keeps the dimension: give --set "
+                          f"train.dimension={meta['dimension']}")
     from eges.methods import backend
 
     if backend(method.name, config.train.backend) != "native":
