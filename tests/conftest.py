@@ -113,9 +113,16 @@ def spark(spark_starting):
     session.stop()
 
 
+def _terminated(signum, frame):  # noqa: ANN001, ANN202
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "background(start): start(folder) starts the test's slow subprocess when the "
                             "session starts (the `background` fixture)")
+    # A SIGTERM (a CI timeout, kill of the process group) ends the run as Ctrl-C does, through the teardown, which
+    # kills the background jobs: they run in sessions of their own, so the group's signal does not reach them.
+    signal.signal(signal.SIGTERM, _terminated)
 
 
 @pytest.fixture(scope="session", autouse=True)

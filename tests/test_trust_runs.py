@@ -241,8 +241,10 @@ def test_the_lock_file_holds_the_writers_pid_and_is_released(tmp_path):
     os.close(fd)
 
 
-def test_numba_cache_falls_back_to_a_temporary_folder_when_nothing_is_writable():
+def test_numba_cache_falls_back_to_a_temporary_folder_when_nothing_is_writable(monkeypatch):
     from eges import numba_cache_dir
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)  # the caller's own choice wins (checked below)
 
     none_writable = lambda path, mode: False  # noqa: E731
     all_writable = lambda path, mode: True  # noqa: E731
@@ -251,6 +253,8 @@ def test_numba_cache_falls_back_to_a_temporary_folder_when_nothing_is_writable()
     assert fallback is not None and fallback.startswith(__import__("tempfile").gettempdir())
     only_home = lambda path, mode: path.startswith("/home")  # noqa: E731
     assert numba_cache_dir("/site/eges", "/home/u/.cache/numba", only_home) is None
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/chosen")
+    assert numba_cache_dir("/site/eges", "/home/u/.cache/numba", none_writable) is None  # the caller's choice
 
 
 def test_a_read_only_install_with_an_unwritable_home_still_runs():

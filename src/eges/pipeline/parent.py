@@ -139,6 +139,7 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
     manifest = parent_manifest(inputs.parent)
     parent_method, entry, state = parent_training(inputs.parent, manifest)
     meta = state_meta(state, inputs.parent)
+    parent_readable(state, inputs.parent)  # its footer alone said nothing of damaged pages
     method = METHODS[warm_method(inputs, config)]
     if method.name != parent_method.name:
         raise ParentError(f"--warm-start {inputs.parent} was trained with method {parent_method.name}, this run "
@@ -315,6 +316,17 @@ def parent_table(path: Path, parent: str, columns: list[str] | None = None) -> p
     """A file of the parent's run read whole (or ``columns``), a damaged one a named error."""
     try:
         return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException):
+        raise ParentError(f"--warm-start {parent}: its file {path} is missing or unreadable; {RERUN}") from None
+
+
+def parent_readable(path: Path, parent: str) -> None:
+    """Every page of a parent's file decodes, read batch by batch (memory: one row group), else a named error:
+    checked before anything is written, where the training stage would read it whole only after the sessions,
+    graph and walks."""
+    try:
+        for _ in pq.ParquetFile(path).iter_batches():
+            pass
     except (OSError, pa.ArrowException):
         raise ParentError(f"--warm-start {parent}: its file {path} is missing or unreadable; {RERUN}") from None
 
