@@ -51,6 +51,21 @@ def test_waits(background, request):
 '''
 
 
+def children_named(parent: int, name: str) -> list[int]:
+    """The processes whose parent is ``parent`` and whose command is ``name``, from /proc (no procps on a bare CI
+    image)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        comm, rest = text[text.index("(") + 1: text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if comm == name and int(rest[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_background_job_ends_when_the_test_run_is_terminated(tmp_path):
     (tmp_path / "test_bg.py").write_text(BACKGROUND_TEST)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
@@ -59,8 +74,7 @@ def test_a_background_job_ends_when_the_test_run_is_terminated(tmp_path):
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     sleeps = []
     for _ in range(200):  # until the session fixture has started the job
-        found = subprocess.run(["pgrep", "-P", str(run.pid), "-x", "sleep"], capture_output=True, text=True)
-        sleeps = [int(p) for p in found.stdout.split()]
+        sleeps = children_named(run.pid, "sleep")
         if sleeps:
             break
         time.sleep(0.1)
