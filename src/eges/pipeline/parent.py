@@ -6,8 +6,10 @@ The arrays themselves are aligned in :mod:`eges.update.warm`; this module reads 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -314,19 +316,23 @@ def _cut_as_the_parent(parent: str, manifest: dict[str, Any], entry: dict[str, A
 
 def parent_table(path: Path, parent: str, columns: list[str] | None = None) -> pa.Table:
     """A file of the parent's run read whole (or ``columns``), a damaged one a named error."""
-    try:
+    with _named_if_unreadable(path, parent):
         return pq.read_table(path, columns=columns)
-    except (OSError, pa.ArrowException):
-        raise ParentError(f"--warm-start {parent}: its file {path} is missing or unreadable; {RERUN}") from None
 
 
 def parent_readable(path: Path, parent: str) -> None:
     """Every page of a parent's file decodes, read batch by batch (memory: one row group), else a named error:
     checked before anything is written, where the training stage would read it whole only after the sessions,
     graph and walks."""
-    try:
+    with _named_if_unreadable(path, parent):
         for _ in pq.ParquetFile(path).iter_batches():
             pass
+
+
+@contextlib.contextmanager
+def _named_if_unreadable(path: Path, parent: str) -> Iterator[None]:
+    try:
+        yield
     except (OSError, pa.ArrowException):
         raise ParentError(f"--warm-start {parent}: its file {path} is missing or unreadable; {RERUN}") from None
 
