@@ -1,4 +1,4 @@
-"""A warm start's numeric buckets for a parent from before recorded bounds (pipeline/parent.parent_cuts): its items
+"""A warm start's numeric buckets for a parent from before recorded bounds (pipeline/parent_buckets.parent_cuts): its items
 keep their buckets, and its damaged or garbled files are refused by name before anything is written."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_an_older_parents_buckets_read_back_from_labels_keep_its_items_in_their_
     (8,640 s), so about a quarter of the items change bucket and one bucket is left empty (each then starts from
     another bucket's row, and the chain keeps that cut for good). Before the change the child cut afresh: 0 moved."""
     from eges.config import default_config
-    from eges.pipeline.parent import parent_cuts
+    from eges.pipeline.parent_buckets import parent_cuts
     from eges.pipeline.side_info_stage import read_catalog
     from eges.side_info.encode import encode
 
@@ -94,7 +94,7 @@ def parent_codes(catalog_path, parent, grown=None):
     """(codes of the parent's cut, codes of a child's cut with parent_cuts) of listed_at for the parent's items; the
     child reads ``grown`` (default: the parent's catalog)."""
     from eges.config import default_config
-    from eges.pipeline.parent import parent_cuts
+    from eges.pipeline.parent_buckets import parent_cuts
     from eges.pipeline.side_info_stage import read_catalog
     from eges.side_info.encode import encode
 
@@ -126,7 +126,7 @@ def test_a_grown_catalog_keeps_an_older_parents_items_in_their_buckets(older_par
 def test_an_older_parents_catalog_file_is_used_only_while_unchanged(older_parent, tmp_path):
     """A parent whose recorded catalog file changed since it trained is not recut from it: its labels alone decide
     (listed_at's collapse, so it is cut afresh; price's bounds are read back)."""
-    from eges.pipeline.parent import parent_cuts
+    from eges.pipeline.parent_buckets import parent_cuts
 
     root, _, catalog, parent = older_parent
     assert "listed_at" in parent_cuts(str(parent))

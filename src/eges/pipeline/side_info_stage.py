@@ -164,7 +164,8 @@ def _check_inputs(ctx: StageContext, will_run: set[str]) -> None:
        trains=candidates)  # the method given, or any the slice may choose (train.method = auto)
 def eges_stage(ctx: StageContext) -> StageResult:
     """GES/EGES on the walks with the catalog's side information; cold items placed from side info."""
-    from eges.pipeline.parent import parent_cuts, start_for, write_model_state
+    from eges.pipeline.parent import start_for, write_model_state
+    from eges.pipeline.parent_buckets import parent_cuts
     from eges.side_info.fit import fit_side_info
     from eges.train.stream import compile_kernel
 

@@ -119,7 +119,7 @@ def candidates(inputs: RunInputs, config: Config) -> list[str]:
 
 def _side_info(ctx: StageContext, vocab: pa.Table) -> Any:
     """The slice's side information, cut as the training stage cuts it (a warm start: with the parent's buckets)."""
-    from eges.pipeline.parent import parent_cuts
+    from eges.pipeline.parent_buckets import parent_cuts
     from eges.pipeline.side_info_stage import read_catalog
     from eges.side_info.encode import encode
 

@@ -148,7 +148,7 @@ def encode(catalog: pd.DataFrame, item_ids: np.ndarray | list, id_col: str, fiel
 
     ``numeric`` (``side_info.numeric``) has no default: every reader of the catalog must cut the same columns
     into buckets, or the slice would choose on other side information than the run trains on. ``cuts`` (a warm
-    start: the parent's bounds by field, :func:`eges.pipeline.parent.parent_cuts`) likewise: a quantity it names
+    start: the parent's bounds by field, :func:`eges.pipeline.parent_buckets.parent_cuts`) likewise: a quantity it names
     is cut with those bounds, so its buckets keep the parent's labels and rows, however the catalog grew.
 
     Items missing from the catalog get unknown (-1) in every field. Returns the side information and
