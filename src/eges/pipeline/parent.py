@@ -166,7 +166,7 @@ def check_parent(config: Config, inputs: RunInputs) -> None:
         treated = entry.get("details", {}).get("fields", {})  # 'categorical' or 'numeric (...)' per field
         _check_field_kinds(inputs.parent, treated if isinstance(treated, dict) else {}, catalog, fields,
                            config.side_info)
-        parent_table(Path(inputs.parent) / SIDE_VECTORS, inputs.parent)  # its value rows, readable
+        parent_readable(Path(inputs.parent) / SIDE_VECTORS, inputs.parent)  # its value rows
     if inputs.items is not None:  # the validate and eges stages cut the catalog with its bounds whatever they train
         from eges.pipeline.parent_buckets import parent_cuts
 
@@ -184,8 +184,7 @@ def _check_field_kinds(parent: str, treated: dict[str, str], catalog: Any, field
     turned = [f for f, numeric in kinds.items() if treated[f].startswith("numeric") != numeric]
     if not turned:
         return
-    values = parent_table(Path(parent) / SIDE_VECTORS, parent, ["field", "value"]).to_pydict()
-    labels = {f: {v for g, v in zip(values["field"], values["value"]) if g == f} for f in turned}
+    labels = {f: set(found) for f, found in parent_value_labels(parent, turned).items()}
     changed = [f"{f} ({treated[f].split(' ')[0]} in the parent, {'numeric' if kinds[f] else 'categorical'} here)"
                for f in turned
                if not labels[f] & set(encode_column(catalog[f], scfg.numeric_buckets, f in scfg.numeric)[1])]
@@ -239,6 +238,14 @@ def parent_table(path: Path, parent: str, columns: list[str] | None = None) -> p
     """A file of the parent's run read whole (or ``columns``), a damaged one a named error."""
     with _named_if_unreadable(path, parent):
         return pq.read_table(path, columns=columns)
+
+
+def parent_value_labels(parent: str, fields: list[str]) -> dict[str, list[str]]:
+    """The labels of the parent's value rows of each of ``fields``, in its row order."""
+    import pyarrow.compute as pc
+
+    table = parent_table(Path(parent) / SIDE_VECTORS, parent, ["field", "value"])
+    return {f: table.filter(pc.equal(table["field"], f))["value"].to_pylist() for f in fields}
 
 
 def parent_readable(path: Path, parent: str) -> None:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from eges.errors import ParentError
 from eges.layout import NODES, SIDE_VECTORS
 from eges.pipeline import io
-from eges.pipeline.parent import RERUN, parent_manifest, parent_table, parent_training
+from eges.pipeline.parent import RERUN, parent_manifest, parent_training, parent_value_labels
 
 
 def parent_cuts(parent: str | None, catalog: Any = None, scfg: Any = None) -> dict[str, np.ndarray]:
@@ -44,11 +44,9 @@ def parent_cuts(parent: str | None, catalog: Any = None, scfg: Any = None) -> di
         return {f: b for f, b in cuts.items() if b is not None}
     treated = details.get("fields", {})
     bucketed = [f for f, how in treated.items() if "quantile" in str(how)] if isinstance(treated, dict) else []
-    path = Path(parent) / SIDE_VECTORS
-    if not bucketed or not path.exists():
+    if not bucketed or not (Path(parent) / SIDE_VECTORS).exists():
         return {}
-    values = parent_table(path, parent, ["field", "value"]).to_pydict()
-    labels = {f: [v for g, v in zip(values["field"], values["value"]) if g == f] for f in bucketed}
+    labels = parent_value_labels(parent, bucketed)
     cuts = _cut_as_the_parent(parent, manifest, entry, labels)
     buckets, numeric = (scfg.numeric_buckets, scfg.numeric) if scfg is not None else (0, [])
     for f in (f for f in bucketed if f not in cuts):
