@@ -248,3 +248,45 @@ def test_side_mean_places_items_without_vectors_at_their_values_means():
     pairs = Pairs(q, same, q, other)
     auc = score("cold", CosineScorer("side_mean", out, has), "baseline", pairs)[0]["value"]
     assert auc > 0.8
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 120), st.integers(1, 60), st.sampled_from([1, 3, 10]))
+def test_hit_rate_from_target_ranks_equals_the_top_k_lists(seed, n, m, k):
+    """The validation slice counts each target's rank instead of building top-K lists; both give one HitRate@K
+    (unknown items, a query that is its own target and the query itself among the candidates included)."""
+    from eges.validation.score import _hit_rate
+
+    rng = np.random.default_rng(seed)
+    centres = 3 * rng.standard_normal((4, 5))
+    matrix = (rng.standard_normal((n, 5)) + centres[rng.integers(0, 4, n)]).astype(np.float32)
+    has = rng.random(n) < 0.8
+    query, target = rng.integers(0, n, m), rng.integers(0, n, m)
+    target[: m // 4] = query[: m // 4]  # some pairs whose target is the query: never a hit
+    pairs = Pairs(query, target, query, rng.integers(0, n, m))
+    scorer = CosineScorer("v", matrix, has)
+    k = min(k, max(int(has.sum()) - 1, 1))
+    by_lists = next(r["value"] for r in score("t", scorer, "m", pairs, (k,)) if r["metric"] == "hit_rate")
+    by_ranks = _hit_rate(scorer, pairs, k)
+    assert by_ranks == by_lists or (by_ranks != by_ranks and by_lists != by_lists)
+    ranks = scorer.target_ranks(query, target)
+    assert ((ranks == -1) == ~(has[query] & has[target] & (query != target))).all()
+
+
+def test_target_ranks_count_the_items_above_the_target_and_skip_the_query():
+    matrix = np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0, 1], [-1, 0]], dtype=np.float32)
+    scorer = CosineScorer("v", matrix, np.array([True, True, True, True, False]))
+    ranks = scorer.target_ranks(np.array([0, 0, 0, 0, 4, 3]), np.array([1, 2, 3, 0, 1, 2]))
+    assert ranks.tolist() == [0, 1, 2, -1, -1, 0]  # from 0: 1, then 2, then 3; 4 is unknown; 3's nearest is 2
+
+
+def test_a_scorer_with_rows_replaced_equals_one_built_afresh():
+    rng = np.random.default_rng(3)
+    matrix, has = rng.standard_normal((30, 4)).astype(np.float32), rng.random(30) < 0.7
+    rows, vectors, row_has = np.array([2, 5, 7]), 5 * rng.standard_normal((3, 4)).astype(np.float32), np.array([1, 0, 1], bool)
+    fresh_matrix, fresh_has = matrix.copy(), has.copy()
+    fresh_matrix[rows], fresh_has[rows] = vectors, row_has
+    fresh, replaced = CosineScorer("v", fresh_matrix, fresh_has), CosineScorer("v", matrix, has).with_rows(rows, vectors, row_has)
+    a, b = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
+    np.testing.assert_allclose(replaced.pairs(a, b), fresh.pairs(a, b), rtol=1e-6)
+    assert (replaced.has == fresh.has).all()

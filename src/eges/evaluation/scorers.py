@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from eges.recall.neighbours import normalised, select_top
+from eges.recall.neighbours import count_above, normalised, select_top
 
 
 class CosineScorer:
@@ -43,6 +43,17 @@ class CosineScorer:
         else:
             self.matrix = normalised(np.asarray(matrix, dtype=np.float32))
 
+    def with_rows(self, rows: np.ndarray, vectors: np.ndarray, has: np.ndarray) -> CosineScorer:
+        """A copy whose ``rows`` are ``vectors`` (known where ``has``): only those rows are normalised again, not
+        the whole matrix (the slice's cold-start figure, every pass). Dense matrices only."""
+        out = object.__new__(CosineScorer)
+        out.name, out.sparse = self.name, False
+        out.matrix = self.matrix.copy()
+        out.matrix[rows] = normalised(np.asarray(vectors, dtype=np.float32))
+        out.has = self.has.copy()
+        out.has[rows] = has
+        return out
+
     def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Scores of pairs (a[i], b[i]); NaN where the method cannot score one of the two items."""
         if self.sparse:
@@ -51,6 +62,36 @@ class CosineScorer:
             scores = np.einsum("ij,ij->i", self.matrix[a], self.matrix[b]).astype(np.float64)
         scores[~(self.has[a] & self.has[b])] = np.nan
         return scores
+
+    def target_ranks(self, query: np.ndarray, target: np.ndarray, cells: int = 1 << 22) -> np.ndarray:
+        """For each pair (query[i], target[i]), how many known items other than the query score above the target
+        for that query (0: the target is the nearest); -1 where the method cannot score the pair or the target is
+        the query. The target is among a query's K nearest exactly when its rank is below K (ties aside), so a
+        HitRate@K from ranks equals the one from :meth:`top_k` without building the lists. Dense matrices only;
+        blocks of queries hold at most ``cells`` scores."""
+        query, target = np.asarray(query, dtype=np.int64), np.asarray(target, dtype=np.int64)
+        out = np.full(len(query), -1, dtype=np.int64)
+        ok = np.flatnonzero(self.has[query] & self.has[target] & (query != target))
+        if self.sparse:
+            raise TypeError("target_ranks needs dense vectors")
+        if not len(ok):
+            return out
+        candidates = np.flatnonzero(self.has)
+        cand_pos = np.full(len(self.has), -1, dtype=np.int64)
+        cand_pos[candidates] = np.arange(len(candidates))
+        cand_matrix = self.matrix[candidates]
+        queries, inverse = np.unique(query[ok], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.searchsorted(inverse[order], np.arange(0, len(queries) + 1))
+        block = max(1, min(len(queries), cells // len(candidates)))
+        buffer = np.empty((block, len(candidates)), dtype=np.float32)  # one block's scores, reused
+        for lo in range(0, len(queries), block):
+            hi = min(lo + block, len(queries))
+            scores = np.matmul(self.matrix[queries[lo:hi]], cand_matrix.T, out=buffer[: hi - lo])
+            pairs = order[starts[lo]:starts[hi]]
+            out[ok[pairs]] = count_above(scores, inverse[pairs] - lo, cand_pos[target[ok[pairs]]],
+                                         cand_pos[queries[lo:hi]])
+        return out
 
     def top_k(self, queries: np.ndarray, k: int, block: int = 512) -> np.ndarray:
         """The ``k`` most similar known items of each query (best first, the query itself excluded);

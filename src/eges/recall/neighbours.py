@@ -42,10 +42,27 @@ def select_top(scores: np.ndarray, k: int, first_row: int) -> tuple[np.ndarray, 
     return idx, val
 
 
+@njit(cache=True, parallel=True)
+def count_above(scores: np.ndarray, rows: np.ndarray, columns: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """For each pair i, how many columns of row ``rows[i]`` of ``scores`` score above its column ``columns[i]``,
+    not counting column ``skip[rows[i]]`` (a row's own item; -1 skips nothing): the rank of a target among a
+    query's candidates, which is all a HitRate@K needs (no top-K lists)."""
+    out = np.empty(len(rows), dtype=np.int64)
+    for i in prange(len(rows)):
+        r = rows[i]
+        own = scores[r, columns[i]]
+        count = 0
+        for c in range(scores.shape[1]):
+            if scores[r, c] > own and c != skip[r]:
+                count += 1
+        out[i] = count
+    return out
+
+
 def normalised(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine",

@@ -49,9 +49,7 @@ def score_vectors(holdout: Holdout, vectors: np.ndarray, has: np.ndarray, k: int
         centred = _figures(holdout, shifted, known, k, cold_centred, cold_has, with_hitrate=False)
         if metric_value(centred, "auc") > metric_value(out, "auc"):  # a NaN figure never wins
             if len(holdout.temporal):  # the top-k search only for the pass that counts centred
-                scorer = CosineScorer("validation", shifted, known)
-                centred["hitrate"] = _value(score("temporal", scorer, "method", holdout.temporal, (k,)),
-                                            "hit_rate", k)
+                centred["hitrate"] = _hit_rate(CosineScorer("validation", shifted, known), holdout.temporal, k)
             return {**centred, "centred": True}
     return {**out, "centred": False}
 
@@ -66,22 +64,24 @@ def _figures(holdout: Holdout, matrix: np.ndarray, known: np.ndarray, k: int, co
              cold_has: np.ndarray | None, with_hitrate: bool = True) -> dict[str, float]:
     scorer = CosineScorer("validation", matrix, known)
     pairs = holdout.temporal
-    if len(pairs) and with_hitrate:
-        temporal = score("temporal", scorer, "method", pairs, (k,))
-    elif len(pairs):
-        temporal = score("temporal", scorer, "method", pairs)
-    else:
-        temporal = []
-    out = {"hitrate": _value(temporal, "hit_rate", k), "next_auc": _value(temporal, "auc"),
+    temporal = score("temporal", scorer, "method", pairs) if len(pairs) else []
+    hitrate = _hit_rate(scorer, pairs, k) if len(pairs) and with_hitrate else float("nan")
+    out = {"hitrate": hitrate, "next_auc": _value(temporal, "auc"),
            "link_auc": _pair_auc(scorer, holdout.link), "cold_auc": float("nan")}
     if holdout.cold is not None and len(holdout.cold) and cold_vectors is not None and cold_has is not None:
-        hidden = np.flatnonzero(holdout.hidden)
-        matrix = matrix.copy()
-        matrix[hidden] = cold_vectors
-        with_cold = known.copy()
-        with_cold[hidden] = cold_has
-        out["cold_auc"] = _pair_auc(CosineScorer("validation", matrix, with_cold), holdout.cold)
+        with_cold = scorer.with_rows(np.flatnonzero(holdout.hidden), cold_vectors, cold_has)
+        out["cold_auc"] = _pair_auc(with_cold, holdout.cold)
     return out
+
+
+def _hit_rate(scorer: CosineScorer, pairs: Pairs, k: int) -> float:
+    """HitRate@K of the next-item pairs from the targets' ranks (:meth:`CosineScorer.target_ranks`): the figure
+    ``evaluate``'s top-K lists give, without building them (docs/benchmarks.md); NaN when no pair can
+    be scored, as there."""
+    if not (scorer.has[pairs.query] & scorer.has[pairs.target]).any():
+        return float("nan")
+    ranks = scorer.target_ranks(pairs.query, pairs.target)
+    return float(np.mean((ranks >= 0) & (ranks < k)))
 
 
 def _pair_auc(scorer: CosineScorer, pairs: Pairs) -> float:
