@@ -1,9 +1,11 @@
 """Top-50 neighbours of 100,000 items of dimension 128 (cosine), in a fresh process per run.
 
-    .venv/bin/python benchmarks/bench_neighbours.py [--repeat 3] [--items 100000] [--k 50] [--faiss] [--peer]
+    .venv/bin/python benchmarks/bench_neighbours.py [--repeat 3] [--items 100000] [--dimension 128] [--k 50] [--faiss]
+        [--peer] [--against REV]
 
 Exact search (blocked products + numba selection) always; ``--faiss`` adds the approximate HNSW index of the
 neighbours stage (index build + search, default settings) and its recall@k against the exact lists.
+``--against REV`` runs the exact search of an older revision's code too, alternating with ours.
 Peer in the same run (``--peer``, slow): the same blocked products with ``np.argpartition`` and a sort
 of the K best, the usual NumPy way.
 """
@@ -13,16 +15,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import PYTHON, measured, median, report
+from common import PYTHON, measured, median, report, source_tree
 
 SCRIPT = r'''
 import sys, time
 import numpy as np
 from eges.recall.neighbours import top_k, normalised, top_k_faiss_blocks
-n, k, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n, k, mode, dim = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 rng = np.random.default_rng(0)
-centres = rng.normal(size=(500, 128))
-vectors = (centres[rng.integers(0, 500, n)] + 0.5 * rng.normal(size=(n, 128))).astype(np.float32)
+centres = rng.normal(size=(500, dim))
+vectors = (centres[rng.integers(0, 500, n)] + 0.5 * rng.normal(size=(n, dim))).astype(np.float32)
 t0 = time.perf_counter()
 if mode == "eges":
     top_k(vectors, k)
@@ -50,22 +52,31 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--peer", action="store_true")
     ap.add_argument("--faiss", action="store_true")
+    ap.add_argument("--dimension", type=int, default=128)
+    ap.add_argument("--against", help="also time this git revision's exact search, alternating with ours")
     args = ap.parse_args()
-    ours, peer, rss, ann, ann_recall = [], [], [], [], []
+    ours, peer, rss, ann, ann_recall, older = [], [], [], [], [], []
+    common = [str(args.items), str(args.k)]
+    old_src = source_tree(args.against) if args.against else None
     for _ in range(args.repeat):
-        _, peak, out = measured([PYTHON, "-c", SCRIPT, str(args.items), str(args.k), "eges"])
+        _, peak, out = measured([PYTHON, "-c", SCRIPT, *common, "eges", str(args.dimension)])
         ours.append(float(out))
         rss.append(peak)
+        if old_src is not None:
+            _, _, out = measured([PYTHON, "-c", SCRIPT, *common, "eges", str(args.dimension)], old_src)
+            older.append(float(out))
         if args.peer:
-            _, _, out = measured([PYTHON, "-c", SCRIPT, str(args.items), str(args.k), "argsort"])
+            _, _, out = measured([PYTHON, "-c", SCRIPT, *common, "argsort", str(args.dimension)])
             peer.append(float(out))
         if args.faiss:
-            _, _, out = measured([PYTHON, "-c", SCRIPT, str(args.items), str(args.k), "faiss"])
+            _, _, out = measured([PYTHON, "-c", SCRIPT, *common, "faiss", str(args.dimension)])
             ann.append(float(out.split()[0]))
             ann_recall.append(float(out.split()[1]))
-    rows = [("items x dim, k", f"{args.items:,} x 128, top {args.k}, cosine"),
+    rows = [("items x dim, k", f"{args.items:,} x {args.dimension}, top {args.k}, cosine"),
             ("eges top_k (blocked matmul + numba selection)", f"{median(ours):.1f} s (runs {[round(x, 1) for x in ours]})"),
             ("peak RSS", f"{median(rss):.0f} MiB")]
+    if older:
+        rows.append((f"the same at {args.against}", f"{median(older):.1f} s (runs {[round(x, 1) for x in older]})"))
     if peer:
         rows.append(("blocked matmul + np.argpartition", f"{median(peer):.1f} s (runs {[round(x, 1) for x in peer]})"))
     if ann:

@@ -14,6 +14,10 @@ import numpy as np
 from numba import njit, prange
 
 
+#: Columns :func:`select_top` skims at once: their maximum decides whether any of them enters the list.
+_SKIM = 64
+
+
 @njit(cache=True, parallel=True)
 def select_top(scores: np.ndarray, k: int, first_row: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best columns of each row (best first), skipping column ``first_row + row`` (a row's own item when
@@ -26,17 +30,24 @@ def select_top(scores: np.ndarray, k: int, first_row: int) -> tuple[np.ndarray, 
         best_v = np.full(k, -np.inf, dtype=np.float32)
         best_i = np.full(k, -1, dtype=np.int32)
         own = first_row + r
-        for c in range(n):
-            x = scores[r, c]
-            if x <= best_v[k - 1] or c == own:
+        for lo in range(0, n, _SKIM):
+            hi = min(lo + _SKIM, n)
+            top = scores[r, lo]
+            for c in range(lo + 1, hi):
+                top = max(top, scores[r, c])
+            if top <= best_v[k - 1]:  # once the list fills, most runs of columns hold nothing better: one max each
                 continue
-            j = k - 1
-            while j > 0 and best_v[j - 1] < x:
-                best_v[j] = best_v[j - 1]
-                best_i[j] = best_i[j - 1]
-                j -= 1
-            best_v[j] = x
-            best_i[j] = c
+            for c in range(lo, hi):
+                x = scores[r, c]
+                if x <= best_v[k - 1] or c == own:
+                    continue
+                j = k - 1
+                while j > 0 and best_v[j - 1] < x:
+                    best_v[j] = best_v[j - 1]
+                    best_i[j] = best_i[j - 1]
+                    j -= 1
+                best_v[j] = x
+                best_i[j] = c
         idx[r] = best_i
         val[r] = best_v
     return idx, val
