@@ -20,12 +20,13 @@ def brute_force(vectors, k, metric):
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(3, 300), st.integers(1, 8), st.sampled_from(["cosine", "dot"]), st.integers(1, 17),
-       st.integers(0, 1000))
-def test_matches_brute_force(n, dim, metric, block, seed):
-    """Rows longer than select_top skims at once (64 columns) included."""
+       st.integers(1, 100), st.integers(0, 1000))
+def test_matches_brute_force(n, dim, metric, block, columns, seed):
+    """Runs longer than the kernels skim at once (64 scores) included, and products of any width: each block
+    right of the diagonal also fills its columns' lists."""
     vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
     k = min(5, n - 1)
-    idx, val = top_k(vectors, k, metric, block=block)
+    idx, val = top_k(vectors, k, metric, block=block, columns=columns)
     ref_idx, ref_val = brute_force(vectors, k, metric)
     np.testing.assert_allclose(val, ref_val, rtol=1e-5, atol=1e-5)
     assert (idx != np.arange(n)[:, None]).all()
@@ -37,7 +38,15 @@ def test_fixed_example():
     v = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], dtype=np.float32)
     idx, val = top_k(v, 2)
     assert idx[:, 0].tolist() == [1, 0, 1, 2]
+    assert (top_k(v, 2, block=1, columns=1)[0] == idx).all()
     np.testing.assert_allclose(val[0, 0], 0.9 / np.hypot(0.9, 0.1), rtol=1e-6)
+
+
+def test_equal_scores_keep_the_earlier_item_first_however_the_products_are_cut():
+    v = np.array([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1]], dtype=np.float32)  # four identical rows
+    for block, columns in ((1024, 8192), (1, 1), (2, 3), (3, 2)):
+        idx, _ = top_k(v, 3, block=block, columns=columns)
+        assert idx[:4].tolist() == [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]], (block, columns)
 
 
 def test_k_must_fit():

@@ -212,7 +212,8 @@ class NeighboursConfig:
 
     k: int = opt(50, "Neighbours per item.", min=1, max=100_000)
     metric: str = opt("cosine", "Similarity: cosine, or dot product of the raw vectors.", choices=("cosine", "dot"))
-    block: int = opt(1024, "Items scored per matrix product; bounds memory to block x items scores.", min=1,
+    block: int = opt(1024, "Rows of items per block of the exact search; with 8,192 columns a product, memory is "
+                     "block x 8,192 scores plus every item's list so far (items x k).", min=1,
                      affects_output=False)
     index: str = opt("auto", "exact: blocked matrix products over every item; faiss: an approximate HNSW index "
                      "(faiss-cpu, installed with eges); auto: exact up to neighbours.approximate_above items, faiss above.",

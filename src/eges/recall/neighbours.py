@@ -1,21 +1,55 @@
 """Exact top-K nearest neighbours by blocked matrix products and a compiled partial selection.
 
-Each block of query rows is scored against every item with one BLAS matrix product (all cores); a numba
-loop then keeps the K best of each row in a small sorted buffer, one comparison per score for almost
-every candidate, rows in parallel, the item itself excluded (``np.argpartition`` would allocate an int64 index
-for every score). Memory is one block of scores (``block`` x n floats) at a time; figures in docs/studies/neighbours-kernel.md.
+The score matrix of all items is symmetric, so only the blocks on and right of the diagonal are computed (BLAS),
+and each serves two sets of lists: its rows' (:func:`merge_top`) and its columns' (:func:`merge_top_columns`, read
+without transposing). A numba loop keeps the K best of each list in a small sorted buffer, skimming runs of 64
+scores by their maximum, the item itself excluded. The products run on one BLAS thread (:func:`one_blas_thread`):
+BLAS's own threads spin after each product and took a core from the numba loops that follow. Memory: every item's
+list so far (n x k) and one block of scores; figures in docs/studies/neighbours-kernel.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
-
 #: Columns :func:`select_top` skims at once: their maximum decides whether any of them enters the list.
 _SKIM = 64
+
+
+@njit(cache=True, inline="always")
+def _insert(best_i: np.ndarray, best_v: np.ndarray, item: int, x: float) -> None:
+    """Put ``item`` scoring ``x`` (above the last score) into a list kept best first, after any equal score."""
+    j = len(best_v) - 1
+    while j > 0 and best_v[j - 1] < x:
+        best_v[j] = best_v[j - 1]
+        best_i[j] = best_i[j - 1]
+        j -= 1
+    best_v[j] = x
+    best_i[j] = item
+
+
+@njit(cache=True, inline="always")
+def _merge_row(row: np.ndarray, first_column: int, own: int, best_i: np.ndarray, best_v: np.ndarray) -> None:
+    """Merge one row of scores (columns ``first_column`` on) into a list kept best first (``best_i``/``best_v``,
+    updated in place), skipping column ``own``. Columns are taken in order and only a strictly better score
+    enters, so among equal scores the earlier column stays ahead, however the columns are split into blocks."""
+    k, n = len(best_v), len(row)
+    for lo in range(0, n, _SKIM):
+        hi = min(lo + _SKIM, n)
+        top = row[lo]
+        for c in range(lo + 1, hi):
+            top = max(top, row[c])
+        if top <= best_v[k - 1]:  # once the list fills, most runs of columns hold nothing better: one max each
+            continue
+        for c in range(lo, hi):
+            x = row[c]
+            if x > best_v[k - 1] and first_column + c != own:
+                _insert(best_i, best_v, first_column + c, x)
 
 
 @njit(cache=True, parallel=True)
@@ -23,34 +57,50 @@ def select_top(scores: np.ndarray, k: int, first_row: int) -> tuple[np.ndarray, 
     """The k best columns of each row (best first), skipping column ``first_row + row`` (a row's own item when
     the rows are a block of the items; a ``first_row`` below ``-len(scores)`` skips nothing). Places no finite
     score fills are -1 with score -inf."""
-    rows, n = scores.shape
-    idx = np.empty((rows, k), dtype=np.int32)
-    val = np.empty((rows, k), dtype=np.float32)
+    rows = scores.shape[0]
+    idx = np.full((rows, k), -1, dtype=np.int32)
+    val = np.full((rows, k), -np.inf, dtype=np.float32)
     for r in prange(rows):
-        best_v = np.full(k, -np.inf, dtype=np.float32)
-        best_i = np.full(k, -1, dtype=np.int32)
-        own = first_row + r
-        for lo in range(0, n, _SKIM):
-            hi = min(lo + _SKIM, n)
-            top = scores[r, lo]
-            for c in range(lo + 1, hi):
-                top = max(top, scores[r, c])
-            if top <= best_v[k - 1]:  # once the list fills, most runs of columns hold nothing better: one max each
-                continue
-            for c in range(lo, hi):
-                x = scores[r, c]
-                if x <= best_v[k - 1] or c == own:
-                    continue
-                j = k - 1
-                while j > 0 and best_v[j - 1] < x:
-                    best_v[j] = best_v[j - 1]
-                    best_i[j] = best_i[j - 1]
-                    j -= 1
-                best_v[j] = x
-                best_i[j] = c
-        idx[r] = best_i
-        val[r] = best_v
+        _merge_row(scores[r], 0, first_row + r, idx[r], val[r])
     return idx, val
+
+
+@njit(cache=True, parallel=True)
+def merge_top(scores: np.ndarray, first_row: int, first_column: int, idx: np.ndarray, val: np.ndarray) -> None:
+    """Merge a block of scores (rows ``first_row`` on, columns ``first_column`` on) into the running lists of all
+    items (``idx``/``val``, best first, updated in place); a row's own item is skipped."""
+    for r in prange(scores.shape[0]):
+        _merge_row(scores[r], first_column, first_row + r, idx[first_row + r], val[first_row + r])
+
+
+@njit(cache=True, parallel=True)
+def merge_top_columns(scores: np.ndarray, first_row: int, first_column: int, idx: np.ndarray,
+                      val: np.ndarray) -> None:
+    """:func:`merge_top` of the transposed block without transposing it: column c of ``scores`` holds the scores
+    of item ``first_column + c`` against items ``first_row`` on, and is merged into that item's list. Columns go in
+    groups of 16 (one cache line of each row); each group skims runs of rows by their per-column maximum."""
+    rows, cols = scores.shape
+    k = idx.shape[1]
+    for g in prange((cols + 15) // 16):
+        c0 = g * 16
+        width = min(16, cols - c0)
+        top = np.empty(16, dtype=np.float32)
+        for lo in range(0, rows, _SKIM):
+            hi = min(lo + _SKIM, rows)
+            for j in range(width):
+                top[j] = scores[lo, c0 + j]
+            for r in range(lo + 1, hi):
+                for j in range(width):
+                    top[j] = max(top[j], scores[r, c0 + j])
+            for j in range(width):
+                item = first_column + c0 + j
+                best_v, best_i = val[item], idx[item]
+                if top[j] <= best_v[k - 1]:
+                    continue
+                for r in range(lo, hi):
+                    x = scores[r, c0 + j]
+                    if x > best_v[k - 1] and first_row + r != item:
+                        _insert(best_i, best_v, first_row + r, x)
 
 
 @njit(cache=True, parallel=True)
@@ -76,18 +126,43 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine",
-                 block: int = 1024) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (first row, neighbour indices, scores) per block of rows; neighbours best first.
+def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024,
+                 columns: int = 8192) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield (first row, neighbour indices, scores) per block of ``block`` rows; neighbours best first. Half the
+    score matrix is computed (it is symmetric), ``block`` x ``columns`` scores a product; the lists of all items
+    are kept as they fill (n x k).
 
     Raises:
         ValueError: ``k`` is not below the number of items, or the metric is unknown.
     """
     mat = search_matrix(vectors, k, metric)
-    for lo in range(0, len(mat), block):
-        hi = min(lo + block, len(mat))
-        idx, val = select_top(mat[lo:hi] @ mat.T, k, lo)
-        yield lo, idx, val
+    n = len(mat)
+    idx = np.full((n, k), -1, dtype=np.int32)  # every item's list so far: a block's rows are complete once their
+    val = np.full((n, k), -np.inf, dtype=np.float32)  # row of blocks is done (the blocks before came transposed)
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        with one_blas_thread():
+            for col in range(lo, n, columns):  # each block right of the diagonal serves its rows' lists and,
+                scores = mat[lo:hi] @ mat[col:col + columns].T  # read by columns, its columns'
+                merge_top(scores, lo, col, idx, val)
+                skip = max(hi - col, 0)  # the row block's own columns were merged as rows just now
+                if scores.shape[1] > skip:
+                    merge_top_columns(scores[:, skip:], lo, col + skip, idx, val)
+        yield lo, idx[lo:hi].copy(), val[lo:hi].copy()
+
+
+_BLAS: list[Any] = []  # the threadpoolctl controller, made on first use (it inspects the loaded libraries)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS limited to one thread for a loop that alternates matrix products with numba's parallel loops:
+    OpenBLAS's threads spin for a while after each product and take cores from numba's (docs/studies/
+    neighbours-kernel.md, "One BLAS thread")."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def search_matrix(vectors: np.ndarray, k: int, metric: str) -> np.ndarray:
@@ -142,11 +217,12 @@ def _drop_self(found: np.ndarray, scores: np.ndarray, own: np.ndarray, k: int) -
     return idx, val
 
 
-def top_k(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def top_k(vectors: np.ndarray, k: int, metric: str = "cosine", block: int = 1024,
+          columns: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """All neighbours at once: (indices (n, k) int32, scores (n, k) float32)."""
     idx = np.empty((len(vectors), k), dtype=np.int32)
     val = np.empty((len(vectors), k), dtype=np.float32)
-    for lo, i, s in top_k_blocks(vectors, k, metric, block):
+    for lo, i, s in top_k_blocks(vectors, k, metric, block, columns):
         idx[lo:lo + len(i)] = i
         val[lo:lo + len(i)] = s
     return idx, val
