@@ -1,7 +1,7 @@
 """The numba skip-gram trainer against gensim and against an earlier revision's trainer, on the same walks.
 
     .venv/bin/python benchmarks/bench_trainer.py [--repeat 3] [--against REV] [--threads 1 2] [--data sample gen1m]
-        [--trainers gensim old bge eges ges old_eges]
+        [--trainers gensim old bge eges ges old_eges old_ges]
 
 Data: the repository's sample (data/events.parquet + data/items.parquet) and a generated log of about one
 million events (`eges sample --events 1000000`). Each log is split by time (the last 10% of its events are held
@@ -13,7 +13,7 @@ the same settings (dimension 64, window 5, negative 5, down-sampling 1e-3, alpha
   ``--against`` in BGE mode (no side fields);
 - bge / eges / ges: this tree's trainer with no side fields / with the catalogue's four fields (EGES attention;
   GES, which also trains each centre's cold-start vector at its default ``train.cold_share``);
-- old_eges: ``--against``'s trainer with the four fields (EGES), to see a kernel change's cost.
+- old_eges / old_ges: ``--against``'s trainer with the four fields (EGES / GES), to see a kernel change's cost.
 
 Runs alternate (gensim, old, bge, eges, gensim, ...), each in a fresh process, so drift on a shared machine
 hits all alike; figures are medians of tokens per second of training time. Quality of every run's item
@@ -144,8 +144,9 @@ def quality(vectors: np.ndarray, src: np.ndarray, dst: np.ndarray, k: int = 50) 
 
 
 def _kernel(trainer: str) -> str:
-    """The RUN script's trainer for a benchmark row: 'old' is BGE and 'old_eges' EGES of the old revision."""
-    return {"old": "bge", "old_eges": "eges"}.get(trainer, trainer)
+    """The RUN script's trainer for a benchmark row: 'old' is BGE, 'old_eges' EGES and 'old_ges' GES of the old
+    revision."""
+    return {"old": "bge", "old_eges": "eges", "old_ges": "ges"}.get(trainer, trainer)
 
 
 def run_trainer(trainer: str, threads: int, paths: dict[str, Path], vectors: Path, old_src: Path) -> str:
@@ -163,7 +164,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--data", nargs="+", default=["sample", "gen1m"])
     ap.add_argument("--trainers", nargs="+", default=["gensim", "old", "bge", "eges"],
-                    choices=["gensim", "old", "bge", "eges", "ges", "old_eges"])
+                    choices=["gensim", "old", "bge", "eges", "ges", "old_eges", "old_ges"])
     args = ap.parse_args()
     old_src = source_tree(args.against)
     logs = {"sample": (ROOT / "data" / "events.parquet", ROOT / "data" / "items.parquet")}
