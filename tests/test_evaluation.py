@@ -250,16 +250,23 @@ def test_side_mean_places_items_without_vectors_at_their_values_means():
     assert auc > 0.8
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 10_000), st.integers(3, 120), st.integers(1, 60), st.sampled_from([1, 3, 10]))
-def test_hit_rate_from_target_ranks_equals_the_top_k_lists(seed, n, m, k):
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 120), st.integers(1, 60), st.sampled_from([1, 3, 10]),
+       st.sampled_from(["clustered", "ties", "nan"]))
+def test_hit_rate_from_target_ranks_equals_the_top_k_lists(seed, n, m, k, kind):
     """The validation slice counts each target's rank instead of building top-K lists; both give one HitRate@K
-    (unknown items, a query that is its own target and the query itself among the candidates included)."""
+    (unknown items, a query that is its own target and the query itself among the candidates included; ``ties``:
+    small integer vectors, many equal scores, which the lists order by item; ``nan``: rows of a diverged pass)."""
     from eges.validation.score import _hit_rate
 
     rng = np.random.default_rng(seed)
-    centres = 3 * rng.standard_normal((4, 5))
-    matrix = (rng.standard_normal((n, 5)) + centres[rng.integers(0, 4, n)]).astype(np.float32)
+    if kind == "ties":
+        matrix = rng.integers(0, 3, (n, 3)).astype(np.float32)
+    else:
+        centres = 3 * rng.standard_normal((4, 5))
+        matrix = (rng.standard_normal((n, 5)) + centres[rng.integers(0, 4, n)]).astype(np.float32)
+    if kind == "nan":
+        matrix[rng.random(n) < 0.3] = np.nan
     has = rng.random(n) < 0.8
     query, target = rng.integers(0, n, m), rng.integers(0, n, m)
     target[: m // 4] = query[: m // 4]  # some pairs whose target is the query: never a hit
@@ -270,7 +277,20 @@ def test_hit_rate_from_target_ranks_equals_the_top_k_lists(seed, n, m, k):
     by_ranks = _hit_rate(scorer, pairs, k)
     assert by_ranks == by_lists or (by_ranks != by_ranks and by_lists != by_lists)
     ranks = scorer.target_ranks(query, target)
-    assert ((ranks == -1) == ~(has[query] & has[target] & (query != target))).all()
+    usable = has & np.isfinite(matrix).all(axis=1)
+    assert ((ranks == -1) == ~(usable[query] & usable[target] & (query != target))).all()
+
+
+def test_equal_scores_rank_the_earlier_item_first_and_a_diverged_pass_scores_nothing():
+    matrix = np.array([[1, 0], [0, 1], [0, 1], [0, 1], [1, 1]], dtype=np.float32)  # 1, 2, 3 tie for every query
+    scorer = CosineScorer("v", matrix, np.ones(5, dtype=bool))
+    assert scorer.target_ranks(np.array([4, 4, 4, 0, 0]), np.array([1, 2, 3, 2, 3])).tolist() == [1, 2, 3, 2, 3]
+    from eges.validation.score import _hit_rate
+
+    pairs = Pairs(np.array([4, 4, 4]), np.array([1, 2, 3]), np.array([4, 4, 4]), np.array([0, 0, 0]))
+    assert _hit_rate(scorer, pairs, 2) == pytest.approx(1 / 3)  # the top 2 of item 4: item 0 and item 1
+    diverged = CosineScorer("v", np.full((5, 2), np.nan, dtype=np.float32), np.ones(5, dtype=bool))
+    assert _hit_rate(diverged, pairs, 2) != _hit_rate(diverged, pairs, 2)  # NaN: no pair can be scored
 
 
 def test_target_ranks_count_the_items_above_the_target_and_skip_the_query():

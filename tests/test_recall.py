@@ -141,3 +141,43 @@ def test_neighbours_stage_with_faiss(tmp_path, cli):
     # An exact rerun removes the index (it would describe other vectors).
     cli(*args, "--set", "neighbours.index='exact'")
     assert not (out / "neighbours" / "index.faiss").exists()
+
+
+def test_one_blas_thread_nests_and_overlaps_across_threads_and_restores_the_limit():
+    """The limit holds for the thread doing the products, nested uses share it, and when overlapping threads
+    leave in any order the last one out restores BLAS (it used to be left at one thread for good)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from eges.recall.neighbours import one_blas_thread
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    with one_blas_thread():
+        with one_blas_thread():
+            assert all(n == 1 for n in blas_threads())
+        assert all(n == 1 for n in blas_threads())  # the inner exit keeps the outer limit
+    assert blas_threads() == before
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+
+    def a():
+        with one_blas_thread():
+            a_inside.set()
+            b_inside.wait(5)
+        a_left.set()
+
+    def b():
+        a_inside.wait(5)
+        with one_blas_thread():
+            b_inside.set()
+            a_left.wait(5)  # a entered first and leaves first
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert a_left.is_set() and blas_threads() == before

@@ -43,9 +43,15 @@ class CosineScorer:
         else:
             self.matrix = normalised(np.asarray(matrix, dtype=np.float32))
 
+    def usable(self) -> np.ndarray:
+        """The known items whose vectors are finite (a diverged pass leaves NaN rows). Dense matrices only."""
+        return self.has & np.isfinite(self.matrix).all(axis=1)
+
     def with_rows(self, rows: np.ndarray, vectors: np.ndarray, has: np.ndarray) -> CosineScorer:
         """A copy whose ``rows`` are ``vectors`` (known where ``has``): only those rows are normalised again, not
         the whole matrix (the slice's cold-start figure, every pass). Dense matrices only."""
+        if self.sparse:
+            raise TypeError("with_rows needs dense vectors")
         out = object.__new__(CosineScorer)
         out.name, out.sparse = self.name, False
         out.matrix = self.matrix.copy()
@@ -65,18 +71,21 @@ class CosineScorer:
 
     def target_ranks(self, query: np.ndarray, target: np.ndarray, cells: int = 1 << 22) -> np.ndarray:
         """For each pair (query[i], target[i]), how many known items other than the query score above the target
-        for that query (0: the target is the nearest); -1 where the method cannot score the pair or the target is
-        the query. The target is among a query's K nearest exactly when its rank is below K (ties aside), so a
-        HitRate@K from ranks equals the one from :meth:`top_k` without building the lists. Dense matrices only;
-        blocks of queries hold at most ``cells`` scores."""
-        query, target = np.asarray(query, dtype=np.int64), np.asarray(target, dtype=np.int64)
-        out = np.full(len(query), -1, dtype=np.int64)
-        ok = np.flatnonzero(self.has[query] & self.has[target] & (query != target))
+        for that query (0: the target is the nearest; equal scores rank the earlier item first, as the lists of
+        :meth:`top_k` do); -1 where the method cannot score the pair (an unknown item, or a vector with a NaN or
+        infinite entry, which is never a candidate either) or the target is the query. The target is among a
+        query's K nearest exactly when its rank is below K, so a HitRate@K from ranks equals the one from
+        :meth:`top_k` without building the lists. Dense matrices only; blocks of queries hold at most ``cells``
+        scores."""
         if self.sparse:
             raise TypeError("target_ranks needs dense vectors")
+        query, target = np.asarray(query, dtype=np.int64), np.asarray(target, dtype=np.int64)
+        out = np.full(len(query), -1, dtype=np.int64)
+        usable = self.usable()
+        ok = np.flatnonzero(usable[query] & usable[target] & (query != target))
         if not len(ok):
             return out
-        candidates = np.flatnonzero(self.has)
+        candidates = np.flatnonzero(usable)
         cand_pos = np.full(len(self.has), -1, dtype=np.int64)
         cand_pos[candidates] = np.arange(len(candidates))
         cand_matrix = self.matrix[candidates]

@@ -11,6 +11,7 @@ list so far (n x k) and one block of scores; figures in docs/studies/neighbours-
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,16 +106,18 @@ def merge_top_columns(scores: np.ndarray, first_row: int, first_column: int, idx
 
 @njit(cache=True, parallel=True)
 def count_above(scores: np.ndarray, rows: np.ndarray, columns: np.ndarray, skip: np.ndarray) -> np.ndarray:
-    """For each pair i, how many columns of row ``rows[i]`` of ``scores`` score above its column ``columns[i]``,
-    not counting column ``skip[rows[i]]`` (a row's own item; -1 skips nothing): the rank of a target among a
-    query's candidates, which is all a HitRate@K needs (no top-K lists)."""
+    """For each pair i, how many columns of row ``rows[i]`` of ``scores`` come before its column ``columns[i]`` in
+    the row's list, best first, equal scores in column order (as :func:`select_top` keeps them), not counting column
+    ``skip[rows[i]]`` (a row's own item; -1 skips nothing): the rank of a target among a query's candidates, which
+    is all a HitRate@K needs (no top-K lists)."""
     out = np.empty(len(rows), dtype=np.int64)
     for i in prange(len(rows)):
-        r = rows[i]
-        own = scores[r, columns[i]]
+        r, target = rows[i], columns[i]
+        own = scores[r, target]
         count = 0
         for c in range(scores.shape[1]):
-            if scores[r, c] > own and c != skip[r]:
+            x = scores[r, c]
+            if (x > own or (x == own and c < target)) and c != skip[r]:
                 count += 1
         out[i] = count
     return out
@@ -151,18 +154,39 @@ def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int
         yield lo, idx[lo:hi].copy(), val[lo:hi].copy()
 
 
-_BLAS: list[Any] = []  # the threadpoolctl controller, made on first use (it inspects the loaded libraries)
+class _OneBlasThread:
+    """BLAS limited to one thread while any caller is inside (threadpoolctl's limit is process-wide, so nested or
+    overlapping callers share one limit: the first in sets it, the last out restores what was there)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.limit: Any = None
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.depth == 0:  # a fresh look at the loaded libraries each time (0.4 ms): faiss brings its own
+                from threadpoolctl import ThreadpoolController
+
+                self.limit = ThreadpoolController().limit(limits=1, user_api="blas")
+            self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0:
+                self.limit.restore_original_limits()
+                self.limit = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     """BLAS limited to one thread for a loop that alternates matrix products with numba's parallel loops:
     OpenBLAS's threads spin for a while after each product and take cores from numba's (docs/studies/
-    neighbours-kernel.md, "One BLAS thread")."""
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")
+    neighbours-kernel.md, "Half the products, one BLAS thread"). Safe to nest and to use from several threads."""
+    return _ONE_BLAS_THREAD
 
 
 def search_matrix(vectors: np.ndarray, k: int, metric: str) -> np.ndarray:

@@ -77,8 +77,9 @@ def _figures(holdout: Holdout, matrix: np.ndarray, known: np.ndarray, k: int, co
 def _hit_rate(scorer: CosineScorer, pairs: Pairs, k: int) -> float:
     """HitRate@K of the next-item pairs from the targets' ranks (:meth:`CosineScorer.target_ranks`): the figure
     ``evaluate``'s top-K lists give, without building them (docs/benchmarks.md); NaN when no pair can
-    be scored, as there."""
-    if not (scorer.has[pairs.query] & scorer.has[pairs.target]).any():
+    be scored (unknown items, or vectors with NaN or infinite entries: a diverged pass never wins)."""
+    usable = scorer.usable()
+    if not (usable[pairs.query] & usable[pairs.target]).any():
         return float("nan")
     ranks = scorer.target_ranks(pairs.query, pairs.target)
     return float(np.mean((ranks >= 0) & (ranks < k)))
