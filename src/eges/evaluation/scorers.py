@@ -69,19 +69,20 @@ class CosineScorer:
         scores[~(self.has[a] & self.has[b])] = np.nan
         return scores
 
-    def target_ranks(self, query: np.ndarray, target: np.ndarray, cells: int = 1 << 22) -> np.ndarray:
+    def target_ranks(self, query: np.ndarray, target: np.ndarray, cells: int = 1 << 22,
+                     usable: np.ndarray | None = None) -> np.ndarray:
         """For each pair (query[i], target[i]), how many known items other than the query score above the target
         for that query (0: the target is the nearest; equal scores rank the earlier item first, as the lists of
         :meth:`top_k` do); -1 where the method cannot score the pair (an unknown item, or a vector with a NaN or
         infinite entry, which is never a candidate either) or the target is the query. The target is among a
         query's K nearest exactly when its rank is below K, so a HitRate@K from ranks equals the one from
         :meth:`top_k` without building the lists. Dense matrices only; blocks of queries hold at most ``cells``
-        scores."""
+        scores. ``usable``: :meth:`usable` when the caller has it already."""
         if self.sparse:
             raise TypeError("target_ranks needs dense vectors")
         query, target = np.asarray(query, dtype=np.int64), np.asarray(target, dtype=np.int64)
         out = np.full(len(query), -1, dtype=np.int64)
-        usable = self.usable()
+        usable = self.usable() if usable is None else usable
         ok = np.flatnonzero(usable[query] & usable[target] & (query != target))
         if not len(ok):
             return out

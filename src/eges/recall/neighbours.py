@@ -112,13 +112,16 @@ def count_above(scores: np.ndarray, rows: np.ndarray, columns: np.ndarray, skip:
     is all a HitRate@K needs (no top-K lists)."""
     out = np.empty(len(rows), dtype=np.int64)
     for i in prange(len(rows)):
-        r, target = rows[i], columns[i]
+        r, target, own_item = rows[i], columns[i], skip[rows[i]]
         own = scores[r, target]
         count = 0
-        for c in range(scores.shape[1]):
-            x = scores[r, c]
-            if (x > own or (x == own and c < target)) and c != skip[r]:
-                count += 1
+        for c in range(target):  # before the target, an equal score comes first too
+            count += scores[r, c] >= own
+        for c in range(target + 1, scores.shape[1]):
+            count += scores[r, c] > own
+        if own_item >= 0 and own_item != target and (scores[r, own_item] > own or
+                                                     (scores[r, own_item] == own and own_item < target)):
+            count -= 1
         out[i] = count
     return out
 

@@ -81,7 +81,7 @@ def _hit_rate(scorer: CosineScorer, pairs: Pairs, k: int) -> float:
     usable = scorer.usable()
     if not (usable[pairs.query] & usable[pairs.target]).any():
         return float("nan")
-    ranks = scorer.target_ranks(pairs.query, pairs.target)
+    ranks = scorer.target_ranks(pairs.query, pairs.target, usable=usable)
     return float(np.mean((ranks >= 0) & (ranks < k)))
 
 
