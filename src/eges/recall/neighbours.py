@@ -158,28 +158,25 @@ def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int
 
 
 class _OneBlasThread:
-    """BLAS limited to one thread while any caller is inside (threadpoolctl's limit is process-wide, so nested or
-    overlapping callers share one limit: the first in sets it, the last out restores what was there)."""
+    """BLAS limited to one thread while the main thread is inside; nested uses share one limit, the last out
+    restoring what was there (leaving through threadpoolctl's own exit, which also gives up OpenBLAS's control)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.depth = 0
         self.limit: Any = None
 
     def __enter__(self) -> None:
-        with self.lock:
-            if self.depth == 0:  # a fresh look at the loaded libraries each time (0.4 ms): faiss brings its own
-                from threadpoolctl import ThreadpoolController
+        if self.depth == 0:  # a fresh look at the loaded libraries each time (0.4 ms): faiss brings its own
+            from threadpoolctl import ThreadpoolController
 
-                self.limit = ThreadpoolController().limit(limits=1, user_api="blas")
-            self.depth += 1
+            self.limit = ThreadpoolController().limit(limits=1, user_api="blas")
+        self.depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        with self.lock:
-            self.depth -= 1
-            if self.depth == 0:
-                self.limit.restore_original_limits()
-                self.limit = None
+        self.depth -= 1
+        if self.depth == 0:
+            limit, self.limit = self.limit, None
+            limit.__exit__(None, None, None)
 
 
 _ONE_BLAS_THREAD = _OneBlasThread()
@@ -188,7 +185,11 @@ _ONE_BLAS_THREAD = _OneBlasThread()
 def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     """BLAS limited to one thread for a loop that alternates matrix products with numba's parallel loops:
     OpenBLAS's threads spin for a while after each product and take cores from numba's (docs/studies/
-    neighbours-kernel.md, "Half the products, one BLAS thread"). Safe to nest and to use from several threads."""
+    neighbours-kernel.md, "Half the products, one BLAS thread"). Only in the main thread: threadpoolctl lets one
+    thread own a (pthreads) OpenBLAS's limit and silently ignores the others, so elsewhere this does nothing and
+    BLAS keeps its threads (slower, never wrong)."""
+    if threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
     return _ONE_BLAS_THREAD
 
 
