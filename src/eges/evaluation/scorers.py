@@ -13,6 +13,7 @@ item indices (the *universe*), so all of them are measured on exactly the same p
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,7 @@ class CosineScorer:
         the whole matrix (the slice's cold-start figure, every pass). Dense matrices only."""
         if self.sparse:
             raise TypeError("with_rows needs dense vectors")
-        out = object.__new__(CosineScorer)
-        out.name, out.sparse = self.name, False
+        out = copy.copy(self)
         out.matrix = self.matrix.copy()
         out.matrix[rows] = normalised(np.asarray(vectors, dtype=np.float32))
         out.has = self.has.copy()

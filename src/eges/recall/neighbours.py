@@ -154,7 +154,7 @@ def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int
                 skip = max(hi - col, 0)  # the row block's own columns were merged as rows just now
                 if scores.shape[1] > skip:
                     merge_top_columns(scores[:, skip:], lo, col + skip, idx, val)
-        yield lo, idx[lo:hi].copy(), val[lo:hi].copy()
+        yield lo, idx[lo:hi], val[lo:hi]  # views: these rows are final, later products only write rows past hi
 
 
 class _OneBlasThread:
