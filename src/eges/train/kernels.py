@@ -30,6 +30,7 @@ from numba import get_num_threads, njit, prange
 from eges.rng import GOLDEN as _GOLDEN
 from eges.rng import SHIFT32 as _S32
 from eges.rng import mix64 as _mix
+from eges.train.prefetch import prefetch_row
 
 _INV32 = 1.0 / 4294967296.0
 
@@ -257,6 +258,27 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, s
     return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
 
 
+#: How many centres ahead the trainer prefetches rows (docs/studies/trainer-kernel.md).
+PREFETCH_AHEAD = 2
+
+
+@njit(cache=True, inline="always")
+def _prefetch_centre(table, context, codes, field_offset, n_items, buf, negs, shrink, n_kept, window, i):  # noqa: ANN001, ANN202
+    """Start loading what centre ``i`` will read: its own and side rows, its negatives' and its window's last
+    context rows (the others were read by the centres before it)."""
+    v = buf[i]
+    prefetch_row(table, v)
+    for f in range(codes.shape[1]):
+        c = codes[v, f]
+        if c >= 0:
+            prefetch_row(table, n_items + field_offset[f] + c)
+    if shrink[i] >= 0:
+        for q in range(negs.shape[1]):
+            prefetch_row(context, negs[i, q])
+    if i + window < n_kept:
+        prefetch_row(context, buf[i + window])
+
+
 def train_epoch(walk_values: np.ndarray, walk_offsets: np.ndarray, a: Arrays, hp: Hyper, done_tokens: int,
                 stream: int, chunk: int, trace: np.ndarray | None = None) -> float:
     """One pass over the walks; returns the mean negative log-likelihood per scored pair.
@@ -303,6 +325,9 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
         s = scratch(n_fields, dim, 2 * window + negative)
         rows, slots, targets = s.rows, s.slots, s.targets
         buf = np.empty(max_len, dtype=np.int32)
+        shrink = np.empty(max_len, dtype=np.int64)  # the window's random shrink b per centre; -1: skipped
+        negs = np.empty((max_len, negative), dtype=np.int32)
+        colds = np.zeros(max_len, dtype=np.bool_)
         k = 0
         for c in range(t, n_chunks, n_threads):
             loss = 0.0
@@ -322,24 +347,51 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
                     if keep_prob[node] >= 1.0 or (r >> _S32) * _INV32 < keep_prob[node]:
                         buf[n_kept] = node
                         n_kept += 1
+                # The walk's random draws first, in the order of one centre after another (so the result is
+                # the same as drawing them at each centre), then the centres, each prefetching the rows that
+                # the centre PREFETCH_AHEAD later will read: its own rows, its negatives and the row entering
+                # its window.
                 for i in range(n_kept):
                     v = buf[i]
-                    m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
+                    m = np.int64(has_own[v])
+                    for f in range(n_fields):
+                        if codes[v, f] >= 0:
+                            m += 1
                     state, r = _next(state)
+                    shrink[i] = -1
                     if m == 0:
                         continue
                     b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
+                    if min(n_kept, i + window - b + 1) - max(0, i - window + b) <= 1:
+                        continue
+                    shrink[i] = b
+                    for q in range(negative):
+                        state, r = _next(state)
+                        negs[i, q] = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
+                    colds[i] = False
+                    if cold_share > 0.0 and m > 1 and has_own[v]:
+                        state, r = _next(state)
+                        colds[i] = (r >> _S32) * _INV32 < cold_share
+                for i in range(min(PREFETCH_AHEAD, n_kept)):
+                    _prefetch_centre(table, context, codes, field_offset, n_items, buf, negs, shrink, n_kept,
+                                     window, i)
+                for i in range(n_kept):
+                    if i + PREFETCH_AHEAD < n_kept:
+                        _prefetch_centre(table, context, codes, field_offset, n_items, buf, negs, shrink, n_kept,
+                                         window, i + PREFETCH_AHEAD)
+                    b = shrink[i]
+                    if b < 0:
+                        continue
+                    v = buf[i]
+                    m = item_parts(v, has_own[v], codes, field_offset, n_items, rows, slots)
                     n_pos = 0
                     for j in range(max(0, i - window + b), min(n_kept, i + window - b + 1)):
                         if j != i:
                             targets[n_pos] = buf[j]
                             n_pos += 1
-                    if n_pos == 0:
-                        continue
                     n_targets = n_pos
-                    for _ in range(negative):
-                        state, r = _next(state)
-                        neg = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
+                    for q in range(negative):
+                        neg = negs[i, q]
                         clash = False
                         for j in range(n_pos):
                             if targets[j] == neg:
@@ -347,12 +399,8 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
                         if not clash:
                             targets[n_targets] = neg
                             n_targets += 1
-                    cold = False
-                    if cold_share > 0.0 and m > 1 and slots[0] == 0:
-                        state, r = _next(state)
-                        cold = (r >> _S32) * _INV32 < cold_share
                     loss += centre_step(table, context, attention, side_rate, s, v, m, n_pos, n_targets, lr,
-                                        use_attention, own_step, cold, attention_scale)
+                                        use_attention, own_step, colds[i], attention_scale)
                     count += n_pos * (1 + n_targets - n_pos)
             losses[c] = loss
             pairs[c] = count
