@@ -1,11 +1,13 @@
 """The numba skip-gram trainer against gensim and against an earlier revision's trainer, on the same walks.
 
-    .venv/bin/python benchmarks/bench_trainer.py [--repeat 3] [--against REV] [--threads 1 2] [--data sample gen1m]
-        [--trainers gensim old bge eges ges old_eges old_ges]
+    .venv/bin/python benchmarks/bench_trainer.py [--repeat 3] [--against REV] [--threads 1 2]
+        [--data sample gen1m wide] [--max-pairs N] [--trainers gensim old bge eges ges old_eges old_ges]
 
-Data: the repository's sample (data/events.parquet + data/items.parquet) and a generated log of about one
-million events (`eges sample --events 1000000`). Each log is split by time (the last 10% of its events are held
-out); `eges run --to walks` makes the walks from the first 90%. Every trainer sees the same walks with
+Data: the repository's sample (data/events.parquet + data/items.parquet), a generated log of about one
+million events (`eges sample --events 1000000`, 7.6 k items in the graph: the model fits in a core's cache) and
+``wide``, the same with 100,000 items (`--items 100000`: rows miss the caches, as on taobao's 53 k items;
+score it with ``--max-pairs 10000``). Each log is split by time (the last 10% of its events are held out);
+`eges run --to walks` makes the walks from the first 90%. Every trainer sees the same walks with
 the same settings (dimension 64, window 5, negative 5, down-sampling 1e-3, alpha 0.025 -> 0.0001, one epoch):
 
 - gensim: Word2Vec sg=1, hs=0, min_count=1 (BGE); the time of ``train()`` only, vocabulary built before;
@@ -162,7 +164,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--against", default="5a1b68b", help="revision whose trainer is 'old'")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--data", nargs="+", default=["sample", "gen1m"])
+    ap.add_argument("--data", nargs="+", default=["sample", "gen1m"], choices=["sample", "gen1m", "wide"])
+    ap.add_argument("--max-pairs", type=int, default=0,
+                    help="score at most this many held-out pairs (a seeded sample; 0: all). On `wide` every pair "
+                         "ranks 86 k items, which takes longer than the training")
     ap.add_argument("--trainers", nargs="+", default=["gensim", "old", "bge", "eges"],
                     choices=["gensim", "old", "bge", "eges", "ges", "old_eges", "old_ges"])
     args = ap.parse_args()
@@ -174,10 +179,19 @@ def main() -> None:
             subprocess.run([*EGES, "sample", "--out", str(gen), "--events", "1000000"], check=True,
                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         logs["gen1m"] = (gen / "events.parquet", gen / "items.parquet")
+    if "wide" in args.data:  # rows that miss the caches, as on taobao's 53 k items
+        wide = WORK / "sample_1m_100k_items"
+        if not (wide / "events.parquet").exists():
+            subprocess.run([*EGES, "sample", "--out", str(wide), "--events", "1000000", "--items", "100000"],
+                           check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        logs["wide"] = (wide / "events.parquet", wide / "items.parquet")
     trainers = tuple(dict.fromkeys(["gensim", *args.trainers]))  # gensim is every row's reference
     for name in args.data:
         paths = prepare(name, *logs[name])
         src, dst = held_out_pairs(paths)
+        if 0 < args.max_pairs < len(src):
+            keep = np.sort(np.random.default_rng(0).choice(len(src), args.max_pairs, replace=False))
+            src, dst = src[keep], dst[keep]
         results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         vec_file = WORK / "trainer_vectors.npy"
 
