@@ -286,16 +286,18 @@ def _aggregate(p: dict, n: int, eges: bool) -> np.ndarray:
     return out
 
 
-def _reference_pass(values, offsets, a: Arrays, hp: Hyper, done_tokens: int, stream: int) -> None:
+def _reference_pass(values, offsets, a: Arrays, hp: Hyper, done_tokens: int, stream: int) -> float:
     """One pass as the kernel's docstring states it, one centre at a time with each centre's draws made at that
     centre: every walk's own generator, the keep draws of its nodes, then per centre the window's shrink, the
     shared negatives (those equal to a window node left out) and the cold-start draw. The reference for the
-    compiled pass, which draws a walk's numbers before its centres so it can prefetch their rows."""
+    compiled pass, which draws a centre's numbers two centres early so it can prefetch their rows. Returns the mean
+    loss per scored pair, as the pass does."""
     mix = lambda z: mix64_array(np.array([z], dtype=np.uint64))[0]  # noqa: E731
     golden, s32, inv32 = np.uint64(GOLDEN), np.uint64(32), 1.0 / 4294967296.0
     n_items = a.context.shape[0]
     window, negative = hp.window, hp.negative
     s = scratch(a.codes.shape[1], a.table.shape[1], 2 * window + negative)
+    loss, pairs = 0.0, 0.0
     with np.errstate(over="ignore"):
         base = mix(np.uint64(hp.seed) * golden + np.uint64(stream + 7))
         for w in range(len(offsets) - 1):
@@ -323,12 +325,16 @@ def _reference_pass(values, offsets, a: Arrays, hp: Hyper, done_tokens: int, str
                 targets = window_nodes + [x for x in negatives if x not in window_nodes]
                 cold = hp.cold_share > 0 and m > 1 and s.slots[0] == 0 and draw() * inv32 < hp.cold_share
                 s.targets[:len(targets)] = targets
-                centre_step(a.table, a.context, a.attention, a.side_rate, s, v, m, len(window_nodes), len(targets),
-                            lr, hp.attention, hp.own_step, cold, np.float32(hp.attention_scale))
+                loss += centre_step(a.table, a.context, a.attention, a.side_rate, s, v, m, len(window_nodes),
+                                    len(targets), lr, hp.attention, hp.own_step, cold, np.float32(hp.attention_scale))
+                pairs += len(window_nodes) * (1 + len(targets) - len(window_nodes))
+    return loss / max(pairs, 1.0)
 
 
-@pytest.mark.parametrize("n_fields,eges", [(0, False), (2, False), (2, True)])
-def test_a_pass_is_its_centres_in_order_with_their_own_draws(n_fields, eges):
+@pytest.mark.parametrize("n_fields,eges,window,negative,own_step", [
+    (0, False, 3, 4, OWN_SHARE), (2, False, 3, 4, OWN_SHARE), (2, True, 3, 4, OWN_SHARE), (2, False, 1, 0, OWN_ITEM),
+    (2, True, 5, 2, OWN_FULL), (1, False, 2, 7, OWN_SHARE)])
+def test_a_pass_is_its_centres_in_order_with_their_own_draws(n_fields, eges, window, negative, own_step):
     """The compiled pass (one thread) equals the reference bit for bit, on walks with every case of a centre:
     dropped by down-sampling, without any part (no own row, no known value), alone in its walk, with repeated
     nodes in its window and with negatives that clash with it; GES/EGES with the cold-start draw."""
@@ -340,6 +346,7 @@ def test_a_pass_is_its_centres_in_order_with_their_own_draws(n_fields, eges):
     p = make_problem(n_fields, n_nodes=n, seed=2)
     p["has_own"][[3, 7]] = False
     p["codes"][3] = -1  # item 3: no part at all
+    p["codes"][7] = np.arange(n_fields)  # item 7: side rows only, every value known
     keep = np.where(np.arange(n) % 4 == 0, 0.5, 1.0)
     neg = rng.integers(0, n, 200).astype(np.int32)
     results = []
@@ -348,18 +355,21 @@ def test_a_pass_is_its_centres_in_order_with_their_own_draws(n_fields, eges):
         side_rate = np.full(len(q["table"]) - n, 0.5, np.float32)
         a = Arrays(q["table"], q["context"], q["attention"], q["has_own"], q["codes"], q["field_offset"], side_rate,
                    neg, keep)
-        hp = Hyper(window=3, negative=4, attention=eges, own_step=OWN_SHARE, cold_share=0.5 if n_fields else 0.0,
+        hp = Hyper(window=window, negative=negative, attention=eges, own_step=own_step,
+                   cold_share=0.5 if n_fields else 0.0,
                    alpha=0.05, min_alpha=0.001, total_tokens=2 * len(values), seed=9)
+        losses = []
         for e in range(2):
             if compiled:
                 with _threads(1):
-                    train_epoch(values, offsets, a, hp, e * len(values), e, 8)
+                    losses.append(train_epoch(values, offsets, a, hp, e * len(values), e, 8))
             else:
-                _reference_pass(values, offsets, a, hp, e * len(values), e)
-        results.append(q)
+                losses.append(_reference_pass(values, offsets, a, hp, e * len(values), e))
+        results.append((q, losses))
     for key in ("table", "context", "attention"):
-        np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
-    assert not np.array_equal(results[0]["context"], p["context"])
+        np.testing.assert_array_equal(results[0][0][key], results[1][0][key], err_msg=key)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
+    assert not np.array_equal(results[0][0]["context"], p["context"])
 
 
 class _threads:

@@ -258,23 +258,56 @@ def centre_step(table: np.ndarray, context: np.ndarray, attention: np.ndarray, s
     return loss + np.log(pos_prod) + scale * (np.log(neg_prod) + neg_f)
 
 
-#: How many centres ahead the trainer prefetches rows (docs/studies/trainer-kernel.md).
+#: How many centres ahead the trainer draws and prefetches (docs/studies/trainer-kernel.md).
 PREFETCH_AHEAD = 2
+_RING = PREFETCH_AHEAD + 1  # slots of drawn centres: this one and the PREFETCH_AHEAD after it
+
+
+@njit(cache=True, inline="always")
+def _draw_centre(state, buf, n_kept, i, has_own, codes, window, negative, neg_table, cold_share, shrink, negs,  # noqa: ANN001, ANN202
+                 colds):
+    """Make centre ``i``'s random draws, in the order a centre makes them (the window's shrink, then, when the centre
+    has a part and another node in its window, its negatives and its cold-start draw), into ring slot
+    ``i % _RING`` (``shrink`` -1: the centre is skipped). Returns the generator's state."""
+    k = i % _RING
+    v = buf[i]
+    m = np.int64(has_own[v])
+    for f in range(codes.shape[1]):
+        if codes[v, f] >= 0:
+            m += 1
+    state, r = _next(state)
+    shrink[k] = -1
+    if m == 0:
+        return state
+    b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
+    if min(n_kept, i + window - b + 1) - max(0, i - window + b) <= 1:  # no other node in its window
+        return state
+    shrink[k] = b
+    for q in range(negative):
+        state, r = _next(state)
+        negs[k, q] = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
+    colds[k] = False
+    if cold_share > 0.0 and m > 1 and has_own[v]:
+        state, r = _next(state)
+        colds[k] = (r >> _S32) * _INV32 < cold_share
+    return state
 
 
 @njit(cache=True, inline="always")
 def _prefetch_centre(table, context, codes, field_offset, n_items, buf, negs, shrink, n_kept, window, i):  # noqa: ANN001, ANN202
-    """Start loading what centre ``i`` will read: its own and side rows, its negatives' and its window's last
-    context rows (the others were read by the centres before it)."""
+    """Start loading what centre ``i`` (drawn) reads that no centre before it read: its own and side rows, its
+    negatives' context rows and the context row at the far end of its window (the walk's first rows: ``_train_epoch``
+    prefetches them at the walk's start)."""
     v = buf[i]
     prefetch_row(table, v)
     for f in range(codes.shape[1]):
         c = codes[v, f]
         if c >= 0:
             prefetch_row(table, n_items + field_offset[f] + c)
-    if shrink[i] >= 0:
+    k = i % _RING
+    if shrink[k] >= 0:
         for q in range(negs.shape[1]):
-            prefetch_row(context, negs[i, q])
+            prefetch_row(context, negs[k, q])
     if i + window < n_kept:
         prefetch_row(context, buf[i + window])
 
@@ -325,9 +358,9 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
         s = scratch(n_fields, dim, 2 * window + negative)
         rows, slots, targets = s.rows, s.slots, s.targets
         buf = np.empty(max_len, dtype=np.int32)
-        shrink = np.empty(max_len, dtype=np.int64)  # the window's random shrink b per centre; -1: skipped
-        negs = np.empty((max_len, negative), dtype=np.int32)
-        colds = np.zeros(max_len, dtype=np.bool_)
+        shrink = np.empty(_RING, dtype=np.int64)  # drawn centres (slot i % _RING): the window's shrink; -1: skipped
+        negs = np.empty((_RING, negative), dtype=np.int32)
+        colds = np.zeros(_RING, dtype=np.bool_)
         k = 0
         for c in range(t, n_chunks, n_threads):
             loss = 0.0
@@ -347,39 +380,24 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
                     if keep_prob[node] >= 1.0 or (r >> _S32) * _INV32 < keep_prob[node]:
                         buf[n_kept] = node
                         n_kept += 1
-                # The walk's random draws first, in the order of one centre after another (so the result is
-                # the same as drawing them at each centre), then the centres, each prefetching the rows that
-                # the centre PREFETCH_AHEAD later will read: its own rows, its negatives and the row entering
-                # its window.
-                for i in range(n_kept):
-                    v = buf[i]
-                    m = np.int64(has_own[v])
-                    for f in range(n_fields):
-                        if codes[v, f] >= 0:
-                            m += 1
-                    state, r = _next(state)
-                    shrink[i] = -1
-                    if m == 0:
-                        continue
-                    b = np.int64(((r >> _S32) * np.uint64(window)) >> _S32)
-                    if min(n_kept, i + window - b + 1) - max(0, i - window + b) <= 1:
-                        continue
-                    shrink[i] = b
-                    for q in range(negative):
-                        state, r = _next(state)
-                        negs[i, q] = neg_table[np.int64(((r >> _S32) * np.uint64(len(neg_table))) >> _S32)]
-                    colds[i] = False
-                    if cold_share > 0.0 and m > 1 and has_own[v]:
-                        state, r = _next(state)
-                        colds[i] = (r >> _S32) * _INV32 < cold_share
+                # Centre i + PREFETCH_AHEAD makes its draws (centres draw nothing else, so the order is the same
+                # as drawing at each centre) and prefetches its rows while centre i trains.
+                for j in range(min(window, n_kept)):
+                    prefetch_row(context, buf[j])
                 for i in range(min(PREFETCH_AHEAD, n_kept)):
+                    state = _draw_centre(state, buf, n_kept, i, has_own, codes, window, negative, neg_table,
+                                         cold_share, shrink, negs, colds)
                     _prefetch_centre(table, context, codes, field_offset, n_items, buf, negs, shrink, n_kept,
                                      window, i)
                 for i in range(n_kept):
-                    if i + PREFETCH_AHEAD < n_kept:
+                    ahead = i + PREFETCH_AHEAD
+                    if ahead < n_kept:
+                        state = _draw_centre(state, buf, n_kept, ahead, has_own, codes, window, negative, neg_table,
+                                             cold_share, shrink, negs, colds)
                         _prefetch_centre(table, context, codes, field_offset, n_items, buf, negs, shrink, n_kept,
-                                         window, i + PREFETCH_AHEAD)
-                    b = shrink[i]
+                                         window, ahead)
+                    slot = i % _RING
+                    b = shrink[slot]
                     if b < 0:
                         continue
                     v = buf[i]
@@ -391,7 +409,7 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
                             n_pos += 1
                     n_targets = n_pos
                     for q in range(negative):
-                        neg = negs[i, q]
+                        neg = negs[slot, q]
                         clash = False
                         for j in range(n_pos):
                             if targets[j] == neg:
@@ -400,7 +418,7 @@ def _train_epoch(walk_values, walk_offsets, a, hp, done_tokens, stream, chunk, m
                             targets[n_targets] = neg
                             n_targets += 1
                     loss += centre_step(table, context, attention, side_rate, s, v, m, n_pos, n_targets, lr,
-                                        use_attention, own_step, colds[i], attention_scale)
+                                        use_attention, own_step, colds[slot], attention_scale)
                     count += n_pos * (1 + n_targets - n_pos)
             losses[c] = loss
             pairs[c] = count

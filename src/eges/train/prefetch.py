@@ -3,7 +3,8 @@
 The trainer's random rows (the next centre's own row, the row entering its window, its negatives) miss the caches
 on a large vocabulary; their addresses are known a step ahead, so their loads can overlap the current step's
 arithmetic. numba has no prefetch of its own, so this emits LLVM's ``llvm.prefetch`` (a hint: it never faults and
-changes no value).
+changes no value). numba's cache of a kernel checks only the kernel's own file: after editing this one, clear the
+cache (``__pycache__``'s ``*.nbi``/``*.nbc``) or the kernels keep the old code.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _prefetch(typingctx, array, row, col):  # noqa: ANN001, ANN202, ARG001
         ptr = cgutils.get_item_pointer(context, builder, aryty, ary, index, wraparound=False)
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [ptr.type], fnty)  # named for typed or opaque pointers
         builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
@@ -40,7 +41,10 @@ def _prefetch(typingctx, array, row, col):  # noqa: ANN001, ANN202, ARG001
 
 @njit(cache=True, inline="always")
 def prefetch_row(array, row):  # noqa: ANN001, ANN201
-    """Prefetch every cache line of ``array[row]`` (a C-contiguous 2-D array)."""
+    """Prefetch every cache line of ``array[row]`` (a C-contiguous 2-D array): one per line's worth of columns from
+    the row's start, and its last column, since a row need not start on a line's boundary."""
     step = max(LINE_BYTES // array.itemsize, 1)
     for col in range(0, array.shape[1], step):
         _prefetch(array, row, col)
+    if array.shape[1] > 0:
+        _prefetch(array, row, array.shape[1] - 1)
