@@ -151,7 +151,7 @@ def test_one_blas_thread_limits_the_main_thread_nests_and_leaves_other_threads_a
 
     from threadpoolctl import threadpool_info
 
-    from eges.recall.neighbours import one_blas_thread
+    from eges.blas import one_blas_thread
 
     def numpy_blas_threads():  # numpy's own (pthreads) OpenBLAS: its limit is the process's
         infos = [i for i in threadpool_info() if i["user_api"] == "blas"]

@@ -10,13 +10,12 @@ list so far (n x k) and one block of scores; figures in docs/studies/neighbours-
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 from numba import njit, prange
+
+from eges.blas import one_blas_thread
 
 #: Columns :func:`select_top` skims at once: their maximum decides whether any of them enters the list.
 _SKIM = 64
@@ -155,42 +154,6 @@ def top_k_blocks(vectors: np.ndarray, k: int, metric: str = "cosine", block: int
                 if scores.shape[1] > skip:
                     merge_top_columns(scores[:, skip:], lo, col + skip, idx, val)
         yield lo, idx[lo:hi], val[lo:hi]  # views: these rows are final, later products only write rows past hi
-
-
-class _OneBlasThread:
-    """BLAS limited to one thread while the main thread is inside; nested uses share one limit, the last out
-    restoring what was there (leaving through threadpoolctl's own exit, which also gives up OpenBLAS's control)."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.limit: Any = None
-
-    def __enter__(self) -> None:
-        if self.depth == 0:  # a fresh look at the loaded libraries each time (0.4 ms): faiss brings its own
-            from threadpoolctl import ThreadpoolController
-
-            self.limit = ThreadpoolController().limit(limits=1, user_api="blas")
-        self.depth += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self.depth -= 1
-        if self.depth == 0:
-            limit, self.limit = self.limit, None
-            limit.__exit__(None, None, None)
-
-
-_ONE_BLAS_THREAD = _OneBlasThread()
-
-
-def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """BLAS limited to one thread for a loop that alternates matrix products with numba's parallel loops:
-    OpenBLAS's threads spin for a while after each product and take cores from numba's (docs/studies/
-    neighbours-kernel.md, "Half the products, one BLAS thread"). Only in the main thread: threadpoolctl lets one
-    thread own a (pthreads) OpenBLAS's limit and silently ignores the others, so elsewhere this does nothing and
-    BLAS keeps its threads (slower, never wrong)."""
-    if threading.current_thread() is not threading.main_thread():
-        return contextlib.nullcontext()
-    return _ONE_BLAS_THREAD
 
 
 def search_matrix(vectors: np.ndarray, k: int, metric: str) -> np.ndarray:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from eges.blas import one_blas_thread
 from eges.config import TrainConfig
 from eges.methods import cold_share, method_of, resolve, starting_own_weight
 from eges.side_info.encode import SideInfo
@@ -168,7 +169,9 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                   attention_scale=float(step_scale(cfg.attention_alpha, cfg)))
     losses = []
     done = 0
-    with numba_threads(cfg.threads):
+    # One BLAS thread: the passes alternate with on_epoch's scoring (matrix products), after which OpenBLAS's
+    # threads would spin on the cores the passes need.
+    with numba_threads(cfg.threads), one_blas_thread():
         threads = get_num_threads()
         for epoch in range(cfg.epochs):
             loss_sum, tokens = 0.0, 0
