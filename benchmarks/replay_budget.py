@@ -74,7 +74,7 @@ def replayer(curves: dict[Any, dict]) -> Any:
             if patience and epoch - best_epoch >= patience and epoch < max_epochs:
                 stopped = True
             if race is not None and epoch < max_epochs and not stopped:
-                dropped = race.trails(curve)
+                dropped = race.trails(curve, max_epochs)
             ends = stopped or bool(dropped)
             stop = bool(on_pass({**row, ENDS: True} if ends else row)) if on_pass is not None else False
             if ends or stop:
@@ -132,15 +132,18 @@ def _recorded_curves(selection: dict, cap: int) -> dict[Any, dict]:
     return curves
 
 
-def simulate(selection: dict, multiple: float) -> dict[Any, Any]:
+def simulate(selection: dict, multiple: float, settings: dict[str, Any] | None = None) -> dict[Any, Any]:
     """The stage's selection (its own sequence, :class:`~eges.validation.sequence.TrialSequence`) on the recorded
-    curves within ``multiple`` x the training (0: unbounded); a trial the selection did not record ends it."""
+    curves within ``multiple`` x the training (0: unbounded), with ``settings`` (other validate keys); a trial the
+    selection did not record ends it."""
     slice_pass, refit_pass = _passes(selection)
     fixed = int(selection["epochs"]) if selection.get("epochs_fixed") else 0
     cap = int(selection.get("max_epochs") or 0) or fixed
     windows = [int(doc["window"]) for doc in selection.get("window_trials") or []]
     config = default_config().replace("validate", metric=selection["metric"], budget=multiple,
                                       bound_above=NO_BOUND, windows=[DEFAULT_WINDOW, *windows])
+    if settings:
+        config = config.replace("validate", **settings)
     methods = [t["method"] for t in selection["trials"]]
     validation.fit_and_score = replayer(_recorded_curves(selection, cap))  # the sequence calls it at call time
     budget = selection_budget(config, len(methods), fixed, cap, slice_pass, refit_pass)
@@ -151,10 +154,36 @@ def simulate(selection: dict, multiple: float) -> dict[Any, Any]:
         choice = sequence.run()
     except Unrecorded:
         choice = sequence.choice  # as the steps before the unrecorded trial left it
+        choice.unrecorded = True
     direction = "undirected" if choice.undirected else "directed"
     return {"stopped": budget.stopped, "choice": (choice.method, (choice.epochs, choice.schedule), direction,
                                                   choice.window),
-            "value": choice.value, "tokens": budget.spent + choice.epochs * budget.refit_pass, "limit": budget.limit}
+            "value": choice.value, "tokens": budget.spent + choice.epochs * budget.refit_pass, "limit": budget.limit,
+            "raced_out": dict(choice.raced_out), "unrecorded": getattr(choice, "unrecorded", False),
+            "dropped": {t.method: t.dropped for t in choice.trials if t.dropped}}
+
+
+def compare(selections: list[tuple[Path, dict]], key: str, values: list[Any], multiple: float, show: bool) -> None:
+    """validate.``key`` at each of ``values`` against the first, at validate.budget ``multiple``: the choices it
+    changes, the slice metric they lose and the walk tokens (slice and refit) it saves."""
+    ref = {path: simulate(doc, multiple, {key: values[0]}) for path, doc in selections}
+    print(f"| validate.{key} | choices changed (of {len(selections)}) | slice metric lost (worst) | ran into an "
+          f"unrecorded trial | walk tokens (of {values[0]}) |\n|---|---|---|---|---|")
+    for value in values[1:]:
+        changed, worst, unrecorded, tokens = 0, 0.0, 0, []
+        for path, doc in selections:
+            a, b = ref[path], simulate(doc, multiple, {key: value})
+            loss = (1 - b["value"] / a["value"]) if a["value"] == a["value"] and a["value"] > 0 else 0.0
+            changed += a["choice"] != b["choice"]
+            worst = max(worst, loss)
+            unrecorded += b["unrecorded"] and not a["unrecorded"]
+            tokens.append(b["tokens"] / a["tokens"])
+            if show and (a["choice"] != b["choice"] or b["tokens"] != a["tokens"]):
+                print(f"  {path.parent.parent.name}: {a['choice']} {a['value']:.4f} -> {b['choice']} {b['value']:.4f}"
+                      f" ({-loss:+.1%}); tokens {b['tokens'] / a['tokens']:.0%}; stopped: "
+                      f"{ {**b['dropped'], **b['raced_out']} }")
+        print(f"| {value} | {changed} | {worst:.1%} | {unrecorded} | {sum(tokens) / len(tokens):.0%} (min "
+              f"{min(tokens):.0%}) |")
 
 
 def main() -> None:
@@ -164,6 +193,9 @@ def main() -> None:
     ap.add_argument("--loss", type=float, default=0.02, help="a choice losing more than this share is counted")
     ap.add_argument("--detail", type=float, default=None, help="print each changed choice at this multiple")
     ap.add_argument("--show", default="", help="also print each selection whose path holds this, per multiple")
+    ap.add_argument("--vary", default="", help="KEY=V1,V2,...: compare validate.KEY's values against the first (e.g. "
+                    "race_reach=0,2,3 or min_delta=0,0.002) at validate.budget's default multiple instead, on every "
+                    "selection (budget-stopped ones too: the same multiple)")
     args = ap.parse_args()
     multiples = [float(m) for m in args.multiples.split(",")]
     selections = []
@@ -173,6 +205,13 @@ def main() -> None:
             continue  # recorded under a budget that stopped something: its curves are cut
         if doc.get("trials") and doc.get("max_epochs"):
             selections.append((path, doc))
+    if args.vary:
+        key, values = args.vary.split("=", 1)
+        kind = type(getattr(default_config().validate, key))
+        every = [(p, json.loads(p.read_text())) for p in args.selections]
+        every = [(p, d) for p, d in every if d.get("trials") and d.get("max_epochs")]
+        compare(every, key, [kind(v) for v in values.split(",")], default_config().validate.budget, bool(args.show))
+        return
     base = {path: simulate(doc, 0.0) for path, doc in selections}
     differ = [path for path, doc in selections
               if base[path]["choice"] != (doc["method"], (doc["epochs"], doc.get("schedule_epochs") or doc["max_epochs"]),

@@ -37,6 +37,31 @@ def test_a_method_trailing_by_more_than_the_margin_stops_from_the_race_pass_on()
     assert Race("hitrate", 0.1, 0.1, []).trails(_rows([0.0, 0.0])) == ""  # the first method races nobody
 
 
+def test_a_flattened_curve_that_cannot_reach_the_rivals_best_at_its_pace_stops():
+    """Within the margin all the way (0.468 > 0.9 x 0.50), but gaining 0.004 a pass over its last two passes it
+    ends at most at 0.492 by pass 10, below the rival's 0.50: it cannot win. Further from its last pass, or with
+    the rule off, it races on."""
+    rival = _trial("a", [0.30, 0.40, 0.50])
+    race = Race("hitrate", 0.1, 0.1, [rival], reach=2)
+    creeping = _rows([0.40, 0.46, 0.465, 0.468])
+    assert race.trails(creeping[:3], 10) == ""  # 0.465 + 7 x (0.465 - 0.40) / 2: it may still get there
+    why = race.trails(creeping, 10)
+    assert why == "0.4680 after 4 passes, gaining 0.0040 a pass: at most 0.4920 by pass 10, below a's 0.5000"
+    assert race.trails(creeping, 13) == ""  # 0.468 + 9 x 0.004 = 0.504
+    assert race.trails(creeping) == ""  # its last pass unknown
+    assert Race("hitrate", 0.1, 0.1, [rival], reach=0).trails(creeping, 10) == ""  # off
+    assert Race("hitrate", 0.0, 0.1, [rival], reach=2).trails(creeping, 10) == ""  # no race, no reach
+    assert Race("hitrate", 0.1, 0.1, [rival], reach=3).trails(creeping, 10) == ""  # 0.468 + 6 x 0.068 / 3
+    # a verdict read at the last pass must beat the rival's last pass (0.45 here), not its best
+    peaked = _trial("a", [0.30, 0.50, 0.45])
+    assert Race("hitrate", 0.1, 0.1, [peaked], reach=2).trails(creeping, 10)
+    assert Race("hitrate", 0.1, 0.1, [peaked], reach=2, last_pass=True).trails(creeping, 10) == ""
+    # a rival choose() would bar on cold start sets no target
+    barred = _trial("a", [0.30, 0.40, 0.50], [0.70, 0.70, 0.70])
+    assert Race("hitrate", 0.1, 0.1, [barred], reach=2).trails(_rows([0.40, 0.46, 0.465, 0.468], [0.8] * 4), 10) == ""
+    assert Race("hitrate", 0.1, 0.1, [barred], reach=2).trails(_rows([0.40, 0.46, 0.465, 0.468], [0.74] * 4), 10)
+
+
 def test_cold_start_far_behind_stops_a_method_and_such_a_rival_does_not_lead():
     ges = _trial("ges", [0.30, 0.31], [0.75, 0.75])
     assert "cold AUC 0.5000" in Race("hitrate", 0.1, 0.1, [ges]).trails(_rows([0.4, 0.4], [0.5, 0.5]))
@@ -69,10 +94,10 @@ def _scripted(monkeypatch, figures):
     monkeypatch.setattr(select_module, "score_vectors", fake)
 
 
-def _select(cfg, holdout, curves, monkeypatch, margin):
+def _select(cfg, holdout, curves, monkeypatch, margin, reach=0):
     """Train one trial per scripted curve in turn (the real trainer, scripted scores), racing at ``margin``."""
     trials: list[Trial] = []
-    race = Race("hitrate", margin, 0.1, trials)
+    race = Race("hitrate", margin, 0.1, trials, reach=reach)
     for curve in curves:
         _scripted(monkeypatch, curve)
         trials.append(fit_and_score(holdout, cfg, "bge", max_epochs=6, patience=3, race=race))
@@ -94,3 +119,16 @@ def test_a_trailing_method_is_dropped_early_and_the_winner_is_the_same(setup, mo
     assert (raced_winner.best_epochs, raced_winner.score) == (full_winner.best_epochs, full_winner.score) == (6, 0.56)
     assert raced_winner is raced[2]
     assert "raced out" in choose(raced)[1]
+
+
+def test_fit_and_score_stops_a_method_that_cannot_reach_the_leader_within_its_passes(setup, monkeypatch):
+    """The real loop gives the race its last pass: a method within the margin whose pace cannot take it to the
+    leader's best by pass 6 stops at pass 4, and the choice is the one training it to its end makes."""
+    cfg, holdout = setup
+    leader = [0.30, 0.40, 0.45, 0.50, 0.52, 0.53]
+    creeping = [0.40, 0.46, 0.465, 0.468, 0.47, 0.471]  # 0.468 + 2 x 0.004 < 0.53 at pass 4
+    full, full_winner = _select(cfg, holdout, [leader, creeping], monkeypatch, margin=0.1)
+    reached, winner = _select(cfg, holdout, [leader, creeping], monkeypatch, margin=0.1, reach=2)
+    assert [len(t.curve) for t in full] == [6, 6] and [len(t.curve) for t in reached] == [6, 4]
+    assert "at most 0.4760 by pass 6, below bge's 0.5300" in reached[1].dropped
+    assert (winner.best_epochs, winner.score) == (full_winner.best_epochs, full_winner.score) == (6, 0.53)

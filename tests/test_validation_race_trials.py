@@ -125,7 +125,7 @@ def _racing_fake(curves):
         for epoch, value in enumerate(values[:max_epochs], start=1):
             curve.append({"epoch": epoch, "loss": 1.0, "hitrate": value, "next_auc": 0.5, "link_auc": value,
                           "cold_auc": math.nan})
-            dropped = race.trails(curve) if race is not None and epoch < max_epochs else ""
+            dropped = race.trails(curve, max_epochs) if race is not None and epoch < max_epochs else ""
             if dropped:
                 break
         best = max(curve, key=lambda r: r["hitrate"])
@@ -173,7 +173,8 @@ def test_the_later_trials_race_at_their_own_margin(monkeypatch, tmp_path, cli, m
     monkeypatch.setattr(validation, "fit_and_score", _racing_fake([
         peak, [0.30, 0.37, 0.42, 0.43], [0.10] * 10, [0.10] * 10]))
     out = tmp_path / "run"
-    extra = ["--set", f"validate.trial_margin={margin}"] if margin is not None else []
+    extra = ["--set", "validate.race_reach=0"]  # the margin alone (the reach would stop 0.42 after 3 of 4 passes)
+    extra += ["--set", f"validate.trial_margin={margin}"] if margin is not None else []
     cli("run", "--events", _ring(tmp_path / "events.parquet", 1), "--out", out, *FAST, *extra)
     selection = json.loads((out / SELECTION).read_text())
     assert ("short schedule" in selection["raced_out"]) == stopped
@@ -194,3 +195,30 @@ def test_each_window_starts_only_where_its_passes_fit(setup, monkeypatch):
                           admits=lambda label: budget.allows(label, 3))
     assert [t["window"] for t in choice.trials] == [2] and len(choice.trials[0]["curve"]) == 3
     assert budget.stopped["window 3"].startswith("not tried") and budget.spent == 300
+
+
+@pytest.mark.parametrize("reach,passes", [(None, 7), (0, 10)])
+def test_a_later_trial_that_cannot_reach_the_best_at_its_pace_stops(monkeypatch, tmp_path, cli, reach, passes):
+    """The direction's trial within trial_margin of the method's curve all the way, whose seventh pass, gaining what
+    it gained a pass over its last three for the three passes left, stays below the method's best (0.478 + 3 x
+    0.006 < 0.50): stopped there at validate.race_reach's default, trained to its end with it off."""
+    import json
+
+    import eges.validation as validation
+    from eges.layout import SELECTION
+    from test_validation_window import FAST, _ring
+
+    peak = [0.30, 0.40, 0.45, 0.48, 0.49, 0.50, 0.49, 0.48, 0.47, 0.46]  # the method's best pass: 6 of 10
+    creeping = [0.30, 0.40, 0.44, 0.46, 0.47, 0.475, 0.478, 0.479, 0.48, 0.481]
+    monkeypatch.setattr(validation, "fit_and_score", _racing_fake([peak, creeping, [0.10] * 10]))
+    out = tmp_path / "run"  # on this small log the budget leaves the short schedule untried
+    extra = ["--set", f"validate.race_reach={reach}"] if reach is not None else []
+    cli("run", "--events", _ring(tmp_path / "events.parquet", 1), "--out", out, *FAST, *extra)
+    selection = json.loads((out / SELECTION).read_text())
+    assert selection["short_schedule"] is None and selection["direction"] == "directed"
+    assert len(selection["direction_trial"]["curve"]) == passes
+    if passes == 7:
+        assert selection["raced_out"]["undirected"] == ("0.4780 after 7 passes, gaining 0.0060 a pass: at most "
+                                                        "0.4960 by pass 10, below bge's 0.5000")
+    else:
+        assert "undirected" not in selection["raced_out"]

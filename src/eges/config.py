@@ -261,6 +261,14 @@ class ValidateConfig:
                              "cold_tolerance below) stops there: it cannot win. 0 trains every method to its own early stop. "
                              "On the study's 24 choices among methods 0.1 changed none and cut 28% of the passes "
                              "(docs/evaluation.md).", min=0, max=1)
+    race_reach: int = opt(3, "With the race on (validate.race_margin > 0): a method or later trial also stops when its "
+                          "best so far, gaining for every pass it may still train what it gained a pass over its "
+                          "last race_reach passes, would stay below the score it must beat: a learning curve gains "
+                          "less pass after pass, so it cannot catch up. Replayed on 51 recorded selections of seven "
+                          "logs (benchmarks/replay_budget.py --vary race_reach=0,2,3,4), 3 changes one choice (a tie "
+                          "on the slice, now the cheaper method) and saves up to 34% of a run's walk tokens; 2 "
+                          "changes three (up to 0.7% of the slice's metric): a slice's curve is noisy pass to pass "
+                          "(docs/evaluation.md, 'The race's reach'). 0: off.", min=0, max=1000)
     trial_margin: float = opt(0.05, "The later trials of the chosen recipe (short schedule, graph direction, "
                               "window) race the curve they are compared with by race_margin's rule at this margin "
                               "(a narrower window at as many pairs, not passes). They try one change to a recipe "

@@ -116,6 +116,12 @@ class Race:
     ``pace``: the share of a rival's pass that one pass of the raced trial trains; the rivals are read within
     ``ceil(passes x pace)`` passes. 1 for methods; a narrower skip-gram window trains fewer pairs per pass
     (:func:`window_pace`), so the window's trial is judged against the reference at as many pairs, not passes.
+
+    ``reach`` (validate.race_reach, 0: off): with the passes the trial may still train (``cap``), it also stops when
+    its best so far, gaining for every pass left what it gained a pass over its last ``reach`` passes, would stay
+    below the score it must beat (a rival's best; its last pass when the verdict reads last passes, ``last_pass``).
+    A learning curve gains less pass after pass, so this is an upper bound of where it ends: it stops a method
+    trailing by less than ``margin`` whose curve has flattened (docs/evaluation.md, "The race's reach").
     """
 
     metric: str
@@ -123,12 +129,20 @@ class Race:
     cold_margin: float
     rivals: list[Trial] = dataclasses.field(default_factory=list)
     pace: float = 1.0
+    reach: int = 0
+    last_pass: bool = False
 
-    def trails(self, curve: list[dict[str, float]]) -> str:
-        """Why a method whose passes so far are ``curve`` cannot win (empty: it races on)."""
+    def trails(self, curve: list[dict[str, float]], cap: int = 0) -> str:
+        """Why a method whose passes so far are ``curve`` cannot win within ``cap`` passes (0: unknown) (empty: it
+        races on)."""
         passes = len(curve)
         if not self.margin or passes < RACE_FROM or not self.rivals:
             return ""
+        return self._behind(curve) or self._out_of_reach(curve, cap)
+
+    def _behind(self, curve: list[dict[str, float]]) -> str:
+        """The margin's rule: too far below a rival's best within as many passes (or on cold start)."""
+        passes = len(curve)
         mine, my_cold = _best_so_far(curve, self.metric)
         within = max(1, math.ceil(passes * self.pace - 1e-9))
         rivals = [(t.method, *_best_so_far(t.curve[:within], self.metric)) for t in self.rivals]
@@ -141,6 +155,30 @@ class Race:
             value, leader = max(leading)
             if mine < value * (1 - self.margin):
                 return f"{mine:.4f} after {passes} passes, more than {self.margin:.0%} below {leader}'s {value:.4f}"
+        return ""
+
+    def _out_of_reach(self, curve: list[dict[str, float]], cap: int) -> str:
+        """The reach rule: at its recent pace, the curve ends below the score it must beat."""
+        passes, back = len(curve), self.reach
+        if not back or passes <= back or passes >= cap:
+            return ""
+        mine, my_cold = _best_so_far(curve, self.metric)
+        before = _best_so_far(curve[:passes - back], self.metric)[0]
+        wholes = [(t.method, *_best_so_far(t.curve, self.metric)) for t in self.rivals]
+        colds = [c for _, _, c in wholes if c == c] + ([my_cold] if my_cold == my_cold else [])
+        top_cold = max(colds, default=math.nan)
+        # a rival choose() would bar on cold start (cold_tolerance, half the race's cold margin) sets no target
+        targets = [(metric_value(t.curve[-1], self.metric) if self.last_pass else v, m)
+                   for t, (m, v, c) in zip(self.rivals, wholes) if not (c == c and c < top_cold - self.cold_margin / 2)]
+        targets = [(v, m) for v, m in targets if v == v]
+        if mine != mine or before != before or not targets:
+            return ""
+        pace = max(0.0, mine - before) / back
+        reach = mine + pace * (cap - passes)
+        value, leader = max(targets)
+        if reach < value:
+            return (f"{mine:.4f} after {passes} passes, gaining {pace:.4f} a pass: at most {reach:.4f} by pass {cap}, "
+                    f"below {leader}'s {value:.4f}")
         return ""
 
 
@@ -351,7 +389,7 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         if patience and epoch - best["epoch"] >= patience and epoch < max_epochs:
             state["stopped"] = True
         if race is not None and epoch < max_epochs and not state["stopped"]:
-            state["dropped"] = race.trails(curve)
+            state["dropped"] = race.trails(curve, max_epochs)
         # Patience and the race are judged first: a budget told the trial ends here anyway (ENDS) counts the
         # pass but records no stop of its own, so token_budget.stopped names only what the budget cut.
         ends = bool(state["stopped"] or state["dropped"])

@@ -139,7 +139,8 @@ class TrialSequence:
         """Each candidate trained in race order: a method that trails those trained before it stops early (the
         race); an explicit train.epochs races none. A method the budget cannot start is left untried."""
         c, vcfg, budget, fixed, cap = self.choice, self.config.validate, self.budget, self.fixed, self.cap
-        race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance, c.trials)
+        race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance, c.trials,
+                    reach=vcfg.race_reach)
         for method in race_order(self.methods):
             if cap == 1 and len(self.methods) == 1:
                 break  # one pass, one method: nothing to choose

@@ -66,7 +66,7 @@ def try_variants(variants: list[Variant], method: str, side: Any, schedule: int,
     base_cold = float(base.get("cold_auc", float("nan")))
     base_value = metric_value(base, metric)
     chosen, best_value, epochs, best_trial, rows, notes = None, base_value, 0, reference, [], []
-    race = dataclasses.replace(race, rivals=[reference]) if race is not None else None
+    race = dataclasses.replace(race, rivals=[reference], last_pass=last_pass) if race is not None else None
     for variant in variants:
         if admits is not None and not admits(variant.label):
             continue
