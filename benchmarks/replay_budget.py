@@ -18,6 +18,10 @@ the recorded undirected pass when the direction won, else the direction trial's 
 (clipped to 1-2.5). validate.bound_above is not applied (the old selections have no absolute tokens).
 
     python benchmarks/replay_budget.py [--multiples 1,1.5,2,3,4,0] SELECTION.json ...
+    python benchmarks/replay_budget.py --vary race_reach=0,2,3 [--show 1] SELECTION.json ...   # settings compared
+    python benchmarks/replay_budget.py --recorded [--set bound_per_event=0] SELECTION.json ...  # against the record
+
+The methods race in turns in the replay too (its ``fit_and_score`` steps a recorded curve a pass at a time).
 
 e.g. ``python benchmarks/replay_budget.py $(find /tmp -path '*validation/selection.json' -not -path '*pytest-of*')``.
 """
@@ -32,8 +36,9 @@ from typing import Any
 
 import eges.validation as validation
 from eges.config import default_config
+from eges.validation.race import Race
 from eges.validation.score import metric_value
-from eges.validation.select import ENDS, Race, Trial
+from eges.validation.select import ENDS, Trial
 from eges.validation.sequence import TrialSequence, Walked, selection_budget
 
 FRACTION = 0.1  # validate.fraction of every recorded run
@@ -52,34 +57,41 @@ def _rows(doc: dict) -> list[dict[str, float]]:
 def replayer(curves: dict[Any, dict]) -> Any:
     """A ``fit_and_score`` that replays ``curves[(holdout, window, method, max_epochs)]`` pass by pass with the
     stage's loop: patience, then the race, then ``on_pass``; the :class:`Trial` it cut (:class:`Unrecorded`: no such
-    curve)."""
+    curve), or with ``in_turns`` its passes one per step, as the stage's race in turns takes them."""
 
     def fit_and_score(holdout: Any, config: Any, method: str, side: Any = None, max_epochs: int | None = None,
                       on_pass: Any = None, walks: Any = None, patience: int | None = None, start: Any = None,
-                      race: Race | None = None) -> Trial:
+                      race: Race | None = None, in_turns: bool = False) -> Any:
         vcfg = config.validate
         max_epochs = int(max_epochs or vcfg.max_epochs)
         doc = curves.get((holdout, config.train.window, method, max_epochs))
         if doc is None:
             raise Unrecorded((holdout, config.train.window, method, max_epochs))
         patience = vcfg.patience if patience is None else patience
-        curve: list[dict[str, float]] = []
-        best, best_value, best_epoch, stopped, dropped = {}, -math.inf, 0, False, ""
-        for row in _rows(doc)[:max_epochs]:
-            epoch = int(row["epoch"])
-            curve.append(row)
-            value = metric_value(row, vcfg.metric)
-            if value > best_value + vcfg.min_delta or not best:
-                best, best_value, best_epoch = row, (value if value == value else -math.inf), epoch
-            if patience and epoch - best_epoch >= patience and epoch < max_epochs:
-                stopped = True
-            if race is not None and epoch < max_epochs and not stopped:
-                dropped = race.trails(curve, max_epochs)
-            ends = stopped or bool(dropped)
-            stop = bool(on_pass({**row, ENDS: True} if ends else row)) if on_pass is not None else False
-            if ends or stop:
-                break
-        return Trial(method, vcfg.metric, best_epoch, curve, dict(best), 0.0, stopped, dropped)
+
+        def passes() -> Any:
+            trial = Trial(method, vcfg.metric, 0, [], {}, 0.0, False)
+            best_value = -math.inf
+            for row in _rows(doc)[:max_epochs]:
+                epoch = int(row["epoch"])
+                trial.curve.append(row)
+                value = metric_value(row, vcfg.metric)
+                if value > best_value + vcfg.min_delta or not trial.best:
+                    trial.best, best_value, trial.best_epochs = row, (value if value == value else -math.inf), epoch
+                if patience and epoch - trial.best_epochs >= patience and epoch < max_epochs:
+                    trial.stopped_early = True
+                if race is not None and epoch < max_epochs and not trial.stopped_early:
+                    trial.dropped = race.trails(trial.curve, max_epochs)
+                ends = trial.stopped_early or bool(trial.dropped)
+                stop = bool(on_pass({**row, ENDS: True} if ends else row)) if on_pass is not None else False
+                yield trial
+                if ends or stop:
+                    return
+
+        if in_turns:
+            return passes()
+        *_, trial = passes()
+        return trial
 
     return fit_and_score
 
@@ -146,7 +158,8 @@ def simulate(selection: dict, multiple: float, settings: dict[str, Any] | None =
         config = config.replace("validate", **settings)
     methods = [t["method"] for t in selection["trials"]]
     validation.fit_and_score = replayer(_recorded_curves(selection, cap))  # the sequence calls it at call time
-    budget = selection_budget(config, len(methods), fixed, cap, slice_pass, refit_pass)
+    budget = selection_budget(config, len(methods), fixed, cap, slice_pass, refit_pass,
+                              int((selection.get("holdout") or {}).get("events") or 0))
     sym = Walked("undirected", None, int(slice_pass * _pass_ratio(selection)))
     sequence = TrialSequence(Walked("slice", None, slice_pass), config, methods, None, budget, fixed=fixed, cap=cap,
                              undirected=(lambda: sym) if selection.get("direction_trial") else None)
@@ -186,6 +199,25 @@ def compare(selections: list[tuple[Path, dict]], key: str, values: list[Any], mu
               f"{min(tokens):.0%}) |")
 
 
+def against_recorded(selections: list[tuple[Path, dict]], settings: dict[str, Any]) -> None:
+    """Today's stage at its defaults and ``settings`` (validate keys) against the choice each selection recorded
+    (validate.bound_above as the stage has it, not the replay's none)."""
+    same = total = 0
+    for path, doc in selections:
+        if not doc.get("trials") or not doc.get("max_epochs"):
+            continue
+        recorded = (doc["method"], (doc["epochs"], doc.get("schedule_epochs") or doc["max_epochs"]),
+                    doc.get("direction", "directed"), doc.get("window") or DEFAULT_WINDOW)
+        got = simulate(doc, default_config().validate.budget,
+                       {"bound_above": default_config().validate.bound_above, **settings})
+        total += 1
+        same += got["choice"] == recorded
+        if got["choice"] != recorded:
+            print(f"  {path.parent.parent.name}: recorded {recorded} -> {got['choice']} slice {got['value']:.4f}"
+                  + (" (ran into an unrecorded trial)" if got["unrecorded"] else ""))
+    print(f"{same} of {total} choices as recorded")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("selections", nargs="+", type=Path)
@@ -193,6 +225,9 @@ def main() -> None:
     ap.add_argument("--loss", type=float, default=0.02, help="a choice losing more than this share is counted")
     ap.add_argument("--detail", type=float, default=None, help="print each changed choice at this multiple")
     ap.add_argument("--show", default="", help="also print each selection whose path holds this, per multiple")
+    ap.add_argument("--recorded", action="store_true", help="replay today's stage (its defaults and --set) on each "
+                    "selection and compare with the choice it recorded")
+    ap.add_argument("--set", action="append", default=[], help="with --recorded: KEY=V, a validate key (repeatable)")
     ap.add_argument("--vary", default="", help="KEY=V1,V2,...: compare validate.KEY's values against the first (e.g. "
                     "race_reach=0,2,3 or min_delta=0,0.002) at validate.budget's default multiple instead, on every "
                     "selection (budget-stopped ones too: the same multiple)")
@@ -205,6 +240,11 @@ def main() -> None:
             continue  # recorded under a budget that stopped something: its curves are cut
         if doc.get("trials") and doc.get("max_epochs"):
             selections.append((path, doc))
+    if args.recorded:
+        defaults = default_config().validate
+        settings = {k: type(getattr(defaults, k))(v) for k, v in (a.split("=", 1) for a in args.set)}
+        against_recorded([(p, json.loads(p.read_text())) for p in args.selections], settings)
+        return
     if args.vary:
         key, values = args.vary.split("=", 1)
         kind = type(getattr(default_config().validate, key))

@@ -3,8 +3,8 @@ many passes and seconds it saves.
 
 Every method's passes on a slice are fixed by the slice and its seed, so a selection recorded without the race
 (``validation/selection.json`` with every method trained to its own early stop) shows what the race would have
-stopped: each method's curve is cut where :class:`eges.validation.select.Race` stops it, in
-:func:`eges.validation.select.race_order`, and :func:`eges.validation.select.choose` picks from the cut trials.
+stopped: each method's curve is cut where :class:`eges.validation.race.Race` stops it, in
+:func:`eges.validation.race.race_order`, and :func:`eges.validation.select.choose` picks from the cut trials.
 
     python benchmarks/replay_race.py [--margin 0.1] [--cold-margin 0.1] SELECTION.json ...
 
@@ -19,8 +19,9 @@ import json
 import math
 from pathlib import Path
 
+from eges.validation.race import Race, race_order
 from eges.validation.score import metric_value
-from eges.validation.select import Race, Trial, choose, race_order
+from eges.validation.select import Trial, choose
 
 
 def _trial(doc: dict, passes: int, metric: str) -> Trial:

@@ -3,8 +3,8 @@ whether it would stop a trial that won, and how many passes it saves.
 
 A selection recorded before these trials raced (``validation/selection.json`` with each later trial trained to its
 own end) shows what the race would have stopped: each trial's curve is read pass by pass by
-:class:`eges.validation.select.Race` against the curve it was compared with (the chosen method's, the short
-schedule's when that won, the direction's when that won), a window at :func:`eges.validation.select.window_pace`.
+:class:`eges.validation.race.Race` against the curve it was compared with (the chosen method's, the short
+schedule's when that won, the direction's when that won), a window at :func:`eges.validation.race.window_pace`.
 
     python benchmarks/replay_trials.py [--margin 0.1] [--cold-margin 0.1] [--window 5] SELECTION.json ...
 
@@ -18,8 +18,9 @@ import json
 import math
 from pathlib import Path
 
+from eges.validation.race import RACE_FROM, Race, window_pace
 from eges.validation.score import metric_value
-from eges.validation.select import RACE_FROM, Race, Trial, window_pace
+from eges.validation.select import Trial
 
 
 def _trial(doc: dict, metric: str) -> Trial:

@@ -15,7 +15,8 @@ from eges.config import default_config
 from eges.layout import SELECTION, WALKS
 from eges.validation import fit_and_score, make_holdout
 from eges.validation import select as select_module
-from eges.validation.select import Race, TokenBudget, Trial
+from eges.validation.race import Race
+from eges.validation.select import TokenBudget, Trial
 
 
 def _holdout():
@@ -61,7 +62,12 @@ def test_a_bounded_selection_never_trains_more_than_the_run_without_it(sample, t
     passes = sum(len(t["curve"]) for t in selection["trials"])
     short = selection["short_schedule"]
     passes += len(short["curve"]) if short else 0
-    assert budget["spent"] == passes * budget["slice_pass"] > 0
+    direction = selection["direction_trial"]  # on the undirected walks
+    undirected = len(direction["curve"]) * budget["walk_passes"]["slice_undirected"] if direction else 0
+    assert budget["spent"] == passes * budget["slice_pass"] + undirected > 0
+    assert not selection["window_trials"]
+    # at one training's tokens only the first method races: the others would take its passes
+    assert budget["untried"] == ["ges", "bge"] and len(selection["trials"][0]["curve"]) > 2
     assert budget["limit"] == selection["max_epochs"] * budget["refit_pass"]
     # the refit's pass is the whole log's walks, the walks stage's (the slice also drops the hidden cold items:
     # scaling its walks up by the held-out share fell ~1/3 short of them)
@@ -82,6 +88,15 @@ def test_the_limit_is_a_multiple_of_the_training_within_the_absolute_bound():
     assert token_limit(379e6, 3, 200e6) == 379e6  # a large log selects within its own training
     assert token_limit(57e6, 0, 200e6) == 200e6  # 0: no multiple, the bound alone
     assert token_limit(57e6, 0, math.inf) == math.inf  # nothing bounds
+
+
+def test_the_bound_per_event_applies_where_it_is_below_the_absolute_bound():
+    from eges.validation.select import absolute_bound
+
+    assert absolute_bound(200e6, 1500, 80_717) == (1500 * 80_717, "validate.bound_per_event")  # taobao
+    assert absolute_bound(200e6, 1500, 714_285) == (200e6, "validate.bound_above")  # a 1 M-event log
+    assert absolute_bound(200e6, 0, 80_717) == (200e6, "validate.bound_above")  # 0: none
+    assert absolute_bound(200e6, 1500, 0) == (200e6, "validate.bound_above")  # events not known
 
 
 def test_a_binding_budget_funds_the_later_trials_by_rank_and_says_what_it_stopped():
@@ -113,7 +128,7 @@ def test_a_binding_budget_funds_the_later_trials_by_rank_and_says_what_it_stoppe
     unbounded.spent = 10**12
     unbounded.reserve(cap=10, short_passes=5, undirected_pass=40, windows=1)
     assert unbounded.allows("short schedule") and not unbounded.tracker("hitrate", "x")({"hitrate": 0.1})
-    assert not unbounded.stopped and unbounded.sentence(0, math.inf) == ""
+    assert not unbounded.stopped and unbounded.sentence(0) == ""
 
 
 def _run(cli, sample, out, *settings):
@@ -206,3 +221,16 @@ def test_when_no_method_fits_the_run_trains_what_auto_resolves_to(sample, tmp_pa
     assert sorted(selection["token_budget"]["untried"]) == sorted(selection["candidates"])
     assert selection["method"] == resolve("auto", has_catalog=True).name and selection["epochs"] == 2
     assert "no method fits the token budget" in selection["why"]
+
+
+def test_the_bound_per_event_limits_a_run_by_its_events(sample, tmp_path, cli):
+    """The limit is validate.bound_per_event x the log's events where that is below validate.budget's multiple
+    (and above the training without validation), and the sentence names the setting."""
+    selection, _ = _run(cli, sample, tmp_path / "run", "validate.bound_per_event=40")
+    budget, events = selection["token_budget"], selection["holdout"]["events"]
+    assert budget["training"] < 40 * events < 3 * budget["training"]  # this log: its training is ~21 per event
+    assert budget["limit"] == 40 * events
+    assert budget["spent"] + selection["epochs"] * budget["refit_pass"] <= budget["limit"]
+    assert budget["stopped"] and "(validate.bound_per_event: " in selection["why"]
+    loose, _ = _run(cli, sample, tmp_path / "loose", "validate.bound_per_event=0")
+    assert loose["token_budget"]["limit"] == 3 * loose["token_budget"]["training"]

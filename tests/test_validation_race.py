@@ -11,7 +11,8 @@ from eges.config import default_config
 from eges.methods import METHODS, resolve
 from eges.validation import choose, fit_and_score, make_holdout
 from eges.validation import select as select_module
-from eges.validation.select import RACE_FROM, Race, Trial, race_order
+from eges.validation.race import RACE_FROM, Race, in_turns, race_order
+from eges.validation.select import Trial
 from test_validation_select import _log as ring_log
 
 
@@ -132,3 +133,123 @@ def test_fit_and_score_stops_a_method_that_cannot_reach_the_leader_within_its_pa
     assert [len(t.curve) for t in full] == [6, 6] and [len(t.curve) for t in reached] == [6, 4]
     assert "at most 0.4760 by pass 6, below bge's 0.5300" in reached[1].dropped
     assert (winner.best_epochs, winner.score) == (full_winner.best_epochs, full_winner.score) == (6, 0.53)
+
+
+# --------------------------------------------------------------------------------------------- in turns
+def _passes(method, values, race, log, cap=None):
+    """A trial's passes one per step, scored from ``values`` and raced as fit_and_score races them."""
+    cap = cap or len(values)
+    trial = Trial(method, "hitrate", 0, [], {}, 0.0, False)
+    for epoch, value in enumerate(values[:cap], start=1):
+        log.append((method, epoch))
+        trial.curve.append({"epoch": epoch, "loss": 1.0, "hitrate": value, "next_auc": 0.5, "link_auc": 0.5,
+                            "cold_auc": math.nan})
+        best = max(trial.curve, key=lambda r: r["hitrate"])
+        trial.best_epochs, trial.best = best["epoch"], best
+        trial.dropped = race.trails(trial.curve, cap) if race is not None and epoch < cap else ""
+        yield trial
+        if trial.dropped:
+            return
+
+
+#: EGES leads after one pass and then creeps; GES overtakes it from pass 2 and peaks at 6 (taobao's shape).
+CREEPING = [0.30, 0.33, 0.34, 0.343, 0.344, 0.344, 0.345, 0.346, 0.347, 0.348]
+OVERTAKING = [0.28, 0.34, 0.37, 0.38, 0.385, 0.386, 0.384, 0.383, 0.382, 0.381]
+
+
+def test_in_turns_each_method_trains_a_pass_per_round_and_the_first_races_too():
+    log: list[tuple[str, int]] = []
+    template = Race("hitrate", 0.1, 0.1, reach=3)
+    trials = in_turns(["eges", "ges"], lambda m, race: _passes(m, {"eges": CREEPING, "ges": OVERTAKING}[m], race, log),
+                      template)
+    assert [t.method for t in trials] == ["eges", "ges"]
+    assert log[:6] == [("eges", 1), ("ges", 1), ("eges", 2), ("ges", 2), ("eges", 3), ("ges", 3)]
+    eges, ges = trials
+    # GES has four passes when EGES's fifth is judged: 0.344 + 5 x (0.344 - 0.33) / 3 < 0.38, its best so far
+    assert len(eges.curve) == 5
+    assert eges.dropped == "0.3440 after 5 passes, gaining 0.0047 a pass: at most 0.3673 by pass 10, below ges's 0.3800"
+    assert len(ges.curve) == 10 and not ges.dropped
+    assert choose(trials)[0] is ges
+    assert template.rivals == []  # each method races through its own copy
+
+
+def test_in_turns_a_trial_run_whole_races_those_started_before_it_and_none_skips():
+    seen = {}
+
+    def start(method, race):
+        seen[method] = [t.method for t in race.rivals]
+        if method == "bge":
+            return None  # the budget cannot start it
+        return Trial(method, "hitrate", 1, _rows([0.3]), _rows([0.3])[0], 0.0, False)
+
+    trials = in_turns(["eges", "ges", "bge"], start, Race("hitrate", 0.1, 0.1))
+    assert [t.method for t in trials] == ["eges", "ges"]
+    assert seen == {"eges": [], "ges": ["eges"], "bge": ["eges", "ges"]}
+
+
+def test_fit_and_score_in_turns_gives_each_trial_its_own_passes(setup):
+    """Two trials stepped in turns on the real trainer (one thread) train exactly what each trains alone: no state
+    is shared between them, or held between passes."""
+    cfg, holdout = setup
+    configs = (cfg, cfg.replace("train", seed=7))
+    alone = [fit_and_score(holdout, c, "bge", max_epochs=3, patience=0) for c in configs]
+    steps = [fit_and_score(holdout, c, "bge", max_epochs=3, patience=0, in_turns=True) for c in configs]
+    assert not any(isinstance(s, Trial) for s in steps)  # nothing trained yet
+    last = [None, None]
+    for epoch in range(1, 4):
+        for i, s in enumerate(steps):
+            last[i] = next(s)
+            assert len(last[i].curve) == epoch
+    assert [next(s, None) for s in steps] == [None, None]  # both ended at their last pass
+    assert [[r["loss"] for r in t.curve] for t in last] == [[r["loss"] for r in t.curve] for t in alone]
+    assert [[r["hitrate"] for r in t.curve] for t in last] == [[r["hitrate"] for r in t.curve] for t in alone]
+    assert alone[0].curve[0]["loss"] != alone[1].curve[0]["loss"]  # two different trials
+
+
+def test_the_stage_races_the_methods_in_turns(monkeypatch):
+    """TrialSequence (the validate stage's order) trains its methods in turns: taobao's shape, where the method
+    auto resolves to leads after a pass and creeps, stops it once GES has overtaken it, and GES wins."""
+    import eges.validation as validation
+    from eges.validation.select import TokenBudget
+    from eges.validation.sequence import TrialSequence, Walked
+
+    log: list[tuple[str, int]] = []
+    curves = {"eges": CREEPING, "ges": OVERTAKING, "bge": [0.2] * 10, "short": [0.3, 0.35, 0.36, 0.37, 0.38, 0.385]}
+
+    def fake(holdout, config, method, side=None, max_epochs=None, race=None, in_turns=False, **_):
+        steps = _passes(method, curves[method if max_epochs == 10 else "short"], race, log, max_epochs)
+        if in_turns:
+            return steps
+        *_, trial = steps
+        return trial
+
+    monkeypatch.setattr(validation, "fit_and_score", fake)
+    config = default_config().replace("validate", windows=[])
+    first = resolve("auto", has_catalog=True).name
+    assert first == "eges"
+    choice = TrialSequence(Walked("slice", None, 1000), config, ["bge", "ges", "eges"], None,
+                           TokenBudget(math.inf, 1000, 1000), fixed=0, cap=10).run()
+    assert log[:3] == [("eges", 1), ("ges", 1), ("bge", 1)]
+    trials = {t.method: t for t in choice.trials}
+    assert len(trials["eges"].curve) == 5 and trials["eges"].dropped
+    assert "below ges's" in trials["bge"].dropped and len(trials["bge"].curve) == 2
+    assert (choice.method, choice.epochs) == ("ges", 6)
+
+
+def test_a_trial_in_turns_counts_only_its_own_time(setup, monkeypatch):
+    """With a clock that moves only between steps (another trial's pass), a trial's rows and seconds stay at
+    zero: what the other trial trained in between is not counted as its training."""
+    import types
+
+    cfg, holdout = setup
+    clock = [0.0]
+    monkeypatch.setattr(select_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    steps = [fit_and_score(holdout, c, "bge", max_epochs=2, patience=0, in_turns=True)
+             for c in (cfg, cfg.replace("train", seed=7))]
+    trials = []
+    for _ in range(2):
+        for s in steps:
+            clock[0] += 100.0  # the other trial's pass
+            trials.append(next(s))
+    assert all(r["train_seconds"] == 0.0 and r["score_seconds"] == 0.0 for t in trials for r in t.curve)
+    assert [t.seconds for t in trials] == [0.0] * 4

@@ -11,7 +11,8 @@ import pytest
 from eges.config import default_config
 from eges.validation import make_holdout, training_walks
 from eges.validation import select as select_module
-from eges.validation.select import Race, Trial, window_pace
+from eges.validation.race import Race, window_pace
+from eges.validation.select import Trial
 from eges.validation.variants import Variant, try_variants, window_trial
 from test_validation_select import _log as ring_log
 

@@ -170,7 +170,7 @@ def validate_stage(ctx: StageContext) -> StageResult:
     # The budget's training without validation reads the walks stage's walks of the whole log (validation.sequence).
     full_pass = walk_tokens(ctx.input_path(WALKS))
     cap = passes_cap(config, fixed, full_pass)
-    budget = selection_budget(config, len(methods), fixed, cap, directed.tokens, full_pass)
+    budget = selection_budget(config, len(methods), fixed, cap, directed.tokens, full_pass, rows_in)
     compile_kernel()
     undirected = (lambda: walked(made_undirected(holdout), config)) if tries_direction(ctx.inputs, ctx.config) else None
     choice = TrialSequence(directed, config, methods, side, budget, fixed=fixed, cap=cap, held_out=held_out,

@@ -8,7 +8,7 @@ The method's row in the method table switches the kernel (``Method.attention``) 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from numba import get_num_threads, njit, prange
@@ -146,6 +146,24 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
         arrays = _start_arrays(start, (n_nodes + side.n_values, cfg.dimension), (n_nodes, cfg.dimension),
                                (n_nodes, n_fields + 1))
         return EgesModel(*arrays, side, bool(row.attention), [])
+    model = None
+    # One BLAS thread: the passes alternate with on_epoch's scoring (matrix products), after which OpenBLAS's
+    # threads would spin on the cores the passes need.
+    with one_blas_thread():
+        for epoch, loss, model in train_passes(batches, counts, n_nodes, side, cfg, method, on_tokens, start):
+            if on_epoch and on_epoch(epoch, loss, model):
+                break
+    assert model is not None  # the epochs rule gives at least one pass
+    return model
+
+
+def train_passes(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], counts: np.ndarray, n_nodes: int,
+                 side: SideInfo, cfg: TrainConfig, method: str, on_tokens: Callable[[int], None] | None = None,
+                 start: StartState | None = None) -> Iterator[tuple[int, float, EgesModel]]:
+    """:func:`train_stream`'s passes one at a time: (the pass, its loss, the model so far) after each, so a caller
+    can train several models in turns, a pass each (the validation slice's race). Nothing is held between passes:
+    numba's thread count and the BLAS limit are set for each pass's kernels only."""
+    row = method_of(method)
     cfg = resolve_epochs(cfg, int(np.sum(counts[:n_nodes])))
     rng = np.random.default_rng(cfg.seed)
     dim = cfg.dimension
@@ -167,14 +185,12 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                   alpha=float(cfg.alpha), min_alpha=float(cfg.min_alpha),
                   total_tokens=int(counts.sum()) * cfg.epochs, seed=int(cfg.seed),
                   attention_scale=float(step_scale(cfg.attention_alpha, cfg)))
-    losses = []
+    losses: list[float] = []
     done = 0
-    # One BLAS thread: the passes alternate with on_epoch's scoring (matrix products), after which OpenBLAS's
-    # threads would spin on the cores the passes need.
-    with numba_threads(cfg.threads), one_blas_thread():
-        threads = get_num_threads()
-        for epoch in range(cfg.epochs):
-            loss_sum, tokens = 0.0, 0
+    for epoch in range(cfg.epochs):
+        loss_sum, tokens = 0.0, 0
+        with numba_threads(cfg.threads), one_blas_thread():
+            threads = get_num_threads()
             for b, (values, offsets) in enumerate(batches()):
                 values = np.ascontiguousarray(values, dtype=np.int32)
                 offsets = np.ascontiguousarray(offsets, dtype=np.int64) - offsets[0]
@@ -189,11 +205,9 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                 done += len(values)
                 if on_tokens:
                     on_tokens(len(values))
-            losses.append(loss_sum / max(tokens, 1))
-            if on_epoch and on_epoch(epoch + 1, losses[-1], EgesModel(arrays.table, arrays.context, arrays.attention,
-                                                                      side, bool(row.attention), list(losses))):
-                break
-    return EgesModel(arrays.table, arrays.context, arrays.attention, side, bool(row.attention), losses)
+        losses.append(loss_sum / max(tokens, 1))
+        yield epoch + 1, losses[-1], EgesModel(arrays.table, arrays.context, arrays.attention, side,
+                                               bool(row.attention), list(losses))
 
 
 def _start_arrays(start: StartState, table: tuple[int, ...], context: tuple[int, ...],

@@ -3,9 +3,10 @@
 :func:`fit_and_score` trains one method on the slice's training part (the training graph of :class:`Holdout`,
 walked with the run's walk settings and seed), scores the vectors after every pass (:mod:`eges.validation.score`)
 and stops once ``validate.metric`` has not improved for ``validate.patience`` passes. :func:`choose` picks the
-method whose best pass scores highest and says why in one sentence. With several methods a :class:`Race` stops a
-method early once it trails the methods trained before it (:func:`race_order`). Pure arrays: nothing is read or
-written.
+method whose best pass scores highest and says why in one sentence. With several methods a
+:class:`~eges.validation.race.Race` stops a method early once it cannot win; ``fit_and_score(..., in_turns=True)``
+gives a trial's passes one at a time, so methods race in turns (:func:`eges.validation.race.in_turns`). Pure
+arrays: nothing is read or written.
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eges.blas import one_blas_thread
 from eges.config import Config
-from eges.methods import method_of, resolve
+from eges.methods import method_of
 from eges.side_info.encode import SideInfo
 from eges.side_info.fit import cold_start_vectors, place_from_values, seen_values, value_means
-from eges.train.stream import EgesModel, StartState, behaviour_vectors, train_stream
+from eges.train.stream import EgesModel, StartState, behaviour_vectors, train_passes
 from eges.validation.holdout import Holdout
 from eges.validation.score import metric_value, score_vectors
 from eges.walks.generate import flatten_walks, random_walks_array
+
+if TYPE_CHECKING:
+    from eges.validation.race import Race
 
 #: What ``on_pass`` gets after each scored pass: the curve row ({epoch, loss, hitrate, next_auc, link_auc,
 #: cold_auc, train_seconds, score_seconds}); returning True stops the trial there (a time budget).
@@ -47,7 +52,7 @@ class Trial:
     best: dict[str, float]
     seconds: float
     stopped_early: bool
-    dropped: str = ""  # why a race stopped it (it trailed the methods trained before it), else empty
+    dropped: str = ""  # why a race stopped it (it could not win against its rivals), else empty
 
     @property
     def score(self) -> float:
@@ -89,120 +94,19 @@ def _cold_rows(holdout: Holdout, model: EgesModel, side: SideInfo | None, counts
     return place_from_values(values, side.field_offset, hidden_codes, seen)
 
 
-#: The first pass at which a race may stop a method: after one pass EGES's attention has barely moved, and on the
-#: study's slices it trailed GES by up to 14% (HitRate) and 0.08 (cold AUC) at pass 1 before winning.
-RACE_FROM = 2
-
-
-def _best_so_far(curve: list[dict[str, float]], metric: str) -> tuple[float, float]:
-    """(best metric, best cold AUC) over a curve's passes; NaN where the slice measures nothing."""
-    values = [v for v in (metric_value(r, metric) for r in curve) if v == v]
-    colds = [v for v in (r.get("cold_auc", math.nan) for r in curve) if v == v]
-    return max(values, default=math.nan), max(colds, default=math.nan)
-
-
-@dataclasses.dataclass
-class Race:
-    """Methods trained one after another on the same slice, each compared pass by pass with those before it.
-
-    From pass :data:`RACE_FROM` on, a method stops (it cannot win) when its best metric so far is more than
-    ``margin`` (a share) below the best that a rival reached within as many passes, or when its best cold-start AUC
-    so far is more than ``cold_margin`` below a rival's (with a catalog; choose() bars a method at ``cold_tolerance``,
-    the race waits for twice that). A rival that is itself that far behind on cold start does not lead. Every
-    method's passes are deterministic given the slice, so this is a race pass by pass, run in turn: the first
-    method is never stopped by it. (Unlike :func:`eges.tuning.halving.successive_halving`, which retrains its
-    survivors from scratch for each rung, a method here is only ever continued.)
-
-    ``pace``: the share of a rival's pass that one pass of the raced trial trains; the rivals are read within
-    ``ceil(passes x pace)`` passes. 1 for methods; a narrower skip-gram window trains fewer pairs per pass
-    (:func:`window_pace`), so the window's trial is judged against the reference at as many pairs, not passes.
-
-    ``reach`` (validate.race_reach, 0: off): with the passes the trial may still train (``cap``), it also stops when
-    its best so far, gaining for every pass left what it gained a pass over its last ``reach`` passes, would stay
-    below the score it must beat (a rival's best; its last pass when the verdict reads last passes, ``last_pass``).
-    A learning curve gains less pass after pass, so this is an upper bound of where it ends: it stops a method
-    trailing by less than ``margin`` whose curve has flattened (docs/evaluation.md, "The race's reach").
-    """
-
-    metric: str
-    margin: float
-    cold_margin: float
-    rivals: list[Trial] = dataclasses.field(default_factory=list)
-    pace: float = 1.0
-    reach: int = 0
-    last_pass: bool = False
-
-    def trails(self, curve: list[dict[str, float]], cap: int = 0) -> str:
-        """Why a method whose passes so far are ``curve`` cannot win within ``cap`` passes (0: unknown) (empty: it
-        races on)."""
-        passes = len(curve)
-        if not self.margin or passes < RACE_FROM or not self.rivals:
-            return ""
-        return self._behind(curve) or self._out_of_reach(curve, cap)
-
-    def _behind(self, curve: list[dict[str, float]]) -> str:
-        """The margin's rule: too far below a rival's best within as many passes (or on cold start)."""
-        passes = len(curve)
-        mine, my_cold = _best_so_far(curve, self.metric)
-        within = max(1, math.ceil(passes * self.pace - 1e-9))
-        rivals = [(t.method, *_best_so_far(t.curve[:within], self.metric)) for t in self.rivals]
-        colds = [c for _, _, c in rivals if c == c] + ([my_cold] if my_cold == my_cold else [])
-        top_cold = max(colds, default=math.nan)
-        if my_cold == my_cold and my_cold < top_cold - self.cold_margin:
-            return f"cold AUC {my_cold:.4f} after {passes} passes against {top_cold:.4f}"
-        leading = [(v, m) for m, v, c in rivals if v == v and not (c == c and c < top_cold - self.cold_margin)]
-        if mine == mine and leading:
-            value, leader = max(leading)
-            if mine < value * (1 - self.margin):
-                return f"{mine:.4f} after {passes} passes, more than {self.margin:.0%} below {leader}'s {value:.4f}"
-        return ""
-
-    def _out_of_reach(self, curve: list[dict[str, float]], cap: int) -> str:
-        """The reach rule: at its recent pace, the curve ends below the score it must beat."""
-        passes, back = len(curve), self.reach
-        if not back or passes <= back or passes >= cap:
-            return ""
-        mine, my_cold = _best_so_far(curve, self.metric)
-        before = _best_so_far(curve[:passes - back], self.metric)[0]
-        wholes = [(t.method, *_best_so_far(t.curve, self.metric)) for t in self.rivals]
-        colds = [c for _, _, c in wholes if c == c] + ([my_cold] if my_cold == my_cold else [])
-        top_cold = max(colds, default=math.nan)
-        # a rival choose() would bar on cold start (cold_tolerance, half the race's cold margin) sets no target
-        targets = [(metric_value(t.curve[-1], self.metric) if self.last_pass else v, m)
-                   for t, (m, v, c) in zip(self.rivals, wholes) if not (c == c and c < top_cold - self.cold_margin / 2)]
-        targets = [(v, m) for v, m in targets if v == v]
-        if mine != mine or before != before or not targets:
-            return ""
-        pace = max(0.0, mine - before) / back
-        reach = mine + pace * (cap - passes)
-        value, leader = max(targets)
-        if reach < value:
-            return (f"{mine:.4f} after {passes} passes, gaining {pace:.4f} a pass: at most {reach:.4f} by pass {cap}, "
-                    f"below {leader}'s {value:.4f}")
-        return ""
-
-
-def window_pace(window: int, reference: int) -> float:
-    """A :class:`Race` pace for a trial at skip-gram ``window`` against one at ``reference``: the trainer shrinks
-    each centre's window to 1..window at random (word2vec's rule), so a pass trains about ``window + 1`` pairs per
-    token. A narrower window is read against the reference's passes of as many pairs; a wider one at as many
-    passes (never stricter than the methods' race)."""
-    return min(1.0, (window + 1) / (reference + 1))
-
-
-def race_order(methods: list[str]) -> list[str]:
-    """The order a race trains ``methods`` in: the method ``auto`` resolves to with a catalog first (it finishes
-    its curve, the others race against it), the side-information methods before those without (BGE's cold items
-    come from value means; it was barred on every catalog log of the study, docs/evaluation.md)."""
-    first = resolve("auto", has_catalog=True).name
-    return sorted(methods, key=lambda m: (m != first, not method_of(m).side_info))
-
-
 #: The later trials of the chosen recipe in the order a token budget funds them: by how often each won on the
 #: 132 selections recorded on the study's logs (benchmarks/replay_budget.py: the direction won 21 of 28 times,
 #: a narrower window 18 of 49, the short schedule 35 of 114). They still run in the stage's order (short schedule, direction, window); a trial runs
 #: only if it fits with the tokens of those ranked above it that are still to run set aside.
 LATER_TRIALS = ("undirected", "window", "short schedule")
+
+
+def absolute_bound(bound_above: float, per_event: float, events: int) -> tuple[float, str]:
+    """The absolute bound of a selection's walk tokens and the setting it comes from: validate.bound_above, or
+    validate.bound_per_event x the log's ``events`` when that is lower (0 per event: none)."""
+    if per_event > 0 and events > 0 and per_event * events < bound_above:
+        return per_event * events, "validate.bound_per_event"
+    return float(bound_above), "validate.bound_above"
 
 
 def token_limit(training: float, multiple: float, bound_above: float) -> float:
@@ -225,7 +129,8 @@ class TokenBudget:
     """Walk tokens a selection may train: its slice passes plus the refit's passes stay within ``limit``
     (:func:`token_limit`). The refit is counted at the most passes any method's best pass so far asks for (after
     the choice, at the chosen passes), and a method goes on only while one more pass and a refit one pass longer
-    still fit. ``limit`` inf: no bound. What the bound stopped is recorded in ``stopped`` (what -> why)."""
+    still fit, with a pass of each other trial racing in turns (``racing``), which each trains before its next.
+    ``limit`` inf: no bound. What the bound stopped is recorded in ``stopped`` (what -> why)."""
 
     limit: float
     slice_pass: int  # walk tokens of one pass over the slice's walks
@@ -235,16 +140,18 @@ class TokenBudget:
     training: int = 0  # the run without validation's walk tokens (what the limit is a multiple of)
     stopped: dict[str, str] = dataclasses.field(default_factory=dict)
     reserved: dict[str, int] = dataclasses.field(default_factory=dict)  # later trials still to run: their tokens
+    racing: dict[str, int] = dataclasses.field(default_factory=dict)  # trials training in turns: passes done
     walk_passes: dict[str, int] = dataclasses.field(default_factory=dict)  # tokens of a pass, by walks (recorded)
+    bound_rule: str = "validate.bound_above"  # the setting the absolute bound came from (the sentence names it)
 
     @classmethod
     def for_run(cls, passes: int, slice_pass: int, refit_pass: int, multiple: float, bound_above: float,
-                refit_passes: int = 0) -> TokenBudget:
+                refit_passes: int = 0, bound_rule: str = "validate.bound_above") -> TokenBudget:
         """The budget of a run whose training without validation is ``passes`` x ``refit_pass`` tokens."""
         training = passes * refit_pass
         return cls(token_limit(training, multiple, bound_above), slice_pass, refit_pass,
                    refit_passes=refit_passes, training=training,
-                   walk_passes={"slice": slice_pass, "refit": refit_pass})
+                   walk_passes={"slice": slice_pass, "refit": refit_pass}, bound_rule=bound_rule)
 
     def fits(self, passes: int, refit_passes: int = 0, tokens: int = 0) -> bool:
         """Whether ``passes`` more slice passes (and ``tokens`` more), and a refit of ``refit_passes`` (at least
@@ -257,6 +164,7 @@ class TokenBudget:
         it once another pass and a refit one pass longer would not fit beside the tokens kept for the later trials
         ranked above ``label``; recorded under ``label`` in ``stopped`` (not at its last pass: it ends there)."""
         values: list[float] = []
+        key = label or f"trial {id(values)}"
 
         def on_pass(row: dict[str, float]) -> bool:
             self.spent += self.slice_pass
@@ -265,7 +173,13 @@ class TokenBudget:
             best = 1 + int(np.argmax(values))
             self.refit_passes = max(self.refit_passes, best)
             kept, kept_for = self.kept_ahead(label, len(values) + 1)
-            full = not self.fits(1, len(values) + 1, kept) and not (most and len(values) >= most)
+            last = bool(most and len(values) >= most)
+            # before its next pass, every other trial racing in turns takes one
+            full = not self.fits(1 + len(self.racing.keys() - {key}), len(values) + 1, kept) and not last
+            if full or last or row.get(ENDS):
+                self.racing.pop(key, None)
+            else:
+                self.racing[key] = len(values)
             if full and label and not row.get(ENDS):  # patience or the race ended it: not the budget's stop
                 self.stopped[label] = (f"stopped after {len(values)} pass(es): one more and a refit of "
                                        f"{max(self.refit_passes, len(values) + 1)} would pass "
@@ -275,14 +189,16 @@ class TokenBudget:
 
         return on_pass
 
-    def untried(self, label: str, passes: int = 1) -> bool:
-        """Records that ``label`` cannot start (``passes`` slice passes and the refit do not fit beside the tokens
-        kept for the later trials ranked above it); True when so."""
+    def untried(self, label: str, passes: int = 1, refit_passes: int = 0) -> bool:
+        """Records that ``label`` cannot start (``passes`` slice passes, and as many in all for each trial racing in
+        turns beside it, at least one more each, and a refit of ``refit_passes``, at least the current, do not fit
+        beside the tokens kept for the later trials ranked above it); True when so."""
         kept, kept_for = self.kept_ahead(label)
-        if self.fits(passes, tokens=kept):
+        passes += sum(max(1, passes - done) for done in self.racing.values())
+        if self.fits(passes, refit_passes, tokens=kept):
             return False
         self.stopped[label] = (f"not tried: {_tokens(self.spent)} walk tokens spent, {passes} pass(es) and a refit of "
-                               f"{self.refit_passes} pass(es) would pass {_tokens(self.limit)}"
+                               f"{max(self.refit_passes, refit_passes)} pass(es) would pass {_tokens(self.limit)}"
                                + (f" ({_tokens(kept)} kept for {', '.join(kept_for)})" if kept else ""))
         return True
 
@@ -324,11 +240,12 @@ class TokenBudget:
                 "slice_pass": self.slice_pass, "refit_pass": self.refit_pass, "walk_passes": dict(self.walk_passes),
                 "stopped": dict(self.stopped)}
 
-    def sentence(self, multiple: float, bound_above: float) -> str:
-        """The choice's sentence's tail: what the budget stopped, and within what ("" when it stopped nothing)."""
+    def sentence(self, multiple: float) -> str:
+        """The choice's sentence's tail: what the budget stopped, and within what ("" when it stopped nothing);
+        ``multiple``: validate.budget's, as the run applies it (0: none)."""
         if not self.stopped:
             return ""
-        rule = "validate.bound_above" if bound_above < multiple * self.training or not multiple else "validate.budget"
+        rule = self.bound_rule if self.limit < multiple * self.training or not multiple else "validate.budget"
         why = (f"; selected within {_tokens(self.limit)} walk tokens ({rule}: "
                f"{self.limit / max(self.training, 1):.2g} x the {_tokens(self.training)} of the training without "
                f"validation), {_tokens(self.spent)} of them on the slice")
@@ -338,8 +255,13 @@ class TokenBudget:
 def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo | None = None,
                   max_epochs: int | None = None, on_pass: PassCallback | None = None,
                   walks: tuple[np.ndarray, np.ndarray] | None = None, patience: int | None = None,
-                  start: StartState | None = None, race: Race | None = None) -> Trial:
+                  start: StartState | None = None, race: Race | None = None,
+                  in_turns: bool = False) -> Trial | Iterator[Trial]:
     """Train ``method`` on the slice's training part, score every pass, stop early; the :class:`Trial`.
+
+    With ``in_turns`` the trial is returned unstarted, as an iterator that trains and scores one pass per step and
+    yields the trial so far (its curve, best pass and stop as of that pass), so that several methods can race in
+    turns (:class:`eges.validation.sequence.TrialSequence`); it ends where the trial ends.
 
     Args:
         holdout: the slice (:func:`eges.validation.holdout.make_holdout`).
@@ -353,12 +275,24 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         walks: the training walks when the caller shares them between methods (default :func:`training_walks`).
         patience: passes without improvement before stopping (default ``validate.patience``; 0 never stops early).
         start: the rows training starts from (a warm start: the parent's rows matched to the slice's items).
-        race: the methods trained before this one; it stops once it trails them (:class:`Race`).
+        race: its rivals; it stops once it trails them (:class:`Race`).
     """
+    if method_of(method).side_info and side is None:
+        raise ValueError(f"method {method} trains on side information: give side")
+    passes = _scored_passes(holdout, config, method, side, max_epochs, on_pass, walks, patience, start, race)
+    if in_turns:
+        return passes
+    with one_blas_thread():  # one limit for every pass and its scoring (see train_stream)
+        *_, trial = passes  # the trial as its last pass left it
+    return trial
+
+
+def _scored_passes(holdout: Holdout, config: Config, method: str, side: SideInfo | None, max_epochs: int | None,
+                   on_pass: PassCallback | None, walks: tuple[np.ndarray, np.ndarray] | None, patience: int | None,
+                   start: StartState | None, race: Race | None) -> Iterator[Trial]:
+    """:func:`fit_and_score`'s passes, one per step (the checks run at the first)."""
     vcfg = config.validate
     row = method_of(method)
-    if row.side_info and side is None:
-        raise ValueError(f"method {method} trains on side information: give side")
     started = time.perf_counter()
     values, offsets = walks if walks is not None else training_walks(holdout, config)
     n = holdout.n_items
@@ -396,10 +330,19 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
         stop = bool(on_pass({**entry, ENDS: True} if ends else entry)) if on_pass is not None else False
         return ends or stop
 
-    train_stream(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, on_epoch=after_pass,
-                 start=start)
-    return Trial(method, vcfg.metric, int(best["epoch"]), curve, dict(best["row"]),
-                 time.perf_counter() - started, bool(state["stopped"]), state["dropped"])
+    trial = Trial(method, vcfg.metric, 0, curve, {}, 0.0, False)
+    steps = train_passes(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, start=start)
+    resumed = started
+    for epoch, loss, model in steps:
+        with one_blas_thread():  # the scoring's products: see train_stream
+            ends = after_pass(epoch, loss, model)
+        trial.best_epochs, trial.best = int(best["epoch"]), dict(best["row"])
+        trial.seconds += time.perf_counter() - resumed  # its own time: in turns, other trials train in between
+        trial.stopped_early, trial.dropped = bool(state["stopped"]), state["dropped"]
+        yield trial
+        resumed = state["clock"] = time.perf_counter()  # the next pass's training starts here
+        if ends:
+            return
 
 
 def _cold(trial: Trial) -> float:

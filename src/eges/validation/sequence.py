@@ -1,5 +1,5 @@
 """The order of the validate stage's trials on the slice, what decides between them, and the token budget that
-funds them: the methods race (:func:`~eges.validation.select.race_order`), :func:`~eges.validation.select.choose`
+funds them: the methods race (:func:`~eges.validation.race.race_order`), :func:`~eges.validation.select.choose`
 picks the winner, then the chosen recipe is trained once more per later trial, in order: the short schedule, the
 graph's direction, the window (:mod:`eges.validation.variants`). Each step reads the curves of the trials before
 it; the budget (:class:`~eges.validation.select.TokenBudget`) says which trials start and where they stop.
@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from eges.config import Config
+from eges.validation.race import RACE_FROM, Race, in_turns, race_order
 from eges.validation.score import metric_value
-from eges.validation.select import Race, TokenBudget, Trial, choose, race_order
+from eges.validation.select import TokenBudget, Trial, absolute_bound, choose
 from eges.validation.variants import DirectionChoice, direction_trial, other_windows, window_trial
 
 
@@ -54,14 +55,16 @@ def budget_multiple(config: Config, methods: int, fixed: int) -> float:
 
 
 def selection_budget(config: Config, methods: int, fixed: int, cap: int, slice_pass: int,
-                     full_pass: int) -> TokenBudget:
+                     full_pass: int, events: int = 0) -> TokenBudget:
     """The budget of a selection among ``methods`` methods whose trials pass over ``slice_pass`` tokens and whose
     refit over ``full_pass`` (the whole log's walks: not the slice's scaled up, which with a catalog also drops the
     hidden cold items and their events). The slice's passes plus the refit stay within :func:`budget_multiple` x
-    the training without validation (``cap`` passes), and within validate.bound_above unless that training alone
-    is above it (select.token_limit)."""
-    return TokenBudget.for_run(cap, slice_pass, full_pass, budget_multiple(config, methods, fixed),
-                               config.validate.bound_above, refit_passes=fixed)
+    the training without validation (``cap`` passes), and within validate.bound_above and validate.bound_per_event
+    x the log's ``events`` (0: not known) unless that training alone is above them (select.token_limit)."""
+    vcfg = config.validate
+    bound, rule = absolute_bound(vcfg.bound_above, vcfg.bound_per_event, events)
+    return TokenBudget.for_run(cap, slice_pass, full_pass, budget_multiple(config, methods, fixed), bound,
+                               refit_passes=fixed, bound_rule=rule)
 
 
 @dataclasses.dataclass
@@ -136,24 +139,32 @@ class TrialSequence:
         return fit_and_score(on.holdout, self.config, method, self.side, walks=on.walks, **kwargs)
 
     def _race_methods(self) -> Race:
-        """Each candidate trained in race order: a method that trails those trained before it stops early (the
-        race); an explicit train.epochs races none. A method the budget cannot start is left untried."""
+        """The candidates race in turns, a pass each (:func:`~eges.validation.race.in_turns`): a method that
+        cannot win stops early; an explicit train.epochs races none. A method the budget cannot start is left
+        untried. Returns the race the later trials race by (its rivals: the methods' trials)."""
         c, vcfg, budget, fixed, cap = self.choice, self.config.validate, self.budget, self.fixed, self.cap
-        race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance, c.trials,
+        race = Race(vcfg.metric, 0.0 if fixed else vcfg.race_margin, 2 * vcfg.cold_tolerance,
                     reach=vcfg.race_reach)
-        for method in race_order(self.methods):
-            if cap == 1 and len(self.methods) == 1:
-                break  # one pass, one method: nothing to choose
-            if budget.untried(method):
+        methods = [] if cap == 1 and len(self.methods) == 1 else race_order(self.methods)  # nothing to choose
+
+        def start(method: str, rivals: Race) -> Any:
+            # A method joining others in the race starts only where it and they can take the race's first passes
+            # (or the fixed passes) and the refit the training without validation would train still fits: where
+            # the budget is little more than that training (a large log), the first method keeps its passes, as it
+            # did racing alone.
+            joins = bool(budget.racing)
+            if budget.untried(method, (fixed or RACE_FROM) if joins else 1, cap if joins else 0):
                 c.untried.append(method)
-                continue
-            c.trials.append(self._fit(self.directed, method, max_epochs=cap, patience=0 if fixed else None,
-                                      race=race, on_pass=budget.tracker(vcfg.metric, method, cap)))
-            trial = c.trials[-1]
-            self.echo(f"  [validate] {method}: best {trial.metric} {trial.score:.4f} at pass {trial.best_epochs} "
-                      f"of {len(trial.curve)}")
+                return None
+            return self._fit(self.directed, method, max_epochs=cap, patience=0 if fixed else None, race=rivals,
+                             on_pass=budget.tracker(vcfg.metric, method, cap), in_turns=True)
+
+        c.trials = in_turns(methods, start, race)
+        for trial in c.trials:
+            self.echo(f"  [validate] {trial.method}: best {trial.metric} {trial.score:.4f} at pass "
+                      f"{trial.best_epochs} of {len(trial.curve)}")
         c.trials.sort(key=lambda t: self.methods.index(t.method))  # ties go to the earlier candidate
-        return race
+        return dataclasses.replace(race, rivals=c.trials)
 
     def _later_trials(self, race: Race) -> None:
         """The winner, then its short schedule, direction and window, each racing the curve it is compared with
@@ -184,8 +195,7 @@ class TrialSequence:
         c.why += self._budget_sentence()
 
     def _budget_sentence(self) -> str:
-        return self.budget.sentence(budget_multiple(self.config, len(self.methods), self.fixed),
-                                    self.config.validate.bound_above)
+        return self.budget.sentence(budget_multiple(self.config, len(self.methods), self.fixed))
 
     def _reserve_later(self, short_tried: bool) -> Walked | None:
         """Set aside in the budget the tokens of the later trials the run will try (at most ``cap`` passes each;

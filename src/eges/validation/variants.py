@@ -1,7 +1,7 @@
 """The chosen recipe tried once more on the slice in other ways: another skip-gram window, the graph made
 undirected. The validate stage (``eges.pipeline.validate_stage``) runs these trials after the method, passes and
 schedule are chosen; both follow one rule (:func:`try_variants`), and each is raced pass by pass against the
-curve it is compared with (:class:`eges.validation.select.Race`), so a trial that cannot win stops early. Pure
+curve it is compared with (:class:`eges.validation.race.Race`), so a trial that cannot win stops early. Pure
 arrays: nothing is read or written."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from eges.config import Config
-from eges.validation.select import PassCallback, Race, window_pace
+from eges.validation.race import Race, window_pace
+from eges.validation.select import PassCallback
 
 #: Gives each variant (by its label) the ``on_pass`` its trial reports to (a token budget's tracker).
 Trackers = Callable[[str], PassCallback]
