@@ -173,6 +173,20 @@ def test_in_turns_each_method_trains_a_pass_per_round_and_the_first_races_too():
     assert template.rivals == []  # each method races through its own copy
 
 
+def test_in_turns_the_first_method_is_stopped_by_the_reach_only():
+    """Movielens' cold-protocol slice: EGES, the favourite, starts slowly (10.4% behind GES at pass 2) and wins by
+    pass 6; the margin does not stop the first method, the reach would once its curve had flattened."""
+    log: list[tuple[str, int]] = []
+    curves = {"eges": [0.185, 0.191, 0.233, 0.242, 0.25, 0.254, 0.25, 0.253], "ges": [0.213, 0.206, 0.185]}
+    trials = in_turns(["eges", "ges"], lambda m, race: _passes(m, curves[m], race, log, 10),
+                      Race("hitrate", 0.1, 0.1, reach=3))
+    eges, ges = trials
+    assert not eges.dropped and len(eges.curve) == 8 and choose(trials)[0] is eges
+    later = in_turns(["ges", "eges"], lambda m, race: _passes(m, curves[m], race, log, 10),
+                     Race("hitrate", 0.1, 0.1, reach=3))[1]
+    assert "more than 10% below ges's 0.2130" in later.dropped  # second in order, the margin stops it
+
+
 def test_in_turns_a_trial_run_whole_races_those_started_before_it_and_none_skips():
     seen = {}
 

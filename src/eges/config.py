@@ -268,7 +268,7 @@ class ValidateConfig:
                           "logs (benchmarks/replay_budget.py --vary race_reach=0,2,3,4), 3 changes one choice (a tie "
                           "on the slice, now the cheaper method) and saves up to 34% of a run's walk tokens; 2 "
                           "changes three (up to 0.7% of the slice's metric): a slice's curve is noisy pass to pass "
-                          "(docs/evaluation.md, 'The race's reach'). 0: off.", min=0, max=1000)
+                          "(docs/evaluation.md, 'Turns, the reach and a bound per event'). 0: off.", min=0, max=1000)
     trial_margin: float = opt(0.05, "The later trials of the chosen recipe (short schedule, graph direction, "
                               "window) race the curve they are compared with by race_margin's rule at this margin "
                               "(a narrower window at as many pairs, not passes). They try one change to a recipe "
@@ -296,14 +296,15 @@ class ValidateConfig:
                            "its run longer (the 10 M-event log trains 380 M); methods, passes and trials that would "
                            "not fit are not tried.", min=0)
     bound_per_event: float = opt(1500.0, "At most this many walk tokens per event of the log (the sessions' "
-                                 "events; an edge list's edges) for the selection plus the refit, below validate.bound_above, with the "
-                                 "same exception: a log whose training alone exceeds it selects within that "
-                                 "training. Binds where the catalog is large beside the behaviour: twenty walks "
-                                 "from every node come to about 100 walk tokens per event a pass on taobao and "
-                                 "diginetica, 1-13 on the other logs, so three trainings are 2,300-2,500 per event "
-                                 "there and at most 370 elsewhere. At 1,500 taobao's default run takes 49 against "
-                                 "66 s with its held-out HitRate@50 at 99.8%; diginetica's within its run-to-run "
-                                 "spread (docs/evaluation.md, 'A bound per event'). 0: none.", min=0)
+                                 "events; an edge list's edges) for the selection plus the refit, below "
+                                 "validate.bound_above, with the same exception: a log whose training alone exceeds "
+                                 "it selects within that training. Binds where the catalog is large beside the "
+                                 "behaviour: twenty walks from every node come to about 100 walk tokens per event a "
+                                 "pass on taobao and diginetica, 1-13 on the other logs, so three trainings are "
+                                 "2,300-2,500 per event there and at most 370 elsewhere. At 1,500 taobao's default "
+                                 "run takes 49 against 66 s, its held-out HitRate@50 99% of the grid's best, "
+                                 "diginetica's 97-107% (docs/evaluation.md, 'Turns, the reach and a bound per "
+                                 "event'). 0: none.", min=0)
     patience: int = opt(2, "Stop after this many passes without improvement, keeping the best pass "
                         "(docs/studies/validation.md).", min=1, max=1000)
     min_delta: float = opt(0.0, "An improvement smaller than this does not count.", min=0, max=1)
