@@ -15,7 +15,9 @@ schedule of a selection made before it existed), ends the sequence, so the bound
 Tokens are the recorded walk tokens (``token_budget``) when recorded; else the slice's directed pass is 1 M and
 the whole log's ``1 / (1 - validate.fraction)`` M (the stage's own ratio), and the undirected walks' length is
 the recorded undirected pass when the direction won, else the direction trial's seconds a pass over the method's
-(clipped to 1-2.5). validate.bound_above is not applied (the old selections have no absolute tokens).
+(clipped to 1-2.5). validate.bound_above is not applied (the old selections have no absolute tokens), and
+validate.bound_per_event only where the tokens are recorded (the log's events, or an edge list's edges).
+A recorded curve that ends before its most passes ends its trial there (the replay has no later pass).
 
     python benchmarks/replay_budget.py [--multiples 1,1.5,2,3,4,0] SELECTION.json ...
     python benchmarks/replay_budget.py --vary race_reach=0,2,3 [--show 1] SELECTION.json ...   # settings compared
@@ -72,7 +74,8 @@ def replayer(curves: dict[Any, dict]) -> Any:
         def passes() -> Any:
             trial = Trial(method, vcfg.metric, 0, [], {}, 0.0, False)
             best_value = -math.inf
-            for row in _rows(doc)[:max_epochs]:
+            rows = _rows(doc)[:max_epochs]
+            for i, row in enumerate(rows):
                 epoch = int(row["epoch"])
                 trial.curve.append(row)
                 value = metric_value(row, vcfg.metric)
@@ -82,7 +85,10 @@ def replayer(curves: dict[Any, dict]) -> Any:
                     trial.stopped_early = True
                 if race is not None and epoch < max_epochs and not trial.stopped_early:
                     trial.dropped = race.trails(trial.curve, max_epochs)
-                ends = trial.stopped_early or bool(trial.dropped)
+                # a recorded curve that ends before max_epochs ended there (patience, the race or a budget): the
+                # replay has no later pass, so the trial says it ends, as the stage's does at its last
+                ran_out = i == len(rows) - 1 and epoch < max_epochs
+                ends = trial.stopped_early or bool(trial.dropped) or ran_out
                 stop = bool(on_pass({**row, ENDS: True} if ends else row)) if on_pass is not None else False
                 yield trial
                 if ends or stop:
@@ -127,6 +133,15 @@ def _passes(selection: dict) -> tuple[int, int]:
     return 1_000_000, int(1_000_000 / (1 - FRACTION))
 
 
+def _rows_in(selection: dict) -> int:
+    """The log's rows as validate.bound_per_event counts them (its events, or an edge list's edges), when the
+    passes are recorded in walk tokens; 0 (no per-event bound) when they are in the 1 M units of older records."""
+    if not ((selection.get("token_budget") or {}).get("walk_passes") or {}).get("refit"):
+        return 0
+    holdout = selection.get("holdout") or {}
+    return int(holdout.get("events") or holdout.get("edges") or 0)
+
+
 def _recorded_curves(selection: dict, cap: int) -> dict[Any, dict]:
     """The recorded trials by the recipe they were trained on, as the replayed ``fit_and_score`` is asked for
     them: (slice, window, method, passes), the slice "slice" (directed) or "undirected"."""
@@ -158,8 +173,7 @@ def simulate(selection: dict, multiple: float, settings: dict[str, Any] | None =
         config = config.replace("validate", **settings)
     methods = [t["method"] for t in selection["trials"]]
     validation.fit_and_score = replayer(_recorded_curves(selection, cap))  # the sequence calls it at call time
-    budget = selection_budget(config, len(methods), fixed, cap, slice_pass, refit_pass,
-                              int((selection.get("holdout") or {}).get("events") or 0))
+    budget = selection_budget(config, len(methods), fixed, cap, slice_pass, refit_pass, _rows_in(selection))
     sym = Walked("undirected", None, int(slice_pass * _pass_ratio(selection)))
     sequence = TrialSequence(Walked("slice", None, slice_pass), config, methods, None, budget, fixed=fixed, cap=cap,
                              undirected=(lambda: sym) if selection.get("direction_trial") else None)

@@ -267,3 +267,74 @@ def test_a_trial_in_turns_counts_only_its_own_time(setup, monkeypatch):
             trials.append(next(s))
     assert all(r["train_seconds"] == 0.0 and r["score_seconds"] == 0.0 for t in trials for r in t.curve)
     assert [t.seconds for t in trials] == [0.0] * 4
+
+
+def _budgeted(monkeypatch, curves, budget, cap, ends_early=False):
+    """Run TrialSequence over scripted ``curves`` (method -> values) whose passes count in ``budget`` (its
+    tracker, as the stage's fit_and_score calls it); ``ends_early``: a curve runs out before ``cap`` without saying
+    it ends (a replay's recorded curve, or a trial that raised)."""
+    import eges.validation as validation
+    from eges.validation.sequence import TrialSequence, Walked
+
+    def fake(holdout, config, method, side=None, max_epochs=None, race=None, in_turns=False, on_pass=None, **_):
+        def steps():
+            for trial in _passes(method, curves[method], race, [], max_epochs):
+                row = trial.curve[-1]
+                last = len(trial.curve) >= max_epochs
+                if on_pass is not None and on_pass(row) and not last:
+                    return
+                yield trial
+
+        return steps() if in_turns else list(steps())[-1]
+
+    monkeypatch.setattr(validation, "fit_and_score", fake)
+    config = default_config().replace("validate", windows=[])
+    return TrialSequence(Walked("slice", None, budget.slice_pass), config, ["bge", "ges", "eges"], None, budget,
+                         fixed=0, cap=cap).run()
+
+
+def test_with_one_pass_the_first_method_starts_only_where_its_pass_and_the_refit_fit(monkeypatch):
+    """cap 1 (the epochs rule's one pass) among several methods: the first method's slice pass and a refit of one
+    pass must fit, or validation would train more than the budget (it trains without validation instead)."""
+    from eges.validation.select import TokenBudget
+
+    curves = {m: [0.3] for m in ("bge", "ges", "eges")}
+    tight = TokenBudget(limit=150, slice_pass=100, refit_pass=100)
+    choice = _budgeted(monkeypatch, curves, tight, cap=1)
+    assert not choice.trials and "eges" in choice.untried and tight.spent == 0
+    room = TokenBudget(limit=200, slice_pass=100, refit_pass=100)
+    choice = _budgeted(monkeypatch, curves, room, cap=1)
+    assert [t.method for t in choice.trials] == ["eges"]
+    assert room.spent + choice.epochs * room.refit_pass <= room.limit
+
+
+def test_a_race_whose_curves_run_out_leaves_no_trial_racing_in_the_budget(monkeypatch):
+    """Curves that end before their most passes without saying so (a replay's recorded curve) leave no entry in
+    TokenBudget.racing, which would keep funding turns nobody takes in the later trials."""
+    from eges.validation.select import TokenBudget
+
+    curves = {"eges": [0.3, 0.31], "ges": [0.3, 0.32], "bge": [0.2, 0.21]}
+    budget = TokenBudget(limit=math.inf, slice_pass=100, refit_pass=100)
+    choice = _budgeted(monkeypatch, curves, budget, cap=10)
+    assert {t.method for t in choice.trials} == {"eges", "ges", "bge"}
+    assert budget.racing == {}
+
+
+def test_the_scoring_between_turns_runs_on_train_threads(setup, monkeypatch):
+    """train.threads bounds the scoring's numba kernels too, not only the passes: in turns, a pass is scored
+    outside the trainer's own thread limit."""
+    import numba
+
+    cfg, holdout = setup
+    seen: list[int] = []
+
+    def fake(holdout, vectors, has, k, cold_vectors=None, cold_has=None, centre=False):
+        seen.append(numba.get_num_threads())
+        return {"hitrate": 0.1 * len(seen), "next_auc": math.nan, "link_auc": math.nan, "cold_auc": math.nan}
+
+    monkeypatch.setattr(select_module, "score_vectors", fake)
+    before = numba.get_num_threads()
+    if before < 2:
+        pytest.skip("one numba thread: nothing to bound")
+    list(fit_and_score(holdout, cfg, "bge", max_epochs=2, patience=0, in_turns=True))
+    assert seen == [1, 1] and numba.get_num_threads() == before

@@ -258,7 +258,8 @@ class ValidateConfig:
     race_margin: float = opt(0.1, "With several methods to choose from (they train in turns, a pass each): from "
                              "the second pass on, a method whose best metric so far is more than this share below "
                              "the best another reached within as many passes (or whose cold-start AUC is more than twice "
-                             "cold_tolerance below) stops there: it cannot win. 0 trains every method to its own early stop. "
+                             "cold_tolerance below) stops there: it cannot win. The first method in race order (the one "
+                             "auto resolves to) is stopped by race_reach only. 0 trains every method to its own early stop. "
                              "On the study's 24 choices among methods 0.1 changed none and cut 28% of the passes "
                              "(docs/evaluation.md).", min=0, max=1)
     race_reach: int = opt(3, "With the race on (validate.race_margin > 0): a method or later trial also stops when its "

@@ -162,7 +162,8 @@ def train_passes(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
                  start: StartState | None = None) -> Iterator[tuple[int, float, EgesModel]]:
     """:func:`train_stream`'s passes one at a time: (the pass, its loss, the model so far) after each, so a caller
     can train several models in turns, a pass each (the validation slice's race). Nothing is held between passes:
-    numba's thread count and the BLAS limit are set for each pass's kernels only."""
+    numba's thread count and the BLAS limit are set for each pass's kernels only. ``cfg.epochs`` 0 resolves by the
+    epochs rule on ``counts`` (a warm ``start`` too); the validation slice passes its most passes instead."""
     row = method_of(method)
     cfg = resolve_epochs(cfg, int(np.sum(counts[:n_nodes])))
     rng = np.random.default_rng(cfg.seed)

@@ -27,7 +27,7 @@ from eges.side_info.fit import cold_start_vectors, place_from_values, seen_value
 from eges.train.stream import EgesModel, StartState, behaviour_vectors, train_passes
 from eges.validation.holdout import Holdout
 from eges.validation.score import metric_value, score_vectors
-from eges.walks.generate import flatten_walks, random_walks_array
+from eges.walks.generate import flatten_walks, numba_threads, random_walks_array
 
 if TYPE_CHECKING:
     from eges.validation.race import Race
@@ -334,7 +334,7 @@ def _scored_passes(holdout: Holdout, config: Config, method: str, side: SideInfo
     steps = train_passes(lambda: iter([(values, offsets)]), counts, n, train_side, cfg, method, start=start)
     resumed = started
     for epoch, loss, model in steps:
-        with one_blas_thread():  # the scoring's products: see train_stream
+        with numba_threads(cfg.threads), one_blas_thread():  # train.threads scores too; BLAS: see train_stream
             ends = after_pass(epoch, loss, model)
         trial.best_epochs, trial.best = int(best["epoch"]), dict(best["row"])
         trial.seconds += time.perf_counter() - resumed  # its own time: in turns, other trials train in between

@@ -69,8 +69,9 @@ def selection_budget(config: Config, methods: int, fixed: int, cap: int, slice_p
 
 @dataclasses.dataclass
 class Selection:
-    """What the slice chose. Each step sets its fields only once its trial is in, so a trial that raises leaves
-    the choice as the steps before it made it (the replay stops at a trial it has no curve for)."""
+    """What the slice chose. Each step sets its fields only once its trials are in, so a trial that raises leaves
+    the choice as the steps before it made it (the replay stops at a trial it has no curve for). The methods'
+    race is one step: a method that raises in it leaves no method chosen."""
 
     method: str
     epochs: int  # the passes the whole log trains
@@ -153,13 +154,16 @@ class TrialSequence:
             # the budget is little more than that training (a large log), the first method keeps its passes, as it
             # did racing alone.
             joins = bool(budget.racing)
-            if budget.untried(method, (fixed or RACE_FROM) if joins else 1, cap if joins else 0):
+            if budget.untried(method, (fixed or RACE_FROM) if joins else 1, cap if joins else 1):
                 c.untried.append(method)
                 return None
             return self._fit(self.directed, method, max_epochs=cap, patience=0 if fixed else None, race=rivals,
                              on_pass=budget.tracker(vcfg.metric, method, cap), in_turns=True)
 
-        c.trials = in_turns(methods, start, race)
+        try:
+            c.trials = in_turns(methods, start, race)
+        finally:  # a trial whose passes ran out (a replay's recorded curve) or raised leaves no turn to take
+            budget.racing.clear()
         for trial in c.trials:
             self.echo(f"  [validate] {trial.method}: best {trial.metric} {trial.score:.4f} at pass "
                       f"{trial.best_epochs} of {len(trial.curve)}")
