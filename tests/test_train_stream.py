@@ -214,3 +214,27 @@ def test_side_alpha_sets_the_value_rows_rate_apart_from_the_item_rows(monkeypatc
     moved = {key: float(np.linalg.norm(runs[key][n:] - parent.table[n:])) for key in (-1.0, 0.025)}
     assert 0 < moved[0.025] < moved[-1.0], moved
     assert stream.side_step_scale(TrainConfig(alpha=0.0, min_alpha=0.0, side_alpha=0.025)) == 1.0  # nothing trains
+
+
+def test_passes_taken_in_turns_train_each_model_as_it_trains_alone():
+    """train_passes' steps are independent models: two of them stepped in turns (the validation slice's race)
+    end where each ends trained alone by train (one thread: the same bits), and no pass is shared."""
+    values, offsets, n, group = planted(per_group=10)
+    side = SideInfo(["group"], group[:, None].astype(np.int32), [[str(g) for g in range(4)]])
+    counts = np.bincount(values, minlength=n)
+    cfgs = {"eges": TrainConfig(dimension=8, epochs=3, threads=1, seed=1),
+            "bge": TrainConfig(dimension=8, epochs=3, threads=1, seed=2)}
+    steps = {m: stream.train_passes(lambda: iter([(values, offsets)]), counts, n, side if m == "eges" else
+                                    SideInfo([], np.zeros((n, 0), np.int32), []), cfg, m)
+             for m, cfg in cfgs.items()}
+    last: dict[str, EgesModel] = {}
+    for _ in range(3):
+        for m, s in steps.items():
+            epoch, _loss, last[m] = next(s)
+    assert epoch == 3 and all(next(s, None) is None for s in steps.values())
+    alone = {"eges": train(values, offsets, n, side, cfgs["eges"], "eges"),
+             "bge": train(values, offsets, n, SideInfo([], np.zeros((n, 0), np.int32), []), cfgs["bge"], "bge")}
+    for m in cfgs:
+        np.testing.assert_array_equal(last[m].table, alone[m].table)
+        np.testing.assert_array_equal(last[m].attention, alone[m].attention)
+        assert last[m].losses == alone[m].losses

@@ -148,8 +148,8 @@ def train_stream(batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
         return EgesModel(*arrays, side, bool(row.attention), [])
     model = None
     # One BLAS thread: the passes alternate with on_epoch's scoring (matrix products), after which OpenBLAS's
-    # threads would spin on the cores the passes need.
-    with one_blas_thread():
+    # threads would spin on the cores the passes need; and train.threads numba threads for that scoring too.
+    with numba_threads(cfg.threads), one_blas_thread():
         for epoch, loss, model in train_passes(batches, counts, n_nodes, side, cfg, method, on_tokens, start):
             if on_epoch and on_epoch(epoch, loss, model):
                 break
