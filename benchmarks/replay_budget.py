@@ -133,6 +133,18 @@ def _passes(selection: dict) -> tuple[int, int]:
     return 1_000_000, int(1_000_000 / (1 - FRACTION))
 
 
+def _replayable(selection: dict) -> bool:
+    """Whether a selection recorded its methods' curves and its most passes (older records did not)."""
+    return bool(selection.get("trials") and selection.get("max_epochs"))
+
+
+def _recorded_choice(selection: dict) -> tuple[Any, ...]:
+    """The choice a selection recorded, as :func:`simulate` gives its own: (method, (passes, schedule),
+    direction, window)."""
+    return (selection["method"], (selection["epochs"], selection.get("schedule_epochs") or selection["max_epochs"]),
+            selection.get("direction", "directed"), selection.get("window") or DEFAULT_WINDOW)
+
+
 def _rows_in(selection: dict) -> int:
     """The log's rows as validate.bound_per_event counts them (its events, or an edge list's edges), when the
     passes are recorded in walk tokens; 0 (no per-event bound) when they are in the 1 M units of older records."""
@@ -218,10 +230,9 @@ def against_recorded(selections: list[tuple[Path, dict]], settings: dict[str, An
     (validate.bound_above as the stage has it, not the replay's none)."""
     same = total = 0
     for path, doc in selections:
-        if not doc.get("trials") or not doc.get("max_epochs"):
+        if not _replayable(doc):
             continue
-        recorded = (doc["method"], (doc["epochs"], doc.get("schedule_epochs") or doc["max_epochs"]),
-                    doc.get("direction", "directed"), doc.get("window") or DEFAULT_WINDOW)
+        recorded = _recorded_choice(doc)
         got = simulate(doc, default_config().validate.budget,
                        {"bound_above": default_config().validate.bound_above, **settings})
         total += 1
@@ -247,30 +258,22 @@ def main() -> None:
                     "selection (budget-stopped ones too: the same multiple)")
     args = ap.parse_args()
     multiples = [float(m) for m in args.multiples.split(",")]
-    selections = []
-    for path in args.selections:
-        doc = json.loads(path.read_text())
-        if (doc.get("token_budget") or {}).get("stopped"):
-            continue  # recorded under a budget that stopped something: its curves are cut
-        if doc.get("trials") and doc.get("max_epochs"):
-            selections.append((path, doc))
+    every = [(path, json.loads(path.read_text())) for path in args.selections]
     if args.recorded:
         defaults = default_config().validate
         settings = {k: type(getattr(defaults, k))(v) for k, v in (a.split("=", 1) for a in args.set)}
-        against_recorded([(p, json.loads(p.read_text())) for p in args.selections], settings)
+        against_recorded(every, settings)
         return
+    every = [(path, doc) for path, doc in every if _replayable(doc)]
     if args.vary:
         key, values = args.vary.split("=", 1)
         kind = type(getattr(default_config().validate, key))
-        every = [(p, json.loads(p.read_text())) for p in args.selections]
-        every = [(p, d) for p, d in every if d.get("trials") and d.get("max_epochs")]
         compare(every, key, [kind(v) for v in values.split(",")], default_config().validate.budget, bool(args.show))
         return
+    # recorded under a budget that stopped something: its curves are cut
+    selections = [(path, doc) for path, doc in every if not (doc.get("token_budget") or {}).get("stopped")]
     base = {path: simulate(doc, 0.0) for path, doc in selections}
-    differ = [path for path, doc in selections
-              if base[path]["choice"] != (doc["method"], (doc["epochs"], doc.get("schedule_epochs") or doc["max_epochs"]),
-                                          doc.get("direction", "directed"),
-                                          doc.get("window") or 5)]
+    differ = [path for path, doc in selections if base[path]["choice"] != _recorded_choice(doc)]
     print(f"{len(selections)} selections; unbounded, the replay differs from the recorded choice on {len(differ)} "
           f"(recorded before a rule of today's stage: the race, the trial margin)\n")
     print("| multiple | choices changed | method | passes (or schedule) | direction | window | slice metric lost > "

@@ -24,6 +24,13 @@ def _best_so_far(curve: list[dict[str, float]], metric: str) -> tuple[float, flo
     return max(values, default=math.nan), max(colds, default=math.nan)
 
 
+def _top_cold(rivals: list[tuple[str, float, float]], my_cold: float) -> float:
+    """The best cold-start AUC among the rivals' (method, best metric, best cold AUC) and the raced trial's own
+    (NaN where none is measured): what a cold margin is read from."""
+    colds = [c for _, _, c in rivals if c == c] + ([my_cold] if my_cold == my_cold else [])
+    return max(colds, default=math.nan)
+
+
 @dataclasses.dataclass
 class Race:
     """One trial's rivals on the same slice (the other methods, in turns; for a later trial the curve it is compared
@@ -73,8 +80,7 @@ class Race:
         mine, my_cold = _best_so_far(curve, self.metric)
         within = max(1, math.ceil(passes * self.pace - 1e-9))
         rivals = [(t.method, *_best_so_far(t.curve[:within], self.metric)) for t in self.rivals]
-        colds = [c for _, _, c in rivals if c == c] + ([my_cold] if my_cold == my_cold else [])
-        top_cold = max(colds, default=math.nan)
+        top_cold = _top_cold(rivals, my_cold)
         if my_cold == my_cold and my_cold < top_cold - self.cold_margin:
             return f"cold AUC {my_cold:.4f} after {passes} passes against {top_cold:.4f}"
         leading = [(v, m) for m, v, c in rivals if v == v and not (c == c and c < top_cold - self.cold_margin)]
@@ -92,8 +98,7 @@ class Race:
         mine, my_cold = _best_so_far(curve, self.metric)
         before = _best_so_far(curve[:passes - back], self.metric)[0]
         wholes = [(t.method, *_best_so_far(t.curve, self.metric)) for t in self.rivals]
-        colds = [c for _, _, c in wholes if c == c] + ([my_cold] if my_cold == my_cold else [])
-        top_cold = max(colds, default=math.nan)
+        top_cold = _top_cold(wholes, my_cold)
         # a rival choose() would bar on cold start (cold_tolerance, half the race's cold margin) sets no target
         targets = [(metric_value(t.curve[-1], self.metric) if self.last_pass else v, m)
                    for t, (m, v, c) in zip(self.rivals, wholes) if not (c == c and c < top_cold - self.cold_margin / 2)]

@@ -282,8 +282,7 @@ def fit_and_score(holdout: Holdout, config: Config, method: str, side: SideInfo 
     passes = _scored_passes(holdout, config, method, side, max_epochs, on_pass, walks, patience, start, race)
     if in_turns:
         return passes
-    with one_blas_thread():  # one limit for every pass and its scoring (see train_stream)
-        *_, trial = passes  # the trial as its last pass left it
+    *_, trial = passes  # the trial as its last pass left it (each pass and its scoring set their own limits)
     return trial
 
 
